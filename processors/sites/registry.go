@@ -1,0 +1,243 @@
+package sites
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"purchasesync/schemas"
+)
+
+// snapshot is immutable once published.
+type snapshot struct {
+	bySite map[string]schemas.Site
+	byShop map[string]string // shop domain → site
+}
+
+// Registry is the in-memory view of sites.v1.
+type Registry struct {
+	cfg     Config
+	brokers []kgo.Opt
+	log     *slog.Logger
+	m       *metrics
+	snap    atomic.Pointer[snapshot]
+	ready   atomic.Bool
+	readyCh chan struct{}
+	changed chan struct{} // closed and replaced on every applied record
+	chMu    chanMu
+}
+
+// New creates a registry. clientOpts are the base Kafka options (seeds,
+// logging); the registry builds its own consumer from them.
+func New(cfg Config, clientOpts []kgo.Opt, reg prometheus.Registerer, log *slog.Logger) (*Registry, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Registry{cfg: cfg, brokers: clientOpts, log: log, m: newMetrics(reg), readyCh: make(chan struct{})}
+	r.snap.Store(&snapshot{bySite: map[string]schemas.Site{}, byShop: map[string]string{}})
+	r.chMu.ch = make(chan struct{})
+	return r, nil
+}
+
+// Ready reports whether the registry has read sites.v1 up to its end as of start.
+func (r *Registry) Ready() bool { return r.ready.Load() }
+
+// WaitReady blocks until Ready or ctx ends.
+func (r *Registry) WaitReady(ctx context.Context) error {
+	select {
+	case <-r.readyCh:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("site registry not loaded: %w", ctx.Err())
+	}
+}
+
+// Get returns a site by slug.
+func (r *Registry) Get(site string) (schemas.Site, bool) {
+	s, ok := r.snap.Load().bySite[site]
+	return s, ok
+}
+
+// ByShop returns the site linked to a shop domain.
+func (r *Registry) ByShop(domain string) (schemas.Site, bool) {
+	snap := r.snap.Load()
+	slug, ok := snap.byShop[domain]
+	if !ok {
+		return schemas.Site{}, false
+	}
+	s, ok := snap.bySite[slug]
+	return s, ok
+}
+
+// All returns every site, sorted by slug.
+func (r *Registry) All() []schemas.Site {
+	snap := r.snap.Load()
+	out := make([]schemas.Site, 0, len(snap.bySite))
+	for _, s := range snap.bySite {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Site < out[j].Site })
+	return out
+}
+
+// Changed returns a channel closed at the next applied change (for writers
+// that wait until their write is visible).
+func (r *Registry) Changed() <-chan struct{} { return r.chMu.get() }
+
+// Run reads sites.v1 from the beginning and follows it until ctx ends.
+func (r *Registry) Run(ctx context.Context) error {
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, r.brokers...),
+		kgo.ConsumeTopics(r.cfg.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(500*time.Millisecond),
+	)...)
+	if err != nil {
+		return fmt.Errorf("sites: cannot create Kafka client: %w", err)
+	}
+	defer cl.Close()
+
+	// The end offsets at start say when the registry has caught up.
+	rctx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
+	ends, err := r.endOffsets(rctx, cl)
+	cancel()
+	if err != nil {
+		return err
+	}
+	pos := map[int32]int64{}
+	caughtUp := func() bool {
+		for p, end := range ends {
+			if pos[p] < end {
+				return false
+			}
+		}
+		return true
+	}
+	if caughtUp() {
+		r.markReady()
+	}
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		for _, fe := range fs.Errors() {
+			if errors.Is(fe.Err, context.Canceled) {
+				return nil
+			}
+			r.log.Warn("sites: fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+		}
+		var recs []*kgo.Record
+		fs.EachRecord(func(rec *kgo.Record) {
+			recs = append(recs, rec)
+			pos[rec.Partition] = rec.Offset + 1
+		})
+		if len(recs) > 0 {
+			r.apply(recs)
+		}
+		if !r.Ready() && caughtUp() {
+			r.markReady()
+		}
+	}
+}
+
+func (r *Registry) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]int64, error) {
+	for {
+		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, r.cfg.Topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil {
+			out := map[int32]int64{}
+			ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+			if len(out) == 0 {
+				err = fmt.Errorf("topic %s has no partitions", r.cfg.Topic)
+			} else {
+				return out, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("sites: cannot read end offsets of %s (is Kafka up and `purchasesync migrate` run?): %w", r.cfg.Topic, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func (r *Registry) markReady() {
+	if r.ready.CompareAndSwap(false, true) {
+		close(r.readyCh)
+		r.log.Info("site registry loaded", "sites", len(r.snap.Load().bySite))
+	}
+}
+
+// apply copies the snapshot once per batch of records.
+func (r *Registry) apply(recs []*kgo.Record) {
+	old := r.snap.Load()
+	next := &snapshot{bySite: make(map[string]schemas.Site, len(old.bySite)+1), byShop: make(map[string]string, len(old.byShop)+1)}
+	for k, v := range old.bySite {
+		next.bySite[k] = v
+	}
+	for _, rec := range recs {
+		r.m.records.Inc()
+		slug := string(rec.Key)
+		if rec.Value == nil {
+			delete(next.bySite, slug)
+			continue
+		}
+		s, err := schemas.UnmarshalSite(rec.Value)
+		if err != nil || s.Site != slug {
+			r.m.invalid.Inc()
+			r.log.Warn("sites: ignoring invalid record", "site", slug, "offset", rec.Offset, "err", err)
+			continue
+		}
+		next.bySite[slug] = s
+	}
+	for slug, s := range next.bySite {
+		next.byShop[s.ShopDomain] = slug
+	}
+	r.snap.Store(next)
+	r.m.sites.Set(float64(len(next.bySite)))
+	r.chMu.broadcast()
+}
+
+// Writer writes site records to sites.v1 with a synchronous produce, so a
+// caller that gets nil knows Kafka holds the record.
+type Writer struct {
+	Client *kgo.Client
+	Topic  string
+}
+
+// Put stores a site record (normalized and validated first).
+func (w Writer) Put(ctx context.Context, s schemas.Site) (schemas.Site, error) {
+	s.Normalize()
+	if err := s.Validate(); err != nil {
+		return schemas.Site{}, err
+	}
+	if s.UpdatedAt.IsZero() {
+		s.UpdatedAt = time.Now().UTC()
+	}
+	b, err := schemas.MarshalSite(s)
+	if err != nil {
+		return schemas.Site{}, fmt.Errorf("cannot encode site: %w", err)
+	}
+	if err := w.Client.ProduceSync(ctx, &kgo.Record{Topic: w.Topic, Key: []byte(s.Site), Value: b}).FirstErr(); err != nil {
+		return schemas.Site{}, fmt.Errorf("cannot write site %s to %s: %w", s.Site, w.Topic, err)
+	}
+	return s, nil
+}
+
+// Delete writes a tombstone for site.
+func (w Writer) Delete(ctx context.Context, site string) error {
+	if err := w.Client.ProduceSync(ctx, &kgo.Record{Topic: w.Topic, Key: []byte(site)}).FirstErr(); err != nil {
+		return fmt.Errorf("cannot delete site %s from %s: %w", site, w.Topic, err)
+	}
+	return nil
+}

@@ -1,0 +1,20 @@
+// Package schemas is the contract between the stages of purchasesync and the
+// tools outside it: topic names, record keys, header names, the typed records
+// that travel between stages, and the pure parsers of the two raw bodies
+// (Shopify's orders/create webhook and the storefront purchase event).
+//
+// Nothing here does I/O. Ingest uses the parsers to validate and derive keys;
+// the join uses the same parsers to compare; so neither stage imports the
+// other. Topic names carry a version suffix (".v1") that is bumped, never
+// edited, when a record changes incompatibly.
+//
+//	topic                     key                  value
+//	shopify.orders.v1         site/order_number    webhook body, byte for byte
+//	storefront.purchases.v1   site/order_number    storefront body, byte for byte
+//	shopify.unrouted.v1       shop domain          signed webhooks that cannot be routed
+//	compliance.v1             shop domain          privacy webhooks
+//	join.state.v1             site/order_number    join state (compacted changelog)
+//	purchases.v1              site/order_number    Purchase (JSON)
+//	discrepancies.v1          site/order_number    Discrepancy (JSON)
+//	sites.v1                  site slug            Site (JSON), compacted
+package schemas

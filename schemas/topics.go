@@ -1,0 +1,64 @@
+package schemas
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Topic names without the deployment prefix. Topics.Name adds the prefix.
+const (
+	TopicShopifyOrders       = "shopify.orders.v1"
+	TopicStorefrontPurchases = "storefront.purchases.v1"
+	TopicShopifyUnrouted     = "shopify.unrouted.v1"
+	TopicCompliance          = "compliance.v1"
+	TopicJoinState           = "join.state.v1"
+	TopicPurchases           = "purchases.v1"
+	TopicDiscrepancies       = "discrepancies.v1"
+	TopicSites               = "sites.v1"
+	// TopicDeadLetter holds records a sink could not load (invalid for the
+	// table); header "reason" says why and "source-topic" where it came from.
+	TopicDeadLetter = "deadletter.v1"
+)
+
+// DefaultTopicPrefix is the prefix every topic name gets unless configured.
+const DefaultTopicPrefix = "purchasesync."
+
+// Header names on the raw topics (DESIGN §2).
+const (
+	HeaderShopDomain  = "shop-domain"
+	HeaderWebhookID   = "webhook-id"
+	HeaderEventID     = "event-id"
+	HeaderTopic       = "topic"
+	HeaderAPIVersion  = "api-version"
+	HeaderTriggeredAt = "triggered-at"
+	HeaderReceivedAt  = "received-at"
+	HeaderSite        = "site"
+	HeaderClientIP    = "client-ip"
+	HeaderUserAgent   = "user-agent"
+	HeaderOrigin      = "origin"
+	HeaderReason      = "reason"
+	// HeaderReconciled marks an order that reconciliation fetched from the
+	// Admin API because its webhook never arrived; the join registers it with
+	// registered_via = reconciliation.
+	HeaderReconciled  = "reconciled"
+	HeaderSourceTopic = "source-topic"
+)
+
+// Topics resolves topic names under one prefix.
+type Topics struct{ Prefix string }
+
+// Name returns the full name of topic t (one of the Topic* constants).
+func (t Topics) Name(topic string) string { return t.Prefix + topic }
+
+// Key builds the record key "site/order_number" used by every keyed topic.
+// Site slugs cannot contain '/', so the first '/' splits the key again.
+func Key(site, orderNumber string) string { return site + "/" + orderNumber }
+
+// SplitKey is the inverse of Key.
+func SplitKey(key string) (site, orderNumber string, err error) {
+	site, orderNumber, ok := strings.Cut(key, "/")
+	if !ok || site == "" || orderNumber == "" {
+		return "", "", fmt.Errorf("malformed key %q: want site/order_number", key)
+	}
+	return site, orderNumber, nil
+}

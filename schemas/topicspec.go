@@ -1,0 +1,30 @@
+package schemas
+
+import "time"
+
+// TopicSpec is how `purchasesync migrate` creates a topic.
+type TopicSpec struct {
+	Name string // without prefix
+	// CoPartitioned topics share one partition count, so that both events of
+	// a purchase (and its join state) land in the same partition number.
+	CoPartitioned bool
+	Compacted     bool
+	Retention     time.Duration // 0 = broker default; ignored for compacted topics
+}
+
+// TopicSpecs lists every topic of DESIGN §2.
+func TopicSpecs() []TopicSpec {
+	// Raw topics keep 30 days: longer than any outage we would replay over,
+	// and replay (purchasesync replay) reads them from a point in time.
+	return []TopicSpec{
+		{Name: TopicShopifyOrders, CoPartitioned: true, Retention: 30 * 24 * time.Hour},
+		{Name: TopicStorefrontPurchases, CoPartitioned: true, Retention: 30 * 24 * time.Hour},
+		{Name: TopicJoinState, CoPartitioned: true, Compacted: true},
+		{Name: TopicPurchases, CoPartitioned: true, Retention: 30 * 24 * time.Hour},
+		{Name: TopicDiscrepancies, CoPartitioned: true, Retention: 30 * 24 * time.Hour},
+		{Name: TopicShopifyUnrouted, Retention: 30 * 24 * time.Hour},
+		{Name: TopicCompliance, Retention: 90 * 24 * time.Hour},
+		{Name: TopicDeadLetter, Retention: 30 * 24 * time.Hour},
+		{Name: TopicSites, Compacted: true},
+	}
+}
