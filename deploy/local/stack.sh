@@ -56,8 +56,9 @@ PROM_READY_TIMEOUT=60
 STOP_TIMEOUT=30
 
 # fd 3 keeps the caller's stdout for the PURCHASESYNC_* lines; everything else goes to stderr so that
-# `eval "$(stack.sh up)"` only ever sees assignments. Background services must not inherit fd 3 (or
-# the lock fd 9): a command substitution waits for EOF on its pipe, i.e. for every holder to exit.
+# `eval "$(stack.sh up)"` only ever sees assignments. Background services must not inherit fd 3 (nor
+# the lock fds 8 and 9): a command substitution waits for EOF on its pipe, i.e. for every holder of
+# it to exit, and a lock would stay held for as long as the service runs.
 exec 3>&1 1>&2
 
 log() { printf 'stack: %s\n' "$*" >&2; }
@@ -128,7 +129,7 @@ launch() {
   local svc=$1 workdir=$2 logfile=$3 pid
   shift 3
   mkdir -p "$RUN_DIR"
-  (cd "$workdir" && exec setsid nohup "$@" </dev/null >>"$logfile" 2>&1 3>&- 9>&-) &
+  (cd "$workdir" && exec setsid nohup "$@" </dev/null >>"$logfile" 2>&1 3>&- 8>&- 9>&-) &
   pid=$!
   echo "$pid" >"$RUN_DIR/$svc.pid"
   echo "$pid"
@@ -196,7 +197,8 @@ need_java() {
   v=$("$JAVA" -version 2>&1 | sed -n 's/.*version "\([^"]*\)".*/\1/p' | head -1)
   major=${v%%.*}
   [[ $major == 1 ]] && major=$(echo "$v" | cut -d. -f2) # 1.8.0_x -> 8
-  [[ $major =~ ^[0-9]+$ ]] && ((major >= 17)) ||
+  [[ $major =~ ^[0-9]+$ ]] || major=0
+  ((major >= 17)) ||
     die "Kafka 4.x needs Java 17+, found '${v:-unknown}' ($JAVA): install openjdk-17-jre-headless or newer, or set JAVA_HOME"
 }
 
@@ -230,16 +232,25 @@ kafka_libs_version() {
 # start needs no network (nor mvn) until the pom changes. Downloads into a fresh temp dir and renames
 # it: copy-dependencies never deletes old jars, and a leftover jar of another version on the
 # classpath means NoSuchMethodErrors; an interrupted download must not look complete either.
+# The cache is shared by every state dir (several stacks on other ports may run at once), so the
+# download holds its own lock: without it, two first `up`s would both download, and the second's
+# swap would delete the jars under the first one's broker.
+kafka_libs_ok() { [[ -f $KAFKA_LIBS/.complete && $(<"$KAFKA_LIBS/.complete") == "$1" ]]; }
+
 ensure_kafka_libs() {
   local want tmp
   want="kafka=$(kafka_pom_version) pom-sha256=$(sha256sum "$KAFKA_POM" | cut -d' ' -f1)"
-  if [[ -f $KAFKA_LIBS/.complete && $(<"$KAFKA_LIBS/.complete") == "$want" ]]; then return 0; fi
+  kafka_libs_ok "$want" && return 0
+  mkdir -p "$CACHE_DIR"
+  exec 8>"$CACHE_DIR/.lock"
+  flock -w 600 8 || die "another stack.sh has been downloading into $CACHE_DIR for 10 minutes"
+  if kafka_libs_ok "$want"; then exec 8>&-; return 0; fi # another stack.sh just fetched them
   command -v mvn >/dev/null || die "mvn not found: install Maven (apt-get install maven) to fetch the Kafka jars once"
   log "fetching Kafka $(kafka_pom_version) jars with Maven into $KAFKA_LIBS"
-  mkdir -p "$CACHE_DIR"
   tmp=$(mktemp -d "$CACHE_DIR/kafka-libs.tmp.XXXXXX")
+  # (sed: Debian's mvn prints bare ESC[0m colour resets even in batch mode; pipefail keeps mvn's status.)
   if ! mvn -q -B -Dstyle.color=never -f "$KAFKA_POM" dependency:copy-dependencies \
-    -DoutputDirectory="$tmp" -DincludeScope=runtime >&2; then
+    -DoutputDirectory="$tmp" -DincludeScope=runtime 2>&1 | sed $'s/\e\\[0m//g' >&2; then
     rm -rf "$tmp"
     die "mvn could not fetch the Kafka jars (see above)"
   fi
@@ -251,6 +262,7 @@ ensure_kafka_libs() {
   echo "$want" >"$tmp/.complete"
   rm -rf "$KAFKA_LIBS"
   mv "$tmp" "$KAFKA_LIBS"
+  exec 8>&-
 }
 
 # Cluster id in Kafka's own format (Uuid.randomUuid: 16 random bytes, URL-safe base64, no padding,
@@ -281,14 +293,14 @@ kafka_java_opts() {
   return 0
 }
 
-print_tail() { # print_tail FILE...
-  local f
-  for f in "$@"; do
-    [[ -s $f ]] || continue
-    echo "----- last lines of $f -----" >&2
-    tail -n 40 "$f" >&2
-  done
+print_tail() { # print_tail FILE [BYTE_OFFSET]: the last lines written after BYTE_OFFSET
+  [[ -s $1 ]] && (($(stat -c %s "$1") > ${2:-0})) || return 0
+  echo "----- last lines of $1 -----" >&2
+  tail -c "+$((${2:-0} + 1))" "$1" | tail -n 40 >&2
 }
+
+# Keeps one previous copy of a service's stdout/stderr capture, so a failed start shows only its own lines.
+rotate() { [[ -f $1 ]] && mv -f "$1" "$1.prev"; return 0; }
 
 start_kafka() {
   local pid
@@ -320,10 +332,12 @@ start_kafka() {
   # (controller.quorum.voters), so no --standalone: 4.2+ rejects combining the two.
   if [[ ! -f $KAFKA_DIR/data/meta.properties ]]; then
     log "kafka: formatting storage (cluster id $(<"$cid_file"))"
-    "$JAVA" -Xmx256m "-Dlog4j2.configurationFile=$SCRIPT_DIR/kafka/tools-log4j2.properties" \
+    if ! "$JAVA" -Xmx256m "-Dlog4j2.configurationFile=$SCRIPT_DIR/kafka/tools-log4j2.properties" \
       -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format --ignore-formatted \
-      -t "$(<"$cid_file")" -c "$KAFKA_DIR/server.properties" >&2 ||
+      -t "$(<"$cid_file")" -c "$KAFKA_DIR/server.properties" >"$KAFKA_DIR/logs/format.log" 2>&1; then
+      print_tail "$KAFKA_DIR/logs/format.log"
       die "kafka: storage format failed"
+    fi
   fi
 
   # server.log is appended to across restarts: only lines written after this offset count as
@@ -331,6 +345,7 @@ start_kafka() {
   local offset=0
   [[ -f $KAFKA_DIR/logs/server.log ]] && offset=$(stat -c %s "$KAFKA_DIR/logs/server.log")
 
+  rotate "$KAFKA_DIR/logs/stdout.log"
   kafka_java_opts
   log "kafka: starting $(kafka_libs_version) on 127.0.0.1:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT)"
   pid=$(launch kafka "$KAFKA_DIR" "$KAFKA_DIR/logs/stdout.log" \
@@ -345,7 +360,8 @@ wait_kafka() {
   local pid=$1 offset=$2 start=$SECONDS
   while :; do
     if ! alive "$pid"; then
-      print_tail "$KAFKA_DIR/logs/server.log" "$KAFKA_DIR/logs/stdout.log"
+      print_tail "$KAFKA_DIR/logs/server.log" "$offset"
+      print_tail "$KAFKA_DIR/logs/stdout.log"
       rm -f "$RUN_DIR/kafka.pid"
       die "kafka exited during startup (logs: $KAFKA_DIR/logs)"
     fi
@@ -355,7 +371,8 @@ wait_kafka() {
       return 0
     fi
     if ((SECONDS - start >= KAFKA_READY_TIMEOUT)); then
-      print_tail "$KAFKA_DIR/logs/server.log" "$KAFKA_DIR/logs/stdout.log"
+      print_tail "$KAFKA_DIR/logs/server.log" "$offset"
+      print_tail "$KAFKA_DIR/logs/stdout.log"
       [[ -n $offset ]] && stop_svc kafka # don't leave a half-started broker behind
       die "kafka not ready after ${KAFKA_READY_TIMEOUT}s (logs: $KAFKA_DIR/logs)"
     fi
@@ -401,17 +418,21 @@ start_clickhouse() {
     "$SCRIPT_DIR/clickhouse/config.xml.tmpl" >"$CH_DIR/conf/config.xml"
   cp "$SCRIPT_DIR/clickhouse/users.xml" "$CH_DIR/conf/users.xml"
 
+  rotate "$CH_DIR/logs/stdout.log"
   log "clickhouse: starting on 127.0.0.1:$CH_TCP_PORT (native), :$CH_HTTP_PORT (http)"
   # Foreground mode (no --daemon) so the recorded pid is the server itself.
+  local err_offset=0 # the error log is appended to across restarts (like Kafka's server.log)
+  [[ -f $CH_DIR/logs/clickhouse-server.err.log ]] && err_offset=$(stat -c %s "$CH_DIR/logs/clickhouse-server.err.log")
   pid=$(launch clickhouse "$CH_DIR" "$CH_DIR/logs/stdout.log" "$bin" "--config-file=$CH_DIR/conf/config.xml")
-  wait_clickhouse "$pid" 1
+  wait_clickhouse "$pid" 1 "$err_offset"
 }
 
-wait_clickhouse() { # wait_clickhouse PID STARTED_BY_US
-  local pid=$1 ours=$2 start=$SECONDS
+wait_clickhouse() { # wait_clickhouse PID STARTED_BY_US [ERRLOG_OFFSET]
+  local pid=$1 ours=$2 err_offset=${3:-0} start=$SECONDS
   while :; do
     if ! alive "$pid"; then
-      print_tail "$CH_DIR/logs/clickhouse-server.err.log" "$CH_DIR/logs/stdout.log"
+      print_tail "$CH_DIR/logs/clickhouse-server.err.log" "$err_offset"
+      print_tail "$CH_DIR/logs/stdout.log"
       rm -f "$RUN_DIR/clickhouse.pid"
       die "clickhouse exited during startup (logs: $CH_DIR/logs)"
     fi
@@ -420,7 +441,8 @@ wait_clickhouse() { # wait_clickhouse PID STARTED_BY_US
       return 0
     fi
     if ((SECONDS - start >= CH_READY_TIMEOUT)); then
-      print_tail "$CH_DIR/logs/clickhouse-server.err.log" "$CH_DIR/logs/stdout.log"
+      print_tail "$CH_DIR/logs/clickhouse-server.err.log" "$err_offset"
+      print_tail "$CH_DIR/logs/stdout.log"
       ((ours)) && stop_svc clickhouse
       die "clickhouse not ready after ${CH_READY_TIMEOUT}s (logs: $CH_DIR/logs)"
     fi
@@ -445,6 +467,7 @@ start_prometheus() {
   fi
   require_free_port "$PROM_PORT" PURCHASESYNC_PROMETHEUS_PORT
   mkdir -p "$PROM_DIR/data"
+  rotate "$PROM_DIR/prometheus.log"
   log "prometheus: starting on 127.0.0.1:$PROM_PORT, scraping 127.0.0.1:9464"
   pid=$(launch prometheus "$PROM_DIR" "$PROM_DIR/prometheus.log" "$bin" \
     "--config.file=$SCRIPT_DIR/prometheus/prometheus.yml" \

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"purchasesync/processors/join"
+)
+
+type joinFlags struct {
+	instance      *string
+	group         *string
+	webhookWait   *time.Duration
+	dedupeHorizon *time.Duration
+	tick          *time.Duration
+}
+
+func addJoinFlags(fs *flagSet) *joinFlags {
+	host, _ := os.Hostname()
+	return &joinFlags{
+		instance: fs.String("join.instance", host, "stable, unique name of this join instance; its transactional id is purchasesync-join-<instance>, so a restart fences its predecessor"),
+		group:    fs.String("join.group", "purchasesync-join", "consumer group of the join processors"),
+		webhookWait: fs.Duration("join.webhookWait", 24*time.Hour,
+			"after this long without a webhook, a storefront-registered purchase of a syncing site gets a webhook_missing discrepancy (rule 6)"),
+		dedupeHorizon: fs.Duration("join.dedupeHorizon", 7*24*time.Hour, "decided keys are remembered this long, then dropped (rule 8)"),
+		tick:          fs.Duration("join.tickInterval", 500*time.Millisecond, "how often wall-clock timers (holds, webhook waits) are checked"),
+	}
+}
+
+func (f *joinFlags) build(c *common) (*join.Processor, error) {
+	cfg := join.DefaultConfig(c.topics, *f.instance)
+	cfg.Group = *f.group
+	cfg.WebhookWait, cfg.DedupeHorizon, cfg.TickInterval = *f.webhookWait, *f.dedupeHorizon, *f.tick
+	p, err := join.New(cfg, join.Deps{
+		ClientOpts: c.kafka.baseOpts(c.log, c.reg, "join"),
+		Sites:      c.sites,
+		Registerer: c.stageReg("join"),
+		Logger:     c.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot configure join: %w", err)
+	}
+	return p, nil
+}
+
+func cmdJoin(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := newFlagSet("join", getenv)
+	kf, lf, jf := addKafkaFlags(fs), addLogFlags(fs), addJoinFlags(fs)
+	opsAddr := fs.String("ops.addr", "127.0.0.1:9465", "ops listener (/metrics, /healthz, /readyz)")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	c, err := newCommon(kf, lf, nil)
+	if err != nil {
+		return err
+	}
+	p, err := jf.build(c)
+	if err != nil {
+		return err
+	}
+	ops := &opsServer{addr: *opsAddr, reg: c.reg, log: c.log, ready: c.sitesReady}
+	return runActors(ctx, c.log,
+		actor{"site registry", c.sites.Run},
+		actor{"ops listener", ops.run},
+		actor{"join", func(ctx context.Context) error {
+			if err := c.sites.WaitReady(ctx); err != nil {
+				return nil
+			}
+			return p.Run(ctx)
+		}},
+	)
+}

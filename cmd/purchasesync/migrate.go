@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"purchasesync/schemas/topicadmin"
+)
+
+type migrateFlags struct {
+	partitions  *int
+	replication *int
+	minISR      *int
+}
+
+func addMigrateFlags(fs *flagSet) *migrateFlags {
+	return &migrateFlags{
+		partitions: fs.Int("kafka.partitions", 6,
+			"partitions of the co-partitioned topics (raw inputs, join state, outputs); the join scales out to this many members. Never change it on existing topics"),
+		replication: fs.Int("kafka.replicationFactor", 1, "replication factor of new topics (3 in production)"),
+		minISR:      fs.Int("kafka.minInsyncReplicas", 1, "min.insync.replicas of new topics (2 in production, with acks=all)"),
+	}
+}
+
+// migrateKafka creates the topics of DESIGN §2.
+func (f *migrateFlags) migrateKafka(ctx context.Context, c *common) error {
+	cfg := topicadmin.DefaultConfig()
+	cfg.Topics = c.topics
+	cfg.Partitions = int32(*f.partitions)
+	cfg.ReplicationFactor = int16(*f.replication)
+	cfg.MinInsyncReplicas = *f.minISR
+	cl, err := kgo.NewClient(c.kafka.baseOpts(c.log, nil, "migrate")...)
+	if err != nil {
+		return fmt.Errorf("cannot create Kafka client: %w", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	created, err := topicadmin.Ensure(ctx, kadm.NewClient(cl), cfg)
+	if err != nil {
+		return fmt.Errorf("cannot create topics (is Kafka at -kafka.brokers up?): %w", err)
+	}
+	c.log.Info("kafka topics ready", "created", created)
+	return nil
+}
+
+func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := newFlagSet("migrate", getenv)
+	kf, lf, mf, sf := addKafkaFlags(fs), addLogFlags(fs), addMigrateFlags(fs), addSinkFlags(fs)
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	c, err := newCommon(kf, lf, nil)
+	if err != nil {
+		return err
+	}
+	if err := mf.migrateKafka(ctx, c); err != nil {
+		return err
+	}
+	if err := sf.migrate(ctx, c.log); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "migrations applied")
+	return nil
+}

@@ -1,0 +1,28 @@
+// Package join is the keyed, exactly-once join of Shopify orders/create
+// webhooks (shopify.orders.v1) with storefront purchase events
+// (storefront.purchases.v1), both keyed "site/order_number".
+//
+// Read rules.go first: Decide and Tick are the whole business logic (DESIGN
+// §3), pure functions of (state, event or time) → (state, outputs).
+//
+// The processor around them guarantees:
+//   - Co-partitioning: both raw topics, join.state.v1, purchases.v1 and
+//     discrepancies.v1 have one partition count (checked at start; the
+//     processor refuses to run otherwise) and the group uses the range
+//     balancer, so partition p of both inputs goes to one member.
+//   - Exactly once: input offsets, changelog writes and outputs commit in one
+//     Kafka transaction (franz-go GroupTransactSession, transactional id
+//     stable per instance). An aborted transaction (crash, rebalance) drops
+//     the in-memory state, which is restored from the compacted changelog
+//     join.state.v1 (read_committed) before any input of the partition is
+//     processed again.
+//   - Wall-clock timers: holds and webhook_missing deadlines fire on wall
+//     time, not stream time, so a quiet store does not sit on a webhook-only
+//     purchase; but a hold is never released while the partition's storefront
+//     input is behind the hold's deadline (rule 9).
+//
+// Metrics (prefix purchasesync_join_): decisions_total{outcome},
+// discrepancies_total{field}, held_purchases, state_keys, restore_seconds,
+// restored_keys_total, transaction_seconds, transaction_aborts_total,
+// input_lag_records{topic,partition}, invalid_records_total{topic}.
+package join

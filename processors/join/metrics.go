@@ -1,0 +1,41 @@
+package join
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+type metrics struct {
+	decisions     *prometheus.CounterVec
+	discrepancies *prometheus.CounterVec
+	held          prometheus.Gauge
+	stateKeys     prometheus.Gauge
+	restore       prometheus.Histogram
+	restoredKeys  prometheus.Counter
+	txn           prometheus.Histogram
+	aborts        prometheus.Counter
+	lag           *prometheus.GaugeVec
+	invalid       *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		decisions: f.NewCounterVec(prometheus.CounterOpts{Name: "decisions_total",
+			Help: "Join decisions by outcome (registered_storefront, registered_webhook, registered_reconciliation, matched, matched_late, duplicate, held, webhook_missing, expired)."}, []string{"outcome"}),
+		discrepancies: f.NewCounterVec(prometheus.CounterOpts{Name: "discrepancies_total",
+			Help: "Discrepancies emitted, by field (webhook_missing has field \"none\")."}, []string{"field"}),
+		held:      f.NewGauge(prometheus.GaugeOpts{Name: "held_purchases", Help: "Webhook purchases waiting for their storefront event (rule 3)."}),
+		stateKeys: f.NewGauge(prometheus.GaugeOpts{Name: "state_keys", Help: "Keys held in join state on this instance."}),
+		restore: f.NewHistogram(prometheus.HistogramOpts{Name: "restore_seconds", Help: "Time to restore one partition's state from join.state.v1.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 3, 10)}),
+		restoredKeys: f.NewCounter(prometheus.CounterOpts{Name: "restored_keys_total", Help: "Keys restored from join.state.v1."}),
+		txn: f.NewHistogram(prometheus.HistogramOpts{Name: "transaction_seconds", Help: "Time to commit one Kafka transaction (End).",
+			Buckets: prometheus.ExponentialBuckets(0.002, 2, 12)}),
+		aborts: f.NewCounter(prometheus.CounterOpts{Name: "transaction_aborts_total", Help: "Transactions aborted (rebalance, fencing, produce failure)."}),
+		lag: f.NewGaugeVec(prometheus.GaugeOpts{Name: "input_lag_records",
+			Help: "Records of each input partition not yet processed."}, []string{"topic", "partition"}),
+		invalid: f.NewCounterVec(prometheus.CounterOpts{Name: "invalid_records_total",
+			Help: "Input records that could not be decoded (sent to the dead-letter topic)."}, []string{"topic"}),
+	}
+}

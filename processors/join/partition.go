@@ -1,0 +1,240 @@
+package join
+
+import (
+	"container/heap"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"purchasesync/schemas"
+)
+
+// SiteLookup is what the join needs of the site registry.
+type SiteLookup interface {
+	Get(site string) (schemas.Site, bool)
+}
+
+// partition owns the state of one partition number. One goroutine at a time
+// uses it (the processor's loop), so it has no locks.
+type partition struct {
+	id     int32
+	topics schemas.Topics
+	cfg    Config
+	sites  SiteLookup
+	m      *metrics
+
+	states map[string]*State
+	timers timerHeap
+	held   int
+
+	// Input positions for the watermarks of rule 9: the next offset to read
+	// and the received-at of the last record read, per input.
+	sfNext, whNext int64
+	sfLast, whLast time.Time
+
+	retryLater []timer
+}
+
+func newPartition(id int32, cfg Config, sites SiteLookup, m *metrics) *partition {
+	return &partition{id: id, topics: cfg.Topics, cfg: cfg, sites: sites, m: m, states: map[string]*State{}, sfNext: -1, whNext: -1}
+}
+
+// output is where a partition writes its records (a transaction, or a
+// replay's sink).
+type output func(*kgo.Record)
+
+// restoreRecord applies one join.state.v1 record.
+func (p *partition) restoreRecord(key, value []byte) error {
+	k := string(key)
+	if old, ok := p.states[k]; ok && old.Held != nil {
+		p.held--
+	}
+	if value == nil {
+		delete(p.states, k)
+		return nil
+	}
+	var s State
+	if err := json.Unmarshal(value, &s); err != nil {
+		return fmt.Errorf("cannot decode join state of %s: %w", k, err)
+	}
+	p.states[k] = &s
+	if s.Held != nil {
+		p.held++
+	}
+	return nil
+}
+
+// finishRestore rebuilds the timer index after a restore.
+func (p *partition) finishRestore() {
+	p.timers = p.timers[:0]
+	for k, s := range p.states {
+		if d := s.NextDeadline(); !d.IsZero() {
+			p.timers = append(p.timers, timer{at: d, key: k})
+		}
+	}
+	heap.Init(&p.timers)
+}
+
+func (p *partition) settings(site string) Settings {
+	set := Settings{Grace: schemas.DefaultGrace, WebhookWait: p.cfg.WebhookWait, DedupeHorizon: p.cfg.DedupeHorizon}
+	if s, ok := p.sites.Get(site); ok {
+		set.Grace = time.Duration(s.Grace)
+		set.SyncingEnabled = s.PurchaseSyncing
+	}
+	return set
+}
+
+// handle decodes one input record, decides, and writes the results.
+func (p *partition) handle(rec *kgo.Record, out output) {
+	sfTopic := p.topics.Name(schemas.TopicStorefrontPurchases)
+	ev, err := decodeEvent(rec, sfTopic)
+	if rec.Topic == sfTopic {
+		p.sfNext, p.sfLast = rec.Offset+1, ev.ReceivedAt
+	} else {
+		p.whNext, p.whLast = rec.Offset+1, ev.ReceivedAt
+	}
+	if err != nil {
+		p.m.invalid.WithLabelValues(rec.Topic).Inc()
+		out(&kgo.Record{
+			Topic: p.topics.Name(schemas.TopicDeadLetter), Key: rec.Key, Value: rec.Value,
+			Headers: append(append([]kgo.RecordHeader{}, rec.Headers...),
+				kgo.RecordHeader{Key: schemas.HeaderReason, Value: []byte(err.Error())},
+				kgo.RecordHeader{Key: schemas.HeaderSourceTopic, Value: []byte(rec.Topic)}),
+			// The dead-letter topic is not co-partitioned (one partition by
+			// default) and this client partitions manually.
+			Partition: 0,
+		})
+		return
+	}
+	key := string(rec.Key)
+	p.apply(key, Decide(p.states[key], ev, p.settings(ev.Site)), out)
+}
+
+// tick runs due timers at now with the given input watermarks.
+func (p *partition) tick(now, sfWM, whWM time.Time, out output) {
+	for len(p.timers) > 0 && !p.timers[0].at.After(now) {
+		t := heap.Pop(&p.timers).(timer)
+		s, ok := p.states[t.key]
+		if !ok || !s.NextDeadline().Equal(t.at) {
+			continue // stale timer: the state moved on
+		}
+		d := Tick(s, now, sfWM, whWM, p.settings(s.Site))
+		if !d.StateChanged {
+			// Blocked by a watermark (rule 9): look again at the next tick.
+			p.retryLater = append(p.retryLater, t)
+			continue
+		}
+		p.apply(t.key, d, out)
+	}
+	for _, t := range p.retryLater {
+		heap.Push(&p.timers, t)
+	}
+	p.retryLater = p.retryLater[:0]
+}
+
+func (p *partition) apply(key string, d Decision, out output) {
+	for _, o := range d.Outcomes {
+		p.m.decisions.WithLabelValues(o).Inc()
+	}
+	old := p.states[key]
+	if old != nil && old.Held != nil {
+		p.held--
+	}
+	if d.StateChanged {
+		var value []byte
+		if d.Delete {
+			delete(p.states, key)
+		} else {
+			p.states[key] = d.State
+			b, err := json.Marshal(d.State)
+			if err != nil {
+				panic(fmt.Sprintf("BUG: cannot encode join state: %v", err))
+			}
+			value = b
+			if dl := d.State.NextDeadline(); !dl.IsZero() {
+				heap.Push(&p.timers, timer{at: dl, key: key})
+			}
+		}
+		out(&kgo.Record{Topic: p.topics.Name(schemas.TopicJoinState), Key: []byte(key), Value: value, Partition: p.id})
+	}
+	if s := p.states[key]; s != nil && s.Held != nil {
+		p.held++
+	}
+	for _, pu := range d.Purchases {
+		b, err := schemas.MarshalPurchase(pu)
+		if err != nil {
+			panic(fmt.Sprintf("BUG: cannot encode purchase: %v", err))
+		}
+		out(&kgo.Record{Topic: p.topics.Name(schemas.TopicPurchases), Key: []byte(key), Value: b, Partition: p.id})
+	}
+	for _, x := range d.Discrepancies {
+		b, err := schemas.MarshalDiscrepancy(x)
+		if err != nil {
+			panic(fmt.Sprintf("BUG: cannot encode discrepancy: %v", err))
+		}
+		field := x.Field
+		if field == "" {
+			field = "none"
+		}
+		p.m.discrepancies.WithLabelValues(field).Inc()
+		out(&kgo.Record{Topic: p.topics.Name(schemas.TopicDiscrepancies), Key: []byte(key), Value: b, Partition: p.id})
+	}
+}
+
+// decodeEvent turns a raw record into an Event. The key was computed by
+// ingest with the site's order_key mode, so it is the join key as is.
+func decodeEvent(rec *kgo.Record, storefrontTopic string) (Event, error) {
+	site, orderNumber, err := schemas.SplitKey(string(rec.Key))
+	ev := Event{Site: site, OrderNumber: orderNumber, ReceivedAt: rec.Timestamp.UTC()}
+	var reconciled bool
+	for _, h := range rec.Headers {
+		switch h.Key {
+		case schemas.HeaderReceivedAt:
+			if t, err := time.Parse(time.RFC3339Nano, string(h.Value)); err == nil {
+				ev.ReceivedAt = t.UTC()
+			}
+		case schemas.HeaderClientIP:
+			ev.Meta.ClientIP = string(h.Value)
+		case schemas.HeaderUserAgent:
+			ev.Meta.UserAgent = string(h.Value)
+		case schemas.HeaderReconciled:
+			reconciled, _ = strconv.ParseBool(string(h.Value))
+		}
+	}
+	if err != nil {
+		return ev, err
+	}
+	if rec.Topic == storefrontTopic {
+		ev.Storefront, err = schemas.ParseStorefrontPurchase(rec.Value)
+	} else {
+		ev.Order, err = schemas.ParseShopifyOrder(rec.Value)
+		ev.Reconciled = reconciled
+	}
+	if err != nil {
+		return ev, fmt.Errorf("cannot decode %s record at offset %d: %w", rec.Topic, rec.Offset, err)
+	}
+	return ev, nil
+}
+
+// timer is one pending deadline; the heap may hold stale entries, which
+// tick skips by re-checking the state.
+type timer struct {
+	at  time.Time
+	key string
+}
+
+type timerHeap []timer
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}

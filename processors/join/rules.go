@@ -1,0 +1,271 @@
+package join
+
+// This file is the whole join: read it first. Decide is pure — no Kafka, no
+// clock, no goroutines — so every rule of DESIGN §3 is a table row in
+// rules_test.go. The processor feeds it events and timer ticks and writes
+// what it returns (state to join.state.v1, outputs to purchases.v1 and
+// discrepancies.v1) in one Kafka transaction.
+
+import (
+	"time"
+
+	"purchasesync/schemas"
+)
+
+// Outcomes, counted by purchasesync_join_decisions_total{outcome}.
+const (
+	OutcomeRegisteredStorefront     = "registered_storefront"
+	OutcomeRegisteredWebhook        = "registered_webhook"
+	OutcomeRegisteredReconciliation = "registered_reconciliation"
+	OutcomeMatched                  = "matched"      // webhook after storefront registration, or within the grace
+	OutcomeMatchedLate              = "matched_late" // storefront after a webhook registration
+	OutcomeDuplicate                = "duplicate"
+	OutcomeHeld                     = "held"
+	OutcomeWebhookMissing           = "webhook_missing"
+	OutcomeExpired                  = "expired"
+)
+
+// Settings are the per-site and global knobs the rules read.
+type Settings struct {
+	Grace          time.Duration // per site: how long a webhook waits for its storefront event
+	SyncingEnabled bool          // per site: rule 6 applies only with syncing on
+	WebhookWait    time.Duration // rule 6
+	DedupeHorizon  time.Duration // rule 8
+}
+
+// StorefrontMeta is what ingest recorded about the browser request.
+type StorefrontMeta struct {
+	ClientIP  string
+	UserAgent string
+}
+
+// Event is one input record, decoded. Exactly one of Storefront and Order is set.
+type Event struct {
+	Site        string
+	OrderNumber string
+	ReceivedAt  time.Time // ingest clock (received-at header)
+	Storefront  *schemas.StorefrontPurchase
+	Meta        StorefrontMeta
+	Order       *schemas.ShopifyOrder
+	Reconciled  bool // the order came from reconciliation, not a webhook
+}
+
+// State is everything the join remembers about one key; it is the value of
+// join.state.v1. A nil *State means "nothing known".
+type State struct {
+	Site        string `json:"site"`
+	OrderNumber string `json:"order_number"`
+	// Purchase is the registered purchase as last written to purchases.v1.
+	Purchase *schemas.Purchase `json:"purchase,omitempty"`
+	// Held is the purchase a webhook would register, waiting until
+	// HeldUntil for the storefront event (rule 3).
+	Held      *schemas.Purchase `json:"held,omitempty"`
+	HeldUntil time.Time         `json:"held_until,omitzero"`
+	// The first facts seen from each side; a side seen twice is a repeat.
+	Storefront *Facts `json:"storefront,omitempty"`
+	Shopify    *Facts `json:"shopify,omitempty"`
+	// WebhookDue is when a storefront-registered purchase without a webhook
+	// gets its webhook_missing discrepancy (rule 6); zero when not pending.
+	WebhookDue time.Time `json:"webhook_due,omitzero"`
+	// ExpiresAt is when the decided key is forgotten (rule 8).
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	Repeats   int       `json:"repeats,omitempty"`
+}
+
+// NextDeadline is the earliest time Tick has work for this state.
+func (s *State) NextDeadline() time.Time {
+	var d time.Time
+	for _, t := range []time.Time{s.HeldUntil, s.WebhookDue, s.ExpiresAt} {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	return d
+}
+
+// Decision is what one call of Decide or Tick returns.
+type Decision struct {
+	State         *State // new state; nil with Delete = forget the key
+	Delete        bool
+	StateChanged  bool
+	Purchases     []*schemas.Purchase
+	Discrepancies []*schemas.Discrepancy
+	Outcomes      []string
+}
+
+// Decide applies one event to the key's state (rules 1–5, 7).
+func Decide(prev *State, ev Event, set Settings) Decision {
+	s := clone(prev, ev)
+	d := Decision{State: s, StateChanged: true}
+	switch {
+	case ev.Storefront != nil:
+		decideStorefront(s, ev, set, &d)
+	case ev.Order != nil:
+		decideOrder(s, ev, set, &d)
+	}
+	return d
+}
+
+// Rule 1 (register at once), rule 3 (storefront within the grace of a held
+// webhook), rule 4 (late browser after a webhook registration), rule 5.
+func decideStorefront(s *State, ev Event, set Settings, d *Decision) {
+	if s.Storefront != nil {
+		s.Repeats++
+		d.Outcomes = append(d.Outcomes, OutcomeDuplicate)
+		return
+	}
+	s.Storefront = storefrontFacts(ev.Storefront)
+	switch {
+	case s.Purchase == nil:
+		p := purchaseFromStorefront(s.Site, s.OrderNumber, ev.Storefront, ev.Meta, ev.ReceivedAt)
+		s.Purchase = p
+		d.Outcomes = append(d.Outcomes, OutcomeRegisteredStorefront)
+		if s.Held != nil {
+			// The webhook came first and is still within its grace: the
+			// browser's registration wins; the webhook only confirms it.
+			// One write: version 1, already matched.
+			matchWith(s, s.Held, ev.ReceivedAt, false, d)
+			s.Held, s.HeldUntil = nil, time.Time{}
+			d.Outcomes = append(d.Outcomes, OutcomeMatched)
+		} else if set.SyncingEnabled && set.WebhookWait > 0 {
+			s.WebhookDue = ev.ReceivedAt.Add(set.WebhookWait)
+		}
+		d.Purchases = append(d.Purchases, cp(s.Purchase))
+		s.ExpiresAt = ev.ReceivedAt.Add(set.DedupeHorizon)
+	default:
+		// Registered from a webhook or reconciliation already.
+		s.Purchase = bumped(s.Purchase, ev.ReceivedAt)
+		s.Purchase.Matched = true
+		d.Discrepancies = append(d.Discrepancies, discrepancies(s, ev.ReceivedAt)...)
+		d.Purchases = append(d.Purchases, cp(s.Purchase))
+		d.Outcomes = append(d.Outcomes, OutcomeMatchedLate)
+	}
+}
+
+// Rule 2 (webhook after storefront registration), rule 3 (hold), rule 5, 7.
+func decideOrder(s *State, ev Event, set Settings, d *Decision) {
+	if s.Shopify != nil {
+		s.Repeats++
+		d.Outcomes = append(d.Outcomes, OutcomeDuplicate)
+		return
+	}
+	s.Shopify = shopifyFacts(ev.Order)
+	via := schemas.ViaWebhook
+	if ev.Reconciled {
+		via = schemas.ViaReconciliation
+	}
+	fromShopify := purchaseFromOrder(s.Site, s.OrderNumber, ev.Order, via, ev.ReceivedAt)
+	if s.Purchase != nil {
+		matchWith(s, fromShopify, ev.ReceivedAt, true, d)
+		s.WebhookDue = time.Time{}
+		d.Purchases = append(d.Purchases, cp(s.Purchase))
+		d.Outcomes = append(d.Outcomes, OutcomeMatched)
+		return
+	}
+	s.Held = fromShopify
+	s.HeldUntil = ev.ReceivedAt.Add(set.Grace)
+	d.Outcomes = append(d.Outcomes, OutcomeHeld)
+}
+
+// matchWith marks the registered purchase matched with Shopify's order,
+// records Shopify's identity and test flag (unknown to the browser) and
+// emits one discrepancy per differing field. The registered values
+// themselves never change.
+func matchWith(s *State, shopify *schemas.Purchase, at time.Time, bump bool, d *Decision) {
+	p := cp(s.Purchase)
+	if bump {
+		p = bumped(s.Purchase, at)
+	}
+	p.Matched = true
+	p.ShopifyOrderID = shopify.ShopifyOrderID
+	p.ShopifyOrderName = shopify.ShopifyOrderName
+	p.Test = shopify.Test
+	if p.OrderCreatedAt.IsZero() {
+		p.OrderCreatedAt = shopify.OrderCreatedAt
+	}
+	s.Purchase = p
+	d.Discrepancies = append(d.Discrepancies, discrepancies(s, at)...)
+}
+
+// Tick runs the timers of one key at wall-clock time now (rules 3, 6, 8, 9).
+// storefrontWM and shopifyWM are the partition's input watermarks: the time
+// up to which that input has been read. A hold is never released while the
+// storefront input is behind its deadline (rule 9), and a webhook is never
+// declared missing while the Shopify input is behind.
+func Tick(prev *State, now, storefrontWM, shopifyWM time.Time, set Settings) Decision {
+	if prev == nil {
+		return Decision{}
+	}
+	s := clone(prev, Event{})
+	d := Decision{State: s}
+	if s.Held != nil && !now.Before(s.HeldUntil) && !storefrontWM.Before(s.HeldUntil) {
+		p := s.Held
+		// Deterministic timestamps: a replay of the same input gives the
+		// same ledger, whenever it runs.
+		p.RegisteredAt, p.UpdatedAt, p.Version = s.HeldUntil, s.HeldUntil, 1
+		s.Purchase, s.Held, s.HeldUntil = p, nil, time.Time{}
+		s.ExpiresAt = p.RegisteredAt.Add(set.DedupeHorizon)
+		d.Purchases = append(d.Purchases, cp(p))
+		if p.RegisteredVia == schemas.ViaReconciliation {
+			d.Outcomes = append(d.Outcomes, OutcomeRegisteredReconciliation)
+		} else {
+			d.Outcomes = append(d.Outcomes, OutcomeRegisteredWebhook)
+		}
+		d.StateChanged = true
+	}
+	if !s.WebhookDue.IsZero() && !now.Before(s.WebhookDue) && !shopifyWM.Before(s.WebhookDue) {
+		if s.Shopify == nil && s.Purchase != nil {
+			d.Discrepancies = append(d.Discrepancies, &schemas.Discrepancy{
+				Site: s.Site, OrderNumber: s.OrderNumber, Kind: schemas.KindWebhookMissing,
+				Test: s.Purchase.Test, DetectedAt: s.WebhookDue,
+			})
+			d.Outcomes = append(d.Outcomes, OutcomeWebhookMissing)
+		}
+		s.WebhookDue = time.Time{}
+		d.StateChanged = true
+	}
+	if !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt) && s.Held == nil && s.WebhookDue.IsZero() {
+		d.State, d.Delete, d.StateChanged = nil, true, true
+		d.Outcomes = append(d.Outcomes, OutcomeExpired)
+	}
+	return d
+}
+
+func discrepancies(s *State, at time.Time) []*schemas.Discrepancy {
+	if s.Storefront == nil || s.Shopify == nil {
+		return nil
+	}
+	var out []*schemas.Discrepancy
+	for _, df := range Compare(s.Storefront, s.Shopify) {
+		out = append(out, &schemas.Discrepancy{
+			Site: s.Site, OrderNumber: s.OrderNumber, Kind: schemas.KindFieldMismatch,
+			Field: df.Field, StorefrontValue: df.Storefront, ShopifyValue: df.Shopify,
+			Test: s.Purchase != nil && s.Purchase.Test, DetectedAt: at,
+		})
+	}
+	return out
+}
+
+// bumped returns a copy of p with the next version.
+func bumped(p *schemas.Purchase, at time.Time) *schemas.Purchase {
+	c := cp(p)
+	c.Version++
+	if at.After(c.UpdatedAt) {
+		c.UpdatedAt = at
+	}
+	return c
+}
+
+func cp(p *schemas.Purchase) *schemas.Purchase {
+	c := *p
+	return &c
+}
+
+// clone copies the state shallowly; Decide never mutates what it was given.
+func clone(prev *State, ev Event) *State {
+	if prev == nil {
+		return &State{Site: ev.Site, OrderNumber: ev.OrderNumber}
+	}
+	c := *prev
+	return &c
+}
