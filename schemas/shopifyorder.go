@@ -77,24 +77,24 @@ type ShopifyDiscountCode struct {
 // orders/create webhook body) that purchasesync uses. Ids are kept as exact
 // decimal strings: they can exceed 2^53.
 type ShopifyOrder struct {
-	ID                     FlexString            `json:"id"`
-	Name                   string                `json:"name"`
-	OrderNumber            FlexString            `json:"order_number"`
-	Email                  string                `json:"email"`
-	CreatedAt              string                `json:"created_at"`
-	Currency               string                `json:"currency"`
-	PresentmentCurrency    string                `json:"presentment_currency"`
-	SubtotalPrice          FlexString            `json:"subtotal_price"`
-	SubtotalPriceSet       *MoneySet             `json:"subtotal_price_set"`
-	TotalTaxSet            *MoneySet             `json:"total_tax_set"`
-	TotalDiscountsSet      *MoneySet             `json:"total_discounts_set"`
-	TotalShippingPriceSet  *MoneySet             `json:"total_shipping_price_set"`
-	DiscountCodes          []ShopifyDiscountCode `json:"discount_codes"`
-	LineItems              []ShopifyLineItem     `json:"line_items"`
-	ShippingAddress        *ShopifyAddress       `json:"shipping_address"`
-	Customer               *ShopifyCustomer      `json:"customer"`
-	BrowserIP              string                `json:"browser_ip"`
-	Test                   bool                  `json:"test"`
+	ID                    FlexString            `json:"id"`
+	Name                  string                `json:"name"`
+	OrderNumber           FlexString            `json:"order_number"`
+	Email                 string                `json:"email"`
+	CreatedAt             string                `json:"created_at"`
+	Currency              string                `json:"currency"`
+	PresentmentCurrency   string                `json:"presentment_currency"`
+	SubtotalPrice         FlexString            `json:"subtotal_price"`
+	SubtotalPriceSet      *MoneySet             `json:"subtotal_price_set"`
+	TotalTaxSet           *MoneySet             `json:"total_tax_set"`
+	TotalDiscountsSet     *MoneySet             `json:"total_discounts_set"`
+	TotalShippingPriceSet *MoneySet             `json:"total_shipping_price_set"`
+	DiscountCodes         []ShopifyDiscountCode `json:"discount_codes"`
+	LineItems             []ShopifyLineItem     `json:"line_items"`
+	ShippingAddress       *ShopifyAddress       `json:"shipping_address"`
+	Customer              *ShopifyCustomer      `json:"customer"`
+	BrowserIP             string                `json:"browser_ip"`
+	Test                  bool                  `json:"test"`
 }
 
 // ErrNotJSONObject is returned for a body that is not a JSON object.

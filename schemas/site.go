@@ -57,12 +57,12 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // Site is one record of the compacted site registry sites.v1 (key: Site).
 // Secrets never go here: HMAC secrets and access tokens come from flags/env.
 type Site struct {
-	Site                  string    `json:"site"`
-	ShopDomain            string    `json:"shop_domain"`
-	OrderKey              OrderKey  `json:"order_key"`
-	PurchaseSyncing       bool      `json:"purchase_syncing"`
-	Grace                 Duration  `json:"grace"`
-	WebhookSubscriptionID string    `json:"webhook_subscription_id,omitempty"`
+	Site                  string   `json:"site"`
+	ShopDomain            string   `json:"shop_domain"`
+	OrderKey              OrderKey `json:"order_key"`
+	PurchaseSyncing       bool     `json:"purchase_syncing"`
+	Grace                 Duration `json:"grace"`
+	WebhookSubscriptionID string   `json:"webhook_subscription_id,omitempty"`
 	// CustomDomains are storefront origins (besides the shop domain) allowed
 	// to send storefront events from the browser (CORS).
 	CustomDomains []string  `json:"custom_domains,omitempty"`

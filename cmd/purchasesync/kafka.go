@@ -15,8 +15,8 @@ import (
 // kafkaFlags are the Kafka settings every subcommand shares. This file is the
 // only place []kgo.Opt is built.
 type kafkaFlags struct {
-	brokers *string
-	prefix  *string
+	brokers  *string
+	prefix   *string
 	clientID *string
 }
 

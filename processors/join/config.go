@@ -21,8 +21,8 @@ type Config struct {
 	InstanceID string
 	// SessionTimeout is how long a silent member keeps its partitions.
 	SessionTimeout time.Duration
-	WebhookWait     time.Duration // rule 6
-	DedupeHorizon   time.Duration // rule 8
+	WebhookWait    time.Duration // rule 6
+	DedupeHorizon  time.Duration // rule 8
 	// TickInterval is how often timers are checked and how long a poll waits.
 	TickInterval   time.Duration
 	MaxPollRecords int
