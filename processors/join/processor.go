@@ -203,6 +203,7 @@ func (p *Processor) Run(ctx context.Context) error {
 				return fmt.Errorf("join: cannot commit transaction: %w", err)
 			}
 		}
+		p.log.Debug("join: transaction committed", "records", fs.NumRecords(), "took", time.Since(start).String())
 		p.updateGauges()
 	}
 }
@@ -285,21 +286,17 @@ func (p *Processor) partitionFor(ctx context.Context, id int32) (*partition, err
 func (p *Processor) restore(ctx context.Context, part *partition) error {
 	start := time.Now()
 	topic := p.topic(schemas.TopicJoinState)
-	ends, err := p.adm.ListCommittedOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
+	end, err := p.stableEnd(ctx, topic, part.id)
 	if err != nil {
-		return fmt.Errorf("join: cannot list end offsets of %s: %w", topic, err)
+		return err
 	}
-	end, _ := ends.Lookup(topic, part.id)
 	starts, err := p.adm.ListStartOffsets(ctx, topic)
 	if err != nil {
 		return fmt.Errorf("join: cannot list start offsets of %s: %w", topic, err)
 	}
 	begin, _ := starts.Lookup(topic, part.id)
 	n := 0
-	if end.Offset > begin.Offset {
+	if end > begin.Offset {
 		cl, err := kgo.NewClient(append(append([]kgo.Opt{}, p.deps.ClientOpts...),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part.id: kgo.NewOffset().AtStart()}}),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -310,7 +307,7 @@ func (p *Processor) restore(ctx context.Context, part *partition) error {
 		}
 		defer cl.Close()
 		next := begin.Offset
-		for next < end.Offset {
+		for next < end {
 			fs := cl.PollFetches(ctx)
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -340,6 +337,46 @@ func (p *Processor) restore(ctx context.Context, part *partition) error {
 	p.m.restoredKeys.Add(float64(n))
 	p.log.Info("join: partition restored", "partition", part.id, "records", n, "keys", len(part.states), "held", part.held, "took", time.Since(start).String())
 	return nil
+}
+
+// stableEnd waits until partition id of topic has no transaction in flight
+// (last stable offset = high watermark) and returns that offset. Only the
+// partition's owner writes it, so what is in flight is the previous owner's
+// last transaction: committed with its markers still being written, open
+// and about to be fenced, or abandoned until the transaction timeout.
+// Restoring before it resolves could miss committed state and register a
+// purchase twice.
+func (p *Processor) stableEnd(ctx context.Context, topic string, id int32) (int64, error) {
+	deadline := time.Now().Add(2*p.cfg.TransactionTimeout + 10*time.Second)
+	for {
+		lso, err := p.adm.ListCommittedOffsets(ctx, topic)
+		if err == nil {
+			err = lso.Error()
+		}
+		if err != nil {
+			return 0, fmt.Errorf("join: cannot list stable offsets of %s: %w", topic, err)
+		}
+		hwm, err := p.adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = hwm.Error()
+		}
+		if err != nil {
+			return 0, fmt.Errorf("join: cannot list end offsets of %s: %w", topic, err)
+		}
+		a, _ := lso.Lookup(topic, id)
+		b, _ := hwm.Lookup(topic, id)
+		if a.Offset >= b.Offset {
+			return a.Offset, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("join: %s/%d has had a transaction in flight for too long (stable %d < end %d)", topic, id, a.Offset, b.Offset)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // initPositions sets where the inputs will be read from (the group's
