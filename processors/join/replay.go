@@ -30,8 +30,8 @@ type ReplayConfig struct {
 type ReplaySummary struct {
 	Records       int64
 	Outcomes      map[string]int64
-	Registrations map[string]int64 // by registered_via
-	Discrepancies map[string]int64 // by field ("none" for webhook_missing)
+	Registrations map[string]int64  // by registered_via
+	Discrepancies map[string]int64  // by field ("none" for webhook_missing)
 	Purchases     map[string]string // key → registered_via, for comparisons
 }
 

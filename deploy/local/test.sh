@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The README's second command: every test, on the real local stack.
+#
+#   deploy/local/test.sh [go test flags...]     e.g. deploy/local/test.sh -run Functional ./processors/...
+#
+# Starts Kafka, ClickHouse and Prometheus (deploy/local/stack.sh up), installs the
+# chdb-core wheel (current ClickHouse engine, used to check our SQL on it), then runs
+# `go test` with PURCHASESYNC_FUNCTIONAL_TESTS=1, so a test whose service is missing
+# FAILS instead of skipping. Services this script started are stopped at the end;
+# a stack that was already running is left running.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+
+# Go may be installed but not on a non-login shell's PATH.
+command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
+for tool in go python3; do
+  command -v "$tool" >/dev/null || { echo "test.sh: $tool is not installed (need Go 1.26+ and Python 3)" >&2; exit 1; }
+done
+
+started=0
+if ! bash deploy/local/stack.sh status | grep -q '^kafka: running'; then
+  started=1
+fi
+stop_stack() { if [ "$started" = 1 ]; then bash deploy/local/stack.sh down >&2 || true; fi; }
+trap stop_stack EXIT
+
+t0=$(date +%s)
+env_lines=$(bash deploy/local/stack.sh up --with-prometheus)
+set -a; eval "$env_lines"; set +a
+echo "test.sh: stack ready in $(( $(date +%s) - t0 ))s" >&2
+
+# chdb-core runs the current ClickHouse engine in-process: the schema and analyst
+# SQL are checked against it as well as against the local 18.16 server.
+if ! python3 -c 'import chdb' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check chdb-core >&2 \
+    || { echo "test.sh: cannot install chdb-core from PyPI (pip install chdb-core)" >&2; exit 1; }
+fi
+
+export PURCHASESYNC_FUNCTIONAL_TESTS=1
+args=("$@")
+if [ ${#args[@]} -eq 0 ]; then args=(./...); fi
+go test -count=1 -timeout 40m "${args[@]}"
+echo "test.sh: done in $(( $(date +%s) - t0 ))s" >&2
