@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"purchasesync/ingest/admin"
+	"purchasesync/processors/control"
+	"purchasesync/processors/control/adminapi"
+	"purchasesync/processors/control/compliance"
+	"purchasesync/processors/sites"
+	"purchasesync/schemas"
+)
+
+// controlFlags configure the admin API and the Shopify control plane
+// (DESIGN §6, §7). A process that serves the admin API registers them.
+type controlFlags struct {
+	adminToken        *string
+	apiVersion        *string
+	adminURL          *string
+	accessTokensFile  *string
+	accessTokens      *string
+	publicBaseURL     *string
+	watchdogInterval  *time.Duration
+	reconcileInterval *time.Duration
+	reconcileWindow   *time.Duration
+	reconcileMinAge   *time.Duration
+	maxLookback       *time.Duration
+	reportDir         *string
+}
+
+func addControlFlags(fs *flagSet) *controlFlags {
+	d := control.DefaultConfig("")
+	return &controlFlags{
+		adminToken:       fs.String("admin.token", "", "bearer token of the admin API under /admin/v1/ on the ops listener; empty disables the admin API (503). Prefer the environment: a flag shows in ps"),
+		apiVersion:       fs.String("shopify.apiVersion", adminapi.DefaultAPIVersion, "Shopify Admin API version, pinned (supported for 12 months; bump it deliberately)"),
+		adminURL:         fs.String("shopify.adminURL", adminapi.DefaultURL, "Admin GraphQL endpoint template with {shop} and {version}; override only for tests and fakes"),
+		accessTokensFile: fs.String("shopify.accessTokensFile", "", "JSON file {\"shop.myshopify.com\": \"token\"} of per-shop Admin API access tokens; re-read when it changes. See also -shopify.accessTokens"),
+		accessTokens:     fs.String("shopify.accessTokens", "", "per-shop Admin API access tokens, shop.myshopify.com=token,... or a JSON object; set it through the environment, never on the command line"),
+		publicBaseURL:    fs.String("public.baseURL", "", "public HTTPS base URL of ingest as Shopify reaches it; webhook subscriptions point at it + /webhooks/shopify. Required to enable Purchase Syncing"),
+		watchdogInterval: fs.Duration("watchdog.interval", d.WatchdogInterval,
+			"how often enabled sites' webhook subscriptions are verified and recreated if Shopify removed them; 0 turns the watchdog off (run it in one process only)"),
+		reconcileInterval: fs.Duration("reconcile.interval", d.ReconcileInterval,
+			"how often recent orders are listed through the Admin API to recover those whose webhook never came; 0 turns periodic reconciliation off (run it in one process only)"),
+		reconcileWindow: fs.Duration("reconcile.window", d.ReconcileWindow, "how far back a periodic reconciliation looks. See also -reconcile.minAge"),
+		reconcileMinAge: fs.Duration("reconcile.minAge", d.ReconcileMinAge, "orders younger than this are left to their webhook, which may still be on its way"),
+		maxLookback: fs.Duration("reconcile.maxLookback", d.MaxLookback,
+			"the furthest back any reconciliation looks (also after a subscription gap); this much of shopify.orders.v1 is kept in memory as keys"),
+		reportDir: fs.String("compliance.reportDir", "", "directory for customers/data_request reports (JSON, mode 0600) for the store owner; empty logs counts only"),
+	}
+}
+
+// tokens combines the file and the environment/flag; the file wins for a
+// shop in both, since it is the one a rotation job keeps fresh.
+func (f *controlFlags) tokens() (adminapi.TokenSource, error) {
+	var srcs adminapi.MultiTokens
+	if *f.accessTokensFile != "" {
+		tf, err := adminapi.NewTokenFile(*f.accessTokensFile)
+		if err != nil {
+			return nil, fmt.Errorf("-shopify.accessTokensFile (PURCHASESYNC_SHOPIFY_ACCESSTOKENSFILE): %w", err)
+		}
+		srcs = append(srcs, tf)
+	}
+	if *f.accessTokens != "" {
+		t, err := adminapi.ParseTokens(*f.accessTokens)
+		if err != nil {
+			return nil, fmt.Errorf("-shopify.accessTokens (PURCHASESYNC_SHOPIFY_ACCESSTOKENS): %w", err)
+		}
+		srcs = append(srcs, t)
+	}
+	return srcs, nil
+}
+
+// adminHandler builds the admin API (to mount on the ops listener under
+// /admin/v1/) and the control plane behind its purchase-syncing switch, and
+// returns the actor that runs the watchdog and reconciliation. producer
+// writes sites.v1 and reconciled orders (acks=all); nil makes one that the
+// returned actor closes when it stops. The site registry c.sites must run
+// as its own actor.
+func adminHandler(c *common, f *controlFlags, producer *kgo.Client) (http.Handler, []actor, error) {
+	ownProducer := producer == nil
+	if ownProducer {
+		opts, err := c.kafka.producerOpts(c.log, c.reg, "control", 10*time.Second)
+		if err != nil {
+			return nil, nil, err
+		}
+		if producer, err = kgo.NewClient(opts...); err != nil {
+			return nil, nil, fmt.Errorf("cannot create the control plane's Kafka producer: %w", err)
+		}
+	}
+	closeOwn := func() {
+		if ownProducer {
+			producer.Close()
+		}
+	}
+	tokens, err := f.tokens()
+	if err != nil {
+		closeOwn()
+		return nil, nil, err
+	}
+	acfg := adminapi.DefaultConfig()
+	acfg.APIVersion, acfg.URL = *f.apiVersion, *f.adminURL
+	api, err := adminapi.New(acfg, tokens, c.stageReg("control"), c.log.With("component", "shopify"))
+	if err != nil {
+		closeOwn()
+		return nil, nil, err
+	}
+	ccfg := control.DefaultConfig(c.topics.Name(schemas.TopicShopifyOrders))
+	ccfg.PublicBaseURL = *f.publicBaseURL
+	ccfg.WatchdogInterval, ccfg.ReconcileInterval = *f.watchdogInterval, *f.reconcileInterval
+	ccfg.ReconcileWindow, ccfg.ReconcileMinAge, ccfg.MaxLookback = *f.reconcileWindow, *f.reconcileMinAge, *f.maxLookback
+	writer := sites.Writer{Client: producer, Topic: c.topics.Name(schemas.TopicSites)}
+	svc, err := control.New(ccfg, control.Deps{
+		Sites:        c.sites,
+		Writer:       writer,
+		Shopify:      api,
+		Producer:     producer,
+		ConsumerOpts: c.kafka.baseOpts(c.log, nil, "control"),
+		Registerer:   c.stageReg("control"),
+		Logger:       c.log.With("component", "control"),
+	})
+	if err != nil {
+		closeOwn()
+		return nil, nil, fmt.Errorf("cannot configure the control plane: %w", err)
+	}
+	hcfg := admin.DefaultConfig()
+	hcfg.Token = *f.adminToken
+	h, err := admin.New(hcfg, admin.Deps{
+		Sites: c.sites, Writer: writer, Syncing: svc,
+		Registerer: c.stageReg("admin"), Logger: c.log.With("component", "admin"),
+	})
+	if err != nil {
+		closeOwn()
+		return nil, nil, err
+	}
+	if hcfg.Token == "" {
+		c.log.Warn("admin API disabled: no admin token; set PURCHASESYNC_ADMIN_TOKEN to manage sites")
+	}
+	if ccfg.PublicBaseURL == "" {
+		c.log.Warn("no public base URL: Purchase Syncing cannot be enabled and the watchdog cannot check subscriptions; set PURCHASESYNC_PUBLIC_BASEURL")
+	}
+	run := func(ctx context.Context) error {
+		defer closeOwn()
+		if err := c.sites.WaitReady(ctx); err != nil {
+			return nil // ctx ended before the registry loaded
+		}
+		return svc.Run(ctx)
+	}
+	return h, []actor{{"control plane", run}}, nil
+}
+
+// complianceProcessor builds the privacy-request processor: compliance.v1 →
+// ClickHouse redactions (DESIGN §7). conn must be a connection to the
+// purchasesync database (the sink's tables). Run it in one process: its
+// consumer group shares the topic, so more instances are safe but idle.
+func complianceProcessor(c *common, f *controlFlags, conn driver.Conn) (actor, error) {
+	cfg := compliance.DefaultConfig(c.topics.Name(schemas.TopicCompliance))
+	cfg.ReportDir = *f.reportDir
+	p, err := compliance.New(cfg, compliance.Deps{
+		Conn:         conn,
+		Sites:        c.sites,
+		ConsumerOpts: c.kafka.baseOpts(c.log, nil, "compliance"),
+		Registerer:   c.stageReg("control"),
+		Logger:       c.log.With("component", "compliance"),
+	})
+	if err != nil {
+		return actor{}, fmt.Errorf("cannot configure the compliance processor: %w", err)
+	}
+	return actor{"compliance", func(ctx context.Context) error {
+		if err := c.sites.WaitReady(ctx); err != nil {
+			return nil
+		}
+		return p.Run(ctx)
+	}}, nil
+}

@@ -1,0 +1,330 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"purchasesync/schemas"
+)
+
+const sitesUsage = `usage: purchasesync sites [flags] <action> [site] [flags]
+
+actions:
+  list                      every site
+  get <site>                one site
+  put <site> [record flags] create or replace a site; an existing site keeps
+                            the fields not given (read, change, write back)
+  enable <site>             turn Purchase Syncing on: checks the read_orders
+                            permission, creates the Shopify webhook subscriptions
+  disable <site>            turn it off: deletes the subscriptions
+  delete <site> [-force]    remove the site (refused while syncing is on)
+
+The CLI talks to the admin API of a running process (purchasesync run or
+ingest) over HTTP; it needs the same admin token.
+
+flags:
+`
+
+// cmdSites is the registry CLI: a thin client of the admin API (DESIGN §6).
+func cmdSites(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := newFlagSet("sites", getenv)
+	fs.SetOutput(stdout)
+	adminURL := fs.String("admin.url", "http://127.0.0.1:9464", "base URL of the ops listener serving the admin API")
+	token := fs.String("admin.token", "", "bearer token of the admin API")
+	timeout := fs.Duration("admin.timeout", 60*time.Second, "how long one admin request may take (enable waits for Shopify)")
+	// Output format and record fields are per invocation: they have no
+	// environment twin, so a stray variable can never change a stored record.
+	output := fs.FlagSet.String("o", "table", "output: table (for people) or json")
+	shop := fs.FlagSet.String("shop", "", "put: the shop domain, name.myshopify.com")
+	orderKey := fs.FlagSet.String("order-key", "", "put: order_id (default), order_number or order_name; see DESIGN §1")
+	grace := fs.FlagSet.String("grace", "", "put: how long a webhook-only purchase waits for its storefront event, e.g. 10m")
+	syncing := fs.FlagSet.Bool("syncing", false, "put: the purchase_syncing flag, written directly without any Shopify call (use enable/disable for the Shopify switch)")
+	domains := fs.FlagSet.String("custom-domains", "", "put: comma-separated storefront hosts or origins allowed besides the shop domain (empty string clears)")
+	force := fs.FlagSet.Bool("force", false, "delete: delete even while syncing is on")
+	fs.Usage = func() {
+		io.WriteString(stdout, sitesUsage)
+		fs.PrintDefaults()
+	}
+
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if *output != "table" && *output != "json" {
+		return fmt.Errorf("invalid -o %q: want table or json", *output)
+	}
+	if len(pos) == 0 {
+		fs.Usage()
+		return errors.New("sites: missing action")
+	}
+	action, rest := pos[0], pos[1:]
+	needSite := action != "list"
+	if needSite && len(rest) != 1 || !needSite && len(rest) != 0 {
+		fs.Usage()
+		return fmt.Errorf("sites %s: want %s", action, map[bool]string{true: "exactly one site", false: "no argument"}[needSite])
+	}
+	if *token == "" {
+		return errors.New("sites: no admin token: set -admin.token or PURCHASESYNC_ADMIN_TOKEN (the one the server was started with)")
+	}
+	c := &adminClient{base: strings.TrimSuffix(*adminURL, "/"), token: *token, http: &http.Client{Timeout: *timeout}}
+	p := sitePrinter{w: stdout, json: *output == "json"}
+
+	switch action {
+	case "list":
+		var list struct {
+			Sites []schemas.Site `json:"sites"`
+		}
+		raw, err := c.do(ctx, "GET", "/admin/v1/sites", nil, &list)
+		if err != nil {
+			return err
+		}
+		return p.list(raw, list.Sites)
+	case "get":
+		return c.siteCall(ctx, p, "GET", sitePath(rest[0]), nil)
+	case "put":
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		body, err := c.putBody(ctx, rest[0], set, *shop, *orderKey, *grace, *syncing, *domains)
+		if err != nil {
+			return err
+		}
+		return c.siteCall(ctx, p, "PUT", sitePath(rest[0]), body)
+	case "enable", "disable":
+		return c.siteCall(ctx, p, "POST", sitePath(rest[0])+"/purchase-syncing", map[string]bool{"enabled": action == "enable"})
+	case "delete":
+		path := sitePath(rest[0])
+		if *force {
+			path += "?force=true"
+		}
+		if _, err := c.do(ctx, "DELETE", path, nil, nil); err != nil {
+			return err
+		}
+		if p.json {
+			return p.raw([]byte(fmt.Sprintf(`{"deleted":%q}`, rest[0])))
+		}
+		fmt.Fprintf(stdout, "deleted site %s\n", rest[0])
+		return nil
+	}
+	fs.Usage()
+	return fmt.Errorf("sites: unknown action %q", action)
+}
+
+// parseInterleaved lets flags come before or after the action and site
+// ("sites put a -shop x", "sites -o json list"): the standard flag package
+// stops at the first positional argument.
+func parseInterleaved(fs *flagSet, args []string) ([]string, error) {
+	if err := fs.parse(args); err != nil {
+		return nil, err
+	}
+	var pos []string
+	for rest := fs.Args(); len(rest) > 0; rest = fs.Args() {
+		pos = append(pos, rest[0])
+		if err := fs.FlagSet.Parse(rest[1:]); err != nil {
+			return nil, err
+		}
+	}
+	return pos, nil
+}
+
+func sitePath(site string) string { return "/admin/v1/sites/" + url.PathEscape(site) }
+
+type adminClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// apiError is the admin API's error body.
+type apiError struct {
+	Code  int
+	Msg   string `json:"error"`
+	Field string `json:"field"`
+}
+
+func (e *apiError) Error() string {
+	s := fmt.Sprintf("admin API: %s (HTTP %d)", e.Msg, e.Code)
+	if e.Field != "" {
+		s = fmt.Sprintf("admin API: field %s: %s (HTTP %d)", e.Field, strings.TrimPrefix(e.Msg, e.Field+": "), e.Code)
+	}
+	return s
+}
+
+// do sends one request; out (may be nil) receives the JSON answer, and the
+// raw answer is returned for -o json.
+func (c *adminClient) do(ctx context.Context, method, path string, body, out any) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("cannot encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, fmt.Errorf("cannot build request (check -admin.url / PURCHASESYNC_ADMIN_URL): %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the admin API at %s (is `purchasesync run` up? set -admin.url / PURCHASESYNC_ADMIN_URL): %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the admin API's answer: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		ae := &apiError{Code: resp.StatusCode}
+		if json.Unmarshal(raw, ae) != nil || ae.Msg == "" {
+			ae.Msg = strings.TrimSpace(string(raw))
+		}
+		return nil, ae
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return nil, fmt.Errorf("cannot decode the admin API's answer: %w", err)
+		}
+	}
+	return raw, nil
+}
+
+func (c *adminClient) siteCall(ctx context.Context, p sitePrinter, method, path string, body any) error {
+	var s schemas.Site
+	raw, err := c.do(ctx, method, path, body, &s)
+	if err != nil {
+		return err
+	}
+	return p.site(raw, s)
+}
+
+// putBody starts from the stored record, if any, and applies the flags that
+// were given, so "sites put a -grace 5m" changes only the grace.
+func (c *adminClient) putBody(ctx context.Context, site string, set map[string]bool, shop, orderKey, grace string, syncing bool, domains string) (map[string]any, error) {
+	body := map[string]any{}
+	var cur schemas.Site
+	_, err := c.do(ctx, "GET", sitePath(site), nil, &cur)
+	var ae *apiError
+	switch {
+	case err == nil:
+		body["shop_domain"] = cur.ShopDomain
+		body["order_key"] = cur.OrderKey
+		body["purchase_syncing"] = cur.PurchaseSyncing
+		body["grace"] = time.Duration(cur.Grace).String()
+		if len(cur.CustomDomains) > 0 {
+			body["custom_domains"] = cur.CustomDomains
+		}
+	case errors.As(err, &ae) && ae.Code == http.StatusNotFound:
+		if !set["shop"] {
+			return nil, fmt.Errorf("sites put %s: a new site needs -shop name.myshopify.com", site)
+		}
+	default:
+		return nil, err
+	}
+	if set["shop"] {
+		body["shop_domain"] = shop
+	}
+	if set["order-key"] {
+		body["order_key"] = orderKey
+	}
+	if set["grace"] {
+		body["grace"] = grace
+	}
+	if set["syncing"] {
+		body["purchase_syncing"] = syncing
+	}
+	if set["custom-domains"] {
+		body["custom_domains"] = splitList(domains)
+	}
+	return body, nil
+}
+
+// sitePrinter prints tables for people and the API's JSON for scripts.
+type sitePrinter struct {
+	w    io.Writer
+	json bool
+}
+
+func (p sitePrinter) raw(b []byte) error {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, b, "", "  "); err != nil {
+		return fmt.Errorf("cannot format JSON: %w", err)
+	}
+	buf.WriteByte('\n')
+	_, err := p.w.Write(buf.Bytes())
+	return err
+}
+
+func (p sitePrinter) list(raw []byte, sites []schemas.Site) error {
+	if p.json {
+		return p.raw(raw)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SITE\tSHOP DOMAIN\tORDER KEY\tSYNCING\tGRACE\tSUBSCRIPTION\tUPDATED")
+	for _, s := range sites {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Site, s.ShopDomain, s.OrderKey, onOff(s.PurchaseSyncing),
+			time.Duration(s.Grace), dash(shortGID(s.WebhookSubscriptionID)), s.UpdatedAt.UTC().Format(time.RFC3339))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(sites) == 0 {
+		fmt.Fprintln(p.w, "(no sites; add one with: purchasesync sites put <site> -shop name.myshopify.com)")
+	}
+	return nil
+}
+
+func (p sitePrinter) site(raw []byte, s schemas.Site) error {
+	if p.json {
+		return p.raw(raw)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	for _, kv := range [][2]string{
+		{"site", s.Site},
+		{"shop domain", s.ShopDomain},
+		{"order key", string(s.OrderKey)},
+		{"purchase syncing", onOff(s.PurchaseSyncing)},
+		{"grace", time.Duration(s.Grace).String()},
+		{"webhook subscription", dash(s.WebhookSubscriptionID)},
+		{"custom domains", dash(strings.Join(s.CustomDomains, ", "))},
+		{"updated", s.UpdatedAt.UTC().Format(time.RFC3339)},
+	} {
+		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
+	}
+	return tw.Flush()
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// shortGID keeps a table narrow: gid://shopify/WebhookSubscription/123 → 123.
+func shortGID(gid string) string {
+	if i := strings.LastIndexByte(gid, '/'); i >= 0 {
+		return gid[i+1:]
+	}
+	return gid
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"purchasesync/ingest/admin"
+	"purchasesync/schemas"
+)
+
+// memSites is an in-memory registry (reads see writes at once).
+type memSites struct {
+	mu    sync.Mutex
+	sites map[string]schemas.Site
+	ch    chan struct{}
+}
+
+func (m *memSites) Get(s string) (schemas.Site, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.sites[s]
+	return v, ok
+}
+
+func (m *memSites) All() []schemas.Site {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []schemas.Site
+	for _, s := range m.sites {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Site < out[j].Site })
+	return out
+}
+
+func (m *memSites) Changed() <-chan struct{} { return m.ch }
+
+func (m *memSites) Put(_ context.Context, s schemas.Site) (schemas.Site, error) {
+	s.Normalize()
+	if err := s.Validate(); err != nil {
+		return schemas.Site{}, err
+	}
+	m.mu.Lock()
+	m.sites[s.Site] = s
+	m.mu.Unlock()
+	return s, nil
+}
+
+func (m *memSites) Delete(_ context.Context, s string) error {
+	m.mu.Lock()
+	delete(m.sites, s)
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *memSites) set(ctx context.Context, site string, on bool) (schemas.Site, error) {
+	s, _ := m.Get(site)
+	s.PurchaseSyncing = on
+	s.WebhookSubscriptionID = map[bool]string{true: "gid://shopify/WebhookSubscription/77"}[on]
+	return m.Put(ctx, s)
+}
+func (m *memSites) Enable(ctx context.Context, s string) (schemas.Site, error) {
+	return m.set(ctx, s, true)
+}
+func (m *memSites) Disable(ctx context.Context, s string) (schemas.Site, error) {
+	return m.set(ctx, s, false)
+}
+
+func TestSitesCLI(t *testing.T) {
+	reg := &memSites{sites: map[string]schemas.Site{}, ch: make(chan struct{})}
+	cfg := admin.DefaultConfig()
+	cfg.Token = "tok"
+	h, err := admin.New(cfg, admin.Deps{Sites: reg, Writer: reg, Syncing: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	env := map[string]string{"PURCHASESYNC_ADMIN_URL": srv.URL, "PURCHASESYNC_ADMIN_TOKEN": "tok"}
+	sites := func(args ...string) (string, error) {
+		t.Helper()
+		var out bytes.Buffer
+		err := cmdSites(context.Background(), args, func(k string) string { return env[k] }, &out)
+		return out.String(), err
+	}
+
+	if _, err := sites("put", "shop-a", "-grace", "5m"); err == nil || !strings.Contains(err.Error(), "-shop") {
+		t.Errorf("new site without -shop: %v", err)
+	}
+	out, err := sites("put", "shop-a", "-shop", "shop-a.myshopify.com", "-order-key", "order_number")
+	if err != nil || !strings.Contains(out, "shop-a.myshopify.com") || !strings.Contains(out, "order_number") {
+		t.Fatalf("put: %v\n%s", err, out)
+	}
+	// A partial put keeps the other fields.
+	if _, err := sites("-o", "json", "put", "shop-a", "-grace", "5m"); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := reg.Get("shop-a"); s.ShopDomain != "shop-a.myshopify.com" || s.OrderKey != schemas.OrderKeyNumber || s.Grace != schemas.Duration(300e9) {
+		t.Errorf("after partial put: %+v", s)
+	}
+	if _, err := sites("put", "shop-a", "-grace", "forever"); err == nil || !strings.Contains(err.Error(), "field grace") {
+		t.Errorf("bad grace: %v, want the field named", err)
+	}
+
+	out, err = sites("list")
+	if err != nil || !strings.Contains(out, "SITE") || !strings.Contains(out, "shop-a") || !strings.Contains(out, "off") {
+		t.Errorf("list table: %v\n%s", err, out)
+	}
+	out, err = sites("list", "-o", "json")
+	var list struct{ Sites []schemas.Site }
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list.Sites) != 1 {
+		t.Errorf("list json: %v\n%s", err, out)
+	}
+
+	out, err = sites("enable", "shop-a")
+	if err != nil || !strings.Contains(out, "purchase syncing:") || !strings.Contains(out, "on") || !strings.Contains(out, "WebhookSubscription/77") {
+		t.Errorf("enable: %v\n%s", err, out)
+	}
+	if _, err := sites("delete", "shop-a"); err == nil || !strings.Contains(err.Error(), "HTTP 409") {
+		t.Errorf("delete while syncing: %v, want 409", err)
+	}
+	if out, err := sites("disable", "shop-a", "-o", "json"); err != nil || !strings.Contains(out, `"purchase_syncing": false`) {
+		t.Errorf("disable: %v\n%s", err, out)
+	}
+	if _, err := sites("delete", "shop-a"); err != nil {
+		t.Errorf("delete: %v", err)
+	}
+	if _, err := sites("get", "shop-a"); err == nil || !strings.Contains(err.Error(), "HTTP 404") {
+		t.Errorf("get deleted: %v", err)
+	}
+
+	if _, err := sites("frobnicate", "x"); err == nil {
+		t.Error("unknown action accepted")
+	}
+	if _, err := sites("get"); err == nil {
+		t.Error("get without a site accepted")
+	}
+	env["PURCHASESYNC_ADMIN_TOKEN"] = "wrong"
+	if _, err := sites("list"); err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Errorf("wrong token: %v", err)
+	}
+	delete(env, "PURCHASESYNC_ADMIN_TOKEN")
+	if _, err := sites("list"); err == nil || !strings.Contains(err.Error(), "PURCHASESYNC_ADMIN_TOKEN") {
+		t.Errorf("no token: %v", err)
+	}
+	env["PURCHASESYNC_ADMIN_TOKEN"] = "tok"
+	env["PURCHASESYNC_ADMIN_URL"] = "http://127.0.0.1:1"
+	if _, err := sites("list"); err == nil || !strings.Contains(err.Error(), "-admin.url") {
+		t.Errorf("unreachable: %v", err)
+	}
+}
+
+func TestAdminHandlerWiring(t *testing.T) {
+	env := map[string]string{
+		"PURCHASESYNC_KAFKA_BROKERS":        "127.0.0.1:1", // never dialled in this test
+		"PURCHASESYNC_SHOPIFY_ACCESSTOKENS": "a.myshopify.com=secret-token",
+		"PURCHASESYNC_PUBLIC_BASEURL":       "https://hooks.example.com",
+	}
+	build := func() (http.Handler, []actor, error) {
+		fs := newFlagSet("test", func(k string) string { return env[k] })
+		kf, lf, cf := addKafkaFlags(fs), addLogFlags(fs), addControlFlags(fs)
+		if err := fs.parse(nil); err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		c, err := newCommon(kf, lf, &logs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, actors, err := adminHandler(c, cf, nil)
+		if strings.Contains(logs.String(), "secret-token") {
+			t.Errorf("logs contain the access token: %s", logs.String())
+		}
+		return h, actors, err
+	}
+	h, actors, err := build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(actors) != 1 {
+		t.Fatalf("%d actors, want the control plane", len(actors))
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/admin/v1/sites", nil))
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "PURCHASESYNC_ADMIN_TOKEN") {
+		t.Errorf("without a token: %d %s", rec.Code, rec.Body)
+	}
+	// The actor owns the producer it made: running it with a cancelled
+	// context returns and closes it.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := actors[0].run(ctx); err != nil {
+		t.Errorf("control actor on a cancelled context: %v", err)
+	}
+
+	env["PURCHASESYNC_ADMIN_TOKEN"] = "t"
+	if h, _, err = build(); err != nil {
+		t.Fatal(err)
+	}
+	rec = httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/admin/v1/sites", nil)
+	req.Header.Set("Authorization", "Bearer t")
+	h.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Errorf("with the token: %d %s", rec.Code, rec.Body)
+	}
+
+	env["PURCHASESYNC_SHOPIFY_ACCESSTOKENS"] = "no-equals-sign"
+	if _, _, err := build(); err == nil || !strings.Contains(err.Error(), "PURCHASESYNC_SHOPIFY_ACCESSTOKENS") {
+		t.Errorf("bad tokens: %v, want the variable named", err)
+	}
+	env["PURCHASESYNC_SHOPIFY_ACCESSTOKENS"] = ""
+	env["PURCHASESYNC_SHOPIFY_APIVERSION"] = "2025-13"
+	if _, _, err := build(); err == nil || !strings.Contains(err.Error(), "-shopify.apiVersion") {
+		t.Errorf("bad version: %v, want the flag named", err)
+	}
+}

@@ -1,0 +1,441 @@
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"purchasesync/schemas"
+)
+
+// SiteReader is the live view of sites.v1 (processors/sites.Registry).
+type SiteReader interface {
+	Get(site string) (schemas.Site, bool)
+	// All returns every site, sorted by slug.
+	All() []schemas.Site
+	// Changed returns a channel closed at the next applied change.
+	Changed() <-chan struct{}
+}
+
+// SiteWriter writes sites.v1 synchronously: nil means Kafka holds the record
+// (processors/sites.Writer).
+type SiteWriter interface {
+	// Put normalizes, validates and stores s, returning what was stored.
+	// Validation failures are *schemas.FieldError.
+	Put(ctx context.Context, s schemas.Site) (schemas.Site, error)
+	Delete(ctx context.Context, site string) error
+}
+
+// Syncing is the Purchase Syncing switch of DESIGN §7 (processors/control).
+// Both calls are idempotent and return the stored record once the registry
+// shows it. An error may carry the HTTP status to answer with by
+// implementing HTTPStatus() int; other errors answer 502, since they come
+// from Shopify or Kafka, not from the request.
+type Syncing interface {
+	Enable(ctx context.Context, site string) (schemas.Site, error)
+	Disable(ctx context.Context, site string) (schemas.Site, error)
+}
+
+// Deps are the handler's collaborators.
+type Deps struct {
+	Sites   SiteReader
+	Writer  SiteWriter
+	Syncing Syncing // nil: the switch answers 501
+	// Registerer receives the metrics (nil: not registered).
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// Handler serves /admin/v1/.
+type Handler struct {
+	cfg       Config
+	deps      Deps
+	log       *slog.Logger
+	m         *metrics
+	mux       *http.ServeMux
+	tokenHash [sha256.Size]byte
+}
+
+// New builds the handler.
+func New(cfg Config, deps Deps) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Sites == nil || deps.Writer == nil {
+		return nil, errors.New("admin: Sites and Writer are required")
+	}
+	reg := deps.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry() // unexported, so tests need not care
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{cfg: cfg, deps: deps, log: log, m: newMetrics(reg), tokenHash: sha256.Sum256([]byte(cfg.Token))}
+	// The one routing table: every endpoint of the admin API.
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /admin/v1/sites", h.route("list", h.list))
+	mux.HandleFunc("GET /admin/v1/sites/{site}", h.route("get", h.get))
+	mux.HandleFunc("PUT /admin/v1/sites/{site}", h.route("put", h.put))
+	mux.HandleFunc("DELETE /admin/v1/sites/{site}", h.route("delete", h.delete))
+	mux.HandleFunc("POST /admin/v1/sites/{site}/purchase-syncing", h.route("syncing", h.syncing))
+	mux.HandleFunc("/", h.route("unknown", func(*http.Request) (int, any, error) {
+		return 0, nil, &httpError{code: http.StatusNotFound, msg: "no such admin endpoint; see DESIGN §6"}
+	}))
+	h.mux = mux
+	return h, nil
+}
+
+// ServeHTTP authenticates, then routes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Token == "" {
+		h.m.requests.WithLabelValues("auth", "503").Inc()
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "the admin API is disabled: no admin token configured; set PURCHASESYNC_ADMIN_TOKEN (or -admin.token) and restart"})
+		return
+	}
+	if !h.authorized(r) {
+		h.m.requests.WithLabelValues("auth", "401").Inc()
+		w.Header().Set("WWW-Authenticate", `Bearer realm="purchasesync admin"`)
+		writeJSON(w, http.StatusUnauthorized, errorBody{Error: "missing or wrong bearer token (Authorization: Bearer $PURCHASESYNC_ADMIN_TOKEN)"})
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// authorized compares SHA-256 digests in constant time, so neither the
+// token's content nor its length leaks through timing.
+func (h *Handler) authorized(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	return subtle.ConstantTimeCompare(sum[:], h.tokenHash[:]) == 1
+}
+
+// httpError is an error with the status and field the client gets.
+type httpError struct {
+	code  int
+	field string
+	msg   string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+type errorBody struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+// route adapts an endpoint that returns (status, body, error) and counts it.
+func (h *Handler) route(name string, fn func(r *http.Request) (int, any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		code, body, err := fn(r)
+		if err != nil {
+			code, body = h.errorResponse(name, r, err)
+		}
+		h.m.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+		if code == http.StatusNoContent {
+			w.WriteHeader(code)
+			return
+		}
+		writeJSON(w, code, body)
+	}
+}
+
+func (h *Handler) errorResponse(route string, r *http.Request, err error) (int, errorBody) {
+	var he *httpError
+	var fe *schemas.FieldError
+	var st interface{ HTTPStatus() int }
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+		return he.code, errorBody{Error: he.msg, Field: he.field}
+	case errors.As(err, &fe):
+		return http.StatusBadRequest, errorBody{Error: fe.Error(), Field: fe.Field}
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("body over %d bytes", mbe.Limit)}
+	case errors.As(err, &st):
+		code := st.HTTPStatus()
+		if code >= 500 {
+			h.log.Warn("admin request failed", "route", route, "path", r.URL.Path, "err", err)
+		}
+		return code, errorBody{Error: err.Error()}
+	}
+	h.log.Error("admin request failed", "route", route, "path", r.URL.Path, "err", err)
+	return http.StatusBadGateway, errorBody{Error: err.Error()}
+}
+
+func writeJSON(w http.ResponseWriter, code int, body any) {
+	b, err := json.MarshalIndent(body, "", "  ")
+	if err != nil {
+		// Every body here is a plain struct; failing to encode one is a bug.
+		panic("BUG: cannot encode admin response: " + err.Error())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+// SiteList is the body of GET /admin/v1/sites.
+type SiteList struct {
+	Sites []schemas.Site `json:"sites"`
+}
+
+func (h *Handler) list(*http.Request) (int, any, error) {
+	all := h.deps.Sites.All()
+	if all == nil {
+		all = []schemas.Site{}
+	}
+	return http.StatusOK, SiteList{Sites: all}, nil
+}
+
+func (h *Handler) lookup(r *http.Request) (schemas.Site, error) {
+	slug := r.PathValue("site")
+	if !schemas.ValidSiteSlug(slug) {
+		return schemas.Site{}, &httpError{code: http.StatusBadRequest, field: "site", msg: "site: must match [a-z0-9][a-z0-9-]{0,62}"}
+	}
+	s, ok := h.deps.Sites.Get(slug)
+	if !ok {
+		return schemas.Site{}, &httpError{code: http.StatusNotFound, field: "site", msg: fmt.Sprintf("unknown site %q", slug)}
+	}
+	return s, nil
+}
+
+func (h *Handler) get(r *http.Request) (int, any, error) {
+	s, err := h.lookup(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, s, nil
+}
+
+// PutRequest is the body of PUT /admin/v1/sites/{site}. site,
+// webhook_subscription_id and updated_at are accepted so that a record read
+// with GET can be sent back, but the last two are ignored: the control plane
+// owns the subscription id and the writer stamps updated_at.
+type PutRequest struct {
+	Site                  *string  `json:"site,omitempty"`
+	ShopDomain            string   `json:"shop_domain"`
+	OrderKey              string   `json:"order_key,omitempty"`
+	PurchaseSyncing       bool     `json:"purchase_syncing"`
+	Grace                 *string  `json:"grace,omitempty"`
+	CustomDomains         []string `json:"custom_domains,omitempty"`
+	WebhookSubscriptionID *string  `json:"webhook_subscription_id,omitempty"`
+	UpdatedAt             *string  `json:"updated_at,omitempty"`
+}
+
+func (h *Handler) put(r *http.Request) (int, any, error) {
+	slug := r.PathValue("site")
+	if !schemas.ValidSiteSlug(slug) {
+		return 0, nil, &schemas.FieldError{Field: "site", Reason: "must match [a-z0-9][a-z0-9-]{0,62}"}
+	}
+	var req PutRequest
+	if err := h.decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	s, err := req.site(slug)
+	if err != nil {
+		return 0, nil, err
+	}
+	old, exists := h.deps.Sites.Get(slug)
+	if exists && old.WebhookSubscriptionID != "" {
+		if old.ShopDomain != s.ShopDomain {
+			// The subscription lives in the old shop: moving the site would
+			// orphan it, still delivering orders we could no longer route.
+			return 0, nil, &httpError{code: http.StatusConflict, field: "shop_domain", msg: fmt.Sprintf(
+				"site %s has a webhook subscription in %s; disable purchase syncing first (purchasesync sites disable %s)", slug, old.ShopDomain, slug)}
+		}
+		s.WebhookSubscriptionID = old.WebhookSubscriptionID
+	}
+	// A fresh stamp is what tells waitVisible that the registry has this write.
+	s.UpdatedAt = time.Now().UTC()
+	stored, err := h.deps.Writer.Put(r.Context(), s)
+	if err != nil {
+		return 0, nil, err
+	}
+	h.waitVisible(r.Context(), "put", func() bool {
+		got, ok := h.deps.Sites.Get(slug)
+		return ok && got.UpdatedAt.Equal(stored.UpdatedAt)
+	})
+	h.log.Info("site stored", "site", slug, "shop_domain", stored.ShopDomain, "order_key", stored.OrderKey, "purchase_syncing", stored.PurchaseSyncing)
+	return http.StatusOK, stored, nil
+}
+
+// site builds the record from the request and checks what Site.Validate
+// does not (the path/body slug, grace syntax, custom domains).
+func (req PutRequest) site(slug string) (schemas.Site, error) {
+	if req.Site != nil && *req.Site != slug {
+		return schemas.Site{}, &schemas.FieldError{Field: "site", Reason: fmt.Sprintf("body says %q but the path says %q", *req.Site, slug)}
+	}
+	s := schemas.Site{
+		Site:            slug,
+		ShopDomain:      req.ShopDomain,
+		OrderKey:        schemas.OrderKey(req.OrderKey),
+		PurchaseSyncing: req.PurchaseSyncing,
+	}
+	if req.Grace != nil {
+		d, err := time.ParseDuration(*req.Grace)
+		if err != nil {
+			return schemas.Site{}, &schemas.FieldError{Field: "grace", Reason: fmt.Sprintf("want a duration such as \"10m\", got %q", *req.Grace)}
+		}
+		if d == 0 {
+			// Site.Normalize reads 0 as "default"; say so rather than
+			// silently storing 10m for an explicit "0s".
+			return schemas.Site{}, &schemas.FieldError{Field: "grace", Reason: "must be positive (omit it for the default 10m)"}
+		}
+		s.Grace = schemas.Duration(d)
+	}
+	for _, d := range req.CustomDomains {
+		n, err := normalizeDomain(d)
+		if err != nil {
+			return schemas.Site{}, &schemas.FieldError{Field: "custom_domains", Reason: err.Error()}
+		}
+		s.CustomDomains = append(s.CustomDomains, n)
+	}
+	s.Normalize()
+	if err := s.Validate(); err != nil {
+		return schemas.Site{}, err
+	}
+	return s, nil
+}
+
+// normalizeDomain accepts a host ("shop.example.com") or an origin
+// ("https://shop.example.com") and lower-cases it.
+func normalizeDomain(d string) (string, error) {
+	d = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "/"))
+	if d == "" {
+		return "", errors.New("empty domain")
+	}
+	host := d
+	if strings.Contains(d, "://") {
+		u, err := url.Parse(d)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+			return "", fmt.Errorf("%q: want a host such as shop.example.com or an origin such as https://shop.example.com", d)
+		}
+		host = u.Host
+	}
+	if strings.ContainsAny(host, " /\t?#@") {
+		return "", fmt.Errorf("%q: want a host such as shop.example.com or an origin such as https://shop.example.com", d)
+	}
+	return d, nil
+}
+
+// decode reads a JSON body strictly and names the field at fault.
+func (h *Handler) decode(r *http.Request, dst any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, h.cfg.MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(dst)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON object")
+	}
+	if err == nil {
+		return nil
+	}
+	var te *json.UnmarshalTypeError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return err
+	case errors.As(err, &te):
+		return &schemas.FieldError{Field: te.Field, Reason: fmt.Sprintf("want a JSON %s, got %s", te.Type, te.Value)}
+	case errors.Is(err, io.EOF):
+		return &httpError{code: http.StatusBadRequest, msg: "empty body: want a JSON object"}
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name = strings.Trim(name, `"`)
+		return &schemas.FieldError{Field: name, Reason: "unknown field"}
+	}
+	return &httpError{code: http.StatusBadRequest, msg: "malformed JSON body: " + err.Error()}
+}
+
+func (h *Handler) delete(r *http.Request) (int, any, error) {
+	s, err := h.lookup(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if (s.PurchaseSyncing || s.WebhookSubscriptionID != "") && r.URL.Query().Get("force") != "true" {
+		// Deleting first would leave Shopify delivering orders for a shop
+		// no site claims any more.
+		return 0, nil, &httpError{code: http.StatusConflict, field: "purchase_syncing", msg: fmt.Sprintf(
+			"site %s still has purchase syncing on or a webhook subscription; disable it first (purchasesync sites disable %s), or add ?force=true", s.Site, s.Site)}
+	}
+	if err := h.deps.Writer.Delete(r.Context(), s.Site); err != nil {
+		return 0, nil, err
+	}
+	h.waitVisible(r.Context(), "delete", func() bool {
+		_, ok := h.deps.Sites.Get(s.Site)
+		return !ok
+	})
+	h.log.Info("site deleted", "site", s.Site)
+	return http.StatusNoContent, nil, nil
+}
+
+// SyncingRequest is the body of POST /admin/v1/sites/{site}/purchase-syncing.
+type SyncingRequest struct {
+	Enabled *bool `json:"enabled"`
+}
+
+func (h *Handler) syncing(r *http.Request) (int, any, error) {
+	s, err := h.lookup(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req SyncingRequest
+	if err := h.decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if req.Enabled == nil {
+		return 0, nil, &schemas.FieldError{Field: "enabled", Reason: "required: true or false"}
+	}
+	if h.deps.Syncing == nil {
+		return 0, nil, &httpError{code: http.StatusNotImplemented, msg: "the Shopify control plane is not configured in this process"}
+	}
+	var out schemas.Site
+	if *req.Enabled {
+		out, err = h.deps.Syncing.Enable(r.Context(), s.Site)
+	} else {
+		out, err = h.deps.Syncing.Disable(r.Context(), s.Site)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, out, nil
+}
+
+// waitVisible waits until cond holds for the registry, or the visible
+// timeout passes. A timeout is logged and counted but not an error: Kafka
+// already holds the write, and every process will read it.
+func (h *Handler) waitVisible(ctx context.Context, what string, cond func() bool) {
+	t := time.NewTimer(h.cfg.VisibleTimeout)
+	defer t.Stop()
+	for {
+		ch := h.deps.Sites.Changed() // taken before the check, so no change is missed
+		if cond() {
+			return
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			h.m.visibleTimeouts.Inc()
+			h.log.Warn("admin write not yet visible in the site registry", "op", what, "timeout", h.cfg.VisibleTimeout.String())
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,419 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"purchasesync/schemas"
+)
+
+// fakeRegistry is an in-memory sites.v1: writes become visible to readers
+// only after delay, as with the real topic, so tests prove the handler waits.
+type fakeRegistry struct {
+	delay time.Duration
+	mu    sync.Mutex
+	sites map[string]schemas.Site
+	ch    chan struct{}
+	puts  int
+	fail  error
+}
+
+func newFakeRegistry(delay time.Duration) *fakeRegistry {
+	return &fakeRegistry{delay: delay, sites: map[string]schemas.Site{}, ch: make(chan struct{})}
+}
+
+func (f *fakeRegistry) Get(site string) (schemas.Site, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.sites[site]
+	return s, ok
+}
+
+func (f *fakeRegistry) All() []schemas.Site {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []schemas.Site{}
+	for _, s := range f.sites {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Site < out[j].Site })
+	return out
+}
+
+func (f *fakeRegistry) Changed() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ch
+}
+
+func (f *fakeRegistry) apply(fn func()) {
+	go func() {
+		time.Sleep(f.delay)
+		f.mu.Lock()
+		fn()
+		close(f.ch)
+		f.ch = make(chan struct{})
+		f.mu.Unlock()
+	}()
+}
+
+func (f *fakeRegistry) Put(_ context.Context, s schemas.Site) (schemas.Site, error) {
+	if f.fail != nil {
+		return schemas.Site{}, f.fail
+	}
+	s.Normalize()
+	if err := s.Validate(); err != nil {
+		return schemas.Site{}, err
+	}
+	f.mu.Lock()
+	f.puts++
+	f.mu.Unlock()
+	f.apply(func() { f.sites[s.Site] = s })
+	return s, nil
+}
+
+func (f *fakeRegistry) Delete(_ context.Context, site string) error {
+	f.apply(func() { delete(f.sites, site) })
+	return nil
+}
+
+// seed stores s at once (test setup).
+func (f *fakeRegistry) seed(s schemas.Site) {
+	s.Normalize()
+	f.mu.Lock()
+	f.sites[s.Site] = s
+	f.mu.Unlock()
+}
+
+type statusErr struct {
+	code int
+	msg  string
+}
+
+func (e statusErr) Error() string   { return e.msg }
+func (e statusErr) HTTPStatus() int { return e.code }
+
+type fakeSyncing struct {
+	reg   *fakeRegistry
+	err   error
+	calls []string
+}
+
+func (f *fakeSyncing) set(ctx context.Context, site string, on bool) (schemas.Site, error) {
+	f.calls = append(f.calls, fmt.Sprintf("%s=%v", site, on))
+	if f.err != nil {
+		return schemas.Site{}, f.err
+	}
+	s, _ := f.reg.Get(site)
+	s.PurchaseSyncing = on
+	f.reg.seed(s)
+	return s, nil
+}
+
+func (f *fakeSyncing) Enable(ctx context.Context, site string) (schemas.Site, error) {
+	return f.set(ctx, site, true)
+}
+func (f *fakeSyncing) Disable(ctx context.Context, site string) (schemas.Site, error) {
+	return f.set(ctx, site, false)
+}
+
+const token = "s3cret-token"
+
+type env struct {
+	t   *testing.T
+	srv *httptest.Server
+	reg *fakeRegistry
+	syn *fakeSyncing
+	h   *Handler
+}
+
+func newEnv(t *testing.T, cfg Config) *env {
+	t.Helper()
+	reg := newFakeRegistry(50 * time.Millisecond)
+	syn := &fakeSyncing{reg: reg}
+	h, err := New(cfg, Deps{Sites: reg, Writer: reg, Syncing: syn, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &env{t: t, srv: srv, reg: reg, syn: syn, h: h}
+}
+
+func defaultEnv(t *testing.T) *env {
+	cfg := DefaultConfig()
+	cfg.Token = token
+	return newEnv(t, cfg)
+}
+
+// do sends a request with the right token and decodes the JSON answer.
+func (e *env) do(method, path, body string) (int, map[string]any) {
+	return e.doAuth(method, path, body, "Bearer "+token)
+}
+
+func (e *env) doAuth(method, path, body, auth string) (int, map[string]any) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, &out); err != nil {
+			e.t.Fatalf("%s %s: non-JSON body %q", method, path, b)
+		}
+	}
+	return resp.StatusCode, out
+}
+
+func TestNoTokenConfiguredRefusesEverything(t *testing.T) {
+	e := newEnv(t, DefaultConfig())
+	for _, auth := range []string{"", "Bearer ", "Bearer anything"} {
+		code, body := e.doAuth("GET", "/admin/v1/sites", "", auth)
+		if code != http.StatusServiceUnavailable || !strings.Contains(body["error"].(string), "PURCHASESYNC_ADMIN_TOKEN") {
+			t.Errorf("auth %q: got %d %v, want 503 naming PURCHASESYNC_ADMIN_TOKEN", auth, code, body)
+		}
+	}
+}
+
+func TestAuth(t *testing.T) {
+	e := defaultEnv(t)
+	f := func(auth string, want int) {
+		t.Helper()
+		if code, _ := e.doAuth("GET", "/admin/v1/sites", "", auth); code != want {
+			t.Errorf("auth %q: got %d, want %d", auth, code, want)
+		}
+	}
+	f("", 401)
+	f("Bearer", 401)
+	f("Basic "+token, 401)
+	f("Bearer "+token+"x", 401)
+	f("Bearer "+token[:len(token)-1], 401)
+	f("Bearer "+token, 200)
+	// An unknown path must not tell an unauthenticated caller it is unknown.
+	if code, _ := e.doAuth("GET", "/admin/v1/nope", "", ""); code != 401 {
+		t.Errorf("unknown path without token: got %d, want 401", code)
+	}
+	if code, _ := e.do("GET", "/admin/v1/nope", ""); code != 404 {
+		t.Errorf("unknown path with token: got %d, want 404", code)
+	}
+}
+
+func TestPutThenGetSeesIt(t *testing.T) {
+	e := defaultEnv(t)
+	code, body := e.do("PUT", "/admin/v1/sites/shop-1", `{"shop_domain":"Shop-1.myshopify.com","order_key":"order_number","purchase_syncing":true,"grace":"90s","custom_domains":["HTTPS://Shop.Example.com/","www.example.com"]}`)
+	if code != 200 {
+		t.Fatalf("put: %d %v", code, body)
+	}
+	if body["shop_domain"] != "shop-1.myshopify.com" || body["order_key"] != "order_number" || body["grace"] != "1m30s" || body["purchase_syncing"] != true {
+		t.Errorf("stored record: %v", body)
+	}
+	if got := fmt.Sprint(body["custom_domains"]); got != "[https://shop.example.com www.example.com]" {
+		t.Errorf("custom_domains: %s", got)
+	}
+	// The registry applies writes 50 ms late; the PUT must have waited.
+	code, got := e.do("GET", "/admin/v1/sites/shop-1", "")
+	if code != 200 || got["updated_at"] != body["updated_at"] {
+		t.Fatalf("get right after put: %d %v, want the stored record %v", code, got, body)
+	}
+	code, list := e.do("GET", "/admin/v1/sites", "")
+	if sites, _ := list["sites"].([]any); code != 200 || len(sites) != 1 {
+		t.Fatalf("list: %d %v", code, list)
+	}
+}
+
+func TestPutDefaultsAndRoundTrip(t *testing.T) {
+	e := defaultEnv(t)
+	code, body := e.do("PUT", "/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com"}`)
+	if code != 200 || body["order_key"] != "order_id" || body["grace"] != "10m0s" || body["purchase_syncing"] != false {
+		t.Fatalf("defaults: %d %v", code, body)
+	}
+	// A GET result can be PUT back as is.
+	b, _ := json.Marshal(body)
+	if code, body := e.do("PUT", "/admin/v1/sites/a", string(b)); code != 200 {
+		t.Fatalf("round trip: %d %v", code, body)
+	}
+}
+
+func TestPutKeepsSubscriptionIDAndRefusesShopMove(t *testing.T) {
+	e := defaultEnv(t)
+	e.reg.seed(schemas.Site{Site: "a", ShopDomain: "a.myshopify.com", PurchaseSyncing: true, WebhookSubscriptionID: "gid://shopify/WebhookSubscription/1"})
+	code, body := e.do("PUT", "/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com","purchase_syncing":true,"grace":"5m"}`)
+	if code != 200 || body["webhook_subscription_id"] != "gid://shopify/WebhookSubscription/1" {
+		t.Fatalf("put keeping id: %d %v", code, body)
+	}
+	code, body = e.do("PUT", "/admin/v1/sites/a", `{"shop_domain":"b.myshopify.com"}`)
+	if code != 409 || body["field"] != "shop_domain" {
+		t.Fatalf("shop move with a subscription: %d %v, want 409 on shop_domain", code, body)
+	}
+}
+
+func TestPutBadRequestsNameTheField(t *testing.T) {
+	e := defaultEnv(t)
+	f := func(path, body string, wantCode int, wantField string) {
+		t.Helper()
+		code, got := e.do("PUT", path, body)
+		if code != wantCode || got["field"] != nilIfEmpty(wantField) {
+			t.Errorf("PUT %s %s: got %d field=%v (%v), want %d field=%q", path, body, code, got["field"], got["error"], wantCode, wantField)
+		}
+		if got["error"] == "" || got["error"] == nil {
+			t.Errorf("PUT %s %s: no error message", path, body)
+		}
+	}
+	f("/admin/v1/sites/a", `{"shop_domain":"example.com"}`, 400, "shop_domain")
+	f("/admin/v1/sites/a", `{}`, 400, "shop_domain")
+	f("/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com","order_key":"sku"}`, 400, "order_key")
+	f("/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com","grace":"ten minutes"}`, 400, "grace")
+	f("/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com","grace":"0s"}`, 400, "grace")
+	f("/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com","grace":"200h"}`, 400, "grace")
+	f("/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com","grace":600}`, 400, "grace")
+	f("/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com","purchase_syncing":"yes"}`, 400, "purchase_syncing")
+	f("/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com","custom_domains":["ftp://x.com"]}`, 400, "custom_domains")
+	f("/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com","custom_domains":[""]}`, 400, "custom_domains")
+	f("/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com","colour":"red"}`, 400, "colour")
+	f("/admin/v1/sites/a", `{"site":"b","shop_domain":"a.myshopify.com"}`, 400, "site")
+	f("/admin/v1/sites/Bad_Slug", `{"shop_domain":"a.myshopify.com"}`, 400, "site")
+	f("/admin/v1/sites/a", `{"shop_domain":`, 400, "")
+	f("/admin/v1/sites/a", ``, 400, "")
+	f("/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com"} {}`, 400, "")
+	if e.reg.puts != 0 {
+		t.Errorf("bad requests wrote %d records", e.reg.puts)
+	}
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func TestBodyTooLarge(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Token = token
+	cfg.MaxBodyBytes = 100
+	e := newEnv(t, cfg)
+	code, _ := e.do("PUT", "/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com","custom_domains":["`+strings.Repeat("x", 200)+`.com"]}`)
+	if code != 413 {
+		t.Fatalf("got %d, want 413", code)
+	}
+}
+
+func TestWriterFailureIs502AndCounted(t *testing.T) {
+	e := defaultEnv(t)
+	e.reg.fail = errors.New("cannot write site a to sites.v1: broker down")
+	code, body := e.do("PUT", "/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com"}`)
+	if code != 502 || !strings.Contains(body["error"].(string), "broker down") {
+		t.Fatalf("got %d %v", code, body)
+	}
+	if n := counterValue(e.h.m.requests.WithLabelValues("put", "502")); n != 1 {
+		t.Errorf("requests_total{put,502} = %v, want 1", n)
+	}
+}
+
+func TestGetAndDelete(t *testing.T) {
+	e := defaultEnv(t)
+	if code, body := e.do("GET", "/admin/v1/sites/missing", ""); code != 404 || body["field"] != "site" {
+		t.Errorf("get missing: %d %v", code, body)
+	}
+	e.reg.seed(schemas.Site{Site: "a", ShopDomain: "a.myshopify.com", PurchaseSyncing: true})
+	if code, body := e.do("DELETE", "/admin/v1/sites/a", ""); code != 409 {
+		t.Errorf("delete with syncing on: %d %v, want 409", code, body)
+	}
+	if _, ok := e.reg.Get("a"); !ok {
+		t.Fatal("refused delete removed the site")
+	}
+	if code, body := e.do("DELETE", "/admin/v1/sites/a?force=true", ""); code != 204 {
+		t.Fatalf("forced delete: %d %v", code, body)
+	}
+	if code, _ := e.do("GET", "/admin/v1/sites/a", ""); code != 404 {
+		t.Errorf("get right after delete: %d, want 404", code)
+	}
+	if code, _ := e.do("DELETE", "/admin/v1/sites/a", ""); code != 404 {
+		t.Errorf("second delete: %d, want 404", code)
+	}
+}
+
+func TestSyncingSwitch(t *testing.T) {
+	e := defaultEnv(t)
+	e.reg.seed(schemas.Site{Site: "a", ShopDomain: "a.myshopify.com"})
+	if code, body := e.do("POST", "/admin/v1/sites/a/purchase-syncing", `{}`); code != 400 || body["field"] != "enabled" {
+		t.Errorf("missing enabled: %d %v", code, body)
+	}
+	if code, body := e.do("POST", "/admin/v1/sites/nope/purchase-syncing", `{"enabled":true}`); code != 404 {
+		t.Errorf("unknown site: %d %v", code, body)
+	}
+	code, body := e.do("POST", "/admin/v1/sites/a/purchase-syncing", `{"enabled":true}`)
+	if code != 200 || body["purchase_syncing"] != true {
+		t.Fatalf("enable: %d %v", code, body)
+	}
+	code, body = e.do("POST", "/admin/v1/sites/a/purchase-syncing", `{"enabled":false}`)
+	if code != 200 || body["purchase_syncing"] != false {
+		t.Fatalf("disable: %d %v", code, body)
+	}
+	if got := strings.Join(e.syn.calls, ","); got != "a=true,a=false" {
+		t.Errorf("syncing calls %s", got)
+	}
+	// A controller error carrying its status (a missing Shopify scope) is
+	// passed through with its message.
+	e.syn.err = statusErr{409, "the shop has not granted read_orders"}
+	code, body = e.do("POST", "/admin/v1/sites/a/purchase-syncing", `{"enabled":true}`)
+	if code != 409 || body["error"] != "the shop has not granted read_orders" {
+		t.Errorf("scope error: %d %v", code, body)
+	}
+	e.syn.err = errors.New("shopify down")
+	if code, _ := e.do("POST", "/admin/v1/sites/a/purchase-syncing", `{"enabled":true}`); code != 502 {
+		t.Errorf("plain error: %d, want 502", code)
+	}
+}
+
+func TestWaitVisibleTimesOutButAnswers(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Token = token
+	cfg.VisibleTimeout = 20 * time.Millisecond
+	e := newEnv(t, cfg)
+	e.reg.delay = time.Second
+	start := time.Now()
+	code, _ := e.do("PUT", "/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com"}`)
+	if code != 200 {
+		t.Fatalf("got %d", code)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("put took %s, want the 20ms bound", d)
+	}
+	if n := counterValue(e.h.m.visibleTimeouts); n != 1 {
+		t.Errorf("visible timeouts = %v, want 1", n)
+	}
+}
+
+// counterValue reads a counter (client_golang's testutil would pull a new
+// module into go.sum for this one call).
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}

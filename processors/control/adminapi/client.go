@@ -1,0 +1,457 @@
+package adminapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DefaultAPIVersion is the Admin API version pinned by default. Shopify
+// supports a stable version for at least 12 months; bump it deliberately.
+const DefaultAPIVersion = "2025-10"
+
+// DefaultURL is the endpoint template; {shop} and {version} are replaced.
+const DefaultURL = "https://{shop}/admin/api/{version}/graphql.json"
+
+// Config configures a Client.
+type Config struct {
+	APIVersion string
+	// URL is the GraphQL endpoint template ({shop}, {version}); tests point
+	// it at a fake.
+	URL string
+	// Timeout bounds one HTTP request.
+	Timeout time.Duration
+	// MaxAttempts bounds tries on network errors, 5xx and 429.
+	MaxAttempts int
+	MinBackoff  time.Duration
+	MaxBackoff  time.Duration
+	// MaxThrottleWait bounds the total time one call spends waiting for the
+	// cost bucket to refill.
+	MaxThrottleWait time.Duration
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		APIVersion:      DefaultAPIVersion,
+		URL:             DefaultURL,
+		Timeout:         30 * time.Second,
+		MaxAttempts:     5,
+		MinBackoff:      500 * time.Millisecond,
+		MaxBackoff:      20 * time.Second,
+		MaxThrottleWait: 2 * time.Minute,
+	}
+}
+
+var versionRE = regexp.MustCompile(`^(\d{4}-(01|04|07|10)|unstable)$`)
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case !versionRE.MatchString(c.APIVersion):
+		return fmt.Errorf("invalid Shopify API version %q (-shopify.apiVersion): want YYYY-MM with a quarter month, e.g. %s", c.APIVersion, DefaultAPIVersion)
+	case !strings.Contains(c.URL, "{shop}"):
+		return fmt.Errorf("invalid Shopify Admin URL template %q (-shopify.adminURL): it must contain {shop} (and usually {version})", c.URL)
+	case c.Timeout <= 0 || c.MaxAttempts <= 0 || c.MinBackoff <= 0 || c.MaxBackoff < c.MinBackoff || c.MaxThrottleWait < 0:
+		return errors.New("adminapi: timeouts, attempts and backoffs must be positive")
+	}
+	return nil
+}
+
+// Client calls the Admin GraphQL API of many shops.
+type Client struct {
+	cfg    Config
+	http   *http.Client
+	tokens TokenSource
+	log    *slog.Logger
+	m      *metrics
+
+	mu       sync.Mutex
+	buckets  map[string]bucket  // shop → last reported throttle status
+	lastCost map[string]float64 // operation → last requested cost
+}
+
+// bucket is a shop's throttle status as of a moment.
+type bucket struct {
+	ThrottleStatus
+	at time.Time
+}
+
+// New creates a client. reg may be nil.
+func New(cfg Config, tokens TokenSource, reg prometheus.Registerer, log *slog.Logger) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if tokens == nil {
+		tokens = Tokens{}
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Client{
+		cfg: cfg, http: &http.Client{Timeout: cfg.Timeout}, tokens: tokens, log: log, m: newMetrics(reg),
+		buckets: map[string]bucket{}, lastCost: map[string]float64{},
+	}, nil
+}
+
+// APIVersion is the pinned version (it also goes into reconciled records).
+func (c *Client) APIVersion() string { return c.cfg.APIVersion }
+
+// Sentinel errors; match with errors.Is.
+var (
+	// ErrNoToken: no access token is configured for the shop.
+	ErrNoToken = errors.New("no Shopify access token for this shop: add it to -shopify.accessTokensFile (PURCHASESYNC_SHOPIFY_ACCESSTOKENSFILE) or -shopify.accessTokens (PURCHASESYNC_SHOPIFY_ACCESSTOKENS)")
+	// ErrUnauthorized: Shopify rejected the token (uninstalled app, revoked
+	// or expired token).
+	ErrUnauthorized = errors.New("Shopify rejected the access token (app uninstalled, or the token revoked or expired): update it in the access tokens file or environment")
+)
+
+// ThrottleStatus is extensions.cost.throttleStatus.
+type ThrottleStatus struct {
+	MaximumAvailable   float64 `json:"maximumAvailable"`
+	CurrentlyAvailable float64 `json:"currentlyAvailable"`
+	RestoreRate        float64 `json:"restoreRate"`
+}
+
+// Cost is extensions.cost.
+type Cost struct {
+	RequestedQueryCost float64        `json:"requestedQueryCost"`
+	ActualQueryCost    *float64       `json:"actualQueryCost"`
+	ThrottleStatus     ThrottleStatus `json:"throttleStatus"`
+}
+
+// GraphQLError is one entry of a response's top-level errors.
+type GraphQLError struct {
+	Message    string `json:"message"`
+	Extensions struct {
+		Code string `json:"code"`
+	} `json:"extensions"`
+}
+
+// Error is a failed call: Shopify answered, but not with data.
+type Error struct {
+	Shop      string
+	Operation string
+	Status    int      // HTTP status
+	Codes     []string // extensions.code of GraphQL errors
+	Messages  []string
+	err       error // sentinel, if any
+}
+
+func (e *Error) Error() string {
+	msg := strings.Join(e.Messages, "; ")
+	if e.err != nil {
+		msg = e.err.Error() + " (" + msg + ")"
+	}
+	return fmt.Sprintf("shopify %s for %s: HTTP %d: %s", e.Operation, e.Shop, e.Status, msg)
+}
+
+func (e *Error) Unwrap() error { return e.err }
+
+// UserError is one entry of a mutation's userErrors.
+type UserError struct {
+	Field   []string `json:"field"`
+	Message string   `json:"message"`
+}
+
+// UserErrors are a mutation's userErrors: Shopify refused the input.
+type UserErrors struct {
+	Shop      string
+	Operation string
+	Errors    []UserError
+}
+
+func (u *UserErrors) Error() string {
+	parts := make([]string, len(u.Errors))
+	for i, e := range u.Errors {
+		if len(e.Field) > 0 {
+			parts[i] = strings.Join(e.Field, ".") + ": " + e.Message
+		} else {
+			parts[i] = e.Message
+		}
+	}
+	return fmt.Sprintf("shopify %s for %s refused: %s", u.Operation, u.Shop, strings.Join(parts, "; "))
+}
+
+// contains reports whether any message contains s (case-insensitive).
+func (u *UserErrors) contains(s string) bool {
+	for _, e := range u.Errors {
+		if strings.Contains(strings.ToLower(e.Message), s) {
+			return true
+		}
+	}
+	return false
+}
+
+type request struct {
+	Query     string         `json:"query"`
+	Variables map[string]any `json:"variables,omitempty"`
+}
+
+type response struct {
+	Data       json.RawMessage `json:"data"`
+	Errors     json.RawMessage `json:"errors"`
+	Extensions struct {
+		Cost *Cost `json:"cost"`
+	} `json:"extensions"`
+}
+
+// Do runs one GraphQL operation against shop and decodes data into out.
+// op names the operation in metrics, logs and errors.
+func (c *Client) Do(ctx context.Context, shop, op, query string, vars map[string]any, out any) error {
+	token, ok := c.tokens.Token(shop)
+	if !ok {
+		return fmt.Errorf("shopify %s for %s: %w", op, shop, ErrNoToken)
+	}
+	body, err := json.Marshal(request{Query: query, Variables: vars})
+	if err != nil {
+		return fmt.Errorf("cannot encode shopify %s: %w", op, err)
+	}
+	url := strings.NewReplacer("{shop}", shop, "{version}", c.cfg.APIVersion).Replace(c.cfg.URL)
+	var throttled time.Duration
+	for attempt := 1; ; attempt++ {
+		if err := c.waitForBudget(ctx, shop, op, &throttled); err != nil {
+			return err
+		}
+		start := time.Now()
+		res, status, retryAfter, err := c.post(ctx, url, token, body)
+		c.m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+		if ctx.Err() != nil {
+			return fmt.Errorf("shopify %s for %s: %w", op, shop, ctx.Err())
+		}
+		var wait time.Duration
+		switch {
+		case err != nil: // network
+			err = fmt.Errorf("cannot reach Shopify for %s %s: %w", op, shop, err)
+		case status == http.StatusTooManyRequests || status >= 500:
+			err = &Error{Shop: shop, Operation: op, Status: status, Messages: []string{http.StatusText(status)}}
+			wait = retryAfter
+		case status == http.StatusUnauthorized || status == http.StatusForbidden:
+			c.m.requests.WithLabelValues(op, "error").Inc()
+			return &Error{Shop: shop, Operation: op, Status: status, Messages: errorMessages(res), err: ErrUnauthorized}
+		case status != http.StatusOK:
+			c.m.requests.WithLabelValues(op, "error").Inc()
+			return &Error{Shop: shop, Operation: op, Status: status, Messages: errorMessages(res)}
+		}
+		if err == nil {
+			cost := res.Extensions.Cost
+			c.observeCost(shop, op, cost)
+			gerrs := graphQLErrors(res)
+			switch {
+			case len(gerrs) == 0:
+				c.m.requests.WithLabelValues(op, "ok").Inc()
+				if out == nil || len(res.Data) == 0 {
+					return nil
+				}
+				if err := json.Unmarshal(res.Data, out); err != nil {
+					return fmt.Errorf("cannot decode shopify %s for %s: %w", op, shop, err)
+				}
+				return nil
+			case hasCode(gerrs, "THROTTLED"):
+				c.m.requests.WithLabelValues(op, "throttled").Inc()
+				w := refillWait(cost, c.cfg.MinBackoff)
+				if throttled+w > c.cfg.MaxThrottleWait {
+					return &Error{Shop: shop, Operation: op, Status: status, Codes: []string{"THROTTLED"}, Messages: []string{fmt.Sprintf("still throttled after waiting %s", throttled.Round(time.Millisecond))}}
+				}
+				throttled += w
+				c.m.throttleWait.Add(w.Seconds())
+				c.log.Debug("shopify throttled", "shop", shop, "op", op, "wait", w.String())
+				if err := sleep(ctx, w); err != nil {
+					return fmt.Errorf("shopify %s for %s: %w", op, shop, err)
+				}
+				attempt-- // throttling is bounded by MaxThrottleWait, not attempts
+				continue
+			case hasCode(gerrs, "INTERNAL_SERVER_ERROR"):
+				err = gqlError(shop, op, status, gerrs)
+			default:
+				c.m.requests.WithLabelValues(op, "error").Inc()
+				return gqlError(shop, op, status, gerrs)
+			}
+		}
+		// Retryable failure.
+		if attempt >= c.cfg.MaxAttempts {
+			c.m.requests.WithLabelValues(op, "error").Inc()
+			return fmt.Errorf("giving up after %d attempts: %w", attempt, err)
+		}
+		c.m.requests.WithLabelValues(op, "retry").Inc()
+		if wait <= 0 {
+			wait = backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff)
+		}
+		c.log.Warn("shopify call failed, retrying", "shop", shop, "op", op, "attempt", attempt, "wait", wait.String(), "err", err)
+		if err := sleep(ctx, wait); err != nil {
+			return fmt.Errorf("shopify %s for %s: %w", op, shop, err)
+		}
+	}
+}
+
+// post sends one request. The token goes only into the header.
+func (c *Client) post(ctx context.Context, url, token string, body []byte) (*response, int, time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("cannot build request (check -shopify.adminURL): %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("X-Shopify-Access-Token", token)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	var retryAfter time.Duration
+	if s := resp.Header.Get("Retry-After"); s != "" {
+		if f, err := strconv.ParseFloat(s, 64); err == nil && f > 0 {
+			retryAfter = time.Duration(f * float64(time.Second))
+		}
+	}
+	res := &response{}
+	if err := json.Unmarshal(raw, res); err != nil {
+		if resp.StatusCode == http.StatusOK {
+			return nil, 0, 0, fmt.Errorf("undecodable answer: %w", err)
+		}
+		// Gateways answer 5xx with HTML: keep a short excerpt for the error.
+		msg, _ := json.Marshal(strings.TrimSpace(string(raw[:min(len(raw), 200)])))
+		res.Errors = msg
+	}
+	return res, resp.StatusCode, retryAfter, nil
+}
+
+// errorMessages reads "errors", which Shopify sends as a string on 401/404
+// ("[API] Invalid API key or access token ...") and as a list otherwise.
+func errorMessages(res *response) []string {
+	if res == nil || len(res.Errors) == 0 {
+		return nil
+	}
+	var s string
+	if json.Unmarshal(res.Errors, &s) == nil {
+		return []string{s}
+	}
+	var out []string
+	for _, e := range graphQLErrors(res) {
+		out = append(out, e.Message)
+	}
+	return out
+}
+
+func graphQLErrors(res *response) []GraphQLError {
+	if res == nil || len(res.Errors) == 0 || string(res.Errors) == "null" {
+		return nil
+	}
+	var list []GraphQLError
+	if json.Unmarshal(res.Errors, &list) == nil {
+		return list
+	}
+	return []GraphQLError{{Message: string(res.Errors)}}
+}
+
+func hasCode(errs []GraphQLError, code string) bool {
+	for _, e := range errs {
+		if e.Extensions.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+func gqlError(shop, op string, status int, errs []GraphQLError) *Error {
+	e := &Error{Shop: shop, Operation: op, Status: status}
+	for _, g := range errs {
+		e.Messages = append(e.Messages, g.Message)
+		if g.Extensions.Code != "" {
+			e.Codes = append(e.Codes, g.Extensions.Code)
+		}
+	}
+	if hasCode(errs, "ACCESS_DENIED") {
+		e.Messages = append(e.Messages, "the app lacks a permission (access scope) for this; the merchant must grant it")
+	}
+	return e
+}
+
+// refillWait is how long the bucket needs to hold the requested cost again.
+func refillWait(cost *Cost, floor time.Duration) time.Duration {
+	if cost == nil || cost.ThrottleStatus.RestoreRate <= 0 {
+		return floor
+	}
+	missing := cost.RequestedQueryCost - cost.ThrottleStatus.CurrentlyAvailable
+	w := time.Duration(missing / cost.ThrottleStatus.RestoreRate * float64(time.Second))
+	// A little extra so that the retry does not arrive a hair too early.
+	w += w/10 + 10*time.Millisecond
+	return max(w, 10*time.Millisecond)
+}
+
+func (c *Client) observeCost(shop, op string, cost *Cost) {
+	if cost == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buckets[shop] = bucket{ThrottleStatus: cost.ThrottleStatus, at: time.Now()}
+	if cost.RequestedQueryCost > 0 {
+		c.lastCost[op] = cost.RequestedQueryCost
+	}
+}
+
+// waitForBudget sleeps when the shop's bucket, refilled at its restore rate
+// since Shopify last reported it, cannot pay for op's last known cost: a
+// throttled call costs a round trip and the wait anyway.
+func (c *Client) waitForBudget(ctx context.Context, shop, op string, waited *time.Duration) error {
+	c.mu.Lock()
+	b, ok := c.buckets[shop]
+	need := c.lastCost[op]
+	c.mu.Unlock()
+	if !ok || need <= 0 || b.RestoreRate <= 0 {
+		return nil
+	}
+	avail := math.Min(b.MaximumAvailable, b.CurrentlyAvailable+b.RestoreRate*time.Since(b.at).Seconds())
+	if avail >= need {
+		return nil
+	}
+	w := time.Duration((need - avail) / b.RestoreRate * float64(time.Second))
+	*waited += w
+	c.m.throttleWait.Add(w.Seconds())
+	if err := sleep(ctx, w); err != nil {
+		return fmt.Errorf("shopify %s for %s: %w", op, shop, err)
+	}
+	return nil
+}
+
+func backoff(attempt int, lo, hi time.Duration) time.Duration {
+	d := lo << min(attempt-1, 20)
+	if d > hi || d <= 0 {
+		d = hi
+	}
+	// Full jitter on the upper half keeps many shops' retries apart.
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

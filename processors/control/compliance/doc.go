@@ -1,0 +1,33 @@
+// Package compliance carries out Shopify's mandatory privacy webhooks
+// (DESIGN §7) on the ClickHouse tables of DESIGN §5. It consumes
+// compliance.v1 (written by ingest after the HMAC check) as the consumer
+// group purchasesync-compliance and commits a record only once its request
+// is complete, so a crash or a ClickHouse outage delays a request but never
+// drops it (Shopify's deadline is 30 days).
+//
+//   - customers/redact: the customer's purchases are found by email, Shopify
+//     customer id, the listed order ids, and raw events whose body mentions
+//     the email; for each such (site, order_number), purchases lose email,
+//     names, customer id, zip, address and IP, discrepancies lose the values
+//     of their email/customer_id/shipping_zip fields, and raw_events lose
+//     their body.
+//   - shop/redact: every row of the shop's sites is deleted from purchases,
+//     discrepancies and raw_events (sites from the registry, and from
+//     raw_events.shop_domain for a site already removed).
+//   - customers/data_request: a JSON report of the customer's purchases is
+//     written to Config.ReportDir (for the store owner; Shopify does not pass
+//     it on); the log gets counts only.
+//
+// Each request is logged when received and when complete (topic, shop,
+// Shopify's customer and request ids, never the email), and counted.
+//
+// Mutations are ALTER TABLE … UPDATE/DELETE, asynchronous on every server
+// version, so completion waits until system.mutations shows them done.
+// Limits: Kafka copies (raw topics, join state) are not rewritten; they
+// expire with the topics' retention (30 days) and the join's dedupe horizon
+// (7 days). A purchase the sink loads after the redaction ran keeps its data
+// until a later request.
+//
+// Metrics (prefix given by the registerer): compliance_requests_total{topic,outcome},
+// compliance_mutations_total{table}, compliance_request_duration_seconds{topic}.
+package compliance

@@ -1,0 +1,242 @@
+package compliance
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"purchasesync/deploy/testenv"
+	"purchasesync/schemas"
+)
+
+type oneSite map[string]schemas.Site
+
+func (m oneSite) ByShop(d string) (schemas.Site, bool) { s, ok := m[d]; return s, ok }
+
+// openTestDB creates a database of the test's own with the sink's schema,
+// read from the sink's migration files (the contract of DESIGN §5; the
+// analyst views are left out).
+func openTestDB(t *testing.T) driver.Conn {
+	t.Helper()
+	addr := testenv.ClickHouse(t)
+	db := testenv.Name(t)
+	admin, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, ReadTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := admin.Exec(ctx, "CREATE DATABASE `"+db+"`"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`"); admin.Close() })
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, Auth: clickhouse.Auth{Database: db}, ReadTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	files, _ := filepath.Glob(filepath.Join(testenv.RepoRoot(), "sinks", "clickhouse", "sql", "migrations", "000[1-3]_*.sql"))
+	sort.Strings(files)
+	if len(files) != 3 {
+		t.Fatalf("sink migrations not found: %v", files)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Comments go first: they may contain ';'.
+		var lines []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if i := strings.Index(l, "--"); i >= 0 {
+				l = l[:i]
+			}
+			lines = append(lines, l)
+		}
+		for _, stmt := range strings.Split(strings.Join(lines, "\n"), ";") {
+			if q := strings.TrimSpace(stmt); q != "" {
+				if err := conn.Exec(ctx, q); err != nil {
+					t.Fatalf("%s: %v", filepath.Base(f), err)
+				}
+			}
+		}
+	}
+	return conn
+}
+
+// insert writes rows with INSERT … SELECT: a VALUES insert needs the
+// driver's batch API, which is more than a fixture needs.
+func insert(t *testing.T, conn driver.Conn, table, cols string, rows ...string) {
+	t.Helper()
+	for _, r := range rows {
+		exec(t, conn, "INSERT INTO "+table+" ("+cols+") SELECT "+r)
+	}
+}
+
+func exec(t *testing.T, conn driver.Conn, q string) {
+	t.Helper()
+	if err := conn.Exec(context.Background(), q); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+func count(t *testing.T, conn driver.Conn, q string, args ...any) uint64 {
+	t.Helper()
+	var n uint64
+	if err := conn.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+const (
+	acmeShop  = "acme.myshopify.com"
+	otherShop = "gone.myshopify.com"
+	jane      = "jane@example.com"
+)
+
+func seed(t *testing.T, conn driver.Conn) {
+	insert(t, conn, "purchases", "site, order_number, shopify_order_id, email, customer_id, first_name, last_name, shipping_zip, shipping_address, ip_address, registered_at, updated_at, version",
+		"'acme', '5001', '5001', 'Jane@Example.com', '77', 'Jane', 'Doe', '10115', 'Main St 1, Berlin', '203.0.113.9', now(), now(), 1",
+		"'acme', '5002', '5002', 'bob@example.com', '88', 'Bob', 'Roe', '20095', 'Elm St 2, Hamburg', '203.0.113.10', now(), now(), 1",
+		"'acme', '5003', '5003', '', '', 'Jane', 'Doe', '10115', 'Main St 1, Berlin', '', now(), now(), 1",
+		"'gone', '9001', '9001', 'zed@example.com', '99', 'Zed', 'Z', '1', 'X', '', now(), now(), 1")
+	insert(t, conn, "discrepancies", "site, order_number, kind, field, storefront_value, shopify_value, detected_at",
+		"'acme', '5001', 'field_mismatch', 'email', 'jane@example.com', 'jane.doe@example.com', now()",
+		"'acme', '5001', 'field_mismatch', 'subtotal', '10.00', '12.00', now()",
+		"'gone', '9001', 'field_mismatch', 'email', 'zed@example.com', 'z@example.com', now()")
+	insert(t, conn, "raw_events", "source, site, order_number, received_at, shop_domain, kafka_topic, kafka_partition, kafka_offset, body",
+		`'shopify', 'acme', '5001', now(), 'acme.myshopify.com', 'o', 0, 1, '{"id":5001,"email":"jane@example.com"}'`,
+		`'storefront', 'acme', '5001', now(), '', 's', 0, 1, '{"customer":{"email":"JANE@example.com"}}'`,
+		`'shopify', 'acme', '5002', now(), 'acme.myshopify.com', 'o', 0, 2, '{"id":5002,"email":"bob@example.com"}'`,
+		`'shopify', 'acme', '5004', now(), 'acme.myshopify.com', 'o', 0, 3, '{"id":5004,"email":"jane@example.com"}'`,
+		`'shopify', 'gone', '9001', now(), 'gone.myshopify.com', 'o', 0, 4, '{"id":9001,"email":"zed@example.com"}'`,
+		`'shopify', '', '', now(), 'gone.myshopify.com', 'u', 0, 5, '{"id":9002,"email":"zed@example.com"}'`)
+}
+
+// TestFunctionalRedaction on the real ClickHouse: after customers/redact no
+// row holds the customer's email (nor names, zip, IP of the listed order),
+// other customers are untouched; after shop/redact nothing of that shop is
+// left; a data request writes a report. The last request goes through Kafka.
+func TestFunctionalRedaction(t *testing.T) {
+	conn := openTestDB(t)
+	seed(t, conn)
+	dir := t.TempDir()
+	cfg := DefaultConfig("unused")
+	cfg.ReportDir = dir
+	sites := oneSite{acmeShop: {Site: "acme", ShopDomain: acmeShop, OrderKey: schemas.OrderKeyID}}
+	p, err := New(cfg, Deps{Conn: conn, Sites: sites, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	// Jane: by email (5001), by the listed order id (5003, no email on it),
+	// and a raw event of an order not in purchases (5004).
+	if err := p.Handle(ctx, schemas.ComplianceCustomersRedact, []byte(`{"shop_id":1,"shop_domain":"acme.myshopify.com","customer":{"id":77,"email":"Jane@example.com"},"orders_to_redact":[5003]}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"SELECT count() FROM purchases WHERE positionCaseInsensitive(email, ?) > 0",
+		"SELECT count() FROM raw_events WHERE positionCaseInsensitive(body, ?) > 0",
+		"SELECT count() FROM discrepancies WHERE positionCaseInsensitive(storefront_value, ?) > 0 OR positionCaseInsensitive(shopify_value, 'jane.doe') > 0",
+	} {
+		if n := count(t, conn, q, jane); n != 0 {
+			t.Errorf("%s: %d rows still hold the email", q, n)
+		}
+	}
+	if n := count(t, conn, "SELECT count() FROM purchases WHERE site = 'acme' AND (first_name = 'Jane' OR shipping_zip = '10115' OR ip_address = '203.0.113.9' OR customer_id = '77')"); n != 0 {
+		t.Errorf("%d purchases keep Jane's other personal data", n)
+	}
+	if n := count(t, conn, "SELECT count() FROM purchases WHERE email = 'bob@example.com' AND first_name = 'Bob'"); n != 1 {
+		t.Error("Bob's purchase was touched")
+	}
+	if n := count(t, conn, "SELECT count() FROM raw_events WHERE positionCaseInsensitive(body, 'bob@example.com') > 0"); n != 1 {
+		t.Error("Bob's raw event was touched")
+	}
+	if n := count(t, conn, "SELECT count() FROM discrepancies WHERE field = 'subtotal' AND storefront_value = '10.00'"); n != 1 {
+		t.Error("a non-personal discrepancy value was blanked")
+	}
+	if n := count(t, conn, "SELECT count() FROM purchases WHERE site = 'acme'"); n != 3 {
+		t.Errorf("customers/redact removed purchases: %d left, want 3 (redacted, not deleted)", n)
+	}
+
+	// A data request for Bob.
+	if err := p.Handle(ctx, schemas.ComplianceCustomersDataRequest, []byte(`{"shop_domain":"acme.myshopify.com","customer":{"id":88,"email":"bob@example.com"},"orders_requested":[5002],"data_request":{"id":9999}}`)); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "acme.myshopify.com-9999.json"))
+	if err != nil || !strings.Contains(string(b), `"email": "bob@example.com"`) || strings.Contains(string(b), "5001") {
+		t.Errorf("report: %v\n%s", err, b)
+	}
+
+	// Unreadable requests are refused as such (not retried forever).
+	var inv *InvalidRequestError
+	if err := p.Handle(ctx, schemas.ComplianceCustomersRedact, []byte(`{"shop_domain":"acme.myshopify.com"}`)); !errors.As(err, &inv) {
+		t.Errorf("customer-less redact: %v, want InvalidRequestError", err)
+	}
+
+	// shop/redact through Kafka, for a shop whose site is gone from the
+	// registry: found through raw_events.
+	brokers := testenv.Kafka(t)
+	topics := testenv.Topics(t, brokers, 1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	rec := &kgo.Record{Topic: topics.Name(schemas.TopicCompliance), Key: []byte(otherShop), Value: []byte(`{"shop_id":2,"shop_domain":"gone.myshopify.com"}`),
+		Headers: []kgo.RecordHeader{{Key: schemas.HeaderTopic, Value: []byte(schemas.ComplianceShopRedact)}}}
+	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	kcfg := DefaultConfig(topics.Name(schemas.TopicCompliance))
+	kcfg.Group = testenv.Name(t)
+	kp, err := New(kcfg, Deps{Conn: conn, Sites: sites, ConsumerOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- kp.Run(rctx) }()
+	// Done means counted as done: Handle returns only after ClickHouse
+	// applied every mutation.
+	testenv.Eventually(t, 60*time.Second, "shop/redact completed", func() bool {
+		return counterValue(kp.m.requests.WithLabelValues(schemas.ComplianceShopRedact, "done")) == 1
+	})
+	rcancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"purchases", "discrepancies", "raw_events"} {
+		if n := count(t, conn, "SELECT count() FROM "+table+" WHERE site = 'gone'"); n != 0 {
+			t.Errorf("%s: %d rows of the redacted shop left", table, n)
+		}
+	}
+	if n := count(t, conn, "SELECT count() FROM purchases WHERE site = 'acme'"); n != 3 {
+		t.Errorf("shop/redact of another shop touched acme: %d purchases left", n)
+	}
+	if n := count(t, conn, "SELECT count() FROM raw_events WHERE positionCaseInsensitive(body, 'zed@example.com') > 0"); n != 0 {
+		t.Errorf("%d raw events of the redacted shop left", n)
+	}
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}

@@ -1,0 +1,501 @@
+package compliance
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"purchasesync/schemas"
+)
+
+// SiteLookup finds a shop's site (processors/sites.Registry).
+type SiteLookup interface {
+	ByShop(domain string) (schemas.Site, bool)
+}
+
+// Config configures the processor.
+type Config struct {
+	Topic string // full name of compliance.v1
+	Group string
+	// ReportDir receives customers/data_request reports; "" logs counts only.
+	ReportDir string
+	// MutationTimeout bounds the wait for ClickHouse to finish a request's
+	// mutations before the request is retried.
+	MutationTimeout time.Duration
+	RetryInitial    time.Duration
+	RetryMax        time.Duration
+}
+
+// DefaultConfig returns the defaults for topic.
+func DefaultConfig(topic string) Config {
+	return Config{Topic: topic, Group: "purchasesync-compliance", MutationTimeout: 10 * time.Minute,
+		RetryInitial: time.Second, RetryMax: 5 * time.Minute}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.Topic == "" || c.Group == "":
+		return errors.New("compliance: topic and group are required")
+	case c.MutationTimeout <= 0 || c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial:
+		return errors.New("compliance: timeouts must be positive")
+	}
+	return nil
+}
+
+// Deps are the processor's collaborators.
+type Deps struct {
+	Conn  driver.Conn // the purchasesync database (tables of DESIGN §5)
+	Sites SiteLookup
+	// ConsumerOpts are the base Kafka options (seeds, logging).
+	ConsumerOpts []kgo.Opt
+	Registerer   prometheus.Registerer
+	Logger       *slog.Logger
+}
+
+// Processor carries out privacy requests.
+type Processor struct {
+	cfg   Config
+	conn  driver.Conn
+	sites SiteLookup
+	opts  []kgo.Opt
+	log   *slog.Logger
+	m     *metrics
+}
+
+// New builds a processor.
+func New(cfg Config, deps Deps) (*Processor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Conn == nil || deps.Sites == nil {
+		return nil, errors.New("compliance: Conn and Sites are required")
+	}
+	reg := deps.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Processor{cfg: cfg, conn: deps.Conn, sites: deps.Sites, opts: deps.ConsumerOpts, log: log, m: newMetrics(reg)}, nil
+}
+
+// Run consumes compliance.v1 until ctx ends. A record's offset is committed
+// only after its request completed (or was found unreadable).
+func (p *Processor) Run(ctx context.Context) error {
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, p.opts...),
+		kgo.ConsumerGroup(p.cfg.Group),
+		kgo.ConsumeTopics(p.cfg.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.FetchMaxWait(time.Second),
+	)...)
+	if err != nil {
+		return fmt.Errorf("compliance: cannot create Kafka consumer: %w", err)
+	}
+	defer cl.Close()
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		for _, fe := range fs.Errors() {
+			p.log.Warn("compliance: fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+		}
+		var recs []*kgo.Record
+		fs.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
+		for _, r := range recs {
+			if err := p.handleWithRetry(ctx, r); err != nil {
+				return nil // ctx ended; the record stays uncommitted
+			}
+			if err := cl.CommitRecords(ctx, r); err != nil && ctx.Err() == nil {
+				// The request is done; redoing it after a restart is harmless.
+				p.log.Warn("compliance: cannot commit offset", "err", err)
+			}
+		}
+	}
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func (p *Processor) handleWithRetry(ctx context.Context, r *kgo.Record) error {
+	topic := header(r, schemas.HeaderTopic)
+	wait := p.cfg.RetryInitial
+	for {
+		err := p.Handle(ctx, topic, r.Value)
+		var inv *InvalidRequestError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &inv):
+			// Signed by Shopify but unreadable: retrying cannot help.
+			p.m.requests.WithLabelValues(topicLabel(topic), "invalid").Inc()
+			p.log.Error("compliance: unreadable request skipped", "topic", topic, "shop_domain", string(r.Key), "offset", r.Offset, "err", err)
+			return nil
+		}
+		p.m.requests.WithLabelValues(topicLabel(topic), "retried").Inc()
+		p.log.Warn("compliance: request failed; retrying", "topic", topic, "shop_domain", string(r.Key), "wait", wait.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, p.cfg.RetryMax)
+	}
+}
+
+// InvalidRequestError is a request that can never be carried out (an
+// unreadable body, an unknown topic): retrying cannot help.
+type InvalidRequestError struct{ Err error }
+
+func (e *InvalidRequestError) Error() string { return "invalid privacy request: " + e.Err.Error() }
+func (e *InvalidRequestError) Unwrap() error { return e.Err }
+
+// topicLabel keeps the metric label set closed.
+func topicLabel(t string) string {
+	switch t {
+	case schemas.ComplianceCustomersRedact, schemas.ComplianceShopRedact, schemas.ComplianceCustomersDataRequest:
+		return t
+	}
+	return "other"
+}
+
+// Handle carries out one request of topic (the webhook's X-Shopify-Topic)
+// and returns once ClickHouse has applied it.
+func (p *Processor) Handle(ctx context.Context, topic string, body []byte) error {
+	req, err := schemas.ParseComplianceRequest(topic, body)
+	if err != nil {
+		return &InvalidRequestError{Err: err}
+	}
+	start := time.Now()
+	attrs := []any{"topic", topic, "shop_domain", req.ShopDomain}
+	if req.Customer != nil && req.Customer.ID != "" {
+		attrs = append(attrs, "customer_id", string(req.Customer.ID))
+	}
+	if req.DataRequest != nil {
+		attrs = append(attrs, "data_request_id", string(req.DataRequest.ID))
+	}
+	p.log.Info("compliance request received", attrs...)
+	sites, err := p.sitesOf(ctx, req.ShopDomain)
+	if err != nil {
+		return err
+	}
+	var n int
+	switch topic {
+	case schemas.ComplianceShopRedact:
+		n, err = p.redactShop(ctx, req.ShopDomain, sites)
+	case schemas.ComplianceCustomersRedact:
+		n, err = p.redactCustomer(ctx, req, sites)
+	case schemas.ComplianceCustomersDataRequest:
+		n, err = p.report(ctx, req, sites)
+	}
+	if err != nil {
+		return err
+	}
+	p.m.requests.WithLabelValues(topic, "done").Inc()
+	p.m.duration.WithLabelValues(topic).Observe(time.Since(start).Seconds())
+	p.log.Info("compliance request completed", append(attrs, "sites", len(sites), "purchases", n, "took", time.Since(start).String())...)
+	return nil
+}
+
+// sitesOf is every site that holds data of shop: the registry's, and those
+// raw_events remember (a shop/redact comes 48 h after uninstall, when the
+// site may be gone from the registry).
+func (p *Processor) sitesOf(ctx context.Context, shop string) ([]schemas.Site, error) {
+	found := map[string]schemas.Site{}
+	if s, ok := p.sites.ByShop(shop); ok {
+		found[s.Site] = s
+	}
+	rows, err := p.conn.Query(ctx, "SELECT DISTINCT site FROM raw_events WHERE shop_domain = ?", shop)
+	if err != nil {
+		return nil, fmt.Errorf("cannot find the sites of %s: %w", shop, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("cannot find the sites of %s: %w", shop, err)
+		}
+		if _, ok := found[s]; !ok && s != "" {
+			found[s] = schemas.Site{Site: s} // order_key unknown: matched by data only
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("cannot find the sites of %s: %w", shop, err)
+	}
+	out := make([]schemas.Site, 0, len(found))
+	for _, s := range found {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Site < out[j].Site })
+	return out, nil
+}
+
+func siteNames(sites []schemas.Site) []string {
+	out := make([]string, len(sites))
+	for i, s := range sites {
+		out[i] = s.Site
+	}
+	return out
+}
+
+func (p *Processor) redactShop(ctx context.Context, shop string, sites []schemas.Site) (int, error) {
+	for _, s := range sites {
+		for _, q := range []struct{ table, where string }{
+			{"purchases", "site = ?"},
+			{"discrepancies", "site = ?"},
+			{"raw_events", "site = ?"},
+		} {
+			if err := p.mutate(ctx, q.table, "ALTER TABLE "+q.table+" DELETE WHERE "+q.where, s.Site); err != nil {
+				return 0, err
+			}
+		}
+	}
+	// Unrouted raw events of the shop carry no site.
+	if err := p.mutate(ctx, "raw_events", "ALTER TABLE raw_events DELETE WHERE shop_domain = ?", shop); err != nil {
+		return 0, err
+	}
+	return 0, p.waitMutations(ctx)
+}
+
+// customerKeys returns site → order numbers of the customer's purchases.
+func (p *Processor) customerKeys(ctx context.Context, req *schemas.ComplianceRequest, sites []schemas.Site, orderIDs []schemas.FlexString) (map[string][]string, error) {
+	keys := map[string]map[string]bool{}
+	add := func(site, order string) {
+		if keys[site] == nil {
+			keys[site] = map[string]bool{}
+		}
+		keys[site][order] = true
+	}
+	names := siteNames(sites)
+	if len(names) == 0 {
+		return nil, nil
+	}
+	var conds []string
+	args := []any{inSet(names)}
+	if e := req.Customer.Email; e != "" {
+		conds = append(conds, "(email != '' AND lower(email) = lower(?))")
+		args = append(args, e)
+	}
+	if id := string(req.Customer.ID); id != "" {
+		conds = append(conds, "(customer_id != '' AND customer_id = ?)")
+		args = append(args, id)
+	}
+	ids := make([]string, 0, len(orderIDs))
+	for _, id := range orderIDs {
+		ids = append(ids, string(id))
+	}
+	if len(ids) > 0 {
+		conds = append(conds, "shopify_order_id IN ?")
+		args = append(args, inSet(ids))
+		// In order_id mode the order id is the key: this also finds raw
+		// events of orders not (yet) in purchases.
+		for _, s := range sites {
+			if s.OrderKey == schemas.OrderKeyID {
+				for _, id := range ids {
+					add(s.Site, id)
+				}
+			}
+		}
+	}
+	if len(conds) > 0 {
+		if err := p.collect(ctx, add, "SELECT site, order_number FROM purchases WHERE site IN ? AND ("+strings.Join(conds, " OR ")+")", args...); err != nil {
+			return nil, err
+		}
+	}
+	if e := req.Customer.Email; e != "" {
+		// Held or unjoined events exist only as raw bodies.
+		if err := p.collect(ctx, add, "SELECT DISTINCT site, order_number FROM raw_events WHERE site IN ? AND positionCaseInsensitive(body, ?) > 0", inSet(names), e); err != nil {
+			return nil, err
+		}
+	}
+	out := map[string][]string{}
+	for s, m := range keys {
+		for o := range m {
+			out[s] = append(out[s], o)
+		}
+		sort.Strings(out[s])
+	}
+	return out, nil
+}
+
+// inSet binds a list as "('a', 'b')" for IN: the driver binds a plain
+// slice as an array literal.
+func inSet(xs []string) clickhouse.GroupSet {
+	v := make([]any, len(xs))
+	for i, x := range xs {
+		v[i] = x
+	}
+	return clickhouse.GroupSet{Value: v}
+}
+
+func (p *Processor) collect(ctx context.Context, add func(site, order string), q string, args ...any) error {
+	rows, err := p.conn.Query(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("cannot look up the customer's purchases: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var site, order string
+		if err := rows.Scan(&site, &order); err != nil {
+			return fmt.Errorf("cannot look up the customer's purchases: %w", err)
+		}
+		add(site, order)
+	}
+	return rows.Err()
+}
+
+// piiFields are the discrepancy fields whose values are personal data.
+var piiFields = []string{"email", "customer_id", "shipping_zip"}
+
+func (p *Processor) redactCustomer(ctx context.Context, req *schemas.ComplianceRequest, sites []schemas.Site) (int, error) {
+	keys, err := p.customerKeys(ctx, req, sites, req.OrdersToRedact)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for site, orders := range keys {
+		n += len(orders)
+		for start := 0; start < len(orders); start += 1000 {
+			chunk := orders[start:min(start+1000, len(orders))]
+			stmts := []struct{ table, sql string }{
+				{"purchases", "ALTER TABLE purchases UPDATE email = '', first_name = '', last_name = '', customer_id = '', shipping_zip = '', shipping_address = '', ip_address = '' WHERE site = ? AND order_number IN ?"},
+				{"raw_events", "ALTER TABLE raw_events UPDATE body = '' WHERE site = ? AND order_number IN ?"},
+			}
+			for _, st := range stmts {
+				if err := p.mutate(ctx, st.table, st.sql, site, inSet(chunk)); err != nil {
+					return 0, err
+				}
+			}
+			if err := p.mutate(ctx, "discrepancies", "ALTER TABLE discrepancies UPDATE storefront_value = '', shopify_value = '' WHERE site = ? AND order_number IN ? AND field IN ?", site, inSet(chunk), inSet(piiFields)); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, p.waitMutations(ctx)
+}
+
+func (p *Processor) mutate(ctx context.Context, table, sql string, args ...any) error {
+	if err := p.conn.Exec(ctx, sql, args...); err != nil {
+		return fmt.Errorf("cannot apply a privacy mutation to %s: %w", table, err)
+	}
+	p.m.mutations.WithLabelValues(table).Inc()
+	return nil
+}
+
+// waitMutations waits until ClickHouse has applied every pending mutation
+// of our tables (mutations run in the background on every version).
+func (p *Processor) waitMutations(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.MutationTimeout)
+	defer cancel()
+	for {
+		var pending uint64
+		err := p.conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table IN ('purchases', 'discrepancies', 'raw_events') AND is_done = 0").Scan(&pending)
+		if err != nil {
+			return fmt.Errorf("cannot read mutation progress from system.mutations: %w", err)
+		}
+		if pending == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ClickHouse has not finished %d privacy mutations: %w", pending, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// reportRow is one purchase in a data request report.
+type reportRow struct {
+	Site            string   `json:"site"`
+	OrderNumber     string   `json:"order_number"`
+	ShopifyOrderID  *string  `json:"shopify_order_id"`
+	Email           string   `json:"email"`
+	CustomerID      string   `json:"customer_id"`
+	FirstName       string   `json:"first_name"`
+	LastName        string   `json:"last_name"`
+	ShippingZip     string   `json:"shipping_zip"`
+	ShippingAddress string   `json:"shipping_address"`
+	IPAddress       string   `json:"ip_address"`
+	CouponCodes     []string `json:"coupon_codes"`
+	Currency        string   `json:"currency"`
+}
+
+var safeName = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
+
+func (p *Processor) report(ctx context.Context, req *schemas.ComplianceRequest, sites []schemas.Site) (int, error) {
+	keys, err := p.customerKeys(ctx, req, sites, req.OrdersRequested)
+	if err != nil {
+		return 0, err
+	}
+	rows := []reportRow{}
+	for site, orders := range keys {
+		q := "SELECT site, order_number, shopify_order_id, email, customer_id, first_name, last_name, shipping_zip, shipping_address, ip_address, coupon_codes, currency FROM purchases FINAL WHERE site = ? AND order_number IN ?"
+		res, err := p.conn.Query(ctx, q, site, inSet(orders))
+		if err != nil {
+			return 0, fmt.Errorf("cannot read the customer's purchases: %w", err)
+		}
+		for res.Next() {
+			var r reportRow
+			if err := res.Scan(&r.Site, &r.OrderNumber, &r.ShopifyOrderID, &r.Email, &r.CustomerID, &r.FirstName, &r.LastName, &r.ShippingZip, &r.ShippingAddress, &r.IPAddress, &r.CouponCodes, &r.Currency); err != nil {
+				res.Close()
+				return 0, fmt.Errorf("cannot read the customer's purchases: %w", err)
+			}
+			rows = append(rows, r)
+		}
+		err = res.Err()
+		res.Close()
+		if err != nil {
+			return 0, fmt.Errorf("cannot read the customer's purchases: %w", err)
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		return rows[i].Site+"/"+rows[i].OrderNumber < rows[j].Site+"/"+rows[j].OrderNumber
+	})
+	if p.cfg.ReportDir == "" {
+		p.log.Warn("customers/data_request: no report directory (-compliance.reportDir); only counts are logged", "shop_domain", req.ShopDomain, "purchases", len(rows))
+		return len(rows), nil
+	}
+	reqID := "unknown"
+	if req.DataRequest != nil && req.DataRequest.ID != "" {
+		reqID = string(req.DataRequest.ID)
+	}
+	b, err := json.MarshalIndent(map[string]any{
+		"shop_domain":     req.ShopDomain,
+		"customer_id":     req.Customer.ID,
+		"data_request_id": reqID,
+		"generated_at":    time.Now().UTC().Format(time.RFC3339),
+		"purchases":       rows,
+	}, "", "  ")
+	if err != nil {
+		return 0, fmt.Errorf("cannot encode the data request report: %w", err)
+	}
+	name := filepath.Join(p.cfg.ReportDir, safeName.ReplaceAllString(req.ShopDomain+"-"+reqID, "_")+".json")
+	if err := os.WriteFile(name, b, 0o600); err != nil {
+		return 0, fmt.Errorf("cannot write the data request report (-compliance.reportDir): %w", err)
+	}
+	p.log.Info("data request report written", "shop_domain", req.ShopDomain, "file", name, "purchases", len(rows))
+	return len(rows), nil
+}

@@ -1,0 +1,212 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"purchasesync/processors/control/adminapi"
+	"purchasesync/schemas"
+)
+
+// catchUpTimeout bounds how long a pass waits for the follower of
+// shopify.orders.v1 (at start it may read up to MaxLookback of the topic).
+const catchUpTimeout = 2 * time.Minute
+
+// ReconcileResult counts one pass over one site.
+type ReconcileResult struct {
+	Checked   int // orders listed
+	Recovered int // orders produced because the pipeline never saw them
+}
+
+func (s *Service) reconcileLoop(ctx context.Context) error {
+	var tick <-chan time.Time
+	if s.cfg.ReconcileInterval > 0 {
+		t := time.NewTicker(s.cfg.ReconcileInterval)
+		defer t.Stop()
+		tick = t.C
+		// A first pass right away: the process may have been down.
+		if err := s.ReconcileAll(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("reconciliation: some sites failed", "err", err)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick:
+			if err := s.ReconcileAll(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("reconciliation: some sites failed", "err", err)
+			}
+		case tr := <-s.triggers:
+			now := s.now()
+			if _, err := s.Reconcile(ctx, tr.site, tr.since, now.Add(-s.cfg.ReconcileMinAge)); err != nil && ctx.Err() == nil {
+				s.log.Warn("reconciliation after a subscription gap failed", "site", tr.site, "err", err)
+			}
+		}
+	}
+}
+
+// ReconcileAll runs a periodic pass over every enabled site, over
+// [now-ReconcileWindow, now-ReconcileMinAge].
+func (s *Service) ReconcileAll(ctx context.Context) error {
+	now := s.now()
+	var errs []error
+	for _, site := range s.sites.All() {
+		if !site.PurchaseSyncing {
+			continue
+		}
+		if _, err := s.Reconcile(ctx, site.Site, now.Add(-s.cfg.ReconcileWindow), now.Add(-s.cfg.ReconcileMinAge)); err != nil {
+			errs = append(errs, fmt.Errorf("site %s: %w", site.Site, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Reconcile lists the site's orders created in [from, to] and produces
+// into shopify.orders.v1 each one whose key the topic does not hold. from
+// is capped at MaxLookback. The site must have purchase syncing on: ingest
+// does not route a disabled site's orders to the join either.
+func (s *Service) Reconcile(ctx context.Context, slug string, from, to time.Time) (ReconcileResult, error) {
+	res, err := s.reconcile(ctx, slug, from, to)
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+	}
+	s.m.passes.WithLabelValues(outcome).Inc()
+	if res.Recovered > 0 || err != nil {
+		s.log.Info("reconciliation pass", "site", slug, "checked", res.Checked, "recovered", res.Recovered, "err", err)
+	}
+	return res, err
+}
+
+func (s *Service) reconcile(ctx context.Context, slug string, from, to time.Time) (ReconcileResult, error) {
+	var res ReconcileResult
+	if s.seen == nil {
+		return res, errors.New("reconciliation is off: no Kafka producer was configured")
+	}
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
+	site, err := s.lookup(slug)
+	if err != nil {
+		return res, err
+	}
+	if !site.PurchaseSyncing {
+		return res, fmt.Errorf("site %s has purchase syncing off", slug)
+	}
+	if floor := s.now().Add(-s.cfg.MaxLookback); from.Before(floor) {
+		from = floor
+	}
+	if !from.Before(to) {
+		return res, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
+	err = s.seen.waitCaughtUp(wctx, kadm.NewClient(s.producer))
+	cancel()
+	if err != nil {
+		return res, fmt.Errorf("cannot reconcile site %s: %w", slug, err)
+	}
+
+	q := adminapi.OrdersQuery{CreatedFrom: from, CreatedTo: to, PageSize: s.cfg.PageSize}
+	for after := ""; ; {
+		page, err := s.shopify.OrderRefs(ctx, site.ShopDomain, q, after)
+		if err != nil {
+			return res, fmt.Errorf("cannot list orders of %s: %w", site.ShopDomain, err)
+		}
+		for _, ref := range page.Orders {
+			res.Checked++
+			s.m.checked.Inc()
+			recovered, err := s.recoverOrder(ctx, site, ref)
+			if err != nil {
+				return res, err
+			}
+			if recovered {
+				res.Recovered++
+				s.m.recovered.Inc()
+			}
+		}
+		if !page.HasNextPage {
+			return res, nil
+		}
+		after = page.EndCursor
+	}
+}
+
+// refKey is the pipeline key an order gets in the site's order_key mode,
+// computed by the same schemas code ingest uses.
+func refKey(site schemas.Site, ref adminapi.OrderRef) (string, error) {
+	o := schemas.ShopifyOrder{ID: schemas.FlexString(ref.LegacyResourceID), OrderNumber: schemas.FlexString(ref.Number.String()), Name: ref.Name}
+	v, err := o.OrderKeyValue(site.OrderKey)
+	if err != nil {
+		return "", err
+	}
+	return schemas.Key(site.Site, v), nil
+}
+
+// recoverOrder produces ref's order unless the pipeline saw its key.
+func (s *Service) recoverOrder(ctx context.Context, site schemas.Site, ref adminapi.OrderRef) (bool, error) {
+	key, err := refKey(site, ref)
+	if err != nil {
+		s.log.Warn("reconciliation: order without a usable key; skipped", "site", site.Site, "order", ref.ID, "err", err)
+		return false, nil
+	}
+	if s.seen.has(key) {
+		return false, nil
+	}
+	order, err := s.shopify.Order(ctx, site.ShopDomain, ref.ID, s.cfg.LineItems)
+	if errors.Is(err, adminapi.ErrOrderNotFound) {
+		return false, nil // deleted since it was listed
+	}
+	if err != nil {
+		return false, fmt.Errorf("cannot fetch order %s of %s: %w", ref.ID, site.ShopDomain, err)
+	}
+	body, err := adminapi.RESTOrderJSON(order)
+	if err != nil {
+		return false, err
+	}
+	// The body goes through the parser the join uses (a record it could not
+	// read would be a poison record, better refused here), and the record's
+	// key comes from the body exactly as ingest derives it.
+	if _, err := schemas.ParseShopifyOrder(body); err != nil {
+		return false, fmt.Errorf("BUG: reconciled order %s does not parse: %w", ref.ID, err)
+	}
+	orderNumber, err := schemas.ShopifyOrderKey(body, site.OrderKey)
+	if err != nil {
+		return false, fmt.Errorf("BUG: reconciled order %s has no key: %w", ref.ID, err)
+	}
+	if k := schemas.Key(site.Site, orderNumber); k != key {
+		s.log.Warn("reconciliation: order key changed between listing and fetching", "site", site.Site, "order_id", ref.LegacyResourceID)
+		if s.seen.has(k) {
+			return false, nil
+		}
+		key = k
+	}
+	now := s.now().UTC()
+	rec := &kgo.Record{
+		Topic: s.cfg.OrdersTopic,
+		Key:   []byte(key),
+		Value: body,
+		Headers: []kgo.RecordHeader{
+			{Key: schemas.HeaderShopDomain, Value: []byte(site.ShopDomain)},
+			// Synthetic ids: stable per order, so a replay or a second
+			// recovery of the same order is recognisable as a repeat.
+			{Key: schemas.HeaderWebhookID, Value: []byte("reconciled-" + ref.LegacyResourceID)},
+			{Key: schemas.HeaderEventID, Value: []byte("reconciled-" + ref.LegacyResourceID)},
+			{Key: schemas.HeaderTopic, Value: []byte("orders/create")},
+			{Key: schemas.HeaderAPIVersion, Value: []byte(s.shopify.APIVersion())},
+			{Key: schemas.HeaderTriggeredAt, Value: []byte(order.CreatedAt)},
+			{Key: schemas.HeaderReceivedAt, Value: []byte(now.Format(time.RFC3339Nano))},
+			{Key: schemas.HeaderReconciled, Value: []byte("true")},
+		},
+	}
+	if err := s.producer.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		return false, fmt.Errorf("cannot produce reconciled order %s to %s: %w", ref.ID, s.cfg.OrdersTopic, err)
+	}
+	s.seen.add(key)
+	s.log.Info("order recovered by reconciliation", "site", site.Site, "order_id", ref.LegacyResourceID, "name", ref.Name, "created_at", ref.CreatedAt)
+	return true, nil
+}

@@ -1,0 +1,169 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"purchasesync/processors/control/adminapi"
+	"purchasesync/schemas"
+)
+
+// SiteReader is the live view of sites.v1 (processors/sites.Registry).
+type SiteReader interface {
+	Get(site string) (schemas.Site, bool)
+	All() []schemas.Site
+	// Changed returns a channel closed at the next applied change.
+	Changed() <-chan struct{}
+}
+
+// SiteWriter stores a site record synchronously (processors/sites.Writer).
+type SiteWriter interface {
+	Put(ctx context.Context, s schemas.Site) (schemas.Site, error)
+}
+
+// Deps are the service's collaborators.
+type Deps struct {
+	Sites   SiteReader
+	Writer  SiteWriter
+	Shopify *adminapi.Client
+	// Producer writes reconciled orders (acks=all, idempotent). Nil turns
+	// reconciliation off.
+	Producer *kgo.Client
+	// ConsumerOpts are the base Kafka options (seeds, logging) from which
+	// the service builds its follower of shopify.orders.v1.
+	ConsumerOpts []kgo.Opt
+	Registerer   prometheus.Registerer
+	Logger       *slog.Logger
+	// Now is the clock (nil: time.Now); tests move it.
+	Now func() time.Time
+}
+
+// Service is the control plane: the switch (Enable, Disable) is called by
+// the admin API; Run runs the watchdog and reconciliation.
+type Service struct {
+	cfg      Config
+	sites    SiteReader
+	writer   SiteWriter
+	shopify  *adminapi.Client
+	producer *kgo.Client
+	log      *slog.Logger
+	m        *metrics
+	now      func() time.Time
+
+	locks    sync.Map // site → *sync.Mutex: one switch or watchdog action per site at a time
+	seen     *seenIndex
+	triggers chan trigger
+	passMu   sync.Mutex // one reconciliation pass at a time
+
+	okMu   sync.Mutex
+	lastOK map[string]time.Time // site → when its subscription was last seen in place
+}
+
+// trigger asks for a reconciliation of one site from since.
+type trigger struct {
+	site  string
+	since time.Time
+}
+
+// New builds the service.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Sites == nil || deps.Writer == nil || deps.Shopify == nil {
+		return nil, errors.New("control: Sites, Writer and Shopify are required")
+	}
+	s := &Service{
+		cfg: cfg, sites: deps.Sites, writer: deps.Writer, shopify: deps.Shopify, producer: deps.Producer,
+		log: deps.Logger, now: deps.Now, triggers: make(chan trigger, 64), lastOK: map[string]time.Time{},
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	reg := deps.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	s.m = newMetrics(reg)
+	if s.producer != nil {
+		s.seen = newSeenIndex(cfg.OrdersTopic, deps.ConsumerOpts, cfg.MaxLookback, s.now, s.log)
+	}
+	return s, nil
+}
+
+// Run runs the follower of shopify.orders.v1 and the reconciliation loop
+// (when a producer was given) and the watchdog (when its interval is
+// positive) until ctx ends; it returns nil then.
+func (s *Service) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	if s.seen != nil {
+		g.Go(func() error { return s.seen.run(gctx) })
+		g.Go(func() error { return s.reconcileLoop(gctx) })
+	}
+	if s.cfg.WatchdogInterval > 0 {
+		g.Go(func() error { return s.watchdogLoop(gctx) })
+	}
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// lock serializes the switch and the watchdog per site, so that a disable
+// and a watchdog recreation cannot interleave.
+func (s *Service) lock(site string) func() {
+	v, _ := s.locks.LoadOrStore(site, &sync.Mutex{})
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+func (s *Service) markOK(site string, t time.Time) {
+	s.okMu.Lock()
+	s.lastOK[site] = t
+	s.okMu.Unlock()
+}
+
+func (s *Service) lastSeenOK(site string) (time.Time, bool) {
+	s.okMu.Lock()
+	defer s.okMu.Unlock()
+	t, ok := s.lastOK[site]
+	return t, ok
+}
+
+// store writes a site record with a fresh stamp and waits (bounded) until
+// the registry shows it, so the next read — ours or an admin GET — sees it.
+func (s *Service) store(ctx context.Context, site schemas.Site) (schemas.Site, error) {
+	site.UpdatedAt = s.now().UTC()
+	stored, err := s.writer.Put(ctx, site)
+	if err != nil {
+		return schemas.Site{}, err
+	}
+	t := time.NewTimer(s.cfg.VisibleTimeout)
+	defer t.Stop()
+	for {
+		ch := s.sites.Changed() // before the check, so no change is missed
+		if got, ok := s.sites.Get(site.Site); ok && got.UpdatedAt.Equal(stored.UpdatedAt) {
+			return stored, nil
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			s.log.Warn("site write not yet visible in the registry", "site", site.Site, "timeout", s.cfg.VisibleTimeout.String())
+			return stored, nil
+		case <-ctx.Done():
+			return stored, nil
+		}
+	}
+}
