@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -356,38 +357,55 @@ func (s *jsonScan) array(depth int) error {
 }
 
 // str skips a string literal and reports whether it is plain ASCII without
-// escapes (its text is then its value).
+// escapes (its text is then its value). Strings are most of an order's
+// bytes, so runs of ordinary characters are skipped eight at a time.
 func (s *jsonScan) str() (simple bool, err error) {
 	if s.peek() != '"' {
 		return false, errSyntax
 	}
-	s.i++
+	b := s.b
+	i := s.i + 1
 	simple = true
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
+	for {
+		for i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[i:])
+			if special(x) {
+				break
+			}
+			if x&swarHigh != 0 {
+				simple = false
+			}
+			i += 8
+		}
+		if i >= len(b) {
+			return false, errSyntax
+		}
+		switch c := b[i]; {
 		case c == '"':
-			s.i++
+			s.i = i + 1
 			return simple, nil
 		case c < 0x20:
 			return false, errSyntax
 		case c == '\\':
 			simple = false
-			s.i++
-			switch s.peek() {
+			i++
+			if i >= len(b) {
+				return false, errSyntax
+			}
+			switch b[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i++
+				i++
 			case 'u':
-				s.i++
-				if len(s.b)-s.i < 4 {
+				i++
+				if len(b)-i < 4 {
 					return false, errSyntax
 				}
-				for _, h := range s.b[s.i : s.i+4] {
+				for _, h := range b[i : i+4] {
 					if !isHex(h) {
 						return false, errSyntax
 					}
 				}
-				s.i += 4
+				i += 4
 			default:
 				return false, errSyntax
 			}
@@ -395,10 +413,23 @@ func (s *jsonScan) str() (simple bool, err error) {
 			if c >= 0x80 {
 				simple = false
 			}
-			s.i++
+			i++
 		}
 	}
-	return false, errSyntax
+}
+
+const (
+	swarLow  = 0x0101010101010101
+	swarHigh = 0x8080808080808080
+)
+
+// special reports whether any of the eight bytes of x is '"', '\\' or a
+// control character: (v - 0x01..) & ^v & 0x80.. is non-zero exactly when
+// some byte of v is zero (or, with 0x20.. subtracted, below 0x20).
+func special(x uint64) bool {
+	q := x ^ (swarLow * '"')
+	bs := x ^ (swarLow * '\\')
+	return ((q-swarLow)&^q|(bs-swarLow)&^bs|(x-swarLow*0x20)&^x)&swarHigh != 0
 }
 
 func isHex(c byte) bool {

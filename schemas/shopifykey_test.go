@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -121,4 +123,40 @@ func FuzzShopifyOrderKey(f *testing.F) {
 			}
 		}
 	})
+}
+
+func BenchmarkShopifyOrderKey(b *testing.B) {
+	body := benchOrder()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ShopifyOrderKey(body, OrderKeyID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseShopifyOrder(b *testing.B) {
+	body := benchOrder()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseShopifyOrder(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchOrder is a seed order of the fuzz corpus, about 19 KB.
+func benchOrder() []byte {
+	b, err := os.ReadFile("testdata/fuzz/FuzzShopifyOrderKey/order-full")
+	if err != nil {
+		panic(err)
+	}
+	lines := strings.SplitN(string(b), "\n", 3)
+	s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
+	if err != nil {
+		panic(err)
+	}
+	return []byte(s)
 }

@@ -35,10 +35,11 @@ func (f *joinFlags) build(c *common) (*join.Processor, error) {
 	cfg.Group = *f.group
 	cfg.WebhookWait, cfg.DedupeHorizon, cfg.TickInterval = *f.webhookWait, *f.dedupeHorizon, *f.tick
 	p, err := join.New(cfg, join.Deps{
-		ClientOpts: c.kafka.baseOpts(c.log, c.reg, "join"),
-		Sites:      c.sites,
-		Registerer: c.stageReg("join"),
-		Logger:     c.log,
+		ClientOpts:  c.kafka.baseOpts(c.log, nil, "join"),
+		SessionOpts: c.kafka.hooks(c.reg, "join"),
+		Sites:       c.sites,
+		Registerer:  c.stageReg("join"),
+		Logger:      c.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot configure join: %w", err)

@@ -45,13 +45,20 @@ func (k kafkaFlags) baseOpts(log *slog.Logger, reg prometheus.Registerer, role s
 		kgo.ClientID(*k.clientID + "-" + role),
 		kgo.WithLogger(kgoLogger{log.With("component", "kafka", "role", role)}),
 	}
-	if reg != nil {
-		m := kprom.NewMetrics("purchasesync_kafka",
-			kprom.Registerer(reg), kprom.WithStaticLabel(prometheus.Labels{"role": role}),
-			kprom.FetchAndProduceDetail(kprom.Batches, kprom.Records, kprom.CompressedBytes))
-		opts = append(opts, kgo.WithHooks(m))
+	return append(opts, k.hooks(reg, role)...)
+}
+
+// hooks are franz-go's metrics for one client, labelled by role. kprom
+// registers its collectors when a client is created, so these options must
+// go to exactly one client per role.
+func (k kafkaFlags) hooks(reg prometheus.Registerer, role string) []kgo.Opt {
+	if reg == nil {
+		return nil
 	}
-	return opts
+	m := kprom.NewMetrics("purchasesync_kafka",
+		kprom.Registerer(reg), kprom.WithStaticLabel(prometheus.Labels{"role": role}),
+		kprom.FetchAndProduceDetail(kprom.Batches, kprom.Records, kprom.CompressedBytes))
+	return []kgo.Opt{kgo.WithHooks(m)}
 }
 
 // producerOpts: acks=all and idempotence (franz-go defaults, stated here so a

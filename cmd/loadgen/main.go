@@ -1,0 +1,515 @@
+// Command loadgen drives realistic traffic at a purchasesync ingest on this
+// machine: signed Shopify orders/create webhooks (1–30 KB bodies with line
+// items, unicode and ids above 2^53) and the matching storefront events, at
+// a fixed rate or flat out, with a fixed concurrency, for a bounded count or
+// duration. It prints requests/s, p50/p99/max latency and status codes per
+// kind of request.
+//
+// With -baseline it first starts an in-process fasthttp server that answers
+// 200 at once (the same request shapes, the same machine) and runs the same
+// load against it, so one invocation prints both and the ratio:
+//
+//	loadgen -baseline -target http://127.0.0.1:8080 -scenario webhook -duration 20s
+//
+// Targets must be loopback addresses: this is a benchmark and demo tool, not
+// a way to flood someone else's server.
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	mrand "math/rand/v2"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"purchasesync/ingest/ingesttest"
+	"purchasesync/ingest/shopify"
+	"purchasesync/schemas"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+// Scenarios.
+const (
+	scenarioBoth       = "both"       // storefront event, then the webhook of the same purchase
+	scenarioWebhook    = "webhook"    // webhooks only (purchase syncing without the JS integration)
+	scenarioStorefront = "storefront" // storefront events only (JS integration, syncing off)
+	scenarioBadSig     = "badsig"     // webhooks with a wrong signature: all must get 401
+)
+
+type options struct {
+	target      string
+	baseline    bool
+	scenario    string
+	rate        float64
+	concurrency int
+	duration    time.Duration
+	requests    int
+	pool        int
+	site        string
+	shop        string
+	secret      string
+	orderKey    string
+	xff         bool
+	timeout     time.Duration
+	seed        uint64
+	quiet       bool
+}
+
+func parse(args []string, getenv func(string) string, out io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&o.target, "target", "http://127.0.0.1:8080", "ingest base URL (loopback only); empty with -baseline runs the baseline alone")
+	fs.BoolVar(&o.baseline, "baseline", false, "also run the same load against an in-process do-nothing fasthttp server and print the ratio")
+	fs.StringVar(&o.scenario, "scenario", scenarioWebhook, "traffic: webhook, storefront, both (storefront event then webhook per purchase), badsig (401s)")
+	fs.Float64Var(&o.rate, "rate", 0, "requests per second in total; 0 = as fast as the concurrency allows")
+	fs.IntVar(&o.concurrency, "concurrency", 32, "requests in flight at once (connections)")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to send (per target); 0 = until -requests are sent")
+	fs.IntVar(&o.requests, "requests", 0, "how many requests to send (per target); 0 = until -duration ends")
+	fs.IntVar(&o.pool, "pool", 20000, "distinct purchases generated before the run; after that bodies repeat, as Shopify redeliveries do")
+	fs.StringVar(&o.site, "site", "demo", "site slug for storefront events")
+	fs.StringVar(&o.shop, "shop", "", "shop domain for webhooks (default <site>.myshopify.com)")
+	fs.StringVar(&o.secret, "secret", "", "Shopify app secret to sign webhooks with (default: the first of $PURCHASESYNC_SHOPIFY_API_SECRET)")
+	fs.StringVar(&o.orderKey, "orderKey", string(schemas.OrderKeyID), "the site's order_key mode: order_id, order_number or order_name")
+	fs.BoolVar(&o.xff, "xff", false, "send storefront events with X-Forwarded-For client addresses from 198.18.0.0/15 (the ingest must trust 127.0.0.1 via -ingest.trustedProxies), so per-IP limits see many shoppers")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "per-request timeout (Shopify's is 5s)")
+	fs.Uint64Var(&o.seed, "seed", 1, "random seed for the generated purchases")
+	fs.BoolVar(&o.quiet, "quiet", false, "print only the result table")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.secret == "" {
+		if s := strings.Split(getenv("PURCHASESYNC_SHOPIFY_API_SECRET"), ","); s[0] != "" {
+			o.secret = strings.TrimSpace(s[0])
+		}
+	}
+	if o.shop == "" {
+		o.shop = o.site + ".myshopify.com"
+	}
+	switch {
+	case o.scenario != scenarioBoth && o.scenario != scenarioWebhook && o.scenario != scenarioStorefront && o.scenario != scenarioBadSig:
+		return o, fmt.Errorf("unknown -scenario %q: want webhook, storefront, both or badsig", o.scenario)
+	case o.scenario != scenarioStorefront && o.secret == "":
+		return o, errors.New("webhooks need a secret: set -secret or PURCHASESYNC_SHOPIFY_API_SECRET")
+	case o.concurrency < 1:
+		return o, errors.New("-concurrency must be at least 1")
+	case o.duration <= 0 && o.requests <= 0:
+		return o, errors.New("set -duration or -requests: the run must be bounded")
+	case o.rate < 0:
+		return o, errors.New("-rate must not be negative")
+	case !schemas.OrderKey(o.orderKey).Valid():
+		return o, fmt.Errorf("unknown -orderKey %q", o.orderKey)
+	case !schemas.ValidSiteSlug(o.site):
+		return o, fmt.Errorf("-site %q is not a site slug", o.site)
+	case o.target == "" && !o.baseline:
+		return o, errors.New("nothing to do: set -target or -baseline")
+	}
+	if o.target != "" {
+		if err := checkLoopback(o.target); err != nil {
+			return o, err
+		}
+	}
+	if o.pool < 1 {
+		o.pool = 1
+	}
+	if o.requests > 0 && o.requests < o.pool {
+		o.pool = o.requests
+	}
+	return o, nil
+}
+
+// checkLoopback refuses targets that are not on this machine.
+func checkLoopback(target string) error {
+	u, err := url.Parse(target)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return fmt.Errorf("-target %q: want http://host:port", target)
+	}
+	addrs, err := net.LookupIP(u.Hostname())
+	if err != nil {
+		return fmt.Errorf("cannot resolve -target host %q: %w", u.Hostname(), err)
+	}
+	for _, a := range addrs {
+		if !a.IsLoopback() {
+			return fmt.Errorf("-target %q resolves to %s, which is not a loopback address; loadgen only targets this machine", target, a)
+		}
+	}
+	return nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	o, err := parse(args, getenv, stdout)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	logf := func(format string, a ...any) {
+		if !o.quiet {
+			fmt.Fprintf(os.Stderr, "loadgen: "+format+"\n", a...)
+		}
+	}
+	start := time.Now()
+	reqs := buildPool(o)
+	logf("generated %d requests (%d purchases, scenario %s) in %s", len(reqs), o.pool, o.scenario, time.Since(start).Round(time.Millisecond))
+
+	var results []*result
+	if o.baseline {
+		addr, stopBase, err := startBaseline()
+		if err != nil {
+			return err
+		}
+		logf("baseline: do-nothing fasthttp server on %s", addr)
+		r, err := drive(ctx, o, "baseline", "http://"+addr, reqs)
+		stopBase()
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	if o.target != "" && ctx.Err() == nil {
+		r, err := drive(ctx, o, "ingest", strings.TrimRight(o.target, "/"), reqs)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	report(stdout, o, results)
+	return nil
+}
+
+// request is one prepared request; bodies and headers are immutable and
+// shared by every send.
+type request struct {
+	kind    string // webhook | storefront
+	path    string
+	body    []byte
+	headers [][2]string
+}
+
+// buildPool prepares the requests of o.pool purchases before the clock
+// starts, so that generating bodies does not compete with the target.
+func buildPool(o options) []request {
+	mode := schemas.OrderKey(o.orderKey)
+	per := 1
+	if o.scenario == scenarioBoth {
+		per = 2
+	}
+	out := make([]request, o.pool*per)
+	var wg sync.WaitGroup
+	workers := 4
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := mrand.New(mrand.NewPCG(o.seed, uint64(w)))
+			var idb [16]byte
+			for i := w; i < o.pool; i += workers {
+				p := ingesttest.NewPurchase(rng, int64(i), ingesttest.ItemsForSize(rng))
+				sf := request{kind: "storefront", path: "/v1/sites/" + o.site + "/purchases", body: p.StorefrontBody(mode),
+					headers: [][2]string{{"Content-Type", "application/json"},
+						{"Origin", "https://" + o.shop},
+						{"User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) loadgen"}}}
+				if o.xff {
+					sf.headers = append(sf.headers, [2]string{"X-Forwarded-For", fmt.Sprintf("198.%d.%d.%d", 18+rng.IntN(2), rng.IntN(256), 1+rng.IntN(254))})
+				}
+				body := p.OrderBody()
+				sig := shopify.Sign([]byte(o.secret), body)
+				if o.scenario == scenarioBadSig {
+					sig = shopify.Sign([]byte("not-"+o.secret), body)
+				}
+				binary.LittleEndian.PutUint64(idb[:8], rng.Uint64())
+				binary.LittleEndian.PutUint64(idb[8:], rng.Uint64())
+				wh := request{kind: "webhook", path: "/webhooks/shopify", body: body, headers: [][2]string{
+					{"Content-Type", "application/json"},
+					{"X-Shopify-Topic", shopify.TopicOrdersCreate},
+					{"X-Shopify-Shop-Domain", o.shop},
+					{"X-Shopify-Hmac-Sha256", sig},
+					{"X-Shopify-Api-Version", "2025-10"},
+					{"X-Shopify-Webhook-Id", uuid(idb[:])},
+					{"X-Shopify-Event-Id", uuid(append(idb[8:], idb[:8]...))},
+					{"X-Shopify-Triggered-At", p.CreatedAt.Format(time.RFC3339Nano)},
+				}}
+				switch o.scenario {
+				case scenarioBoth:
+					out[2*i], out[2*i+1] = sf, wh
+				case scenarioStorefront:
+					out[i] = sf
+				default:
+					out[i] = wh
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func uuid(b []byte) string {
+	h := hex.EncodeToString(b[:16])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// result is one target's measurements, per kind of request.
+type result struct {
+	name    string
+	elapsed time.Duration
+	kinds   map[string]*kindStats
+}
+
+type kindStats struct {
+	lat    []time.Duration
+	codes  map[int]int
+	errors map[string]int
+}
+
+// drive sends the pool's requests to base in order (wrapping around) with
+// o.concurrency workers, until the count or duration bound.
+func drive(ctx context.Context, o options, name, base string, reqs []request) (*result, error) {
+	u, _ := url.Parse(base)
+	client := &fasthttp.HostClient{
+		Addr:                u.Host,
+		MaxConns:            o.concurrency,
+		ReadTimeout:         o.timeout,
+		WriteTimeout:        o.timeout,
+		MaxIdleConnDuration: time.Minute,
+	}
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	var next atomic.Int64
+	limit := int64(math.MaxInt64)
+	if o.requests > 0 {
+		limit = int64(o.requests)
+	}
+	// With a rate, each request has a scheduled time and its latency counts
+	// from then, so a stalled target is charged for the queue it causes
+	// (no coordinated omission).
+	var interval time.Duration
+	if o.rate > 0 {
+		interval = time.Duration(float64(time.Second) / o.rate)
+	}
+	start := time.Now()
+	perWorker := make([]map[string]*kindStats, o.concurrency)
+	var wg sync.WaitGroup
+	for w := range o.concurrency {
+		stats := map[string]*kindStats{}
+		perWorker[w] = stats
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q := fasthttp.AcquireRequest()
+			p := fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(q)
+			defer fasthttp.ReleaseResponse(p)
+			for ctx.Err() == nil {
+				n := next.Add(1) - 1
+				if n >= limit {
+					return
+				}
+				sent := time.Now()
+				if interval > 0 {
+					sent = start.Add(time.Duration(n) * interval)
+					if d := time.Until(sent); d > 0 {
+						select {
+						case <-time.After(d):
+						case <-ctx.Done():
+							return
+						}
+					}
+				}
+				r := &reqs[n%int64(len(reqs))]
+				q.Reset()
+				q.Header.SetMethod(fasthttp.MethodPost)
+				q.SetRequestURI(base + r.path)
+				for _, h := range r.headers {
+					q.Header.Set(h[0], h[1])
+				}
+				q.SetBodyRaw(r.body)
+				err := client.DoTimeout(q, p, o.timeout)
+				took := time.Since(sent)
+				ks := stats[r.kind]
+				if ks == nil {
+					ks = &kindStats{codes: map[int]int{}, errors: map[string]int{}}
+					stats[r.kind] = ks
+				}
+				if err != nil {
+					if ctx.Err() != nil {
+						return // cut off by the end of the run: not a result
+					}
+					ks.errors[errClass(err)]++
+					continue
+				}
+				ks.codes[p.StatusCode()]++
+				ks.lat = append(ks.lat, took)
+			}
+		}()
+	}
+	wg.Wait()
+	res := &result{name: name, elapsed: time.Since(start), kinds: map[string]*kindStats{}}
+	for _, stats := range perWorker {
+		for k, s := range stats {
+			agg := res.kinds[k]
+			if agg == nil {
+				agg = &kindStats{codes: map[int]int{}, errors: map[string]int{}}
+				res.kinds[k] = agg
+			}
+			agg.lat = append(agg.lat, s.lat...)
+			for c, n := range s.codes {
+				agg.codes[c] += n
+			}
+			for e, n := range s.errors {
+				agg.errors[e] += n
+			}
+		}
+	}
+	return res, nil
+}
+
+func errClass(err error) string {
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout):
+		return "timeout"
+	case errors.Is(err, fasthttp.ErrConnectionClosed):
+		return "closed"
+	default:
+		var ne *net.OpError
+		if errors.As(err, &ne) {
+			return "net:" + ne.Op
+		}
+		return "other"
+	}
+}
+
+// startBaseline serves 200 to everything on a loopback port, with the
+// body limits and buffer sizes the ingest uses, so that only the ingest's
+// own work separates the two runs.
+func startBaseline() (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("cannot listen for the baseline server: %w", err)
+	}
+	srv := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			ctx.SetStatusCode(fasthttp.StatusOK)
+			ctx.SetContentType("application/json")
+			ctx.SetBodyString(`{"status":"accepted"}` + "\n")
+		},
+		ReadBufferSize:               16 << 10,
+		MaxRequestBodySize:           1 << 20,
+		ReadTimeout:                  5 * time.Second,
+		WriteTimeout:                 5 * time.Second,
+		IdleTimeout:                  time.Minute,
+		DisablePreParseMultipartForm: true,
+		NoDefaultContentType:         true,
+	}
+	go srv.Serve(ln) //nolint:errcheck // ends when Shutdown closes the listener
+	return ln.Addr().String(), func() { _ = srv.Shutdown() }, nil
+}
+
+func report(w io.Writer, o options, results []*result) {
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "target\tkind\trequests\treq/s\tp50\tp99\tmax\tcodes\terrors\t\n")
+	type key struct{ target, kind string }
+	rates := map[key]float64{}
+	p99s := map[key]time.Duration{}
+	for _, r := range results {
+		kinds := make([]string, 0, len(r.kinds))
+		for k := range r.kinds {
+			kinds = append(kinds, k)
+		}
+		sort.Strings(kinds)
+		for _, k := range kinds {
+			s := r.kinds[k]
+			slices.Sort(s.lat)
+			n := len(s.lat)
+			rate := float64(n) / r.elapsed.Seconds()
+			rates[key{r.name, k}] = rate
+			p99s[key{r.name, k}] = pct(s.lat, 0.99)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t\n", r.name, k, n, rate,
+				ms(pct(s.lat, 0.50)), ms(pct(s.lat, 0.99)), ms(pct(s.lat, 1)), fmtCounts(s.codes), fmtErrors(s.errors))
+		}
+	}
+	tw.Flush()
+	if o.baseline && len(results) == 2 {
+		for _, k := range []string{"webhook", "storefront"} {
+			b, i := rates[key{"baseline", k}], rates[key{"ingest", k}]
+			if b == 0 || i == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "ratio %s: ingest/baseline requests/s = %.2f (p99 %s vs %s)\n", k, i/b, ms(p99s[key{"ingest", k}]), ms(p99s[key{"baseline", k}]))
+		}
+	}
+	mode := "flat out"
+	if o.rate > 0 {
+		mode = fmt.Sprintf("%.0f req/s", o.rate)
+	}
+	fmt.Fprintf(w, "scenario %s, %s, concurrency %d, %d distinct purchases\n", o.scenario, mode, o.concurrency, o.pool)
+}
+
+func pct(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+
+func fmtCounts(m map[int]int) string {
+	keys := make([]int, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d:%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func fmtErrors(m map[string]int) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,401 @@
+package ingest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/valyala/fasthttp"
+
+	"purchasesync/deploy/testenv"
+	"purchasesync/ingest/ingesttest"
+	"purchasesync/ingest/shopify"
+	"purchasesync/processors/sites"
+	"purchasesync/schemas"
+)
+
+// Functional tests run against the real Kafka of deploy/local/stack.sh
+// (testenv.Kafka skips without it, and fails when
+// PURCHASESYNC_FUNCTIONAL_TESTS=1). Each test uses its own topic prefix.
+
+// realStack is one ingest on a real loopback socket, producing to the real
+// broker, with a real site registry following the test's sites.v1.
+type realStack struct {
+	brokers []string
+	topics  schemas.Topics
+	addr    string
+	srv     *Server
+}
+
+// putSites writes the test sites to sites.v1, as the admin API would.
+func putSites(t *testing.T, brokers []string, tp schemas.Topics) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	w := sites.Writer{Client: cl, Topic: tp.Name(schemas.TopicSites)}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, s := range testSites().sites {
+		if _, err := w.Put(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startRegistry runs a site registry on tp until the test ends and waits
+// until it has loaded.
+func startRegistry(t *testing.T, brokers []string, tp schemas.Topics) *sites.Registry {
+	t.Helper()
+	reg, err := sites.New(sites.DefaultConfig(tp.Name(schemas.TopicSites)), []kgo.Opt{kgo.SeedBrokers(brokers...)},
+		prometheus.NewRegistry(), slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- reg.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("site registry: %v", err)
+		}
+	})
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := reg.WaitReady(wctx); err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+func startReal(t *testing.T, mod func(*Config)) *realStack {
+	t.Helper()
+	brokers := testenv.Kafka(t)
+	tp := testenv.Topics(t, brokers, 3)
+	putSites(t, brokers, tp)
+	reg := startRegistry(t, brokers, tp)
+	return serveReal(t, brokers, tp, reg, mod)
+}
+
+// serveReal runs an ingest on a loopback port with a producer seeded at
+// seeds (the real brokers, or a dead address).
+func serveReal(t *testing.T, seeds []string, tp schemas.Topics, s Sites, mod func(*Config)) *realStack {
+	t.Helper()
+	cl, err := kgo.NewClient(producerOpts(seeds)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.Topics = tp
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := New(cfg, Deps{Client: cl, Sites: s, Listener: ln,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		cl.Close()
+	})
+	return &realStack{brokers: seeds, topics: tp, addr: ln.Addr().String(), srv: srv}
+}
+
+func (r *realStack) do(t testing.TB, q req) resp {
+	t.Helper()
+	c := &fasthttp.Client{ReadTimeout: 10 * time.Second, MaxResponseBodySize: 1 << 20}
+	return doWith(t, c, "http://"+r.addr, q)
+}
+
+// slowBody sends the headers and part of a body, then nothing: the
+// server must answer 408 once ReadTimeout passes and close the connection.
+func slowBody(t *testing.T, addr, path string, extra string) (status string, took time.Duration) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: ingest\r\nContent-Type: application/json\r\n%sContent-Length: 1000\r\n\r\n{\"purchase\":", path, extra)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("slow client got no answer: %v", err)
+	}
+	return strings.TrimSpace(line), time.Since(start)
+}
+
+// TestFunctionalBadInput sends the bad-input table to an ingest on the real
+// stack; each request gets its code, and the topics then hold exactly the
+// records the accepted requests should have left.
+func TestFunctionalBadInput(t *testing.T) {
+	r := startReal(t, func(c *Config) { c.ReadTimeout = time.Second })
+	big := uint64(18446744073709551615) // above 2^53: a float64 would round it
+	order := []byte(fmt.Sprintf(`{"id":%d,"order_number":1001,"name":"#1001","email":"a@b.example"}`, big))
+	goodEvent := []byte(`{"purchase":{"order_number":9007199254740993,"subtotal":"23.97"},"customer":{"email":"a@b.example"}}`)
+	withHeader := func(q req, k, v string) req {
+		h := map[string]string{}
+		for a, b := range q.headers {
+			h[a] = b
+		}
+		if v == "" {
+			delete(h, k)
+		} else {
+			h[k] = v
+		}
+		q.headers = h
+		return q
+	}
+	type rec struct{ topic, key string }
+	cases := []struct {
+		name  string
+		q     req
+		code  int
+		wrote *rec
+	}{
+		{"order, id above 2^53", webhook("orders/create", "acme.myshopify.com", order), 200,
+			&rec{schemas.TopicShopifyOrders, fmt.Sprintf("acme/%d", big)}},
+		{"event, order number above 2^53", storefrontReq("acme", goodEvent), 202,
+			&rec{schemas.TopicStorefrontPurchases, "acme/9007199254740993"}},
+		{"bad HMAC", withHeader(webhook("orders/create", "acme.myshopify.com", order), "X-Shopify-Hmac-Sha256", shopify.Sign([]byte("wrong"), order)), 401, nil},
+		{"missing HMAC", withHeader(webhook("orders/create", "acme.myshopify.com", order), "X-Shopify-Hmac-Sha256", ""), 401, nil},
+		{"signed truncated order", webhook("orders/create", "acme.myshopify.com", order[:20]), 200,
+			&rec{schemas.TopicShopifyUnrouted, "acme.myshopify.com"}},
+		{"truncated event", storefrontReq("acme", goodEvent[:30]), 400, nil},
+		{"wrong content type", withHeader(storefrontReq("acme", goodEvent), "Content-Type", "text/plain"), 415, nil},
+		{"oversize event", storefrontReq("acme", []byte(`{"purchase":{"order_number":"1","subtotal":"1","pad":"`+strings.Repeat("x", 64<<10)+`"},"customer":{"email":"a@b.example"}}`)), 413, nil},
+		{"oversize webhook", webhook("orders/create", "acme.myshopify.com", []byte(`{"id":1,"pad":"`+strings.Repeat("x", 1<<20)+`"}`)), 413, nil},
+		{"unknown site", storefrontReq("nosuch", goodEvent), 404, nil},
+		{"unknown shop", webhook("orders/create", "nobody.myshopify.com", order), 200,
+			&rec{schemas.TopicShopifyUnrouted, "nobody.myshopify.com"}},
+		{"missing email", storefrontReq("acme", []byte(`{"purchase":{"order_number":"1","subtotal":"1"},"customer":{}}`)), 400, nil},
+		{"missing order number", storefrontReq("acme", []byte(`{"purchase":{"subtotal":"1"},"customer":{"email":"a@b.example"}}`)), 400, nil},
+	}
+	var want []string
+	for _, c := range cases {
+		got := r.do(t, c.q)
+		if got.code != c.code {
+			t.Errorf("%s: code %d (%s), want %d", c.name, got.code, got.body, c.code)
+		}
+		if c.wrote != nil {
+			want = append(want, c.wrote.topic+" "+c.wrote.key)
+		}
+	}
+	// A client that never finishes its body: 408 after ReadTimeout, for
+	// both endpoints (the webhook one even with a valid-looking signature).
+	for _, path := range []string{"/v1/sites/acme/purchases", "/webhooks/shopify"} {
+		status, took := slowBody(t, r.addr, path, "X-Shopify-Hmac-Sha256: "+shopify.Sign([]byte(testSecret), nil)+"\r\n")
+		if !strings.HasPrefix(status, "HTTP/1.1 408") || took < 900*time.Millisecond || took > 5*time.Second {
+			t.Errorf("slow client on %s: %q after %s, want 408 after about 1s", path, status, took)
+		}
+	}
+	var got []string
+	for _, rc := range readAll(t, r.brokers, rawTopics(r.topics)) {
+		got = append(got, shortTopic(r.topics, rc.Topic)+" "+string(rc.Key))
+	}
+	sort.Strings(want)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("topics hold\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestFunctionalKafkaUnavailable: with no broker behind its address the
+// ingest answers 503 with Retry-After within its produce timeout and is not
+// ready; an ingest with a working producer then takes the same request.
+func TestFunctionalKafkaUnavailable(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	tp := testenv.Topics(t, brokers, 3)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there now: connections are refused at once
+	down := serveReal(t, []string{dead}, tp, testSites(), func(c *Config) { c.ProduceTimeout = time.Second })
+	p := ingesttest.NewPurchase(rand.New(rand.NewPCG(7, 7)), 1, 2)
+	wh := webhook("orders/create", "acme.myshopify.com", p.OrderBody())
+	for _, q := range []req{wh, storefrontReq("acme", p.StorefrontBody(schemas.OrderKeyID))} {
+		start := time.Now()
+		got := down.do(t, q)
+		if took := time.Since(start); got.code != 503 || got.headers["Retry-After"] != "3" || took > 2*time.Second {
+			t.Fatalf("%s with Kafka unavailable: %d Retry-After %q after %s", q.path, got.code, got.headers["Retry-After"], took)
+		}
+	}
+	if got := down.do(t, req{method: "GET", path: "/readyz"}); got.code != 503 || !strings.Contains(got.body, "Kafka") {
+		t.Errorf("readyz with Kafka unavailable: %d %s", got.code, got.body)
+	}
+	up := serveReal(t, brokers, tp, testSites(), nil)
+	waitFor(t, 10*time.Second, "readyz", func() bool { return up.do(t, req{method: "GET", path: "/readyz"}).code == 200 })
+	if got := up.do(t, wh); got.code != 200 {
+		t.Fatalf("with Kafka available: %d %s", got.code, got.body)
+	}
+	recs := readAll(t, brokers, rawTopics(tp))
+	if len(recs) != 1 || string(recs[0].Key) != p.Key("acme", schemas.OrderKeyID) || string(recs[0].Value) != string(wh.body) {
+		t.Fatalf("Kafka holds %d records, want the one acknowledged webhook", len(recs))
+	}
+}
+
+// TestFunctionalKill9 runs `purchasesync ingest` as a subprocess under load,
+// kills it with SIGKILL, and checks that every request it answered 200 or
+// 202 is in Kafka.
+func TestFunctionalKill9(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	tp := testenv.Topics(t, brokers, 3)
+	putSites(t, brokers, tp)
+	bin := filepath.Join(t.TempDir(), "purchasesync")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/purchasesync")
+	build.Dir = testenv.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "ingest",
+		"-kafka.brokers", strings.Join(brokers, ","), "-kafka.topicPrefix", tp.Prefix,
+		"-ingest.addr", "127.0.0.1:0", "-ops.addr", "127.0.0.1:0",
+		"-ingest.ipRate", "0", "-log.format", "json")
+	cmd.Env = append(os.Environ(), "PURCHASESYNC_SHOPIFY_API_SECRET=rotated,"+testSecret)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var l struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "ingest listening" {
+				addrc <- l.Addr
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+	}()
+	var r *realStack
+	select {
+	case addr := <-addrc:
+		r = &realStack{addr: addr}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the ingest never logged its address")
+	}
+	waitFor(t, 30*time.Second, "readyz", func() bool { return r.do(t, req{method: "GET", path: "/readyz"}).code == 200 })
+
+	// Load: every worker sends fresh purchases, both sides, until the
+	// process is gone; acked holds what the ingest answered 200/202.
+	var (
+		mu     sync.Mutex
+		acked  = map[string]bool{}
+		sent   atomic.Int64
+		killed atomic.Bool
+		wg     sync.WaitGroup
+	)
+	client := &fasthttp.Client{ReadTimeout: 5 * time.Second, MaxConnsPerHost: 64}
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 99))
+			for i := int64(0); ; i++ {
+				p := ingesttest.NewPurchase(rng, int64(w)<<32|i, 1+rng.IntN(4))
+				for _, q := range []req{storefrontReq("acme", p.StorefrontBody(schemas.OrderKeyID)), webhook("orders/create", "acme.myshopify.com", p.OrderBody())} {
+					code, err := post(client, "http://"+r.addr, q)
+					sent.Add(1)
+					if err != nil {
+						if killed.Load() {
+							return
+						}
+						continue
+					}
+					if code == 200 || code == 202 {
+						topic := schemas.TopicShopifyOrders
+						if code == 202 {
+							topic = schemas.TopicStorefrontPurchases
+						}
+						mu.Lock()
+						acked[topic+" "+p.Key("acme", schemas.OrderKeyID)] = true
+						mu.Unlock()
+					}
+				}
+			}
+		}()
+	}
+	time.Sleep(2 * time.Second)
+	killed.Store(true)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) < 100 {
+		t.Fatalf("only %d requests acknowledged before the kill: the load did not run", len(acked))
+	}
+	inKafka := map[string]bool{}
+	for _, rc := range readAll(t, brokers, rawTopics(tp)) {
+		inKafka[shortTopic(tp, rc.Topic)+" "+string(rc.Key)] = true
+	}
+	missing := 0
+	for k := range acked {
+		if !inKafka[k] {
+			missing++
+			if missing <= 5 {
+				t.Errorf("acknowledged but not in Kafka: %s", k)
+			}
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d acknowledged requests are not in Kafka", missing, len(acked))
+	}
+	t.Logf("%d requests sent, %d acknowledged before SIGKILL, all in Kafka (%d records there)", sent.Load(), len(acked), len(inKafka))
+}
+
+// post sends q and returns the status code.
+func post(c *fasthttp.Client, base string, q req) (int, error) {
+	rq := fasthttp.AcquireRequest()
+	rp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(rq)
+	defer fasthttp.ReleaseResponse(rp)
+	rq.Header.SetMethod(q.method)
+	rq.SetRequestURI(base + q.path)
+	for k, v := range q.headers {
+		rq.Header.Set(k, v)
+	}
+	rq.SetBody(q.body)
+	if err := c.Do(rq, rp); err != nil {
+		return 0, err
+	}
+	return rp.StatusCode(), nil
+}

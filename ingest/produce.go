@@ -1,0 +1,110 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/valyala/fasthttp"
+
+	"purchasesync/schemas"
+)
+
+var (
+	errTooBusy = errors.New("too many requests awaiting Kafka; retry later " +
+		"(operators: see -ingest.maxInflightProduces and -ingest.maxQueueDuration)")
+	errNotAcked = errors.New("Kafka did not acknowledge the event in time; retry later " +
+		"(operators: see -ingest.produceTimeout and the Kafka brokers)")
+)
+
+// header is one record header to copy.
+type header struct {
+	key string
+	val []byte
+}
+
+// maxTimeLen is the longest RFC 3339 timestamp with nanoseconds in UTC.
+const maxTimeLen = len("2006-01-02T15:04:05.999999999Z")
+
+// newRecord builds a record whose key, value and header values are copies
+// in one allocation. fasthttp reuses the request's buffers as soon as the
+// handler returns, while the producer may still hold the record (after a
+// 503 on timeout, or while it retries), so nothing may point into them.
+// The received-at header (RFC 3339, nanoseconds, UTC) is added last.
+func newRecord(topic, key string, body []byte, receivedAt time.Time, hdrs ...header) *kgo.Record {
+	n := len(key) + len(body) + maxTimeLen
+	for _, h := range hdrs {
+		n += len(h.val)
+	}
+	arena := make([]byte, 0, n)
+	take := func(b []byte) []byte {
+		start := len(arena)
+		arena = append(arena, b...)
+		return arena[start:len(arena):len(arena)]
+	}
+	rec := &kgo.Record{Topic: topic, Headers: make([]kgo.RecordHeader, 0, len(hdrs)+1)}
+	if key != "" {
+		start := len(arena)
+		arena = append(arena, key...)
+		rec.Key = arena[start:len(arena):len(arena)]
+	}
+	rec.Value = take(body)
+	for _, h := range hdrs {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.key, Value: take(h.val)})
+	}
+	start := len(arena)
+	arena = receivedAt.UTC().AppendFormat(arena, time.RFC3339Nano)
+	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: schemas.HeaderReceivedAt, Value: arena[start:len(arena):len(arena)]})
+	if len(arena) > n {
+		panic(fmt.Sprintf("BUG: record arena grew from %d to %d bytes", n, len(arena)))
+	}
+	return rec
+}
+
+// produce hands rec to Kafka and waits for its acknowledgement (acks=all)
+// for at most ProduceTimeout. It returns nil only when Kafka holds the
+// record, and a 503 StatusError otherwise. The in-flight slot is released
+// when the producer is done with the record, not when the handler gives up,
+// so the limit bounds the bodies actually held.
+func (s *Server) produce(rec *kgo.Record, t int) error {
+	if err := s.inflight.acquire(); err != nil {
+		return err
+	}
+	start := time.Now()
+	pctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProduceTimeout)
+	done := make(chan error, 1)
+	s.client.TryProduce(pctx, rec, func(_ *kgo.Record, err error) {
+		done <- err // before cancel: a closed pctx.Done must find the result waiting
+		cancel()
+		s.inflight.release()
+		if err == nil {
+			s.m.produceDuration.WithLabelValues(topicLabels[t]).Observe(time.Since(start).Seconds())
+		}
+	})
+	var err error
+	select {
+	case err = <-done:
+	case <-pctx.Done():
+		select {
+		case err = <-done:
+		default:
+			err = context.DeadlineExceeded
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	kind := produceRejected
+	switch {
+	case errors.Is(err, kgo.ErrMaxBuffered):
+		kind = produceBufferFull
+	case errors.Is(err, context.DeadlineExceeded):
+		kind = produceTimeout
+	}
+	s.m.produceErrors.WithLabelValues(topicLabels[t], kind).Inc()
+	s.log.Debug("record not acknowledged", "topic", rec.Topic, "kind", kind, "err", err)
+	return &StatusError{Code: fasthttp.StatusServiceUnavailable, RetryAfter: s.cfg.RetryAfter,
+		Err: fmt.Errorf("%w: %s", errNotAcked, kind)}
+}

@@ -1,0 +1,86 @@
+package shopify
+
+import (
+	"testing"
+
+	"purchasesync/schemas"
+)
+
+type fakeSites map[string]schemas.Site
+
+func (f fakeSites) ByShop(domain string) (schemas.Site, bool) {
+	for _, s := range f {
+		if s.ShopDomain == domain {
+			return s, true
+		}
+	}
+	return schemas.Site{}, false
+}
+
+func TestRouteTopic(t *testing.T) {
+	f := func(topic string, dest Destination, reason string) {
+		t.Helper()
+		r := RouteTopic(topic)
+		if r.Dest != dest || r.Reason != reason {
+			t.Errorf("RouteTopic(%q) = %+v, want {%v %q}", topic, r, dest, reason)
+		}
+	}
+	f("orders/create", ToOrders, "")
+	f(" orders/create ", ToOrders, "")
+	f("customers/redact", ToCompliance, "")
+	f("shop/redact", ToCompliance, "")
+	f("customers/data_request", ToCompliance, "")
+	f("refunds/create", ToUnrouted, ReasonTopicNotHandled)
+	f("orders/updated", ToUnrouted, ReasonTopicNotHandled)
+	f("ORDERS/CREATE", ToUnrouted, ReasonTopicNotHandled) // Shopify's topics are lower case
+	f("", ToUnrouted, ReasonTopicNotHandled)
+}
+
+func TestDestinationTopic(t *testing.T) {
+	for d, want := range map[Destination]string{
+		ToOrders:     schemas.TopicShopifyOrders,
+		ToCompliance: schemas.TopicCompliance,
+		ToUnrouted:   schemas.TopicShopifyUnrouted,
+	} {
+		if got := d.Topic(); got != want {
+			t.Errorf("%d.Topic() = %s, want %s", d, got, want)
+		}
+	}
+}
+
+func TestDecide(t *testing.T) {
+	sites := fakeSites{
+		"acme":    {Site: "acme", ShopDomain: "acme.myshopify.com", OrderKey: schemas.OrderKeyID, PurchaseSyncing: true},
+		"bolt":    {Site: "bolt", ShopDomain: "bolt.myshopify.com", OrderKey: schemas.OrderKeyNumber, PurchaseSyncing: true},
+		"cargo":   {Site: "cargo", ShopDomain: "cargo.myshopify.com", OrderKey: schemas.OrderKeyName, PurchaseSyncing: true},
+		"dormant": {Site: "dormant", ShopDomain: "dormant.myshopify.com", OrderKey: schemas.OrderKeyID},
+	}
+	order := `{"id": 9007199254740993, "order_number": 1001, "name": " #1001 ", "line_items": [{"id": 1}]}`
+	f := func(topic, shop, body string, dest Destination, reason, key string) {
+		t.Helper()
+		d := Decide(topic, shop, []byte(body), sites)
+		if d.Dest != dest || d.Reason != reason || d.Key != key {
+			t.Errorf("Decide(%q, %q, %.40q) = %+v, want {%v %q %q}", topic, shop, body, d, dest, reason, key)
+		}
+	}
+	// Keys by order_key mode; 2^53+1 keeps its last digit.
+	f("orders/create", "acme.myshopify.com", order, ToOrders, "", "acme/9007199254740993")
+	f("orders/create", "bolt.myshopify.com", order, ToOrders, "", "bolt/1001")
+	f("orders/create", "cargo.myshopify.com", order, ToOrders, "", "cargo/#1001")
+	f("orders/create", " ACME.myshopify.com", order, ToOrders, "", "acme/9007199254740993")
+	f("orders/create", "acme.myshopify.com", `{"id":"18446744073709551615"}`, ToOrders, "", "acme/18446744073709551615")
+	// Signed but not routable: kept on unrouted, keyed by shop.
+	f("orders/create", "nobody.myshopify.com", order, ToUnrouted, ReasonUnknownShop, "nobody.myshopify.com")
+	f("orders/create", "", order, ToUnrouted, ReasonUnknownShop, "")
+	f("orders/create", "dormant.myshopify.com", order, ToUnrouted, ReasonSyncingDisabled, "dormant.myshopify.com")
+	f("orders/create", "acme.myshopify.com", order[:30], ToUnrouted, ReasonUnparsable, "acme.myshopify.com")
+	f("orders/create", "acme.myshopify.com", `{"id": 1.5}`, ToUnrouted, ReasonUnparsable, "acme.myshopify.com")
+	f("orders/create", "acme.myshopify.com", `{"name": "#1"}`, ToUnrouted, ReasonUnparsable, "acme.myshopify.com")
+	f("orders/create", "bolt.myshopify.com", `{"id": 5}`, ToUnrouted, ReasonUnparsable, "bolt.myshopify.com")
+	f("orders/create", "acme.myshopify.com", `[1]`, ToUnrouted, ReasonUnparsable, "acme.myshopify.com")
+	// Other topics never look at the registry or the body.
+	f("customers/redact", "nobody.myshopify.com", `not json`, ToCompliance, "", "nobody.myshopify.com")
+	f("shop/redact", "acme.myshopify.com", `{}`, ToCompliance, "", "acme.myshopify.com")
+	f("refunds/create", "acme.myshopify.com", `{"order_id": 1}`, ToUnrouted, ReasonTopicNotHandled, "acme.myshopify.com")
+	f("app/uninstalled", "acme.myshopify.com", `{}`, ToUnrouted, ReasonTopicNotHandled, "acme.myshopify.com")
+}

@@ -1,0 +1,70 @@
+package ingest
+
+import (
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"purchasesync/ingest/shopify"
+	"purchasesync/schemas"
+)
+
+// Shopify's request headers (case-insensitive; fasthttp normalizes them).
+const (
+	hdrHmac        = "X-Shopify-Hmac-Sha256"
+	hdrTopic       = "X-Shopify-Topic"
+	hdrShopDomain  = "X-Shopify-Shop-Domain"
+	hdrWebhookID   = "X-Shopify-Webhook-Id"
+	hdrEventID     = "X-Shopify-Event-Id"
+	hdrAPIVersion  = "X-Shopify-Api-Version"
+	hdrTriggeredAt = "X-Shopify-Triggered-At"
+)
+
+var destTopic = [...]int{shopify.ToOrders: tOrders, shopify.ToCompliance: tCompliance, shopify.ToUnrouted: tUnrouted}
+
+// webhook handles POST /webhooks/shopify: verify, route, produce, and
+// answer 200 only once Kafka holds the record.
+func (s *Server) webhook(ctx *fasthttp.RequestCtx) error {
+	receivedAt := time.Now()
+	h := &ctx.Request.Header
+	body := ctx.PostBody()
+	s.m.bodyBytes.WithLabelValues(endpointWebhook).Observe(float64(len(body)))
+	if !s.verifier.Verify(body, h.Peek(hdrHmac)) {
+		s.m.signatureFailures.Inc()
+		return statusErrorf(fasthttp.StatusUnauthorized, "missing or invalid %s", hdrHmac)
+	}
+	topic := h.Peek(hdrTopic)
+	// Before the registry is loaded an order's shop may just not be known
+	// yet; routing it to unrouted as unknown_shop would be wrong, and a 503
+	// makes Shopify retry.
+	if shopify.RouteTopic(string(topic)).Dest == shopify.ToOrders && !s.sites.Ready() {
+		return &StatusError{Code: fasthttp.StatusServiceUnavailable, RetryAfter: s.cfg.RetryAfter,
+			Err: errRegistryNotLoaded}
+	}
+	d := shopify.Decide(string(topic), string(h.Peek(hdrShopDomain)), body, s.sites)
+	hdrs := [8]header{
+		{schemas.HeaderShopDomain, []byte(d.Shop)},
+		{schemas.HeaderWebhookID, h.Peek(hdrWebhookID)},
+		{schemas.HeaderEventID, h.Peek(hdrEventID)},
+		{schemas.HeaderTopic, topic},
+		{schemas.HeaderAPIVersion, h.Peek(hdrAPIVersion)},
+		{schemas.HeaderTriggeredAt, h.Peek(hdrTriggeredAt)},
+	}
+	n := 6
+	if d.Dest == shopify.ToUnrouted {
+		hdrs[n] = header{schemas.HeaderReason, []byte(d.Reason)}
+		n++
+	}
+	t := destTopic[d.Dest]
+	rec := newRecord(s.topics[t], d.Key, body, receivedAt, hdrs[:n]...)
+	if err := s.produce(rec, t); err != nil {
+		return err
+	}
+	if d.Dest == shopify.ToUnrouted {
+		s.m.unrouted.WithLabelValues(d.Reason).Inc()
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(`{"status":"accepted"}` + "\n")
+	return nil
+}

@@ -1,0 +1,486 @@
+package clickhouse
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"purchasesync/schemas"
+	"purchasesync/sinks/internal/deadletter"
+	"purchasesync/sinks/internal/retry"
+)
+
+// Deps are what a Sink takes from its process.
+type Deps struct {
+	// KafkaOpts are the process's base client options (seeds, client id,
+	// logger, metric hooks, producer settings). The sink adds its group
+	// options and builds its own client, which also produces dead letters.
+	KafkaOpts  []kgo.Opt
+	Registerer prometheus.Registerer // expected to prefix purchasesync_sink_
+	Logger     *slog.Logger
+
+	// writer replaces ClickHouse in in-process tests.
+	writer writer
+}
+
+// input says which table a topic feeds.
+type input int
+
+const (
+	inPurchases input = iota
+	inDiscrepancies
+	inShopify
+	inStorefront
+)
+
+// Sink loads the four input topics into ClickHouse. Run drives it; a Sink
+// is not safe for concurrent use and runs once.
+type Sink struct {
+	cfg    Config
+	log    *slog.Logger
+	m      *metrics
+	w      writer
+	conn   driver.Conn // nil with a test writer
+	inputs map[string]input
+	dlq    string
+
+	purchases     *purchasesTable
+	discrepancies *discrepanciesTable
+	raw           *rawEventsTable
+	tables        []*table
+	dead          []*kgo.Record
+	// offsets are the next offsets to commit once everything buffered is
+	// written: every consumed record is a buffered row or a dead letter.
+	offsets map[string]map[int32]kgo.EpochOffset
+	pending int
+	bytes   int
+	firstAt time.Time
+
+	rebalanceWanted atomic.Bool
+	lagMu           sync.Mutex
+	lag             map[string]map[int32]int64
+	lastFetchLog    time.Time
+	kafkaOpts       []kgo.Opt
+}
+
+// New checks cfg and prepares a sink; nothing connects until Run.
+func New(cfg Config, deps Deps) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid ClickHouse sink configuration: %w", err)
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Registerer == nil {
+		deps.Registerer = prometheus.NewRegistry()
+	}
+	s := &Sink{
+		cfg: cfg, log: deps.Logger.With("stage", "sink"), m: newMetrics(deps.Registerer), w: deps.writer,
+		dlq:           cfg.Topics.Name(schemas.TopicDeadLetter),
+		purchases:     newPurchasesTable(),
+		discrepancies: newDiscrepanciesTable(),
+		raw:           newRawEventsTable(),
+		offsets:       map[string]map[int32]kgo.EpochOffset{},
+		lag:           map[string]map[int32]int64{},
+		inputs: map[string]input{
+			cfg.Topics.Name(schemas.TopicPurchases):           inPurchases,
+			cfg.Topics.Name(schemas.TopicDiscrepancies):       inDiscrepancies,
+			cfg.Topics.Name(schemas.TopicShopifyOrders):       inShopify,
+			cfg.Topics.Name(schemas.TopicStorefrontPurchases): inStorefront,
+		},
+	}
+	s.tables = []*table{&s.purchases.table, &s.discrepancies.table, &s.raw.table}
+	s.publishLagLocked() // every input topic shows up at 0 before its first record
+	if s.w == nil {
+		conn, err := Open(cfg, cfg.Database)
+		if err != nil {
+			return nil, err
+		}
+		s.conn, s.w = conn, &chWriter{conn: conn}
+	}
+	s.kafkaOpts = append(append([]kgo.Opt{}, deps.KafkaOpts...), s.groupOpts()...)
+	if err := kgo.ValidateOpts(s.kafkaOpts...); err != nil {
+		return nil, fmt.Errorf("invalid Kafka options for the sink: %w", err)
+	}
+	return s, nil
+}
+
+func (s *Sink) groupOpts() []kgo.Opt {
+	topics := make([]string, 0, len(s.inputs))
+	for t := range s.inputs {
+		topics = append(topics, t)
+	}
+	return []kgo.Opt{
+		kgo.ConsumerGroup(s.cfg.Group),
+		kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// purchases.v1 and discrepancies.v1 are written in the join's
+		// transactions: an aborted one must never reach ClickHouse.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.DisableAutoCommit(),
+		// Rebalances wait while rows are buffered, so offsets are only ever
+		// committed for partitions this member still owns. Buffers empty at
+		// least every FlushInterval, and OnPartitionsCallbackBlocked asks
+		// for an early flush.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { s.rebalanceWanted.Store(true) }),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { s.forgetLag(lost) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { s.forgetLag(lost) }),
+		// One buffered fetch per broker is at most about one batch.
+		kgo.FetchMaxBytes(int32(min(s.cfg.BatchBytes, 1<<30))),
+	}
+}
+
+// Run migrates (if configured), then consumes until ctx ends. It returns nil
+// after a final flush and commit; an error means the sink could not do its
+// job (then the uncommitted records are read again by the next owner and
+// collapse in FINAL).
+func (s *Sink) Run(ctx context.Context) error {
+	if s.conn != nil {
+		defer s.conn.Close()
+	}
+	if s.cfg.Migrate && s.conn != nil {
+		if err := s.migrate(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+	cl, err := kgo.NewClient(s.kafkaOpts...)
+	if err != nil {
+		return fmt.Errorf("cannot create the sink's Kafka client: %w", err)
+	}
+	defer func() {
+		cl.AllowRebalance()
+		cl.Close()
+	}()
+	s.log.Info("sink consuming", "group", s.cfg.Group, "database", s.cfg.Database,
+		"batch_rows", s.cfg.BatchRows, "flush_interval", s.cfg.FlushInterval.String())
+
+	for ctx.Err() == nil {
+		pctx, cancel := s.pollContext(ctx)
+		fs := cl.PollRecords(pctx, max(1, s.cfg.BatchRows-s.pending))
+		cancel()
+		s.logFetchErrors(fs)
+		s.updateLag(fs)
+		fs.EachRecord(s.add)
+		if s.due() {
+			if err := s.flush(ctx, cl); err != nil {
+				break // only ctx ends a flush early; the final flush retries
+			}
+		}
+		if s.pending == 0 {
+			s.rebalanceWanted.Store(false)
+			cl.AllowRebalance()
+		}
+	}
+	// The parent context is done; give the last batch ShutdownTimeout.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.flush(sctx, cl); err != nil {
+		return fmt.Errorf("cannot flush %d buffered records before stopping (they will be read again): %w", s.pending, err)
+	}
+	return nil
+}
+
+func (s *Sink) migrate(ctx context.Context) error {
+	bo := retry.Backoff{Initial: s.cfg.RetryInitial, Max: s.cfg.RetryMax}
+	for {
+		v, err := Migrate(ctx, s.cfg, s.log)
+		if err == nil {
+			s.log.Info("ClickHouse schema ready", "database", s.cfg.Database, "version", v)
+			return nil
+		}
+		d := bo.Next()
+		s.log.Warn("cannot migrate ClickHouse; retrying", "retry_in", d.String(), "err", err)
+		if err := retry.Sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// pollContext ends the poll when the oldest buffered record is due.
+func (s *Sink) pollContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.pending == 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, s.firstAt.Add(s.cfg.FlushInterval))
+}
+
+func (s *Sink) due() bool {
+	return s.pending > 0 && (s.pending >= s.cfg.BatchRows || s.bytes >= s.cfg.BatchBytes ||
+		time.Since(s.firstAt) >= s.cfg.FlushInterval || s.rebalanceWanted.Load())
+}
+
+func (s *Sink) logFetchErrors(fs kgo.Fetches) {
+	fs.EachError(func(topic string, p int32, err error) {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+			return
+		}
+		// franz-go retries on its own; one line every 10 s is enough.
+		if time.Since(s.lastFetchLog) > 10*time.Second {
+			s.lastFetchLog = time.Now()
+			s.log.Warn("sink: fetch error", "topic", topic, "partition", p, "err", err)
+		}
+	})
+}
+
+// add converts one record into a row of its table, or a dead letter.
+func (s *Sink) add(rec *kgo.Record) {
+	in, ok := s.inputs[rec.Topic]
+	if !ok {
+		panic("BUG: record from unsubscribed topic " + rec.Topic)
+	}
+	if s.pending == 0 {
+		s.firstAt = time.Now()
+	}
+	tp := s.offsets[rec.Topic]
+	if tp == nil {
+		tp = map[int32]kgo.EpochOffset{}
+		s.offsets[rec.Topic] = tp
+	}
+	tp[rec.Partition] = kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1}
+	s.pending++
+	size := len(rec.Key) + len(rec.Value) + 256
+	s.bytes += size
+
+	ref := rowRef{topic: rec.Topic, partition: rec.Partition, offset: rec.Offset, key: rec.Key}
+	var err error
+	switch in {
+	case inPurchases:
+		var r *purchaseRow
+		if r, err = purchaseRowFrom(rec.Value); err == nil {
+			if r.ReceivedAt != nil {
+				ref.receivedAt = *r.ReceivedAt
+			}
+			s.m.roundedValues.Add(float64(r.Rounded))
+			s.purchases.add(r, ref, size)
+		}
+	case inDiscrepancies:
+		var r *discrepancyRow
+		if r, err = discrepancyRowFrom(rec.Value); err == nil {
+			s.discrepancies.add(r, ref, size)
+		}
+	case inShopify, inStorefront:
+		src := sourceShopify
+		if in == inStorefront {
+			src = sourceStorefront
+		}
+		var r *rawRow
+		r, err = rawRowFrom(rawRecord{Source: src, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+			Key: string(rec.Key), Value: rec.Value, Header: func(k string) string { return deadletter.Header(rec, k) }})
+		if err == nil {
+			ref.receivedAt = r.ReceivedAt
+			s.raw.add(r, ref, size)
+		}
+	}
+	if err != nil {
+		kind := "invalid"
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &se) || errors.As(err, &te) || len(rec.Value) == 0 {
+			kind = "decode"
+		}
+		s.m.deadLetters.WithLabelValues(rec.Topic, kind).Inc()
+		s.log.Warn("sink: record cannot be loaded; sending it to the dead-letter topic",
+			"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
+		s.dead = append(s.dead, deadletter.Record(s.dlq, rec, err.Error()))
+	}
+	s.m.buffered.Set(float64(s.pending))
+}
+
+// flush writes every buffered row and dead letter, retrying until it works
+// or ctx ends, then commits the offsets of everything consumed. A table that
+// was written is emptied at once, so a retry after a later failure does not
+// write it twice.
+func (s *Sink) flush(ctx context.Context, cl *kgo.Client) error {
+	if s.pending == 0 {
+		return nil
+	}
+	for _, t := range s.tables {
+		if t.len() == 0 {
+			continue
+		}
+		if err := s.insert(ctx, t); err != nil {
+			return err
+		}
+	}
+	if err := s.produceDead(ctx, cl); err != nil {
+		return err
+	}
+	s.commit(ctx, cl)
+	clear(s.offsets)
+	s.pending, s.bytes = 0, 0
+	s.m.buffered.Set(0)
+	return nil
+}
+
+func (s *Sink) insert(ctx context.Context, t *table) error {
+	bo := retry.Backoff{Initial: s.cfg.RetryInitial, Max: s.cfg.RetryMax}
+	for {
+		start := time.Now()
+		err := s.w.insert(ctx, t)
+		if err == nil {
+			now := time.Now()
+			s.m.batchSeconds.WithLabelValues(t.name).Observe(now.Sub(start).Seconds())
+			s.m.batches.WithLabelValues(t.name).Inc()
+			s.m.rows.WithLabelValues(t.name).Add(float64(t.len()))
+			e2e := s.m.e2e.WithLabelValues(t.name)
+			for _, r := range t.refs {
+				if !r.receivedAt.IsZero() {
+					e2e.Observe(now.Sub(r.receivedAt).Seconds())
+				}
+			}
+			if bo.Attempts() > 0 {
+				s.m.retrying.Set(0)
+				s.log.Info("ClickHouse insert succeeded after retrying", "table", t.name, "rows", t.len(), "attempts", bo.Attempts()+1)
+			}
+			t.reset()
+			return nil
+		}
+		var bad *badRowError
+		if errors.As(err, &bad) {
+			ref := t.refs[bad.Row]
+			s.m.insertErrors.WithLabelValues(t.name, "append").Inc()
+			s.m.deadLetters.WithLabelValues(ref.topic, "append").Inc()
+			s.log.Error("BUG: ClickHouse driver refused a validated row; sending its record to the dead-letter topic",
+				"table", t.name, "topic", ref.topic, "partition", ref.partition, "offset", ref.offset, "err", bad.Err)
+			src := &kgo.Record{Topic: ref.topic, Partition: ref.partition, Offset: ref.offset, Key: ref.key}
+			s.dead = append(s.dead, deadletter.Record(s.dlq, src, "append: "+bad.Err.Error()))
+			t.cut(bad.Row)
+			if t.len() == 0 {
+				return nil
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.m.insertErrors.WithLabelValues(t.name, errorKind(err)).Inc()
+		s.m.retrying.Set(1)
+		s.m.retries.Inc()
+		d := bo.Next()
+		s.log.Warn("cannot insert into ClickHouse; holding consumption and retrying the same rows",
+			"table", t.name, "rows", t.len(), "attempt", bo.Attempts(), "retry_in", d.String(), "err", err)
+		if err := retry.Sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// produceDead writes the dead letters, retrying the ones Kafka refused.
+func (s *Sink) produceDead(ctx context.Context, cl *kgo.Client) error {
+	bo := retry.Backoff{Initial: s.cfg.RetryInitial, Max: s.cfg.RetryMax}
+	for len(s.dead) > 0 {
+		var failed []*kgo.Record
+		var firstErr error
+		for _, r := range cl.ProduceSync(ctx, s.dead...) {
+			if r.Err != nil {
+				failed = append(failed, r.Record)
+				firstErr = cmpErr(firstErr, r.Err)
+			}
+		}
+		clear(s.dead)
+		s.dead = append(s.dead[:0], failed...)
+		if len(failed) == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.m.retrying.Set(1)
+		s.m.retries.Inc()
+		d := bo.Next()
+		s.log.Warn("cannot produce dead letters; retrying", "records", len(failed), "retry_in", d.String(), "err", firstErr)
+		if err := retry.Sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+	s.m.retrying.Set(0)
+	return nil
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// commit commits the consumed offsets. A failure is logged, not retried:
+// the next commit covers these offsets too, and if this member lost the
+// partitions meanwhile, the new owner reads the records again and the rows
+// collapse in FINAL.
+func (s *Sink) commit(ctx context.Context, cl *kgo.Client) {
+	var cerr error
+	cl.CommitOffsetsSync(ctx, s.offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if e := kerr.ErrorForCode(p.ErrorCode); e != nil && cerr == nil {
+					cerr = fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, e)
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		s.m.commitErrors.Inc()
+		s.log.Warn("cannot commit sink offsets; the records will be read again and collapse in FINAL", "err", cerr)
+	}
+}
+
+func (s *Sink) updateLag(fs kgo.Fetches) {
+	s.lagMu.Lock()
+	defer s.lagMu.Unlock()
+	changed := false
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		last := p.Records[len(p.Records)-1]
+		if s.lag[p.Topic] == nil {
+			s.lag[p.Topic] = map[int32]int64{}
+		}
+		s.lag[p.Topic][p.Partition] = max(p.HighWatermark-last.Offset-1, 0)
+		changed = true
+	})
+	if changed {
+		s.publishLagLocked()
+	}
+}
+
+func (s *Sink) forgetLag(parts map[string][]int32) {
+	s.lagMu.Lock()
+	defer s.lagMu.Unlock()
+	for t, ps := range parts {
+		for _, p := range ps {
+			delete(s.lag[t], p)
+		}
+	}
+	s.publishLagLocked()
+}
+
+func (s *Sink) publishLagLocked() {
+	for t := range s.inputs {
+		var sum int64
+		for _, l := range s.lag[t] {
+			sum += l
+		}
+		s.m.lag.WithLabelValues(t).Set(float64(sum))
+	}
+}

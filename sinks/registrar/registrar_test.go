@@ -1,0 +1,331 @@
+package registrar
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"purchasesync/schemas"
+	"purchasesync/sinks/internal/deadletter"
+)
+
+// fakeTalkable is a faithful fake of POST /api/v2/origins: bearer auth, the
+// documented envelope, 201 with the created origin, 422 for an invalid or
+// repeated origin. It can be told to answer a status for the next requests
+// or always for one order number.
+type fakeTalkable struct {
+	mu       sync.Mutex
+	key      string
+	origins  map[string]map[string]any // site/order → data
+	attempts map[string]int            // site/order → requests
+	next     []int                     // statuses to answer first
+	always   map[string]int            // order number → status
+	bodies   []string
+}
+
+func newFakeTalkable(key string) *fakeTalkable {
+	return &fakeTalkable{key: key, origins: map[string]map[string]any{}, attempts: map[string]int{}, always: map[string]int{}}
+}
+
+func (f *fakeTalkable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	reply := func(code int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	fail := func(code int, msg string) { reply(code, map[string]any{"ok": false, "error_message": msg}) }
+	if r.Method != http.MethodPost || r.URL.Path != "/api/v2/origins" {
+		fail(404, "Not found")
+		return
+	}
+	if r.Header.Get("Authorization") != "Bearer "+f.key {
+		fail(401, "Invalid API key")
+		return
+	}
+	if r.Header.Get("Content-Type") != "application/json" {
+		fail(400, "Content-Type must be application/json")
+		return
+	}
+	raw, _ := io.ReadAll(r.Body)
+	var req struct {
+		SiteSlug string         `json:"site_slug"`
+		Type     string         `json:"type"`
+		Data     map[string]any `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &req); err != nil || req.SiteSlug == "" || req.Type != "Purchase" {
+		fail(400, "site_slug and type Purchase are required")
+		return
+	}
+	order, _ := req.Data["order_number"].(string)
+	if _, ok := req.Data["subtotal"].(float64); !ok || order == "" {
+		fail(422, "order_number and a numeric subtotal are required")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.bodies = append(f.bodies, string(raw))
+	key := req.SiteSlug + "/" + order
+	f.attempts[key]++
+	if len(f.next) > 0 {
+		code := f.next[0]
+		f.next = f.next[1:]
+		if code == 429 {
+			w.Header().Set("Retry-After", "1")
+		}
+		fail(code, "Try again later")
+		return
+	}
+	if code := f.always[order]; code != 0 {
+		fail(code, "Validation failed: email is invalid")
+		return
+	}
+	if _, ok := f.origins[key]; ok {
+		fail(422, "Origin with this order number already exists")
+		return
+	}
+	f.origins[key] = req.Data
+	reply(201, map[string]any{"ok": true, "result": map[string]any{
+		"origin": map[string]any{"id": len(f.origins), "order_number": order, "subtotal": req.Data["subtotal"],
+			"customer_id": req.Data["customer_id"], "ip_address": req.Data["ip_address"], "type": "Purchase",
+			"refunded_at": nil, "coupon_code": req.Data["coupon_code"]},
+		"offer": nil}})
+}
+
+func purchase(site, order string, version uint64) *schemas.Purchase {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	return &schemas.Purchase{Site: site, OrderNumber: order, RegisteredVia: schemas.ViaStorefront, Email: "jane@example.com",
+		Subtotal: "23.975", Currency: "usd", CouponCodes: []string{"A", "B"},
+		Items:        []schemas.Item{{ProductID: "p1", Price: "9.99", Quantity: 2}},
+		RegisteredAt: at, UpdatedAt: at, Version: version}
+}
+
+type fixture struct {
+	cluster *kfake.Cluster
+	client  *kgo.Client
+	topics  schemas.Topics
+}
+
+func newFixture(t *testing.T) *fixture {
+	topics := schemas.Topics{Prefix: "t."}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topics.Name(schemas.TopicPurchases), topics.Name(schemas.TopicDeadLetter)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return &fixture{cluster: c, client: cl, topics: topics}
+}
+
+func (f *fixture) produce(t *testing.T, ps ...*schemas.Purchase) {
+	t.Helper()
+	for _, p := range ps {
+		b, _ := schemas.MarshalPurchase(p)
+		if err := f.client.ProduceSync(context.Background(), &kgo.Record{Topic: f.topics.Name(schemas.TopicPurchases), Key: []byte(p.Key()), Value: b}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (f *fixture) committed(t *testing.T, group string) int64 {
+	offs, err := kadm.NewClient(f.client).FetchOffsets(context.Background(), group)
+	if err != nil {
+		return 0 // the group does not exist yet
+	}
+	var n int64
+	offs.Each(func(o kadm.OffsetResponse) { n += o.At })
+	return n
+}
+
+func run(t *testing.T, f *fixture, srv *httptest.Server, mutate func(*Config)) (*Registrar, func()) {
+	cfg := DefaultConfig()
+	cfg.URL, cfg.APIKey, cfg.Topics, cfg.Group = srv.URL, "k3y", f.topics, "reg-"+t.Name()
+	cfg.RetryInitial, cfg.RetryMax, cfg.MaxAttempts = 10*time.Millisecond, 50*time.Millisecond, 3
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	r, err := New(cfg, Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(f.cluster.ListenAddrs()...)}, Registerer: prometheus.NewRegistry(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	stop := func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+	t.Cleanup(func() { cancel() })
+	return r, stop
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestForwardsEachPurchaseOnceThroughThrottling(t *testing.T) {
+	f := newFixture(t)
+	tk := newFakeTalkable("k3y")
+	tk.next = []int{429, 503, 503}
+	srv := httptest.NewServer(tk)
+	defer srv.Close()
+
+	test := purchase("acme", "T1", 1)
+	test.Test = true
+	f.produce(t,
+		purchase("acme", "1001", 1), purchase("acme", "1002", 1),
+		purchase("acme", "1001", 2), // a later match: not a new registration
+		purchase("acme", "1001", 1), // a replayed first version
+		purchase("other", "1001", 1),
+		test,
+	)
+	_, stop := run(t, f, srv, nil)
+	waitFor(t, "6 committed offsets", func() bool { return f.committed(t, "reg-"+t.Name()) == 6 })
+	stop()
+
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	if len(tk.origins) != 3 {
+		t.Fatalf("registered %d origins, want 3 (acme/1001, acme/1002, other/1001): %v", len(tk.origins), tk.origins)
+	}
+	if tk.attempts["acme/T1"] != 0 {
+		t.Errorf("a test order was forwarded")
+	}
+	// The three throttled/failed answers were retried, not dead-lettered.
+	total := 0
+	for _, n := range tk.attempts {
+		total += n
+	}
+	if total != 6 {
+		t.Errorf("%d requests, want 6 (3 origins + 3 retried failures): %v", total, tk.attempts)
+	}
+	d := tk.origins["acme/1001"]
+	if d["currency_iso_code"] != "USD" || d["coupon_code"] != "A,B" || d["subtotal"] != 23.975 || d["order_date"] != "2026-03-01T12:00:00Z" {
+		t.Errorf("origin data = %v", d)
+	}
+	items, _ := d["items"].([]any)
+	if len(items) != 1 || items[0].(map[string]any)["price"] != 9.99 || items[0].(map[string]any)["quantity"] != 2.0 {
+		t.Errorf("items = %v", d["items"])
+	}
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	f := newFixture(t)
+	tk := newFakeTalkable("k3y")
+	tk.next = []int{429}
+	srv := httptest.NewServer(tk)
+	defer srv.Close()
+	f.produce(t, purchase("acme", "1", 1))
+	start := time.Now()
+	_, stop := run(t, f, srv, nil)
+	waitFor(t, "the origin", func() bool { tk.mu.Lock(); defer tk.mu.Unlock(); return len(tk.origins) == 1 })
+	stop()
+	if d := time.Since(start); d < 900*time.Millisecond {
+		t.Errorf("retried after %s, before Retry-After: 1", d)
+	}
+}
+
+func TestDeadLettersRejectedAndExhausted(t *testing.T) {
+	f := newFixture(t)
+	tk := newFakeTalkable("k3y")
+	tk.always["bad"] = 422
+	tk.always["down"] = 503
+	srv := httptest.NewServer(tk)
+	defer srv.Close()
+	f.produce(t, purchase("acme", "bad", 1), purchase("acme", "down", 1), purchase("acme", "ok", 1))
+	f.client.ProduceSync(context.Background(), &kgo.Record{Topic: f.topics.Name(schemas.TopicPurchases), Key: []byte("acme/x"), Value: []byte("{")})
+	r, stop := run(t, f, srv, nil)
+	waitFor(t, "4 committed offsets", func() bool { return f.committed(t, r.cfg.Group) == 4 })
+	stop()
+	tk.mu.Lock()
+	if tk.attempts["acme/bad"] != 1 || tk.attempts["acme/down"] != 3 || len(tk.origins) != 1 {
+		t.Errorf("attempts %v, origins %d; want 1 for a refused purchase, MaxAttempts=3 for a failing one", tk.attempts, len(tk.origins))
+	}
+	tk.mu.Unlock()
+
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(f.cluster.ListenAddrs()...), kgo.ConsumeTopics(f.topics.Name(schemas.TopicDeadLetter)))
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reasons := map[string]string{}
+	for len(reasons) < 3 && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(rec *kgo.Record) {
+			reasons[string(rec.Key)] = deadletter.Header(rec, schemas.HeaderReason)
+		})
+	}
+	if !strings.Contains(reasons["acme/bad"], "422") || !strings.Contains(reasons["acme/down"], "3 attempts") || reasons["acme/x"] == "" {
+		t.Errorf("dead-letter reasons = %v", reasons)
+	}
+}
+
+func TestWrongKeyHoldsInsteadOfDeadLettering(t *testing.T) {
+	f := newFixture(t)
+	tk := newFakeTalkable("right")
+	srv := httptest.NewServer(tk)
+	defer srv.Close()
+	f.produce(t, purchase("acme", "1", 1))
+	r, stop := run(t, f, srv, func(c *Config) { c.APIKey = "wrong" })
+	time.Sleep(500 * time.Millisecond)
+	if c := f.committed(t, r.cfg.Group); c != 0 {
+		t.Errorf("committed %d offsets while the key was refused", c)
+	}
+	stop()
+	if got := metricCount(r.m.deadLetters); got != 0 {
+		t.Errorf("%v dead letters for an auth failure", got)
+	}
+	if got := metricCount(r.m.requests); got < 3 {
+		t.Errorf("%v requests in 500 ms; want it to keep retrying", got)
+	}
+}
+
+func metricCount(c prometheus.Collector) float64 {
+	ch := make(chan prometheus.Metric, 16)
+	go func() { c.Collect(ch); close(ch) }()
+	var n float64
+	for m := range ch {
+		var d dto.Metric
+		_ = m.Write(&d)
+		n += d.GetCounter().GetValue()
+	}
+	return n
+}
+
+func TestNewOriginRequestOmitsMalformedMoney(t *testing.T) {
+	p := purchase("acme", "1", 1)
+	p.Subtotal = "12,50"
+	b, _ := json.Marshal(newOriginRequest(p))
+	if strings.Contains(string(b), "subtotal") {
+		t.Errorf("malformed subtotal sent: %s", b)
+	}
+	p.Subtotal = "1234567890123456789.5"
+	b, _ = json.Marshal(newOriginRequest(p))
+	if !strings.Contains(string(b), `"subtotal":1234567890123456789.50`) {
+		t.Errorf("large subtotal not exact: %s", b)
+	}
+}
