@@ -240,13 +240,13 @@ func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) error {
 func (s *Server) handleTransportError(ctx *fasthttp.RequestCtx, err error) {
 	var se *StatusError
 	var smallBuf *fasthttp.ErrSmallBuffer
-	var netErr net.Error
+	var timeout interface{ Timeout() bool } // net.Error and fasthttputil's pipe error
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		se = statusErrorf(fasthttp.StatusRequestEntityTooLarge, "body too large")
 	case errors.As(err, &smallBuf):
 		se = statusErrorf(fasthttp.StatusRequestHeaderFieldsTooLarge, "request headers too large")
-	case errors.As(err, &netErr) && netErr.Timeout():
+	case errors.As(err, &timeout) && timeout.Timeout():
 		se = statusErrorf(fasthttp.StatusRequestTimeout, "request not received within the read timeout")
 	default:
 		se = statusErrorf(fasthttp.StatusBadRequest, "malformed HTTP request")

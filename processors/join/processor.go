@@ -27,7 +27,10 @@ import (
 
 // Deps are the processor's collaborators.
 type Deps struct {
-	ClientOpts []kgo.Opt // base Kafka options (seeds, logger, hooks)
+	ClientOpts []kgo.Opt // base Kafka options (seeds, logger) of every client
+	// SessionOpts are added to the transactional session's client only
+	// (e.g. metrics hooks, which register once per client).
+	SessionOpts []kgo.Opt
 	Sites      SiteLookup
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -92,7 +95,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		time.Sleep(500 * time.Millisecond)
 	}
 
-	opts := append(append([]kgo.Opt{}, p.deps.ClientOpts...),
+	opts := append(append(append([]kgo.Opt{}, p.deps.ClientOpts...), p.deps.SessionOpts...),
 		kgo.ConsumerGroup(p.cfg.Group),
 		kgo.ConsumeTopics(shop, sf),
 		// Range assignment gives partition p of both co-partitioned inputs

@@ -9,10 +9,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"purchasesync/deploy/testenv"
 	"purchasesync/schemas"
 )
 
@@ -164,12 +169,58 @@ func TestFunctionalInsertThroughput(t *testing.T) {
 		check("writer (insert only)")
 		return d
 	}
+	// runSink runs the whole sink (Kafka fetch, decode, validate, batch,
+	// insert, commit) over the same purchases preloaded in Kafka, timed from
+	// its first rows in ClickHouse (group join excluded) to the last.
+	var runSink func() float64
+	if brokers := os.Getenv("PURCHASESYNC_KAFKA_BROKERS"); brokers != "" {
+		bs := testenv.Kafka(t)
+		topics := testenv.Topics(t, bs, 6)
+		prod := newProducer(t, bs, topics)
+		for i, v := range values {
+			prod.cl.Produce(ctx, &kgo.Record{Topic: topics.Name(schemas.TopicPurchases), Key: []byte(fmt.Sprint(i)), Value: v}, nil)
+		}
+		if err := prod.cl.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		runSink = func() float64 {
+			truncate()
+			scfg := cfg
+			scfg.Topics, scfg.Group, scfg.Migrate = topics, testenv.Name(t), false
+			s, err := New(scfg, Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(bs...)}, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rctx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- s.Run(rctx) }()
+			defer func() { stop(); <-done }()
+			var start time.Time
+			var startRows uint64
+			for {
+				var got uint64
+				if err := conn.QueryRow(ctx, "SELECT count() FROM purchases").Scan(&got); err != nil {
+					t.Fatal(err)
+				}
+				if got > 0 && start.IsZero() {
+					start, startRows = time.Now(), got
+				}
+				if got >= uint64(n) {
+					return float64(uint64(n)-startRows) / time.Since(start).Seconds()
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
 	rate := func(d time.Duration) float64 { return float64(n) / d.Seconds() }
-	var client_, writer_, insert_ []float64
+	var client_, writer_, insert_, sink_ []float64
 	for range 3 {
 		client_ = append(client_, rate(runClient()))
 		writer_ = append(writer_, rate(runWriter()))
 		insert_ = append(insert_, rate(runInsertOnly()))
+		if runSink != nil {
+			sink_ = append(sink_, runSink())
+		}
 	}
 	best := func(xs []float64) float64 {
 		b := 0.0
@@ -181,5 +232,89 @@ func TestFunctionalInsertThroughput(t *testing.T) {
 	t.Logf("clickhouse-client JSONEachRow: %.0f rows/s (runs %.0f)", best(client_), client_)
 	t.Logf("sink writer (decode+validate+insert, %d-row batches): %.0f rows/s (runs %.0f)", batchRows, best(writer_), writer_)
 	t.Logf("sink writer, insert only (rows already decoded): %.0f rows/s (runs %.0f)", best(insert_), insert_)
-	t.Logf("ratio to clickhouse-client: decode+insert %.2f, insert only %.2f", best(writer_)/best(client_), best(insert_)/best(client_))
+	if runSink != nil {
+		t.Logf("whole sink from Kafka (fetch, decode, batch, insert, commit; decode overlaps insert): %.0f rows/s (runs %.0f)", best(sink_), sink_)
+	}
+	t.Logf("ratio to clickhouse-client: whole sink %.2f, writer decode+insert %.2f, insert only %.2f",
+		best(sink_)/best(client_), best(writer_)/best(client_), best(insert_)/best(client_))
+}
+
+// latencyWriter records, for every row it inserts, the time from ingest's
+// received-at to the end of the insert.
+type latencyWriter struct {
+	inner writer
+	mu    sync.Mutex
+	lat   []time.Duration
+}
+
+func (w *latencyWriter) insert(ctx context.Context, t *table) error {
+	if err := w.inner.insert(ctx, t); err != nil {
+		return err
+	}
+	now := time.Now()
+	w.mu.Lock()
+	for _, r := range t.refs {
+		if !r.receivedAt.IsZero() {
+			w.lat = append(w.lat, now.Sub(r.receivedAt))
+		}
+	}
+	w.mu.Unlock()
+	return nil
+}
+
+// TestFunctionalSteadyLatency feeds purchases.v1 and a raw topic at a steady
+// rate (2,000 events/s each by default) through real Kafka into ClickHouse
+// with the default batching, and reports the latency from received-at to
+// insert. PURCHASESYNC_SINK_BENCH=1 only.
+func TestFunctionalSteadyLatency(t *testing.T) {
+	if os.Getenv("PURCHASESYNC_SINK_BENCH") != "1" {
+		t.Skip("set PURCHASESYNC_SINK_BENCH=1 to measure steady-state latency")
+	}
+	brokers := testenv.Kafka(t)
+	cfg := testConfig(t)
+	ctx := ctxT(t)
+	if _, err := Migrate(ctx, cfg, quiet); err != nil {
+		t.Fatal(err)
+	}
+	topics := testenv.Topics(t, brokers, 6)
+	cfg.Topics, cfg.Group, cfg.Migrate = topics, testenv.Name(t), false
+	conn := openDB(t, cfg)
+	lw := &latencyWriter{inner: &chWriter{conn: conn}}
+	s, err := New(cfg, Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Logger: quiet, writer: lw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+
+	prod := newProducer(t, brokers, topics)
+	const rate, seconds = 2000, 20
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	base := samplePurchase()
+	n := 0
+	for start := time.Now(); time.Since(start) < seconds*time.Second; <-tick.C {
+		for range rate / 100 {
+			p := *base
+			p.OrderNumber, p.ReceivedAt = strconv.Itoa(n), time.Now()
+			b, _ := schemas.MarshalPurchase(&p)
+			now := []byte(time.Now().UTC().Format(time.RFC3339Nano))
+			prod.cl.Produce(ctx, &kgo.Record{Topic: topics.Name(schemas.TopicPurchases), Key: []byte(p.Key()), Value: b}, nil)
+			prod.cl.Produce(ctx, &kgo.Record{Topic: topics.Name(schemas.TopicStorefrontPurchases), Key: []byte(p.Key()),
+				Value: []byte(`{"purchase":{}}`), Headers: []kgo.RecordHeader{{Key: schemas.HeaderReceivedAt, Value: now}}}, nil)
+			n++
+		}
+	}
+	waitRows(t, conn, 60*time.Second, func(c counts) bool { return c.final == uint64(n) && c.raw == uint64(n) })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	slices.Sort(lw.lat)
+	q := func(f float64) time.Duration { return lw.lat[int(f*float64(len(lw.lat)-1))].Round(time.Millisecond) }
+	t.Logf("%d purchases + %d raw events at %d/s each for %d s; received-at → inserted: p50 %s, p99 %s, max %s",
+		n, n, rate, seconds, q(0.5), q(0.99), q(1))
 }

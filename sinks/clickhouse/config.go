@@ -29,8 +29,8 @@ type Config struct {
 
 	// A batch is inserted when it holds BatchRows rows, or its records'
 	// values add up to BatchBytes, or FlushInterval has passed since its first
-	// record, whichever comes first. BatchRows and BatchBytes also bound the
-	// sink's memory while ClickHouse is down.
+	// record, whichever comes first. The sink holds at most two batches
+	// (one being written, one filling), also while ClickHouse is down.
 	BatchRows     int
 	BatchBytes    int
 	FlushInterval time.Duration

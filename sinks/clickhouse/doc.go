@@ -12,7 +12,8 @@
 // committed only after every table's insert succeeded and every unloadable
 // record reached the dead-letter topic. A failed insert is retried with capped
 // exponential backoff for as long as the sink runs, with the same rows, while
-// consumption waits: memory stays at one batch. A retried or re-read batch
+// consumption waits. One batch is written while the next one fills (decoding
+// overlaps with inserting), so memory stays at two batches. A retried or re-read batch
 // writes rows with the same sort key and version, so ReplacingMergeTree
 // collapses them and SELECT … FINAL shows each row once. Hence: no loss and,
 // in FINAL, no duplicates, whatever crashes or outages happen.

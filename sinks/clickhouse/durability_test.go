@@ -308,7 +308,7 @@ func TestFunctionalClickHouseOutage(t *testing.T) {
 	if committedDuring >= c+1000+b {
 		t.Errorf("all offsets committed although ClickHouse was down")
 	}
-	if peak-baseline > 96<<20 {
+	if peak-baseline > 48<<20 {
 		t.Errorf("sink memory grew by %d MiB while ClickHouse was down: consumption was not held", (peak-baseline)>>20)
 	}
 

@@ -55,23 +55,51 @@ type Sink struct {
 	inputs map[string]input
 	dlq    string
 
-	purchases     *purchasesTable
-	discrepancies *discrepanciesTable
-	raw           *rawEventsTable
-	tables        []*table
-	dead          []*kgo.Record
-	// offsets are the next offsets to commit once everything buffered is
-	// written: every consumed record is a buffered row or a dead letter.
-	offsets map[string]map[int32]kgo.EpochOffset
-	pending int
-	bytes   int
-	firstAt time.Time
+	// cur receives polled records; at most one older batch is being
+	// written meanwhile (inflight), so decoding overlaps with inserting and
+	// memory stays at two batches.
+	cur, spare    *batch
+	inflight      chan error
+	inflightBatch *batch // owned by the flush goroutine until reaped
+	inflightRows  int
 
 	rebalanceWanted atomic.Bool
 	lagMu           sync.Mutex
 	lag             map[string]map[int32]int64
 	lastFetchLog    time.Time
 	kafkaOpts       []kgo.Opt
+}
+
+// batch is what the sink buffers between two inserts: rows per table, dead
+// letters, and the offsets to commit once all of it is written (every
+// consumed record is a buffered row or a dead letter).
+type batch struct {
+	purchases     *purchasesTable
+	discrepancies *discrepanciesTable
+	raw           *rawEventsTable
+	tables        []*table
+	dead          []*kgo.Record
+	offsets       map[string]map[int32]kgo.EpochOffset
+	pending       int
+	bytes         int
+	firstAt       time.Time
+}
+
+func newBatch() *batch {
+	b := &batch{purchases: newPurchasesTable(), discrepancies: newDiscrepanciesTable(), raw: newRawEventsTable(),
+		offsets: map[string]map[int32]kgo.EpochOffset{}}
+	b.tables = []*table{&b.purchases.table, &b.discrepancies.table, &b.raw.table}
+	return b
+}
+
+func (b *batch) reset() {
+	for _, t := range b.tables {
+		t.reset()
+	}
+	clear(b.dead)
+	b.dead = b.dead[:0]
+	clear(b.offsets)
+	b.pending, b.bytes = 0, 0
 }
 
 // New checks cfg and prepares a sink; nothing connects until Run.
@@ -87,12 +115,9 @@ func New(cfg Config, deps Deps) (*Sink, error) {
 	}
 	s := &Sink{
 		cfg: cfg, log: deps.Logger.With("stage", "sink"), m: newMetrics(deps.Registerer), w: deps.writer,
-		dlq:           cfg.Topics.Name(schemas.TopicDeadLetter),
-		purchases:     newPurchasesTable(),
-		discrepancies: newDiscrepanciesTable(),
-		raw:           newRawEventsTable(),
-		offsets:       map[string]map[int32]kgo.EpochOffset{},
-		lag:           map[string]map[int32]int64{},
+		dlq: cfg.Topics.Name(schemas.TopicDeadLetter),
+		cur: newBatch(),
+		lag: map[string]map[int32]int64{},
 		inputs: map[string]input{
 			cfg.Topics.Name(schemas.TopicPurchases):           inPurchases,
 			cfg.Topics.Name(schemas.TopicDiscrepancies):       inDiscrepancies,
@@ -100,7 +125,6 @@ func New(cfg Config, deps Deps) (*Sink, error) {
 			cfg.Topics.Name(schemas.TopicStorefrontPurchases): inStorefront,
 		},
 	}
-	s.tables = []*table{&s.purchases.table, &s.discrepancies.table, &s.raw.table}
 	s.publishLagLocked() // every input topic shows up at 0 before its first record
 	if s.w == nil {
 		conn, err := Open(cfg, cfg.Database)
@@ -171,27 +195,82 @@ func (s *Sink) Run(ctx context.Context) error {
 
 	for ctx.Err() == nil {
 		pctx, cancel := s.pollContext(ctx)
-		fs := cl.PollRecords(pctx, max(1, s.cfg.BatchRows-s.pending))
+		fs := cl.PollRecords(pctx, max(1, s.cfg.BatchRows-s.cur.pending))
 		cancel()
 		s.logFetchErrors(fs)
 		s.updateLag(fs)
 		fs.EachRecord(s.add)
-		if s.due() {
-			if err := s.flush(ctx, cl); err != nil {
-				break // only ctx ends a flush early; the final flush retries
-			}
+		if err := s.reap(false); err != nil {
+			break // only ctx ends a flush early; the final flush retries
 		}
-		if s.pending == 0 {
+		if s.due() {
+			if err := s.reap(true); err != nil {
+				break
+			}
+			s.launch(ctx, cl)
+		}
+		if s.cur.pending == 0 && s.inflight == nil {
 			s.rebalanceWanted.Store(false)
 			cl.AllowRebalance()
 		}
 	}
-	// The parent context is done; give the last batch ShutdownTimeout.
+	// The parent context is done; give what is left ShutdownTimeout, oldest
+	// batch first so that no commit passes an unwritten record.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := s.flush(sctx, cl); err != nil {
-		return fmt.Errorf("cannot flush %d buffered records before stopping (they will be read again): %w", s.pending, err)
+	left := []*batch{s.cur}
+	if s.inflight != nil {
+		if err := <-s.inflight; err != nil {
+			left = []*batch{s.inflightBatch, s.cur}
+		}
+		s.inflight = nil
 	}
+	for _, b := range left {
+		if err := s.flush(sctx, cl, b); err != nil {
+			return fmt.Errorf("cannot flush %d buffered records before stopping (they will be read again): %w", b.pending, err)
+		}
+	}
+	return nil
+}
+
+// launch hands the current batch to a goroutine that writes and commits it,
+// and starts a new one. The caller has reaped the previous flush.
+func (s *Sink) launch(ctx context.Context, cl *kgo.Client) {
+	b := s.cur
+	s.cur, s.spare = s.spare, nil
+	if s.cur == nil {
+		s.cur = newBatch()
+	}
+	done := make(chan error, 1)
+	s.inflight, s.inflightBatch, s.inflightRows = done, b, b.pending
+	go func() { done <- s.flush(ctx, cl, b) }()
+}
+
+// reap collects the in-flight flush if it finished (or, with wait, when it
+// finishes). An error means ctx ended before the batch was written.
+func (s *Sink) reap(wait bool) error {
+	if s.inflight == nil {
+		return nil
+	}
+	var err error
+	if wait {
+		err = <-s.inflight
+	} else {
+		select {
+		case err = <-s.inflight:
+		default:
+			return nil
+		}
+	}
+	s.inflight = nil
+	if err != nil {
+		s.inflight = make(chan error, 1)
+		s.inflight <- err // the final flush retries this batch
+		return err
+	}
+	s.spare, s.inflightBatch, s.inflightRows = s.inflightBatch, nil, 0
+	s.spare.reset()
+	s.m.buffered.Set(float64(s.cur.pending))
 	return nil
 }
 
@@ -212,16 +291,22 @@ func (s *Sink) migrate(ctx context.Context) error {
 }
 
 // pollContext ends the poll when the oldest buffered record is due.
+// (While a flush is in flight and nothing is buffered, it wakes up often to
+// reap it and let a waiting rebalance go on.)
 func (s *Sink) pollContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if s.pending == 0 {
-		return context.WithCancel(ctx)
+	switch {
+	case s.cur.pending > 0:
+		return context.WithDeadline(ctx, s.cur.firstAt.Add(s.cfg.FlushInterval))
+	case s.inflight != nil:
+		return context.WithTimeout(ctx, min(s.cfg.FlushInterval, 50*time.Millisecond))
 	}
-	return context.WithDeadline(ctx, s.firstAt.Add(s.cfg.FlushInterval))
+	return context.WithCancel(ctx)
 }
 
 func (s *Sink) due() bool {
-	return s.pending > 0 && (s.pending >= s.cfg.BatchRows || s.bytes >= s.cfg.BatchBytes ||
-		time.Since(s.firstAt) >= s.cfg.FlushInterval || s.rebalanceWanted.Load())
+	b := s.cur
+	return b.pending > 0 && (b.pending >= s.cfg.BatchRows || b.bytes >= s.cfg.BatchBytes ||
+		time.Since(b.firstAt) >= s.cfg.FlushInterval || s.rebalanceWanted.Load())
 }
 
 func (s *Sink) logFetchErrors(fs kgo.Fetches) {
@@ -243,18 +328,19 @@ func (s *Sink) add(rec *kgo.Record) {
 	if !ok {
 		panic("BUG: record from unsubscribed topic " + rec.Topic)
 	}
-	if s.pending == 0 {
-		s.firstAt = time.Now()
+	b := s.cur
+	if b.pending == 0 {
+		b.firstAt = time.Now()
 	}
-	tp := s.offsets[rec.Topic]
+	tp := b.offsets[rec.Topic]
 	if tp == nil {
 		tp = map[int32]kgo.EpochOffset{}
-		s.offsets[rec.Topic] = tp
+		b.offsets[rec.Topic] = tp
 	}
 	tp[rec.Partition] = kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1}
-	s.pending++
+	b.pending++
 	size := len(rec.Key) + len(rec.Value) + 256
-	s.bytes += size
+	b.bytes += size
 
 	ref := rowRef{topic: rec.Topic, partition: rec.Partition, offset: rec.Offset, key: rec.Key}
 	var err error
@@ -266,12 +352,12 @@ func (s *Sink) add(rec *kgo.Record) {
 				ref.receivedAt = *r.ReceivedAt
 			}
 			s.m.roundedValues.Add(float64(r.Rounded))
-			s.purchases.add(r, ref, size)
+			b.purchases.add(r, ref, size)
 		}
 	case inDiscrepancies:
 		var r *discrepancyRow
 		if r, err = discrepancyRowFrom(rec.Value); err == nil {
-			s.discrepancies.add(r, ref, size)
+			b.discrepancies.add(r, ref, size)
 		}
 	case inShopify, inStorefront:
 		src := sourceShopify
@@ -283,7 +369,7 @@ func (s *Sink) add(rec *kgo.Record) {
 			Key: string(rec.Key), Value: rec.Value, Header: func(k string) string { return deadletter.Header(rec, k) }})
 		if err == nil {
 			ref.receivedAt = r.ReceivedAt
-			s.raw.add(r, ref, size)
+			b.raw.add(r, ref, size)
 		}
 	}
 	if err != nil {
@@ -296,38 +382,36 @@ func (s *Sink) add(rec *kgo.Record) {
 		s.m.deadLetters.WithLabelValues(rec.Topic, kind).Inc()
 		s.log.Warn("sink: record cannot be loaded; sending it to the dead-letter topic",
 			"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
-		s.dead = append(s.dead, deadletter.Record(s.dlq, rec, err.Error()))
+		b.dead = append(b.dead, deadletter.Record(s.dlq, rec, err.Error()))
 	}
-	s.m.buffered.Set(float64(s.pending))
+	s.m.buffered.Set(float64(b.pending + s.inflightRows))
 }
 
-// flush writes every buffered row and dead letter, retrying until it works
-// or ctx ends, then commits the offsets of everything consumed. A table that
+// flush writes every row and dead letter of b, retrying until it works or
+// ctx ends, then commits the offsets of everything b consumed. A table that
 // was written is emptied at once, so a retry after a later failure does not
 // write it twice.
-func (s *Sink) flush(ctx context.Context, cl *kgo.Client) error {
-	if s.pending == 0 {
+func (s *Sink) flush(ctx context.Context, cl *kgo.Client, b *batch) error {
+	if b.pending == 0 {
 		return nil
 	}
-	for _, t := range s.tables {
+	for _, t := range b.tables {
 		if t.len() == 0 {
 			continue
 		}
-		if err := s.insert(ctx, t); err != nil {
+		if err := s.insert(ctx, t, b); err != nil {
 			return err
 		}
 	}
-	if err := s.produceDead(ctx, cl); err != nil {
+	if err := s.produceDead(ctx, cl, b); err != nil {
 		return err
 	}
-	s.commit(ctx, cl)
-	clear(s.offsets)
-	s.pending, s.bytes = 0, 0
-	s.m.buffered.Set(0)
+	s.commit(ctx, cl, b.offsets)
+	b.reset()
 	return nil
 }
 
-func (s *Sink) insert(ctx context.Context, t *table) error {
+func (s *Sink) insert(ctx context.Context, t *table, b *batch) error {
 	bo := retry.Backoff{Initial: s.cfg.RetryInitial, Max: s.cfg.RetryMax}
 	for {
 		start := time.Now()
@@ -358,7 +442,7 @@ func (s *Sink) insert(ctx context.Context, t *table) error {
 			s.log.Error("BUG: ClickHouse driver refused a validated row; sending its record to the dead-letter topic",
 				"table", t.name, "topic", ref.topic, "partition", ref.partition, "offset", ref.offset, "err", bad.Err)
 			src := &kgo.Record{Topic: ref.topic, Partition: ref.partition, Offset: ref.offset, Key: ref.key}
-			s.dead = append(s.dead, deadletter.Record(s.dlq, src, "append: "+bad.Err.Error()))
+			b.dead = append(b.dead, deadletter.Record(s.dlq, src, "append: "+bad.Err.Error()))
 			t.cut(bad.Row)
 			if t.len() == 0 {
 				return nil
@@ -381,19 +465,19 @@ func (s *Sink) insert(ctx context.Context, t *table) error {
 }
 
 // produceDead writes the dead letters, retrying the ones Kafka refused.
-func (s *Sink) produceDead(ctx context.Context, cl *kgo.Client) error {
+func (s *Sink) produceDead(ctx context.Context, cl *kgo.Client, b *batch) error {
 	bo := retry.Backoff{Initial: s.cfg.RetryInitial, Max: s.cfg.RetryMax}
-	for len(s.dead) > 0 {
+	for len(b.dead) > 0 {
 		var failed []*kgo.Record
 		var firstErr error
-		for _, r := range cl.ProduceSync(ctx, s.dead...) {
+		for _, r := range cl.ProduceSync(ctx, b.dead...) {
 			if r.Err != nil {
 				failed = append(failed, r.Record)
 				firstErr = cmpErr(firstErr, r.Err)
 			}
 		}
-		clear(s.dead)
-		s.dead = append(s.dead[:0], failed...)
+		clear(b.dead)
+		b.dead = append(b.dead[:0], failed...)
 		if len(failed) == 0 {
 			break
 		}
@@ -423,9 +507,9 @@ func cmpErr(a, b error) error {
 // the next commit covers these offsets too, and if this member lost the
 // partitions meanwhile, the new owner reads the records again and the rows
 // collapse in FINAL.
-func (s *Sink) commit(ctx context.Context, cl *kgo.Client) {
+func (s *Sink) commit(ctx context.Context, cl *kgo.Client, offsets map[string]map[int32]kgo.EpochOffset) {
 	var cerr error
-	cl.CommitOffsetsSync(ctx, s.offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
 			cerr = err
 			return
