@@ -190,8 +190,11 @@ func decodeEvent(rec *kgo.Record, storefrontTopic string) (Event, error) {
 	site, orderNumber, err := schemas.SplitKey(string(rec.Key))
 	ev := Event{Site: site, OrderNumber: orderNumber, ReceivedAt: rec.Timestamp.UTC()}
 	var reconciled bool
+	var webhookTopic string
 	for _, h := range rec.Headers {
 		switch h.Key {
+		case schemas.HeaderTopic:
+			webhookTopic = string(h.Value)
 		case schemas.HeaderReceivedAt:
 			if t, err := time.Parse(time.RFC3339Nano, string(h.Value)); err == nil {
 				ev.ReceivedAt = t.UTC()
@@ -207,9 +210,12 @@ func decodeEvent(rec *kgo.Record, storefrontTopic string) (Event, error) {
 	if err != nil {
 		return ev, err
 	}
-	if rec.Topic == storefrontTopic {
+	switch {
+	case rec.Topic == storefrontTopic:
 		ev.Storefront, err = schemas.ParseStorefrontPurchase(rec.Value)
-	} else {
+	case webhookTopic == RefundsTopic:
+		ev.Refund, err = schemas.ParseShopifyRefund(rec.Value)
+	default:
 		ev.Order, err = schemas.ParseShopifyOrder(rec.Value)
 		ev.Reconciled = reconciled
 	}
@@ -218,6 +224,10 @@ func decodeEvent(rec *kgo.Record, storefrontTopic string) (Event, error) {
 	}
 	return ev, nil
 }
+
+// RefundsTopic is the X-Shopify-Topic of refunds, carried in the "topic"
+// header of shopify.orders.v1 records.
+const RefundsTopic = "refunds/create"
 
 // timer is one pending deadline; the heap may hold stale entries, which
 // tick skips by re-checking the state.

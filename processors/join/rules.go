@@ -7,6 +7,7 @@ package join
 // discrepancies.v1) in one Kafka transaction.
 
 import (
+	"math/big"
 	"time"
 
 	"purchasesync/schemas"
@@ -23,6 +24,7 @@ const (
 	OutcomeHeld                     = "held"
 	OutcomeWebhookMissing           = "webhook_missing"
 	OutcomeExpired                  = "expired"
+	OutcomeRefunded                 = "refunded"
 )
 
 // Settings are the per-site and global knobs the rules read.
@@ -48,6 +50,9 @@ type Event struct {
 	Meta        StorefrontMeta
 	Order       *schemas.ShopifyOrder
 	Reconciled  bool // the order came from reconciliation, not a webhook
+	// Refund is a refunds/create webhook of the order (order_id sites only:
+	// a refund names its order by id alone).
+	Refund *schemas.ShopifyRefund
 }
 
 // State is everything the join remembers about one key; it is the value of
@@ -70,6 +75,16 @@ type State struct {
 	// ExpiresAt is when the decided key is forgotten (rule 8).
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	Repeats   int       `json:"repeats,omitempty"`
+	// Refunds seen, by refund id: amount and time. Kept so a redelivered
+	// refund is not counted twice and a refund that arrives before the
+	// purchase is registered is applied at registration.
+	Refunds map[string]Refund `json:"refunds,omitempty"`
+}
+
+// Refund is one refund of a purchase.
+type Refund struct {
+	Amount string    `json:"amount"`
+	At     time.Time `json:"at"`
 }
 
 // NextDeadline is the earliest time Tick has work for this state.
@@ -102,8 +117,64 @@ func Decide(prev *State, ev Event, set Settings) Decision {
 		decideStorefront(s, ev, set, &d)
 	case ev.Order != nil:
 		decideOrder(s, ev, set, &d)
+	case ev.Refund != nil:
+		decideRefund(s, ev, &d)
 	}
 	return d
+}
+
+// Refunds (Talkable added them to Purchase Syncing): each refund id counts
+// once; the purchase carries the total refunded and the latest refund time,
+// as a new version. A refund of an unregistered purchase waits in the state.
+func decideRefund(s *State, ev Event, d *Decision) {
+	id := string(ev.Refund.ID)
+	if _, seen := s.Refunds[id]; seen {
+		s.Repeats++
+		d.Outcomes = append(d.Outcomes, OutcomeDuplicate)
+		return
+	}
+	amount, _, err := ev.Refund.RefundedAmount()
+	if err != nil {
+		amount = "0.00"
+	}
+	at := ev.Refund.Time()
+	if at.IsZero() {
+		at = ev.ReceivedAt
+	}
+	refunds := make(map[string]Refund, len(s.Refunds)+1)
+	for k, v := range s.Refunds {
+		refunds[k] = v
+	}
+	refunds[id] = Refund{Amount: amount, At: at}
+	s.Refunds = refunds
+	d.Outcomes = append(d.Outcomes, OutcomeRefunded)
+	if s.Purchase != nil {
+		s.Purchase = withRefunds(bumped(s.Purchase, ev.ReceivedAt), s.Refunds)
+		d.Purchases = append(d.Purchases, cp(s.Purchase))
+	} else if s.ExpiresAt.IsZero() && s.Held == nil {
+		// Nothing else will ever clear a lone refund's state.
+		s.ExpiresAt = ev.ReceivedAt.Add(time.Duration(7*24) * time.Hour)
+	}
+}
+
+// withRefunds sets the refund totals of p (a copy) from refunds.
+func withRefunds(p *schemas.Purchase, refunds map[string]Refund) *schemas.Purchase {
+	if len(refunds) == 0 {
+		return p
+	}
+	total := new(big.Rat)
+	var last time.Time
+	for _, r := range refunds {
+		if a, err := schemas.ParseDecimal(r.Amount); err == nil {
+			total.Add(total, a)
+		}
+		if r.At.After(last) {
+			last = r.At
+		}
+	}
+	p.RefundedAmount = schemas.FormatDecimal(total)
+	p.RefundedAt = &last
+	return p
 }
 
 // Rule 1 (register at once), rule 3 (storefront within the grace of a held
@@ -118,7 +189,7 @@ func decideStorefront(s *State, ev Event, set Settings, d *Decision) {
 	switch {
 	case s.Purchase == nil:
 		p := purchaseFromStorefront(s.Site, s.OrderNumber, ev.Storefront, ev.Meta, ev.ReceivedAt)
-		s.Purchase = p
+		s.Purchase = withRefunds(p, s.Refunds)
 		d.Outcomes = append(d.Outcomes, OutcomeRegisteredStorefront)
 		if s.Held != nil {
 			// The webhook came first and is still within its grace: the
@@ -203,6 +274,7 @@ func Tick(prev *State, now, storefrontWM, shopifyWM time.Time, set Settings) Dec
 		// Deterministic timestamps: a replay of the same input gives the
 		// same ledger, whenever it runs.
 		p.RegisteredAt, p.UpdatedAt, p.Version = s.HeldUntil, s.HeldUntil, 1
+		p = withRefunds(p, s.Refunds)
 		s.Purchase, s.Held, s.HeldUntil = p, nil, time.Time{}
 		s.ExpiresAt = p.RegisteredAt.Add(set.DedupeHorizon)
 		d.Purchases = append(d.Purchases, cp(p))

@@ -253,3 +253,36 @@ func TestCompareTable(t *testing.T) {
 	f(Facts{ShippingZip: "sw1a 1aa"}, Facts{ShippingZip: "SW1A1AA"}, "")
 	f(Facts{ShippingZip: "10001"}, Facts{ShippingZip: "10002"}, "shipping_zip")
 }
+
+func refund(t testing.TB, id, refundID string, at time.Duration, amount string) Event {
+	t.Helper()
+	r, err := schemas.ParseShopifyRefund([]byte(`{"id":` + refundID + `,"order_id":` + id + `,"processed_at":"2026-11-26T10:00:00Z","transactions":[{"kind":"refund","status":"success","amount":"` + amount + `","currency":"USD"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Event{Site: "demo", OrderNumber: id, ReceivedAt: t0.Add(at), Refund: r}
+}
+
+func TestRefunds(t *testing.T) {
+	id := "820982911946154508"
+	// Partial refund, redelivered, then a second refund: total 15.00, two new versions.
+	r := runSteps([]step{{ev: ptr(sf(t, id, 0, "", ""))}, {ev: ptr(refund(t, id, "1", time.Hour, "5.00"))},
+		{ev: ptr(refund(t, id, "1", 2*time.Hour, "5.00"))}, {ev: ptr(refund(t, id, "2", 3*time.Hour, "10.00"))}}, defaultSet)
+	if got := r.final.Purchase.RefundedAmount; got != "15.00" {
+		t.Fatalf("refunded_amount = %s, want 15.00", got)
+	}
+	if want := []string{OutcomeRegisteredStorefront, OutcomeRefunded, OutcomeDuplicate, OutcomeRefunded}; !reflect.DeepEqual(r.outcomes, want) {
+		t.Fatalf("outcomes = %v, want %v", r.outcomes, want)
+	}
+	if r.final.Purchase.Version != 3 || r.final.Purchase.RefundedAt == nil {
+		t.Fatalf("version %d refunded_at %v; want 3 and set", r.final.Purchase.Version, r.final.Purchase.RefundedAt)
+	}
+	if r.final.Purchase.Subtotal != "23.97" {
+		t.Fatal("a refund must not change registered values")
+	}
+	// A refund before the (held) webhook registration is applied when it registers.
+	r = runSteps([]step{{ev: ptr(wh(t, id, 0, ""))}, {ev: ptr(refund(t, id, "9", time.Minute, "23.97"))}, {tickAt: 10 * time.Minute}}, defaultSet)
+	if r.final.Purchase == nil || r.final.Purchase.RefundedAmount != "23.97" || r.final.Purchase.Version != 1 {
+		t.Fatalf("held purchase registered without its refund: %+v", r.final.Purchase)
+	}
+}
