@@ -67,6 +67,12 @@ var oneCent = big.NewRat(1, 100)
 // An unparsable Shopify amount is not reported (it is not the browser's
 // fault); the storefront amount was validated at ingest.
 func moneyDiffers(a, b string) bool {
+	if x, ok := schemas.Decimal4(a); ok {
+		if y, ok := schemas.Decimal4(b); ok {
+			d := x - y
+			return d > 100 || d < -100 // 0.01 in units of 0.0001
+		}
+	}
 	x, err1 := schemas.ParseDecimal(a)
 	y, err2 := schemas.ParseDecimal(b)
 	if err1 != nil || err2 != nil {
