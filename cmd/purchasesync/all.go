@@ -10,67 +10,119 @@ import (
 	chsink "purchasesync/sinks/clickhouse"
 )
 
+// runFlags are the flags of `run`: every stage's.
+type runFlags struct {
+	kafka   kafkaFlags
+	log     logFlags
+	ingest  *ingestFlags
+	join    *joinFlags
+	sink    *sinkFlags
+	control *controlFlags
+	migrate *migrateFlags
+	observe *observeFlags
+
+	opsAddr   *string
+	doMigrate *bool
+}
+
+func addRunFlags(fs *flagSet) runFlags {
+	return runFlags{
+		kafka: addKafkaFlags(fs), log: addLogFlags(fs),
+		ingest: addIngestFlags(fs), join: addJoinFlags(fs), sink: addSinkFlags(fs), control: addControlFlags(fs),
+		migrate: addMigrateFlags(fs), observe: addObserveFlags(fs),
+		opsAddr:   fs.String("ops.addr", "127.0.0.1:9464", "ops listener: /metrics, /healthz, /readyz, /admin/v1/"),
+		doMigrate: fs.Bool("run.migrate", true, "create topics and apply ClickHouse migrations at start"),
+	}
+}
+
 // cmdRun runs every stage in one process — the single-machine default:
 // site registry, public ingest, join, ClickHouse sink (with the optional
 // registrar and notifier), control plane (admin API, watchdog,
-// reconciliation), compliance, and the ops listener. With -run.migrate (the
-// default) it first creates the topics and applies the ClickHouse
-// migrations, so a fresh stack needs nothing else.
+// reconciliation), compliance, the lag and freshness monitors, and the ops
+// listener. With -run.migrate (the default) it first creates the topics and
+// applies the ClickHouse migrations, so a fresh stack needs nothing else.
 func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlagSet("run", getenv)
-	kf, lf := addKafkaFlags(fs), addLogFlags(fs)
-	inf, jf, sf, cf, mf := addIngestFlags(fs), addJoinFlags(fs), addSinkFlags(fs), addControlFlags(fs), addMigrateFlags(fs)
-	opsAddr := fs.String("ops.addr", "127.0.0.1:9464", "ops listener: /metrics, /healthz, /readyz, /admin/v1/")
-	doMigrate := fs.Bool("run.migrate", true, "create topics and apply ClickHouse migrations at start")
+	f := addRunFlags(fs)
 	if err := fs.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
-	c, err := newCommon(kf, lf, nil)
+	c, err := newCommon(f.kafka, f.log, nil)
 	if err != nil {
 		return err
 	}
-	if *doMigrate {
-		if err := mf.migrateKafka(ctx, c); err != nil {
+	if *f.doMigrate {
+		if err := f.migrate.migrateKafka(ctx, c); err != nil {
 			return err
 		}
-		if err := sf.migrate(ctx, c.log); err != nil {
+		if err := f.sink.migrate(ctx, c.log); err != nil {
 			return err
 		}
 	}
-	srv, err := inf.build(c)
+	actors, closeAll, err := buildRun(c, f)
 	if err != nil {
 		return err
 	}
-	defer inf.close()
-	proc, err := jf.build(c)
-	if err != nil {
-		return err
+	defer closeAll()
+	c.log.Info("purchasesync running", "ingest", *f.ingest.addr, "ops", *f.opsAddr)
+	return runActors(ctx, c.log, actors...)
+}
+
+// buildRun constructs every stage of `run` on c without connecting to
+// anything (Kafka clients and the ClickHouse pool dial on first use, inside
+// the actors), so a test can build the whole process and list its metrics.
+// closeAll releases what the stages share (the ingest producer, the
+// ClickHouse pool); call it after the actors have stopped.
+func buildRun(c *common, f runFlags) (_ []actor, _ func(), err error) {
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
 	}
-	sinkActors, err := sf.build(c)
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	srv, err := f.ingest.build(c)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	admin, controlActors, err := adminHandler(c, cf, nil)
+	closers = append(closers, f.ingest.close)
+	proc, err := f.join.build(c)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	chCfg, err := sf.clickhouseConfig(c)
+	sinkActors, err := f.sink.build(c)
 	if err != nil {
-		return err
+		return nil, nil, err
+	}
+	admin, controlActors, err := adminHandler(c, f.control, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	chCfg, err := f.sink.clickhouseConfig(c)
+	if err != nil {
+		return nil, nil, err
 	}
 	conn, err := chsink.Open(chCfg, chCfg.Database)
 	if err != nil {
-		return fmt.Errorf("cannot connect to ClickHouse for compliance redactions (-clickhouse.addr): %w", err)
+		return nil, nil, fmt.Errorf("cannot connect to ClickHouse for compliance redactions (-clickhouse.addr): %w", err)
 	}
-	defer conn.Close()
-	compl, err := complianceProcessor(c, cf, conn)
+	closers = append(closers, func() { conn.Close() })
+	compl, err := complianceProcessor(c, f.control, conn)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	ops := &opsServer{addr: *opsAddr, reg: c.reg, ready: srv.Ready, admin: admin, log: c.log}
+	observers, err := f.observe.build(c, []string{*f.join.group, chCfg.Group}, conn)
+	if err != nil {
+		return nil, nil, err
+	}
+	ops := &opsServer{addr: *f.opsAddr, reg: c.reg, ready: srv.Ready, admin: admin, log: c.log.With("component", "ops")}
 	actors := []actor{
 		{"site registry", c.sites.Run},
 		{"ops listener", ops.run},
@@ -85,6 +137,6 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	actors = append(actors, sinkActors...)
 	actors = append(actors, controlActors...)
-	c.log.Info("purchasesync running", "ingest", *inf.addr, "ops", *opsAddr)
-	return runActors(ctx, c.log, actors...)
+	actors = append(actors, observers...)
+	return actors, closeAll, nil
 }

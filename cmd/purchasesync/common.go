@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,22 +21,34 @@ import (
 // metrics registry, Kafka settings and the site registry.
 type common struct {
 	log    *slog.Logger
-	reg    *prometheus.Registry
+	reg    registry
 	kafka  kafkaFlags
 	topics schemas.Topics
 	sites  *sites.Registry
+}
+
+// registry is the process's one metrics registry: stages register on it,
+// the ops listener gathers it. (An interface so that a test can record what
+// every stage registers: deploy/metrics.md must list exactly that.)
+type registry interface {
+	prometheus.Registerer
+	prometheus.Gatherer
 }
 
 // newRegistry is the process's one metrics registry, with Go, process and
 // build-info collectors.
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
+	registerRuntime(reg)
+	return reg
+}
+
+func registerRuntime(reg prometheus.Registerer) {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		version.NewCollector("purchasesync"),
 	)
-	return reg
 }
 
 // stageReg prefixes a stage's metrics: purchasesync_<stage>_...
@@ -45,6 +58,11 @@ func (c *common) stageReg(stage string) prometheus.Registerer {
 
 // newCommon builds the shared parts, including the site registry reader.
 func newCommon(kf kafkaFlags, lf logFlags, stderr io.Writer) (*common, error) {
+	return newCommonOn(kf, lf, stderr, newRegistry())
+}
+
+// newCommonOn is newCommon with a given registry.
+func newCommonOn(kf kafkaFlags, lf logFlags, stderr io.Writer, reg registry) (*common, error) {
 	log, err := lf.logger(stderr)
 	if err != nil {
 		return nil, err
@@ -52,9 +70,9 @@ func newCommon(kf kafkaFlags, lf logFlags, stderr io.Writer) (*common, error) {
 	if err := kf.validate(); err != nil {
 		return nil, err
 	}
-	c := &common{log: log, reg: newRegistry(), kafka: kf, topics: kf.topics()}
+	c := &common{log: log, reg: reg, kafka: kf, topics: kf.topics()}
 	c.sites, err = sites.New(sites.DefaultConfig(c.topics.Name(schemas.TopicSites)),
-		kf.baseOpts(log, nil, "sites"), c.stageReg("sites"), log)
+		kf.baseOpts(log, nil, "sites"), c.stageReg("sites"), log.With("component", "sites"))
 	if err != nil {
 		return nil, err
 	}
@@ -72,14 +90,23 @@ type actor struct {
 // long each took to stop.
 func runActors(ctx context.Context, log *slog.Logger, actors ...actor) error {
 	g, gctx := errgroup.WithContext(ctx)
+	// Stop times count from when gctx ended, whichever notices it first.
+	var once sync.Once
+	var stopAt time.Time
+	markStop := func() { once.Do(func() { stopAt = time.Now() }) }
+	defer context.AfterFunc(gctx, markStop)()
 	for _, a := range actors {
 		g.Go(func() error {
 			err := a.run(gctx)
-			start := time.Now()
 			if err != nil && gctx.Err() == nil {
 				return fmt.Errorf("%s: %w", a.name, err)
 			}
-			log.Info(a.name+" stopped", "took", time.Since(start).String())
+			var took time.Duration
+			if gctx.Err() != nil {
+				markStop()
+				took = time.Since(stopAt)
+			}
+			log.Info(a.name+" stopped", "actor", a.name, "took", took.String())
 			if err != nil && ctx.Err() == nil {
 				return fmt.Errorf("%s: %w", a.name, err)
 			}

@@ -39,7 +39,7 @@ func (f *joinFlags) build(c *common) (*join.Processor, error) {
 		SessionOpts: c.kafka.hooks(c.reg, "join"),
 		Sites:       c.sites,
 		Registerer:  c.stageReg("join"),
-		Logger:      c.log,
+		Logger:      c.log.With("component", "join"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot configure join: %w", err)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -17,7 +16,7 @@ import (
 // API under /admin/v1/ (mounted when admin is non-nil).
 type opsServer struct {
 	addr  string
-	reg   *prometheus.Registry
+	reg   registry
 	ready func() error // nil error = ready
 	admin http.Handler
 	log   *slog.Logger

@@ -81,7 +81,7 @@ func (f *sinkFlags) build(c *common) ([]actor, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := chsink.New(cfg, chsink.Deps{KafkaOpts: opts, Registerer: c.stageReg("sink"), Logger: c.log})
+	s, err := chsink.New(cfg, chsink.Deps{KafkaOpts: opts, Registerer: c.stageReg("sink"), Logger: c.log.With("component", "sink")})
 	if err != nil {
 		return nil, fmt.Errorf("cannot configure the ClickHouse sink: %w", err)
 	}
@@ -94,7 +94,7 @@ func (f *sinkFlags) build(c *common) ([]actor, error) {
 		if err != nil {
 			return nil, err
 		}
-		r, err := registrar.New(rc, registrar.Deps{KafkaOpts: opts, Registerer: c.stageReg("registrar"), Logger: c.log})
+		r, err := registrar.New(rc, registrar.Deps{KafkaOpts: opts, Registerer: c.stageReg("registrar"), Logger: c.log.With("component", "registrar")})
 		if err != nil {
 			return nil, fmt.Errorf("cannot configure the registrar: %w", err)
 		}
@@ -104,7 +104,7 @@ func (f *sinkFlags) build(c *common) ([]actor, error) {
 		nc := discrepancy.DefaultConfig()
 		nc.URL, nc.Topics, nc.Interval = *f.notifierURL, c.topics, *f.notifierInterval
 		n, err := discrepancy.New(nc, discrepancy.Deps{KafkaOpts: c.kafka.baseOpts(c.log, c.reg, "notifier"),
-			Registerer: c.stageReg("notifier"), Logger: c.log})
+			Registerer: c.stageReg("notifier"), Logger: c.log.With("component", "notifier")})
 		if err != nil {
 			return nil, fmt.Errorf("cannot configure the discrepancy notifier: %w", err)
 		}

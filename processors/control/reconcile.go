@@ -151,7 +151,7 @@ func refKey(site schemas.Site, ref adminapi.OrderRef) (string, error) {
 func (s *Service) recoverOrder(ctx context.Context, site schemas.Site, ref adminapi.OrderRef) (bool, error) {
 	key, err := refKey(site, ref)
 	if err != nil {
-		s.log.Warn("reconciliation: order without a usable key; skipped", "site", site.Site, "order", ref.ID, "err", err)
+		s.log.Warn("reconciliation: order without a usable key; skipped", "site", site.Site, "order_id", ref.LegacyResourceID, "err", err)
 		return false, nil
 	}
 	if s.seen.has(key) {

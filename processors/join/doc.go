@@ -22,7 +22,8 @@
 //     input is behind the hold's deadline (rule 9).
 //
 // Metrics (prefix purchasesync_join_): decisions_total{outcome},
-// discrepancies_total{field}, held_purchases, state_keys, restore_seconds,
+// discrepancies_total{field}, held_purchases, overdue_holds,
+// oldest_overdue_hold_seconds, state_keys, restore_seconds,
 // restored_keys_total, transaction_seconds, transaction_aborts_total,
 // input_lag_records{topic,partition}, invalid_records_total{topic}.
 package join

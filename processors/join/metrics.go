@@ -9,6 +9,8 @@ type metrics struct {
 	decisions     *prometheus.CounterVec
 	discrepancies *prometheus.CounterVec
 	held          prometheus.Gauge
+	overdue       prometheus.Gauge
+	oldestOverdue prometheus.Gauge
 	stateKeys     prometheus.Gauge
 	restore       prometheus.Histogram
 	restoredKeys  prometheus.Counter
@@ -22,10 +24,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
 		decisions: f.NewCounterVec(prometheus.CounterOpts{Name: "decisions_total",
-			Help: "Join decisions by outcome (registered_storefront, registered_webhook, registered_reconciliation, matched, matched_late, duplicate, held, webhook_missing, expired)."}, []string{"outcome"}),
+			Help: "Join decisions by outcome (registered_storefront, registered_webhook, registered_reconciliation, matched, matched_late, duplicate, held, webhook_missing, expired, refunded)."}, []string{"outcome"}),
 		discrepancies: f.NewCounterVec(prometheus.CounterOpts{Name: "discrepancies_total",
 			Help: "Discrepancies emitted, by field (webhook_missing has field \"none\")."}, []string{"field"}),
-		held:      f.NewGauge(prometheus.GaugeOpts{Name: "held_purchases", Help: "Webhook purchases waiting for their storefront event (rule 3)."}),
+		held: f.NewGauge(prometheus.GaugeOpts{Name: "held_purchases", Help: "Webhook purchases waiting for their storefront event (rule 3)."}),
+		overdue: f.NewGauge(prometheus.GaugeOpts{Name: "overdue_holds",
+			Help: "Held purchases past received_at + the site's grace, not yet released: rule 9 keeps them while the partition's storefront input is behind."}),
+		oldestOverdue: f.NewGauge(prometheus.GaugeOpts{Name: "oldest_overdue_hold_seconds",
+			Help: "How long past its deadline (received_at + grace) the oldest overdue hold is; 0 when none is."}),
 		stateKeys: f.NewGauge(prometheus.GaugeOpts{Name: "state_keys", Help: "Keys held in join state on this instance."}),
 		restore: f.NewHistogram(prometheus.HistogramOpts{Name: "restore_seconds", Help: "Time to restore one partition's state from join.state.v1.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 3, 10)}),

@@ -229,6 +229,34 @@ func decodeEvent(rec *kgo.Record, storefrontTopic string) (Event, error) {
 // header of shopify.orders.v1 records.
 const RefundsTopic = "refunds/create"
 
+// overdueHolds counts the held purchases past their deadline (received_at +
+// grace) that are still held, because rule 9 waits for the storefront input,
+// and returns how far past its deadline the oldest one is. Due timers are at
+// the top of the heap (blocked ones are pushed back by tick), so this visits
+// only them.
+func (p *partition) overdueHolds(now time.Time) (n int, oldest time.Duration) {
+	var seen map[string]bool // a key may have stale duplicate timers
+	var walk func(i int)
+	walk = func(i int) {
+		if i >= len(p.timers) || p.timers[i].at.After(now) {
+			return
+		}
+		k := p.timers[i].key
+		if s := p.states[k]; s != nil && s.Held != nil && !now.Before(s.HeldUntil) && !seen[k] {
+			if seen == nil {
+				seen = map[string]bool{}
+			}
+			seen[k] = true
+			n++
+			oldest = max(oldest, now.Sub(s.HeldUntil))
+		}
+		walk(2*i + 1)
+		walk(2*i + 2)
+	}
+	walk(0)
+	return n, oldest
+}
+
 // timer is one pending deadline; the heap may hold stale entries, which
 // tick skips by re-checking the state.
 type timer struct {

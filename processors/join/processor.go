@@ -31,10 +31,10 @@ type Deps struct {
 	// SessionOpts are added to the transactional session's client only
 	// (e.g. metrics hooks, which register once per client).
 	SessionOpts []kgo.Opt
-	Sites      SiteLookup
-	Registerer prometheus.Registerer
-	Logger     *slog.Logger
-	Now        func() time.Time // wall clock; time.Now when nil
+	Sites       SiteLookup
+	Registerer  prometheus.Registerer
+	Logger      *slog.Logger
+	Now         func() time.Time // wall clock; time.Now when nil
 }
 
 // Processor is the join stage.
@@ -268,6 +268,8 @@ func (p *Processor) dropAll() {
 	p.parts = map[int32]*partition{}
 	p.m.held.Set(0)
 	p.m.stateKeys.Set(0)
+	p.m.overdue.Set(0)
+	p.m.oldestOverdue.Set(0)
 }
 
 func (p *Processor) partitionFor(ctx context.Context, id int32) (*partition, error) {
@@ -460,11 +462,15 @@ func (p *Processor) watermark(t string, part *partition, now time.Time) time.Tim
 }
 
 func (p *Processor) updateGauges() {
-	keys, held := 0, 0
+	keys, held, overdue, oldest, now := 0, 0, 0, time.Duration(0), p.deps.Now()
 	for _, part := range p.parts {
 		keys += len(part.states)
 		held += part.held
+		n, o := part.overdueHolds(now)
+		overdue, oldest = overdue+n, max(oldest, o)
 	}
 	p.m.stateKeys.Set(float64(keys))
 	p.m.held.Set(float64(held))
+	p.m.overdue.Set(float64(overdue))
+	p.m.oldestOverdue.Set(oldest.Seconds())
 }

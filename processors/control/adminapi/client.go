@@ -272,7 +272,7 @@ func (c *Client) Do(ctx context.Context, shop, op, query string, vars map[string
 				}
 				throttled += w
 				c.m.throttleWait.Add(w.Seconds())
-				c.log.Debug("shopify throttled", "shop", shop, "op", op, "wait", w.String())
+				c.log.Debug("shopify throttled", "shop_domain", shop, "op", op, "wait", w.String())
 				if err := sleep(ctx, w); err != nil {
 					return fmt.Errorf("shopify %s for %s: %w", op, shop, err)
 				}
@@ -294,7 +294,7 @@ func (c *Client) Do(ctx context.Context, shop, op, query string, vars map[string
 		if wait <= 0 {
 			wait = backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff)
 		}
-		c.log.Warn("shopify call failed, retrying", "shop", shop, "op", op, "attempt", attempt, "wait", wait.String(), "err", err)
+		c.log.Warn("shopify call failed, retrying", "shop_domain", shop, "op", op, "attempt", attempt, "wait", wait.String(), "err", err)
 		if err := sleep(ctx, wait); err != nil {
 			return fmt.Errorf("shopify %s for %s: %w", op, shop, err)
 		}
