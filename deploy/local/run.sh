@@ -88,7 +88,8 @@ cat >&2 <<MSG
   ingest      http://$INGEST   (POST /webhooks/shopify, POST /v1/sites/{site}/purchases)
   ops         http://$OPS/metrics   admin API http://$OPS/admin/v1/sites (token: \$PURCHASESYNC_ADMIN_TOKEN)
   clickhouse  $PURCHASESYNC_CLICKHOUSE_HTTP  (native $PURCHASESYNC_CLICKHOUSE_ADDR, database $DB)
-  prometheus  ${PURCHASESYNC_PROMETHEUS_URL:-not started}
+  prometheus  ${PURCHASESYNC_PROMETHEUS_URL:-not started}   (alerts: deploy/prometheus/alerts.yml)
+  dashboard   deploy/grafana/purchasesync.json  (import into Grafana; see README "Dashboards and alerts")
 
 serving until Ctrl-C
 MSG
