@@ -4,7 +4,9 @@ import (
 	"container/heap"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -46,25 +48,58 @@ func newPartition(id int32, cfg Config, sites SiteLookup, m *metrics) *partition
 // replay's sink).
 type output func(*kgo.Record)
 
-// restoreRecord applies one join.state.v1 record.
-func (p *partition) restoreRecord(key, value []byte) error {
-	k := string(key)
-	if old, ok := p.states[k]; ok && old.Held != nil {
-		p.held--
+// restoreAll loads the last changelog value of every key, decoding on all
+// cores; the partition must be empty.
+func (p *partition) restoreAll(latest map[string][]byte) error {
+	type job struct {
+		key   string
+		value []byte
 	}
-	if value == nil {
-		delete(p.states, k)
-		return nil
+	workers := runtime.GOMAXPROCS(0)
+	jobs := make(chan job, 1024)
+	type result struct {
+		key string
+		s   *State
+		err error
 	}
-	var s State
-	if err := json.Unmarshal(value, &s); err != nil {
-		return fmt.Errorf("cannot decode join state of %s: %w", k, err)
+	results := make(chan result, 1024)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				var s State
+				err := json.Unmarshal(j.value, &s)
+				if err != nil {
+					err = fmt.Errorf("cannot decode join state of %s: %w", j.key, err)
+				}
+				results <- result{j.key, &s, err}
+			}
+		}()
 	}
-	p.states[k] = &s
-	if s.Held != nil {
-		p.held++
+	go func() {
+		for k, v := range latest {
+			jobs <- job{k, v}
+		}
+		close(jobs)
+		wg.Wait()
+		close(results)
+	}()
+	var firstErr error
+	for r := range results {
+		if r.err != nil {
+			if firstErr == nil {
+				firstErr = r.err
+			}
+			continue
+		}
+		p.states[r.key] = r.s
+		if r.s.Held != nil {
+			p.held++
+		}
 	}
-	return nil
+	return firstErr
 }
 
 // finishRestore rebuilds the timer index after a restore.

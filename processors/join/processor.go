@@ -311,6 +311,9 @@ func (p *Processor) restore(ctx context.Context, part *partition) error {
 			return fmt.Errorf("join: cannot create restore client: %w", err)
 		}
 		defer cl.Close()
+		// Keep only each key's last value (the changelog is compacted
+		// lazily), then decode them in parallel: decoding dominates.
+		latest := map[string][]byte{}
 		next := begin.Offset
 		for next < end {
 			fs := cl.PollFetches(ctx)
@@ -320,18 +323,21 @@ func (p *Processor) restore(ctx context.Context, part *partition) error {
 			if err := fs.Err0(); err != nil {
 				return fmt.Errorf("join: cannot restore %s/%d: %w", topic, part.id, err)
 			}
-			var rerr error
 			fs.EachRecord(func(r *kgo.Record) {
 				next = r.Offset + 1
-				if r.Attrs.IsControl() || rerr != nil {
+				if r.Attrs.IsControl() {
 					return
 				}
 				n++
-				rerr = part.restoreRecord(r.Key, r.Value)
+				if r.Value == nil {
+					delete(latest, string(r.Key))
+				} else {
+					latest[string(r.Key)] = r.Value
+				}
 			})
-			if rerr != nil {
-				return rerr
-			}
+		}
+		if err := part.restoreAll(latest); err != nil {
+			return err
 		}
 	}
 	part.finishRestore()
