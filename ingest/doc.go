@@ -25,6 +25,11 @@
 //     package shopify for the route table.
 //   - Records never alias fasthttp's request buffers, which are reused when
 //     the handler returns.
+//   - Overload is bounded, not queued: at most Config.MaxInflightProduces
+//     records await Kafka; a request waits Config.MaxQueueDuration for a
+//     slot, then gets 503. Storefront events are also rate-limited per client
+//     address and per site (429). Webhooks are not: they come signed from
+//     Shopify's many addresses, and a 429 would only make Shopify retry.
 //
 // Metrics (prefix purchasesync_ingest_): requests_total{endpoint,code},
 // request_duration_seconds{endpoint}, request_body_bytes{endpoint},

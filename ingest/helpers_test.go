@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
@@ -357,4 +358,28 @@ func value(t testing.TB, c prometheus.Collector) float64 {
 		t.Fatalf("collected %d metrics, want 1", n)
 	}
 	return out
+}
+
+// partial sends headers announcing a body of n bytes and only its first
+// byte, and returns the status: 413 when n is over the limit (fasthttp
+// refuses on Content-Length, before reading), 408 when the body never
+// completes. Sending an oversize body in full would race the refusal, which
+// closes the connection while the client is still writing.
+func (e *inproc) partial(t testing.TB, path string, n int) int {
+	t.Helper()
+	c, err := e.ln.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", path, n)
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("partial request to %s: %v", path, err)
+	}
+	var code int
+	if _, err := fmt.Sscanf(line, "HTTP/1.1 %d", &code); err != nil {
+		t.Fatalf("partial request to %s: status line %q", path, line)
+	}
+	return code
 }

@@ -319,6 +319,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.srv.ShutdownWithContext(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("cannot finish in-flight requests within %s (-ingest.shutdownTimeout): %w", s.cfg.ShutdownTimeout, err))
 	}
+	// Shutdown only closes listeners Serve has registered; if ctx ended
+	// before Serve got that far, closing ours is what makes Serve return.
+	_ = ln.Close()
 	if err := <-errc; err != nil {
 		errs = append(errs, fmt.Errorf("ingest server failed while stopping: %w", err))
 	}

@@ -2,8 +2,10 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"strconv"
@@ -205,7 +207,6 @@ func TestStorefrontRefusals(t *testing.T) {
 			return r
 		}(), 415, ""},
 		{"no content type", func() req { r := storefrontReq("acme", []byte(good)); delete(r.headers, "Content-Type"); return r }(), 415, ""},
-		{"oversize", storefrontReq("acme", bytes.Repeat([]byte(" "), 64<<10+1)), 413, ""},
 		{"GET", req{method: "GET", path: "/v1/sites/acme/purchases"}, 405, ""},
 		{"truncated", storefrontReq("acme", []byte(good[:40])), 400, "body"},
 		{"not an object", storefrontReq("acme", []byte(`[1]`)), 400, "body"},
@@ -229,6 +230,11 @@ func TestStorefrontRefusals(t *testing.T) {
 		}
 		if eb.Field != c.field {
 			t.Errorf("%s: field %q, want %q", c.name, eb.Field, c.field)
+		}
+	}
+	for n, want := range map[int]int{64<<10 + 1: 413, 1000: 408} {
+		if got := e.partial(t, "/v1/sites/acme/purchases", n); got != want {
+			t.Errorf("%d-byte body announced, 1 sent: %d, want %d", n, got, want)
 		}
 	}
 	if recs := readAll(t, e.seeds, rawTopics(e.topics)); len(recs) != 0 {
@@ -555,4 +561,39 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("timed out after %s waiting for %s", timeout, what)
+}
+
+// TestRunCancelledAtOnce: a Run whose context ends before Serve is up must
+// still return (and free its port).
+func TestRunCancelledAtOnce(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	cl, err := kgo.NewClient(producerOpts(cluster.ListenAddrs())...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for range 20 {
+		cfg := testConfig()
+		cfg.Addr = "127.0.0.1:0"
+		srv, err := New(cfg, Deps{Client: cl, Sites: testSites(), Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		done := make(chan error, 1)
+		go func() { done <- srv.Run(ctx) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not return after its context was cancelled")
+		}
+	}
 }

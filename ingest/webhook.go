@@ -42,7 +42,7 @@ func (s *Server) webhook(ctx *fasthttp.RequestCtx) error {
 			Err: errRegistryNotLoaded}
 	}
 	d := shopify.Decide(string(topic), string(h.Peek(hdrShopDomain)), body, s.sites)
-	hdrs := [8]header{
+	hdrs := [7]header{
 		{schemas.HeaderShopDomain, []byte(d.Shop)},
 		{schemas.HeaderWebhookID, h.Peek(hdrWebhookID)},
 		{schemas.HeaderEventID, h.Peek(hdrEventID)},

@@ -2,7 +2,6 @@ package schemas
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -358,7 +357,8 @@ func (s *jsonScan) array(depth int) error {
 
 // str skips a string literal and reports whether it is plain ASCII without
 // escapes (its text is then its value). Strings are most of an order's
-// bytes, so runs of ordinary characters are skipped eight at a time.
+// bytes, so runs of ordinary characters are skipped by a table lookup per
+// byte, with one branch.
 func (s *jsonScan) str() (simple bool, err error) {
 	if s.peek() != '"' {
 		return false, errSyntax
@@ -367,15 +367,8 @@ func (s *jsonScan) str() (simple bool, err error) {
 	i := s.i + 1
 	simple = true
 	for {
-		for i+8 <= len(b) {
-			x := binary.LittleEndian.Uint64(b[i:])
-			if special(x) {
-				break
-			}
-			if x&swarHigh != 0 {
-				simple = false
-			}
-			i += 8
+		for i < len(b) && !strStop[b[i]] {
+			i++
 		}
 		if i >= len(b) {
 			return false, errSyntax
@@ -418,19 +411,19 @@ func (s *jsonScan) str() (simple bool, err error) {
 	}
 }
 
-const (
-	swarLow  = 0x0101010101010101
-	swarHigh = 0x8080808080808080
-)
-
-// special reports whether any of the eight bytes of x is '"', '\\' or a
-// control character: (v - 0x01..) & ^v & 0x80.. is non-zero exactly when
-// some byte of v is zero (or, with 0x20.. subtracted, below 0x20).
-func special(x uint64) bool {
-	q := x ^ (swarLow * '"')
-	bs := x ^ (swarLow * '\\')
-	return ((q-swarLow)&^q|(bs-swarLow)&^bs|(x-swarLow*0x20)&^x)&swarHigh != 0
-}
+// strStop marks the bytes that end a run of ordinary string characters:
+// the closing quote, an escape, a control character (invalid), and
+// non-ASCII bytes (valid, but the string is then not simple).
+var strStop = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	for c := 0x80; c < 0x100; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')

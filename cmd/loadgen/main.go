@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -79,6 +80,7 @@ type options struct {
 	timeout     time.Duration
 	seed        uint64
 	quiet       bool
+	cpuprofile  string
 }
 
 func parse(args []string, getenv func(string) string, out io.Writer) (options, error) {
@@ -101,6 +103,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "per-request timeout (Shopify's is 5s)")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed for the generated purchases")
 	fs.BoolVar(&o.quiet, "quiet", false, "print only the result table")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write loadgen's own CPU profile here (to check the generator is not the bottleneck)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -174,6 +177,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if !o.quiet {
 			fmt.Fprintf(os.Stderr, "loadgen: "+format+"\n", a...)
 		}
+	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return fmt.Errorf("cannot create -cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cannot start the CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
 	reqs := buildPool(o)
