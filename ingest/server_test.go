@@ -50,7 +50,8 @@ func TestWebhookRouting(t *testing.T) {
 		{"no key", "orders/create", "acme.myshopify.com", []byte(`{"name":"#1"}`), want{schemas.TopicShopifyUnrouted, "acme.myshopify.com", shopify.ReasonUnparsable}},
 		{"truncated", "orders/create", "acme.myshopify.com", order[:len(order)/2], want{schemas.TopicShopifyUnrouted, "acme.myshopify.com", shopify.ReasonUnparsable}},
 		{"redact", "customers/redact", "acme.myshopify.com", []byte(`{"shop_id":954889,"customer":{"id":191167}}`), want{schemas.TopicCompliance, "acme.myshopify.com", ""}},
-		{"refund", "refunds/create", "acme.myshopify.com", []byte(`{"order_id":450789469}`), want{schemas.TopicShopifyUnrouted, "acme.myshopify.com", shopify.ReasonTopicNotHandled}},
+		{"refund", "refunds/create", "acme.myshopify.com", []byte(`{"id":1,"order_id":450789469}`), want{schemas.TopicShopifyOrders, "acme/450789469", ""}},
+		{"other topic", "app/uninstalled", "acme.myshopify.com", []byte(`{}`), want{schemas.TopicShopifyUnrouted, "acme.myshopify.com", shopify.ReasonTopicNotHandled}},
 	}
 	before := time.Now().UTC()
 	for _, c := range cases {

@@ -192,8 +192,26 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("purchases FINAL = %v, want %v", rows, want)
 	}
 
+	// A refund (refunds/create, keyed by its order id) marks the purchase
+	// refunded as a new version of the same row.
+	refund := `{"id":77,"order_id":` + both + `,"processed_at":"2026-11-25T12:00:00Z","transactions":[{"kind":"refund","status":"success","amount":"5.00","currency":"USD"}]}`
+	if code := p.do(t, "POST", "http://"+p.ingest+"/webhooks/shopify", map[string]string{
+		"Content-Type": "application/json", "X-Shopify-Topic": "refunds/create", "X-Shopify-Hmac-Sha256": sign(refund, e2eSecret),
+		"X-Shopify-Shop-Domain": "e2e-store.myshopify.com", "X-Shopify-Webhook-Id": "refund-77", "X-Shopify-API-Version": "2025-10"}, refund); code != 200 {
+		t.Fatalf("refund webhook: %d, want 200", code)
+	}
+	testenv.Eventually(t, 30*time.Second, "refund in ClickHouse", func() bool {
+		var amount string
+		var n uint64
+		row := conn.QueryRow(context.Background(), "SELECT toString(assumeNotNull(refunded_amount)), count() FROM purchases FINAL WHERE order_number = ? AND refunded_amount IS NOT NULL GROUP BY refunded_amount", both)
+		if err := row.Scan(&amount, &n); err != nil {
+			return false
+		}
+		return strings.HasPrefix(amount, "5") && n == 1
+	})
+
 	// Nothing of the badly signed webhook reached Kafka: the orders topic
-	// holds exactly the two signed webhooks.
+	// holds exactly the signed webhooks (two orders and the refund).
 	cl, err := kgo.NewClient(kgo.SeedBrokers(p.brokers...))
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +223,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	var n int64
 	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
-	if n != 2 {
-		t.Fatalf("%d records in the webhook topics, want 2 (the bad signature must write nothing)", n)
+	if n != 3 {
+		t.Fatalf("%d records in the webhook topics, want 3 (the bad signature must write nothing)", n)
 	}
 }

@@ -22,10 +22,14 @@ const (
 	ReasonUnknownShop     = "unknown_shop"      // no site is linked to the shop domain
 	ReasonSyncingDisabled = "syncing_disabled"  // the site has purchase_syncing off
 	ReasonUnparsable      = "unparsable_body"   // signed, but no key can be read from it
+	// ReasonRefundNeedsOrderID: a refund names its order by id alone, so
+	// only sites whose key is the order id (the standard integration, and
+	// the only one Talkable's Purchase Syncing supports) can join it.
+	ReasonRefundNeedsOrderID = "refund_needs_order_id"
 )
 
 // Reasons lists every reason, for metrics initialisation and docs.
-var Reasons = []string{ReasonTopicNotHandled, ReasonUnknownShop, ReasonSyncingDisabled, ReasonUnparsable}
+var Reasons = []string{ReasonTopicNotHandled, ReasonUnknownShop, ReasonSyncingDisabled, ReasonUnparsable, ReasonRefundNeedsOrderID}
 
 // Destination is the raw topic a verified webhook goes to.
 type Destination uint8
@@ -63,10 +67,10 @@ type Route struct {
 // would lose data we may want later.
 var routes = map[string]Route{
 	TopicOrdersCreate: {Dest: ToOrders},
-	// Refunds carry the order's id (order_id), not the order itself, and the
-	// join does not read them yet, so they are kept aside. Routing them to the
-	// join means ToOrders here plus a key read from order_id.
-	TopicRefundsCreate:        {Dest: ToUnrouted, Reason: ReasonTopicNotHandled},
+	// Refunds join their purchase (the join marks it refunded); the record
+	// keeps its X-Shopify-Topic in the "topic" header, which is how the join
+	// tells a refund from an order on the same topic.
+	TopicRefundsCreate:        {Dest: ToOrders},
 	TopicCustomersDataRequest: {Dest: ToCompliance},
 	TopicCustomersRedact:      {Dest: ToCompliance},
 	TopicShopRedact:           {Dest: ToCompliance},
@@ -111,9 +115,21 @@ func Decide(topic, shop string, body []byte, sites Sites) Decision {
 	case !site.PurchaseSyncing:
 		return unrouted(shop, ReasonSyncingDisabled)
 	}
-	orderNumber, err := schemas.ShopifyOrderKey(body, site.OrderKey)
-	if err != nil {
-		return unrouted(shop, ReasonUnparsable)
+	var orderNumber string
+	if strings.TrimSpace(topic) == TopicRefundsCreate {
+		if site.OrderKey != schemas.OrderKeyID {
+			return unrouted(shop, ReasonRefundNeedsOrderID)
+		}
+		r, err := schemas.ParseShopifyRefund(body)
+		if err != nil {
+			return unrouted(shop, ReasonUnparsable)
+		}
+		orderNumber = string(r.OrderID)
+	} else {
+		var err error
+		if orderNumber, err = schemas.ShopifyOrderKey(body, site.OrderKey); err != nil {
+			return unrouted(shop, ReasonUnparsable)
+		}
 	}
 	return Decision{Route: r, Key: schemas.Key(site.Site, orderNumber), Site: site.Site, Shop: shop}
 }

@@ -30,7 +30,7 @@ func TestRouteTopic(t *testing.T) {
 	f("customers/redact", ToCompliance, "")
 	f("shop/redact", ToCompliance, "")
 	f("customers/data_request", ToCompliance, "")
-	f("refunds/create", ToUnrouted, ReasonTopicNotHandled)
+	f("refunds/create", ToOrders, "")
 	f("orders/updated", ToUnrouted, ReasonTopicNotHandled)
 	f("ORDERS/CREATE", ToUnrouted, ReasonTopicNotHandled) // Shopify's topics are lower case
 	f("", ToUnrouted, ReasonTopicNotHandled)
@@ -81,6 +81,10 @@ func TestDecide(t *testing.T) {
 	// Other topics never look at the registry or the body.
 	f("customers/redact", "nobody.myshopify.com", `not json`, ToCompliance, "", "nobody.myshopify.com")
 	f("shop/redact", "acme.myshopify.com", `{}`, ToCompliance, "", "acme.myshopify.com")
-	f("refunds/create", "acme.myshopify.com", `{"order_id": 1}`, ToUnrouted, ReasonTopicNotHandled, "acme.myshopify.com")
+	// Refunds join their purchase by order id; other modes cannot key them.
+	f("refunds/create", "acme.myshopify.com", `{"id": 7, "order_id": 9007199254740993}`, ToOrders, "", "acme/9007199254740993")
+	f("refunds/create", "bolt.myshopify.com", `{"id": 7, "order_id": 1}`, ToUnrouted, ReasonRefundNeedsOrderID, "bolt.myshopify.com")
+	f("refunds/create", "acme.myshopify.com", `{"order_id": 1}`, ToUnrouted, ReasonUnparsable, "acme.myshopify.com")
+	f("refunds/create", "dormant.myshopify.com", `{"id": 7, "order_id": 1}`, ToUnrouted, ReasonSyncingDisabled, "dormant.myshopify.com")
 	f("app/uninstalled", "acme.myshopify.com", `{}`, ToUnrouted, ReasonTopicNotHandled, "acme.myshopify.com")
 }
