@@ -9,6 +9,13 @@ import (
 	"purchasesync/schemas"
 )
 
+// MaxRecordBodyBytes is the largest body the ingest accepts: Kafka's
+// default record limit (1,000,012 bytes with the producer's default
+// max.message.bytes) less room for key and headers. A larger body would be
+// refused by the producer on every retry — a 503 loop that loses the order —
+// so it gets an honest 413 instead.
+const MaxRecordBodyBytes = 960 << 10
+
 // Config configures the public HTTP ingest. cmd/purchasesync fills it from
 // flags (named in each field's comment) and PURCHASESYNC_* variables.
 type Config struct {
@@ -85,7 +92,7 @@ func DefaultConfig() Config {
 	return Config{
 		Addr:                   "127.0.0.1:8080",
 		Topics:                 schemas.Topics{Prefix: schemas.DefaultTopicPrefix},
-		MaxWebhookBodyBytes:    1 << 20,
+		MaxWebhookBodyBytes:    MaxRecordBodyBytes,
 		MaxStorefrontBodyBytes: 64 << 10,
 		MaxHeaderBytes:         16 << 10,
 		ReadTimeout:            5 * time.Second,
@@ -123,8 +130,8 @@ func (c Config) Validate() error {
 			bad("Shopify app secret %d is empty (-shopify.apiSecret)", i+1)
 		}
 	}
-	if c.MaxWebhookBodyBytes < 1<<10 {
-		bad("-ingest.maxWebhookBodyBytes must be at least 1024, got %d", c.MaxWebhookBodyBytes)
+	if c.MaxWebhookBodyBytes < 1<<10 || c.MaxWebhookBodyBytes > MaxRecordBodyBytes {
+		bad("-ingest.maxWebhookBodyBytes must be between 1024 and %d (what one Kafka record can carry), got %d", MaxRecordBodyBytes, c.MaxWebhookBodyBytes)
 	}
 	if c.MaxStorefrontBodyBytes < 1<<10 {
 		bad("-ingest.maxStorefrontBodyBytes must be at least 1024, got %d", c.MaxStorefrontBodyBytes)

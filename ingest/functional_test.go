@@ -226,7 +226,7 @@ func TestFunctionalBadInput(t *testing.T) {
 		minTook time.Duration
 	}{
 		{"/v1/sites/acme/purchases", 64<<10 + 1, "HTTP/1.1 413", 0},
-		{"/webhooks/shopify", 1<<20 + 1, "HTTP/1.1 413", 0},
+		{"/webhooks/shopify", MaxRecordBodyBytes + 1, "HTTP/1.1 413", 0},
 		{"/v1/sites/acme/purchases", 1000, "HTTP/1.1 408", 900 * time.Millisecond},
 		{"/webhooks/shopify", 1000, "HTTP/1.1 408", 900 * time.Millisecond},
 	} {

@@ -88,7 +88,7 @@ func TestOpenAPI(t *testing.T) {
 			return e.do(t, q).code
 		}},
 		{"POST " + wh + " 408", func() int { return slow(e, wh) }},
-		{"POST " + wh + " 413", func() int { return raw(e, wh, 1<<20+1) }},
+		{"POST " + wh + " 413", func() int { return raw(e, wh, MaxRecordBodyBytes+1) }},
 		{"POST " + wh + " 503", func() int { return notReady.do(t, webhook("orders/create", "acme.myshopify.com", order)).code }},
 
 		{"POST " + sf + " 202", func() int { q := storefrontReq("acme", event); q.from = from(); return e.do(t, q).code }},

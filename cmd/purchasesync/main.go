@@ -15,14 +15,17 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGINT/SIGTERM cancels ctx: every stage drains and flushes.
+	// A second one exits at once. One channel, registered before anything
+	// runs, so no signal can slip through to the default action.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
-		// A second signal exits at once: the first one is draining.
-		<-ctx.Done()
-		stop()
-		ch := make(chan os.Signal, 1)
-		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-		<-ch
+		<-sigs
+		cancel()
+		<-sigs
 		fmt.Fprintln(os.Stderr, "second signal: exiting without draining")
 		os.Exit(1)
 	}()

@@ -51,7 +51,9 @@ LOG=${PURCHASESYNC_STACK_DIR:-deploy/local/.state}/purchasesync.log
 mkdir -p "$(dirname "$LOG")"
 
 say "starting purchasesync run (log: $LOG)"
-./bin/purchasesync run >"$LOG" 2>&1 &
+# Its own session: Ctrl-C reaches only this script, whose trap sends one
+# SIGTERM, so the pipeline drains (a second signal would make it exit at once).
+setsid ./bin/purchasesync run >"$LOG" 2>&1 &
 pid=$!
 stop() { kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; say "pipeline stopped (stack still up: deploy/local/stack.sh down)"; }
 trap stop EXIT

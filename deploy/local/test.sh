@@ -19,7 +19,10 @@ for tool in go python3; do
 done
 
 started=0
-if ! bash deploy/local/stack.sh status | grep -q '^kafka: running'; then
+# Not a pipe into grep -q: with pipefail, grep closing early would make
+# `status` die of SIGPIPE and the check fail even when Kafka runs.
+status=$(bash deploy/local/stack.sh status)
+if ! grep -q '^kafka: running' <<<"$status"; then
   started=1
 fi
 stop_stack() { if [ "$started" = 1 ]; then bash deploy/local/stack.sh down >&2 || true; fi; }

@@ -118,6 +118,15 @@ func (p *Processor) Run(ctx context.Context) error {
 		return fmt.Errorf("join: cannot create transactional session: %w", err)
 	}
 	defer sess.Close()
+	// Initialise the producer id now: this fences a predecessor with the
+	// same transactional id (its open transaction is aborted) before we
+	// restore, instead of at our first produce.
+	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("join: cannot initialise transactional producer %s: %w", p.cfg.TransactionalID, err)
+	}
 	p.log.Info("join processor started", "group", p.cfg.Group, "transactional_id", p.cfg.TransactionalID)
 
 	lastTick := time.Time{}
@@ -185,10 +194,14 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		start := time.Now()
 		commit := kgo.TryCommit
-		if restoreErr != nil {
+		if restoreErr != nil || ctx.Err() != nil {
 			commit = kgo.TryAbort
 		}
-		committed, err := sess.End(ctx, commit)
+		// A fresh context: on shutdown the transaction must still end (an
+		// open one would stall read_committed readers until it times out).
+		ectx, ecancel := context.WithTimeout(context.Background(), p.cfg.TransactionTimeout)
+		committed, err := sess.End(ectx, commit)
+		ecancel()
 		p.m.txn.Observe(time.Since(start).Seconds())
 		if restoreErr != nil {
 			return restoreErr
@@ -225,6 +238,11 @@ func (p *Processor) onAssigned(m map[string][]int32) {
 		// if it does, joining would silently miss, so say it loudly.
 		p.log.Error("BUG: inputs are not co-assigned", shop, a, sf, b)
 	}
+	// The range balancer hands out the whole assignment each time, and the
+	// transactional session may not report a revoke between two rebalances
+	// that happen while we are idle: replace the set, never add to it, or
+	// we would go on ticking partitions another member owns.
+	p.assigned = map[int32]bool{}
 	for _, part := range m[shop] {
 		p.assigned[part] = true
 	}

@@ -118,7 +118,7 @@ func Decide(prev *State, ev Event, set Settings) Decision {
 	case ev.Order != nil:
 		decideOrder(s, ev, set, &d)
 	case ev.Refund != nil:
-		decideRefund(s, ev, &d)
+		decideRefund(s, ev, set, &d)
 	}
 	return d
 }
@@ -126,7 +126,7 @@ func Decide(prev *State, ev Event, set Settings) Decision {
 // Refunds (Talkable added them to Purchase Syncing): each refund id counts
 // once; the purchase carries the total refunded and the latest refund time,
 // as a new version. A refund of an unregistered purchase waits in the state.
-func decideRefund(s *State, ev Event, d *Decision) {
+func decideRefund(s *State, ev Event, set Settings, d *Decision) {
 	id := string(ev.Refund.ID)
 	if _, seen := s.Refunds[id]; seen {
 		s.Repeats++
@@ -152,8 +152,10 @@ func decideRefund(s *State, ev Event, d *Decision) {
 		s.Purchase = withRefunds(bumped(s.Purchase, ev.ReceivedAt), s.Refunds)
 		d.Purchases = append(d.Purchases, cp(s.Purchase))
 	} else if s.ExpiresAt.IsZero() && s.Held == nil {
-		// Nothing else will ever clear a lone refund's state.
-		s.ExpiresAt = ev.ReceivedAt.Add(time.Duration(7*24) * time.Hour)
+		// Nothing else will ever clear a lone refund's state. (A refund
+		// that comes after its purchase was forgotten — rule 8 — lands
+		// here too and is not applied: the horizon bounds that as well.)
+		s.ExpiresAt = ev.ReceivedAt.Add(set.DedupeHorizon)
 	}
 }
 

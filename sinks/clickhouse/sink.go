@@ -194,6 +194,22 @@ func (s *Sink) Run(ctx context.Context) error {
 		"batch_rows", s.cfg.BatchRows, "flush_interval", s.cfg.FlushInterval.String())
 
 	for ctx.Err() == nil {
+		if s.rebalanceWanted.Load() {
+			// A rebalance is waiting on us. Under steady load every poll
+			// brings records, so the batch would never be empty: stop
+			// polling, write and commit what we hold, then let it proceed.
+			if err := s.reap(true); err != nil {
+				break
+			}
+			if s.cur.pending > 0 {
+				s.launch(ctx, cl)
+				if err := s.reap(true); err != nil {
+					break
+				}
+			}
+			s.rebalanceWanted.Store(false)
+			cl.AllowRebalance()
+		}
 		pctx, cancel := s.pollContext(ctx)
 		fs := cl.PollRecords(pctx, max(1, s.cfg.BatchRows-s.cur.pending))
 		cancel()
