@@ -22,6 +22,7 @@ type runFlags struct {
 	observe *observeFlags
 
 	opsAddr   *string
+	pprof     *bool
 	doMigrate *bool
 }
 
@@ -31,6 +32,7 @@ func addRunFlags(fs *flagSet) runFlags {
 		ingest: addIngestFlags(fs), join: addJoinFlags(fs), sink: addSinkFlags(fs), control: addControlFlags(fs),
 		migrate: addMigrateFlags(fs), observe: addObserveFlags(fs),
 		opsAddr:   fs.String("ops.addr", "127.0.0.1:9464", "ops listener: /metrics, /healthz, /readyz, /admin/v1/"),
+		pprof:     fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (loopback or a trusted network only)"),
 		doMigrate: fs.Bool("run.migrate", true, "create topics and apply ClickHouse migrations at start"),
 	}
 }
@@ -122,7 +124,7 @@ func buildRun(c *common, f runFlags) (_ []actor, _ func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ops := &opsServer{addr: *f.opsAddr, reg: c.reg, ready: srv.Ready, admin: admin, log: c.log.With("component", "ops")}
+	ops := &opsServer{addr: *f.opsAddr, reg: c.reg, ready: srv.Ready, admin: admin, log: c.log.With("component", "ops"), pprof: *f.pprof}
 	actors := []actor{
 		{"site registry", c.sites.Run},
 		{"ops listener", ops.run},

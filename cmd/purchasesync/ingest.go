@@ -156,6 +156,7 @@ func cmdIngest(ctx context.Context, args []string, getenv func(string) string, s
 	lf := addLogFlags(fs)
 	inf := addIngestFlags(fs)
 	opsAddr := fs.String("ops.addr", "127.0.0.1:9464", "ops listener address: /metrics, /healthz, /readyz")
+	pprofOn := fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (loopback or a trusted network only)")
 	if err := fs.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -171,7 +172,7 @@ func cmdIngest(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer inf.close()
-	ops := &opsServer{addr: *opsAddr, reg: c.reg, ready: srv.Ready, log: c.log}
+	ops := &opsServer{addr: *opsAddr, reg: c.reg, ready: srv.Ready, log: c.log, pprof: *pprofOn}
 	return runActors(ctx, c.log,
 		actor{"site registry", c.sites.Run},
 		actor{"ingest", srv.Run},

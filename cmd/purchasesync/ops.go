@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -20,6 +21,9 @@ type opsServer struct {
 	ready func() error // nil error = ready
 	admin http.Handler
 	log   *slog.Logger
+	// pprof mounts net/http/pprof under /debug/pprof/ (-ops.pprof): CPU
+	// profiles of a live process are how throughput problems get found.
+	pprof bool
 }
 
 func (o *opsServer) handler() http.Handler {
@@ -37,6 +41,11 @@ func (o *opsServer) handler() http.Handler {
 	})
 	if o.admin != nil {
 		mux.Handle("/admin/v1/", o.admin)
+	}
+	if o.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return mux
 }
