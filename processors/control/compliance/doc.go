@@ -19,7 +19,13 @@
 //     it on); the log gets counts only.
 //
 // Each request is logged when received and when complete (topic, shop,
-// Shopify's customer and request ids, never the email), and counted.
+// Shopify's customer and request ids, never the email), and counted. It is
+// also recorded in the ClickHouse table compliance_requests (migration 0005):
+// a 'received' row before it is carried out and a 'completed' row after,
+// before the offset commit, keyed by its compliance.v1 topic/partition/offset
+// so that a request redone after a crash stays one row (read with FINAL). The
+// table holds no personal data. Unreadable requests are only logged and
+// counted.
 //
 // Mutations are ALTER TABLE … UPDATE/DELETE, asynchronous on every server
 // version, so completion waits until system.mutations shows them done.

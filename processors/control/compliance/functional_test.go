@@ -46,9 +46,15 @@ func openTestDB(t *testing.T) driver.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	files, _ := filepath.Glob(filepath.Join(testenv.RepoRoot(), "sinks", "clickhouse", "sql", "migrations", "000[1-3]_*.sql"))
+	all, _ := filepath.Glob(filepath.Join(testenv.RepoRoot(), "sinks", "clickhouse", "sql", "migrations", "*.sql"))
+	var files []string
+	for _, f := range all {
+		if !strings.HasSuffix(f, "_analyst_views.sql") {
+			files = append(files, f)
+		}
+	}
 	sort.Strings(files)
-	if len(files) != 3 {
+	if len(files) < 4 || !strings.HasSuffix(files[3], "_compliance_requests.sql") {
 		t.Fatalf("sink migrations not found: %v", files)
 	}
 	for _, f := range files {
@@ -144,9 +150,21 @@ func TestFunctionalRedaction(t *testing.T) {
 	defer cancel()
 
 	// Jane: by email (5001), by the listed order id (5003, no email on it),
-	// and a raw event of an order not in purchases (5004).
-	if err := p.Handle(ctx, schemas.ComplianceCustomersRedact, []byte(`{"shop_id":1,"shop_domain":"acme.myshopify.com","customer":{"id":77,"email":"Jane@example.com"},"orders_to_redact":[5003]}`)); err != nil {
-		t.Fatal(err)
+	// and a raw event of an order not in purchases (5004). Carried out twice
+	// (a crash before the offset commit): still one request.
+	janeRef := RequestRef{ID: "compliance.v1/0/1", ReceivedAt: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	for i := range 2 {
+		if err := p.Handle(ctx, janeRef, schemas.ComplianceCustomersRedact, []byte(`{"shop_id":1,"shop_domain":"acme.myshopify.com","customer":{"id":77,"email":"Jane@example.com"},"orders_to_redact":[5003]}`)); err != nil {
+			t.Fatal(err)
+		}
+		orders := int64(3) // the second run finds only what is left by order id
+		if i == 1 {
+			orders = -1
+		}
+		checkRecorded(t, conn, janeRef.ID, schemas.ComplianceCustomersRedact, acmeShop, "acme", orders, janeRef.ReceivedAt)
+	}
+	if n := count(t, conn, "SELECT count() FROM compliance_requests WHERE positionCaseInsensitive(concat(request_id, '|', topic, '|', shop_domain, '|', arrayStringConcat(sites, '|')), 'jane') > 0"); n != 0 {
+		t.Errorf("compliance_requests: %d rows hold the customer's email", n)
 	}
 	for _, q := range []string{
 		"SELECT count() FROM purchases WHERE positionCaseInsensitive(email, ?) > 0",
@@ -174,7 +192,7 @@ func TestFunctionalRedaction(t *testing.T) {
 	}
 
 	// A data request for Bob.
-	if err := p.Handle(ctx, schemas.ComplianceCustomersDataRequest, []byte(`{"shop_domain":"acme.myshopify.com","customer":{"id":88,"email":"bob@example.com"},"orders_requested":[5002],"data_request":{"id":9999}}`)); err != nil {
+	if err := p.Handle(ctx, RequestRef{ID: "compliance.v1/0/2"}, schemas.ComplianceCustomersDataRequest, []byte(`{"shop_domain":"acme.myshopify.com","customer":{"id":88,"email":"bob@example.com"},"orders_requested":[5002],"data_request":{"id":9999}}`)); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "acme.myshopify.com-9999.json"))
@@ -184,7 +202,7 @@ func TestFunctionalRedaction(t *testing.T) {
 
 	// Unreadable requests are refused as such (not retried forever).
 	var inv *InvalidRequestError
-	if err := p.Handle(ctx, schemas.ComplianceCustomersRedact, []byte(`{"shop_domain":"acme.myshopify.com"}`)); !errors.As(err, &inv) {
+	if err := p.Handle(ctx, RequestRef{ID: "compliance.v1/0/3"}, schemas.ComplianceCustomersRedact, []byte(`{"shop_domain":"acme.myshopify.com"}`)); !errors.As(err, &inv) {
 		t.Errorf("customer-less redact: %v, want InvalidRequestError", err)
 	}
 
@@ -199,7 +217,8 @@ func TestFunctionalRedaction(t *testing.T) {
 	defer cl.Close()
 	rec := &kgo.Record{Topic: topics.Name(schemas.TopicCompliance), Key: []byte(otherShop), Value: []byte(`{"shop_id":2,"shop_domain":"gone.myshopify.com"}`),
 		Headers: []kgo.RecordHeader{{Key: schemas.HeaderTopic, Value: []byte(schemas.ComplianceShopRedact)}}}
-	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+	produced, err := cl.ProduceSync(ctx, rec).First()
+	if err != nil {
 		t.Fatal(err)
 	}
 	kcfg := DefaultConfig(topics.Name(schemas.TopicCompliance))
@@ -230,6 +249,47 @@ func TestFunctionalRedaction(t *testing.T) {
 	}
 	if n := count(t, conn, "SELECT count() FROM raw_events WHERE positionCaseInsensitive(body, 'zed@example.com') > 0"); n != 0 {
 		t.Errorf("%d raw events of the redacted shop left", n)
+	}
+	// Recorded under the record's Kafka position, received when produced.
+	checkRecorded(t, conn, RefOf(produced).ID, schemas.ComplianceShopRedact, otherShop, "gone", 0, produced.Timestamp)
+	if n := count(t, conn, "SELECT count() FROM compliance_requests FINAL"); n != 3 {
+		t.Errorf("compliance_requests has %d requests, want 3 (the unreadable one is not recorded)", n)
+	}
+}
+
+// checkRecorded wants exactly one row for request id in compliance_requests
+// FINAL, completed, with the given fields (orders < 0: any).
+func checkRecorded(t *testing.T, conn driver.Conn, id, topic, shop, site string, orders int64, receivedAt time.Time) {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), "SELECT topic, shop_domain, sites, toString(status), orders_affected, received_at, completed_at, version FROM compliance_requests FINAL WHERE request_id = ?", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		n++
+		var (
+			gotTopic, gotShop, status string
+			sites                     []string
+			gotOrders, version        uint64
+			recv, done                time.Time
+		)
+		if err := rows.Scan(&gotTopic, &gotShop, &sites, &status, &gotOrders, &recv, &done, &version); err != nil {
+			t.Fatal(err)
+		}
+		if gotTopic != topic || gotShop != shop || strings.Join(sites, ",") != site || status != "completed" || version != 2 || (orders >= 0 && gotOrders != uint64(orders)) {
+			t.Errorf("request %s: topic %q shop %q sites %v status %q version %d orders %d; want %q %q [%s] completed 2 %d", id, gotTopic, gotShop, sites, status, version, gotOrders, topic, shop, site, orders)
+		}
+		if !recv.Equal(receivedAt.Truncate(time.Second)) || done.Before(recv) {
+			t.Errorf("request %s: received_at %v completed_at %v; want received_at %v, completed after", id, recv, done, receivedAt)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("compliance_requests FINAL has %d rows for request %s, want 1", n, id)
 	}
 }
 

@@ -140,11 +140,30 @@ func header(r *kgo.Record, key string) string {
 	return ""
 }
 
+// RequestRef identifies one request in compliance_requests.
+type RequestRef struct {
+	// ID must be the same each time the request is carried out (e.g. after
+	// a crash): the Kafka position of its compliance.v1 record.
+	ID string
+	// ReceivedAt is when ingest accepted the webhook (the record's
+	// timestamp); the zero time means now.
+	ReceivedAt time.Time
+}
+
+// RefOf is the RequestRef of a compliance.v1 record: topic/partition/offset.
+func RefOf(r *kgo.Record) RequestRef {
+	return RequestRef{ID: fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset), ReceivedAt: r.Timestamp}
+}
+
 func (p *Processor) handleWithRetry(ctx context.Context, r *kgo.Record) error {
 	topic := header(r, schemas.HeaderTopic)
+	ref := RefOf(r)
+	if ref.ReceivedAt.IsZero() {
+		ref.ReceivedAt = time.Now() // the same for every retry
+	}
 	wait := p.cfg.RetryInitial
 	for {
-		err := p.Handle(ctx, topic, r.Value)
+		err := p.Handle(ctx, ref, topic, r.Value)
 		var inv *InvalidRequestError
 		switch {
 		case err == nil:
@@ -183,8 +202,10 @@ func topicLabel(t string) string {
 }
 
 // Handle carries out one request of topic (the webhook's X-Shopify-Topic)
-// and returns once ClickHouse has applied it.
-func (p *Processor) Handle(ctx context.Context, topic string, body []byte) error {
+// and returns once ClickHouse has applied it. The request is recorded in
+// compliance_requests as received before it is carried out, and as completed
+// after.
+func (p *Processor) Handle(ctx context.Context, ref RequestRef, topic string, body []byte) error {
 	req, err := schemas.ParseComplianceRequest(topic, body)
 	if err != nil {
 		return &InvalidRequestError{Err: err}
@@ -198,8 +219,14 @@ func (p *Processor) Handle(ctx context.Context, topic string, body []byte) error
 		attrs = append(attrs, "data_request_id", string(req.DataRequest.ID))
 	}
 	p.log.Info("compliance request received", attrs...)
+	if ref.ReceivedAt.IsZero() {
+		ref.ReceivedAt = start
+	}
 	sites, err := p.sitesOf(ctx, req.ShopDomain)
 	if err != nil {
+		return err
+	}
+	if err := p.record(ctx, ref, topic, req.ShopDomain, sites, 0, time.Time{}); err != nil {
 		return err
 	}
 	var n int
@@ -214,9 +241,45 @@ func (p *Processor) Handle(ctx context.Context, topic string, body []byte) error
 	if err != nil {
 		return err
 	}
+	if err := p.record(ctx, ref, topic, req.ShopDomain, sites, n, time.Now()); err != nil {
+		return err
+	}
 	p.m.requests.WithLabelValues(topic, "done").Inc()
 	p.m.duration.WithLabelValues(topic).Observe(time.Since(start).Seconds())
 	p.log.Info("compliance request completed", append(attrs, "sites", len(sites), "purchases", n, "took", time.Since(start).String())...)
+	return nil
+}
+
+// record writes the request's row of compliance_requests: received
+// (version 1) when completedAt is zero, else completed (version 2). Through
+// a batch with a column list: Exec("INSERT … VALUES") hangs on 18.16.
+func (p *Processor) record(ctx context.Context, ref RequestRef, topic, shop string, sites []schemas.Site, orders int, completedAt time.Time) error {
+	status, version := "received", uint64(1)
+	if !completedAt.IsZero() {
+		status, version = "completed", 2
+	} else {
+		completedAt = time.Unix(0, 0)
+	}
+	v, err := p.conn.ServerVersion()
+	if err != nil {
+		return fmt.Errorf("cannot read ClickHouse server version: %w", err)
+	}
+	// The offset is committed on the acknowledgement: no asynchronous
+	// insert (the setting exists from 21.11 and is on by default from 26.2).
+	if v.Version.Major > 21 || (v.Version.Major == 21 && v.Version.Minor >= 11) {
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"async_insert": 0}))
+	}
+	b, err := p.conn.PrepareBatch(ctx, "INSERT INTO compliance_requests (request_id, topic, shop_domain, sites, status, orders_affected, received_at, completed_at, version)", driver.WithReleaseConnection())
+	if err == nil {
+		if err = b.Append(ref.ID, topic, shop, siteNames(sites), status, uint64(orders), ref.ReceivedAt.UTC(), completedAt.UTC(), version); err == nil {
+			err = b.Send()
+		} else {
+			_ = b.Abort()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("cannot record the privacy request as %s in compliance_requests: %w", status, err)
+	}
 	return nil
 }
 
