@@ -36,8 +36,12 @@ echo "test.sh: stack ready in $(( $(date +%s) - t0 ))s" >&2
 # chdb-core runs the current ClickHouse engine in-process: the schema and analyst
 # SQL are checked against it as well as against the local 18.16 server.
 if ! python3 -c 'import chdb' 2>/dev/null; then
+  # A system Python (PEP 668) refuses user installs; the wheel is
+  # self-contained, so overriding that is safe on a test machine.
   python3 -m pip install --quiet --disable-pip-version-check chdb-core >&2 \
-    || { echo "test.sh: cannot install chdb-core from PyPI (pip install chdb-core)" >&2; exit 1; }
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages chdb-core >&2 \
+    || { echo "test.sh: cannot install chdb-core from PyPI (python3 -m pip install chdb-core)" >&2; exit 1; }
+  python3 -c 'import chdb' || { echo "test.sh: chdb-core installed but 'import chdb' fails" >&2; exit 1; }
 fi
 
 export PURCHASESYNC_FUNCTIONAL_TESTS=1
