@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -38,7 +40,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		usage(stdout, cmds)
 		return fmt.Errorf("unknown subcommand %q", args[1])
 	}
-	return c.run(ctx, args[2:], getenv, stdout)
+	// -h prints the flags (the flag package did) and is not a failure.
+	if err := c.run(ctx, args[2:], getenv, stdout); err != nil && !errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return nil
 }
 
 func usage(w io.Writer, cmds map[string]command) {
