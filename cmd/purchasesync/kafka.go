@@ -19,6 +19,7 @@ type kafkaFlags struct {
 	prefix      *string
 	clientID    *string
 	compression *string
+	linger      *time.Duration
 }
 
 func addKafkaFlags(fs *flagSet) kafkaFlags {
@@ -26,6 +27,8 @@ func addKafkaFlags(fs *flagSet) kafkaFlags {
 		brokers:  fs.String("kafka.brokers", "127.0.0.1:19092", "comma-separated Kafka bootstrap brokers"),
 		prefix:   fs.String("kafka.topicPrefix", schemas.DefaultTopicPrefix, "prefix of every topic name"),
 		clientID: fs.String("kafka.clientID", "purchasesync", "Kafka client id (shown in broker logs and quotas)"),
+		linger: fs.Duration("kafka.linger", 2*time.Millisecond,
+			"how long a producer waits to fill a batch; longer means fewer, larger requests (less broker CPU) for a little latency"),
 		compression: fs.String("kafka.compression", "lz4",
 			"producer compression: lz4, zstd, snappy or none. lz4 cuts webhook bytes on the wire several-fold; none saves ingest CPU (about a fifth per request) where brokers are close"),
 	}
@@ -73,7 +76,7 @@ func (k kafkaFlags) hooks(reg prometheus.Registerer, role string) []kgo.Opt {
 func (k kafkaFlags) producerOpts(log *slog.Logger, reg prometheus.Registerer, role string, timeout time.Duration) ([]kgo.Opt, error) {
 	opts := append(k.baseOpts(log, reg, role),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(2*time.Millisecond),
+		kgo.ProducerLinger(*k.linger),
 		kgo.RecordDeliveryTimeout(timeout),
 	)
 	codec, err := k.codec()
