@@ -15,6 +15,7 @@ import (
 	"purchasesync/processors/control/compliance"
 	"purchasesync/processors/sites"
 	"purchasesync/schemas"
+	chsink "purchasesync/sinks/clickhouse"
 )
 
 // controlFlags configure the admin API and the Shopify control plane
@@ -167,6 +168,8 @@ func complianceProcessor(c *common, f *controlFlags, conn driver.Conn) (actor, e
 		ConsumerOpts: c.kafka.baseOpts(c.log, nil, "compliance"),
 		Registerer:   c.stageReg("control"),
 		Logger:       c.log.With("component", "compliance"),
+		// The sink's rule, so the two writers cannot drift apart.
+		InsertSettings: chsink.InsertSettings,
 	})
 	if err != nil {
 		return actor{}, fmt.Errorf("cannot configure the compliance processor: %w", err)

@@ -8,10 +8,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,10 +48,7 @@ func startPipeline(t *testing.T) *pipeline {
 	t.Helper()
 	brokers := testenv.Kafka(t)
 	chAddr := testenv.ClickHouse(t)
-	bin := filepath.Join(t.TempDir(), "purchasesync")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	name := testenv.Name(t)
 	p := &pipeline{ingest: freeAddr(t), ops: freeAddr(t), db: name, topics: schemas.Topics{Prefix: name + "."}, brokers: brokers, chAddr: chAddr}
 	cmd := exec.Command(bin, "run",
@@ -68,43 +63,14 @@ func startPipeline(t *testing.T) *pipeline {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			t.Errorf("pipeline did not stop within 30s of SIGINT")
-		}
-		if t.Failed() {
-			t.Logf("pipeline log:\n%s", logs.String())
-		}
-	})
-	testenv.Eventually(t, 60*time.Second, "pipeline ready", func() bool {
-		resp, err := http.Get("http://" + p.ops + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	stopOnCleanup(t, cmd, 30*time.Second, true, nil, func() { t.Logf("pipeline log:\n%s", logs.String()) })
+	waitHTTP200(t, "http://"+p.ops+"/readyz", 60*time.Second)
 	return p
 }
 
 func (p *pipeline) do(t *testing.T, method, url string, hdr map[string]string, body string) int {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return httpDo(t, method, url, hdr, []byte(body))
 }
 
 func sign(body, secret string) string {

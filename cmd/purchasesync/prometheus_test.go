@@ -44,10 +44,7 @@ func TestPrometheusIntegration(t *testing.T) {
 	promBin := lookPathOrSkip(t, "prometheus")
 	start := time.Now()
 
-	bin := filepath.Join(t.TempDir(), "purchasesync")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	name := testenv.Name(t)
 	site := strings.ReplaceAll(name, "_", "-")
 	shop := site + ".myshopify.com"
@@ -72,31 +69,12 @@ func TestPrometheusIntegration(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		chProxy.start(t) // let the sink flush on its way out
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			t.Errorf("pipeline did not stop within 30s of SIGINT")
-		}
-		if t.Failed() {
-			t.Logf("pipeline log (last 60 lines):\n%s", tail(logs.String(), 60))
-		}
-	})
+	stopOnCleanup(t, cmd, 30*time.Second, true,
+		func() { chProxy.start(t) }, // let the sink flush on its way out
+		func() { t.Logf("pipeline log (last 60 lines):\n%s", tail(logs.String(), 60)) })
 
 	prom := startPrometheus(t, promBin, opsAddr)
-	testenv.Eventually(t, 60*time.Second, "pipeline ready", func() bool {
-		resp, err := http.Get("http://" + opsAddr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	waitHTTP200(t, "http://"+opsAddr+"/readyz", 60*time.Second)
 	t.Logf("pipeline and Prometheus up after %s", time.Since(start).Round(time.Millisecond))
 
 	// The key series, through Prometheus.
@@ -383,28 +361,10 @@ scrape_configs:
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			cmd.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("prometheus log (last 20 lines):\n%s", tail(out.String(), 20))
-		}
-	})
+	stopOnCleanup(t, cmd, 15*time.Second, false, nil,
+		func() { t.Logf("prometheus log (last 20 lines):\n%s", tail(out.String(), 20)) })
 	p := &promServer{base: "http://" + addr}
-	testenv.Eventually(t, 30*time.Second, "prometheus ready", func() bool {
-		resp, err := http.Get(p.base + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	waitHTTP200(t, p.base+"/-/ready", 30*time.Second)
 	return p
 }
 

@@ -47,7 +47,7 @@ func BenchmarkHeldKeyBytes(b *testing.B) {
 		for k := 0; k < n; k++ {
 			e := wh(b, strconv.Itoa(1_000_000_000+k), 0, "")
 			rec := &kgo.Record{Topic: "shopify.orders.v1", Key: []byte(schemas.Key("demo", e.OrderNumber)), Value: []byte(`{"id":` + e.OrderNumber + `,"email":"jane@example.com","subtotal_price_set":{"presentment_money":{"amount":"23.97"}},"line_items":[{"product_id":7,"title":"Mug","price":"23.97","quantity":1}]}`)}
-			part.handle(rec, func(r *kgo.Record) { logBytes += len(r.Key) + len(r.Value) })
+			part.handle(rec, false, func(r *kgo.Record) { logBytes += len(r.Key) + len(r.Value) })
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

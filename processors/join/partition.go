@@ -123,10 +123,15 @@ func (p *partition) settings(site string) Settings {
 }
 
 // handle decodes one input record, decides, and writes the results.
-func (p *partition) handle(rec *kgo.Record, out output) {
-	sfTopic := p.topics.Name(schemas.TopicStorefrontPurchases)
-	ev, err := decodeEvent(rec, sfTopic)
-	if rec.Topic == sfTopic {
+func (p *partition) handle(rec *kgo.Record, storefront bool, out output) {
+	ev, err := decodeEvent(rec, storefront)
+	p.handleDecoded(rec, ev, err, storefront, out)
+}
+
+// handleDecoded is handle for a record already decoded (replay decodes
+// first, to order both inputs by received-at).
+func (p *partition) handleDecoded(rec *kgo.Record, ev Event, err error, storefront bool, out output) {
+	if storefront {
 		p.sfNext, p.sfLast = rec.Offset+1, ev.ReceivedAt
 	} else {
 		p.whNext, p.whLast = rec.Offset+1, ev.ReceivedAt
@@ -221,7 +226,7 @@ func (p *partition) apply(key string, d Decision, out output) {
 
 // decodeEvent turns a raw record into an Event. The key was computed by
 // ingest with the site's order_key mode, so it is the join key as is.
-func decodeEvent(rec *kgo.Record, storefrontTopic string) (Event, error) {
+func decodeEvent(rec *kgo.Record, storefront bool) (Event, error) {
 	site, orderNumber, err := schemas.SplitKey(string(rec.Key))
 	ev := Event{Site: site, OrderNumber: orderNumber, ReceivedAt: rec.Timestamp.UTC()}
 	var reconciled bool
@@ -246,7 +251,7 @@ func decodeEvent(rec *kgo.Record, storefrontTopic string) (Event, error) {
 		return ev, err
 	}
 	switch {
-	case rec.Topic == storefrontTopic:
+	case storefront:
 		ev.Storefront, err = schemas.ParseStorefrontPurchase(rec.Value)
 	case webhookTopic == RefundsTopic:
 		ev.Refund, err = schemas.ParseShopifyRefund(rec.Value)

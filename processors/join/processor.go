@@ -183,7 +183,7 @@ func (p *Processor) Run(ctx context.Context) error {
 				restoreErr = err
 				return
 			}
-			part.handle(rec, out)
+			part.handle(rec, rec.Topic == sf, out)
 		})
 		if restoreErr == nil && doTick {
 			lastTick = now

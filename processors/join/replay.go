@@ -120,11 +120,15 @@ func Replay(ctx context.Context, cfg ReplayConfig, clientOpts []kgo.Opt, sites S
 		}
 	}
 
+	// The partitions write under the output's names (the input's in a dry
+	// run, where nothing is produced).
 	cfgJoin := Config{Topics: cfg.Input, WebhookWait: cfg.WebhookWait, DedupeHorizon: cfg.DedupeHorizon}
 	if cfg.Output != nil {
 		cfgJoin.Topics = *cfg.Output
 	}
-	m := newMetrics(prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	m := newMetrics(reg)
+	sfTopic := cfg.Input.Name(schemas.TopicStorefrontPurchases)
 	var done int64
 	var produceErr error
 	out := func(r *kgo.Record) {
@@ -147,26 +151,25 @@ func Replay(ctx context.Context, cfg ReplayConfig, clientOpts []kgo.Opt, sites S
 		recs := byPart[pid]
 		events := make([]replayed, len(recs))
 		for i, r := range recs {
-			ev, _ := decodeEvent(r, cfg.Input.Name(schemas.TopicStorefrontPurchases))
-			events[i] = replayed{rec: r, at: ev.ReceivedAt}
+			sfRec := r.Topic == sfTopic
+			ev, err := decodeEvent(r, sfRec)
+			events[i] = replayed{rec: r, ev: ev, err: err, storefront: sfRec}
 		}
 		// Stable: records of one topic keep their offset order on ties.
 		sort.SliceStable(events, func(i, j int) bool {
-			if !events[i].at.Equal(events[j].at) {
-				return events[i].at.Before(events[j].at)
+			if a, b := events[i].ev.ReceivedAt, events[j].ev.ReceivedAt; !a.Equal(b) {
+				return a.Before(b)
 			}
 			return events[i].rec.Topic < events[j].rec.Topic
 		})
-		part := newPartition(pid, Config{Topics: cfg.Input, WebhookWait: cfg.WebhookWait, DedupeHorizon: cfg.DedupeHorizon}, sites, m)
-		part.topics = cfgJoin.Topics
+		part := newPartition(pid, cfgJoin, sites, m)
 		var last time.Time
 		for _, e := range events {
-			part.tick(e.at, e.at, e.at, out)
-			r := *e.rec
-			r.Topic = retopic(r.Topic, cfg.Input, cfgJoin.Topics)
-			part.handle(&r, out)
+			at := e.ev.ReceivedAt
+			part.tick(at, at, at, out)
+			part.handleDecoded(e.rec, e.ev, e.err, e.storefront, out)
 			sum.Records++
-			last = e.at
+			last = at
 			done++
 			if progress != nil && done%1000 == 0 {
 				progress("decide", done, total)
@@ -183,7 +186,9 @@ func Replay(ctx context.Context, cfg ReplayConfig, clientOpts []kgo.Opt, sites S
 			return nil, fmt.Errorf("replay: cannot write output: %w", produceErr)
 		}
 	}
-	collectOutcomes(sum, m)
+	if err := collectOutcomes(sum, reg); err != nil {
+		return nil, err
+	}
 	if progress != nil {
 		progress("decide", total, total)
 	}
@@ -191,19 +196,10 @@ func Replay(ctx context.Context, cfg ReplayConfig, clientOpts []kgo.Opt, sites S
 }
 
 type replayed struct {
-	rec *kgo.Record
-	at  time.Time
-}
-
-// retopic maps an input topic name to the same topic under the partition's
-// topic set, so handle recognises storefront records.
-func retopic(name string, from, to schemas.Topics) string {
-	for _, t := range []string{schemas.TopicShopifyOrders, schemas.TopicStorefrontPurchases} {
-		if name == from.Name(t) {
-			return to.Name(t)
-		}
-	}
-	return name
+	rec        *kgo.Record
+	ev         Event
+	err        error
+	storefront bool
 }
 
 func countOutput(sum *ReplaySummary, r *kgo.Record, topics schemas.Topics) {
@@ -226,18 +222,24 @@ func countOutput(sum *ReplaySummary, r *kgo.Record, topics schemas.Topics) {
 	}
 }
 
-// collectOutcomes copies the decision counters into the summary.
-func collectOutcomes(sum *ReplaySummary, m *metrics) {
-	ch := make(chan prometheus.Metric, 64)
-	go func() { m.decisions.Collect(ch); close(ch) }()
-	for metric := range ch {
-		var pb dtoMetric
-		if err := metric.Write(&pb.m); err == nil {
-			for _, l := range pb.m.GetLabel() {
+// collectOutcomes copies the decision counters of the replay's own
+// registry into the summary.
+func collectOutcomes(sum *ReplaySummary, reg *prometheus.Registry) error {
+	families, err := reg.Gather()
+	if err != nil {
+		return fmt.Errorf("replay: cannot read decision counts: %w", err)
+	}
+	for _, f := range families {
+		if f.GetName() != "decisions_total" {
+			continue
+		}
+		for _, metric := range f.GetMetric() {
+			for _, l := range metric.GetLabel() {
 				if l.GetName() == "outcome" {
-					sum.Outcomes[l.GetValue()] = int64(pb.m.GetCounter().GetValue())
+					sum.Outcomes[l.GetValue()] = int64(metric.GetCounter().GetValue())
 				}
 			}
 		}
 	}
+	return nil
 }

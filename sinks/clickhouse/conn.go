@@ -34,13 +34,15 @@ func Open(cfg Config, database string) (driver.Conn, error) {
 	return conn, nil
 }
 
-// insertSettings are the per-insert settings for a server version. Settings
+// InsertSettings are the per-insert settings for a server version. Settings
 // unknown to the server are errors, so they are chosen once from its version:
 // from 21.11 on, async_insert exists, and from 26.2 it is on by default, which
 // would let an insert be acknowledged before its rows are written; the sink
-// commits Kafka offsets on that acknowledgement, so it turns it off.
+// commits Kafka offsets on that acknowledgement, so it turns it off; so
+// must every writer that acts on an acknowledgement (the compliance
+// processor gets this function from cmd).
 // Only int and bool values: the driver cannot send others to 18.16.
-func insertSettings(v *driver.ServerVersion) clickhouse.Settings {
+func InsertSettings(v *driver.ServerVersion) clickhouse.Settings {
 	if v == nil {
 		return nil
 	}

@@ -40,7 +40,7 @@ func (w *chWriter) insert(ctx context.Context, t *table) error {
 		if err != nil {
 			return fmt.Errorf("cannot read ClickHouse server version: %w", err)
 		}
-		w.settings, w.probed = insertSettings(v), true
+		w.settings, w.probed = InsertSettings(v), true
 	}
 	if w.settings != nil {
 		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(w.settings))

@@ -64,6 +64,10 @@ type Deps struct {
 	ConsumerOpts []kgo.Opt
 	Registerer   prometheus.Registerer
 	Logger       *slog.Logger
+	// InsertSettings chooses per-insert settings from the server version
+	// (the sink's rule: no asynchronous insert, since offsets are committed
+	// on the acknowledgement). nil sends none.
+	InsertSettings func(*driver.ServerVersion) clickhouse.Settings
 }
 
 // Processor carries out privacy requests.
@@ -74,6 +78,10 @@ type Processor struct {
 	opts  []kgo.Opt
 	log   *slog.Logger
 	m     *metrics
+
+	insertSettings func(*driver.ServerVersion) clickhouse.Settings
+	settings       clickhouse.Settings // chosen at the first insert
+	probed         bool
 }
 
 // New builds a processor.
@@ -92,7 +100,8 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Processor{cfg: cfg, conn: deps.Conn, sites: deps.Sites, opts: deps.ConsumerOpts, log: log, m: newMetrics(reg)}, nil
+	return &Processor{cfg: cfg, conn: deps.Conn, sites: deps.Sites, opts: deps.ConsumerOpts, log: log, m: newMetrics(reg),
+		insertSettings: deps.InsertSettings}, nil
 }
 
 // Run consumes compliance.v1 until ctx ends. A record's offset is committed
@@ -260,14 +269,15 @@ func (p *Processor) record(ctx context.Context, ref RequestRef, topic, shop stri
 	} else {
 		completedAt = time.Unix(0, 0)
 	}
-	v, err := p.conn.ServerVersion()
-	if err != nil {
-		return fmt.Errorf("cannot read ClickHouse server version: %w", err)
+	if !p.probed && p.insertSettings != nil {
+		v, err := p.conn.ServerVersion()
+		if err != nil {
+			return fmt.Errorf("cannot read ClickHouse server version: %w", err)
+		}
+		p.settings, p.probed = p.insertSettings(v), true
 	}
-	// The offset is committed on the acknowledgement: no asynchronous
-	// insert (the setting exists from 21.11 and is on by default from 26.2).
-	if v.Version.Major > 21 || (v.Version.Major == 21 && v.Version.Minor >= 11) {
-		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"async_insert": 0}))
+	if len(p.settings) > 0 {
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(p.settings))
 	}
 	b, err := p.conn.PrepareBatch(ctx, "INSERT INTO compliance_requests (request_id, topic, shop_domain, sites, status, orders_affected, received_at, completed_at, version)", driver.WithReleaseConnection())
 	if err == nil {
