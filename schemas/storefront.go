@@ -3,6 +3,7 @@ package schemas
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -63,7 +64,7 @@ func ParseStorefrontPurchase(body []byte) (*StorefrontPurchase, error) {
 	var p StorefrontPurchase
 	if err := json.Unmarshal(body, &p); err != nil {
 		var te *json.UnmarshalTypeError
-		if errorsAs(err, &te) && te.Field != "" {
+		if errors.As(err, &te) && te.Field != "" {
 			return nil, &FieldError{te.Field, "has the wrong type"}
 		}
 		return nil, &FieldError{"body", fmt.Sprintf("invalid JSON: %v", err)}

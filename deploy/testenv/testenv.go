@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -105,17 +104,6 @@ func Topics(t testing.TB, brokers []string, partitions int32) schemas.Topics {
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
-// Stack runs deploy/local/stack.sh with args (e.g. "stop-kafka"), failing the
-// test on error. Tests that stop a service must start it again.
-func Stack(t testing.TB, args ...string) {
-	t.Helper()
-	cmd := exec.Command("bash", append([]string{filepath.Join(RepoRoot(), "deploy", "local", "stack.sh")}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("stack.sh %v: %v\n%s", args, err, out)
-	}
 }
 
 // Eventually polls cond every 100 ms until it returns true or timeout passes.

@@ -215,17 +215,15 @@ func (p *Processor) Run(ctx context.Context) error {
 				return nil
 			}
 			p.log.Warn("join: transaction aborted; state will be restored", "err", err, "produce_err", produceErr)
-			if err != nil && !kgoRetriable(err) {
+			// Aborts from rebalances and fencing are survivable: state
+			// is restored and input re-read. A closed client is not.
+			if errors.Is(err, kgo.ErrClientClosed) {
 				return fmt.Errorf("join: cannot commit transaction: %w", err)
 			}
 		}
 		p.log.Debug("join: transaction committed", "records", fs.NumRecords(), "took", time.Since(start).String())
 		p.updateGauges()
 	}
-}
-
-func kgoRetriable(err error) bool {
-	return !errors.Is(err, kgo.ErrClientClosed)
 }
 
 func (p *Processor) onAssigned(m map[string][]int32) {
