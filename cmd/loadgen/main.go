@@ -11,6 +11,17 @@
 //
 //	loadgen -baseline -target http://127.0.0.1:8080 -scenario webhook -duration 20s
 //
+// With -floor it also runs the load against a third in-process server (after
+// the baseline, before the ingest) that only copies each body and produces it
+// to Kafka with the ingest's producer settings (acks=all, idempotent, 2 ms
+// linger, lz4; see floor.go), answering 200 once the broker acknowledged. It
+// uses a scratch topic purchasesync.loadgen.floor.<random hex> (6 partitions,
+// replication 1) on -kafka.brokers, deleted at the end. The floor splits the
+// gap between the baseline and the ingest into Kafka's share (floor/baseline)
+// and the ingest's own (ingest/floor):
+//
+//	loadgen -baseline -floor -target http://127.0.0.1:8080 -scenario webhook -duration 20s
+//
 // Targets must be loopback addresses: this is a benchmark and demo tool, not
 // a way to flood someone else's server.
 package main
@@ -66,6 +77,7 @@ const (
 type options struct {
 	target      string
 	baseline    bool
+	floor       bool
 	scenario    string
 	rate        float64
 	concurrency int
@@ -81,14 +93,22 @@ type options struct {
 	seed        uint64
 	quiet       bool
 	cpuprofile  string
+
+	kafkaBrokers     string // -floor only
+	kafkaCompression string // -floor only
+
+	// floorCheck, set by tests only, is called with the floor's scratch
+	// topic after the floor run and before the topic is deleted.
+	floorCheck func(topic string) error
 }
 
 func parse(args []string, getenv func(string) string, out io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&o.target, "target", "http://127.0.0.1:8080", "ingest base URL (loopback only); empty with -baseline runs the baseline alone")
+	fs.StringVar(&o.target, "target", "http://127.0.0.1:8080", "ingest base URL (loopback only); empty with -baseline or -floor runs those alone")
 	fs.BoolVar(&o.baseline, "baseline", false, "also run the same load against an in-process do-nothing fasthttp server and print the ratio")
+	fs.BoolVar(&o.floor, "floor", false, "also run the same load against an in-process fasthttp server that only produces each body to Kafka (scratch topic, acks=all, the ingest's producer settings) and print the ratios: Kafka's share of the gap to the baseline vs the ingest's own")
 	fs.StringVar(&o.scenario, "scenario", scenarioWebhook, "traffic: webhook, storefront, both (storefront event then webhook per purchase), badsig (401s)")
 	fs.Float64Var(&o.rate, "rate", 0, "requests per second in total; 0 = as fast as the concurrency allows")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "requests in flight at once (connections)")
@@ -104,6 +124,29 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed for the generated purchases")
 	fs.BoolVar(&o.quiet, "quiet", false, "print only the result table")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write loadgen's own CPU profile here (to check the generator is not the bottleneck)")
+	brokers := getenv("PURCHASESYNC_KAFKA_BROKERS")
+	if strings.TrimSpace(brokers) == "" {
+		brokers = defaultKafkaBrokers
+	}
+	fs.StringVar(&o.kafkaBrokers, "kafka.brokers", brokers, "-floor only: comma-separated Kafka bootstrap brokers; $PURCHASESYNC_KAFKA_BROKERS, when set, replaces the default")
+	fs.StringVar(&o.kafkaCompression, "kafka.compression", compressionLZ4, "-floor only: producer compression, lz4 (the ingest's default) or none")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: loadgen [flags]
+
+Drives signed Shopify webhooks and storefront events at a purchasesync ingest
+on this machine and prints requests/s, latency percentiles and status codes.
+-baseline first runs the same load against an in-process do-nothing fasthttp
+server; -floor (after the baseline, before the ingest) against an in-process
+server that only produces each body to Kafka with the ingest's producer
+settings, into a scratch topic deleted afterwards. The ratios then split the
+gap between baseline and ingest into Kafka's share and the ingest's own:
+
+  loadgen -baseline -floor -scenario webhook -duration 20s
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -130,8 +173,13 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 		return o, fmt.Errorf("unknown -orderKey %q", o.orderKey)
 	case !schemas.ValidSiteSlug(o.site):
 		return o, fmt.Errorf("-site %q is not a site slug", o.site)
-	case o.target == "" && !o.baseline:
-		return o, errors.New("nothing to do: set -target or -baseline")
+	case o.target == "" && !o.baseline && !o.floor:
+		return o, errors.New("nothing to do: set -target, -baseline or -floor")
+	case o.floor && len(splitBrokers(o.kafkaBrokers)) == 0:
+		return o, errors.New("-floor needs Kafka: set -kafka.brokers or PURCHASESYNC_KAFKA_BROKERS")
+	}
+	if _, err := compressionCodec(o.kafkaCompression); err != nil {
+		return o, err
 	}
 	if o.target != "" {
 		if err := checkLoopback(o.target); err != nil {
@@ -173,6 +221,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return err
 	}
+	return execute(ctx, o, stdout)
+}
+
+// execute runs the parsed options: baseline, floor, ingest, in that order,
+// then the report.
+func execute(ctx context.Context, o options, stdout io.Writer) error {
 	logf := func(format string, a ...any) {
 		if !o.quiet {
 			fmt.Fprintf(os.Stderr, "loadgen: "+format+"\n", a...)
@@ -207,15 +261,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		results = append(results, r)
 	}
+	// An error deleting the floor's scratch topic does not void its
+	// measurement: it is reported after the results.
+	var cleanupErr error
+	if o.floor && ctx.Err() == nil {
+		r, err := runFloor(ctx, o, reqs, logf)
+		if r == nil {
+			return err
+		}
+		cleanupErr = err
+		results = append(results, r)
+	}
 	if o.target != "" && ctx.Err() == nil {
 		r, err := drive(ctx, o, "ingest", strings.TrimRight(o.target, "/"), reqs)
 		if err != nil {
-			return err
+			return errors.Join(err, cleanupErr)
 		}
 		results = append(results, r)
 	}
 	report(stdout, o, results)
-	return nil
+	return cleanupErr
 }
 
 // request is one prepared request; bodies and headers are immutable and
@@ -427,16 +492,24 @@ func errClass(err error) string {
 // body limits and buffer sizes the ingest uses, so that only the ingest's
 // own work separates the two runs.
 func startBaseline() (string, func(), error) {
+	return serveLoopback("baseline", func(ctx *fasthttp.RequestCtx) {
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"status":"accepted"}` + "\n")
+	})
+}
+
+// serveLoopback serves h on a loopback port with the ingest's buffer sizes,
+// body limit and timeouts: the configuration shared by the in-process
+// reference servers (baseline and floor). It returns the address and a stop
+// function.
+func serveLoopback(name string, h fasthttp.RequestHandler) (string, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, fmt.Errorf("cannot listen for the baseline server: %w", err)
+		return "", nil, fmt.Errorf("cannot listen for the %s server: %w", name, err)
 	}
 	srv := &fasthttp.Server{
-		Handler: func(ctx *fasthttp.RequestCtx) {
-			ctx.SetStatusCode(fasthttp.StatusOK)
-			ctx.SetContentType("application/json")
-			ctx.SetBodyString(`{"status":"accepted"}` + "\n")
-		},
+		Handler:                      h,
 		ReadBufferSize:               16 << 10,
 		MaxRequestBodySize:           1 << 20,
 		ReadTimeout:                  5 * time.Second,
@@ -473,13 +546,29 @@ func report(w io.Writer, o options, results []*result) {
 		}
 	}
 	tw.Flush()
-	if o.baseline && len(results) == 2 {
-		for _, k := range []string{"webhook", "storefront"} {
-			b, i := rates[key{"baseline", k}], rates[key{"ingest", k}]
-			if b == 0 || i == 0 {
-				continue
-			}
+	for _, k := range []string{"webhook", "storefront"} {
+		b, f, i := rates[key{"baseline", k}], rates[key{"floor", k}], rates[key{"ingest", k}]
+		if b > 0 && i > 0 {
 			fmt.Fprintf(w, "ratio %s: ingest/baseline requests/s = %.2f (p99 %s vs %s)\n", k, i/b, ms(p99s[key{"ingest", k}]), ms(p99s[key{"baseline", k}]))
+		}
+		if f == 0 {
+			continue
+		}
+		// Every ratio the results allow, over requests/s: floor/baseline is
+		// what producing to Kafka alone leaves of the baseline, ingest/floor
+		// what the ingest's own work leaves of that.
+		var parts []string
+		if b > 0 && i > 0 {
+			parts = append(parts, fmt.Sprintf("ingest/baseline = %.2f", i/b))
+		}
+		if b > 0 {
+			parts = append(parts, fmt.Sprintf("floor/baseline = %.2f", f/b))
+		}
+		if i > 0 {
+			parts = append(parts, fmt.Sprintf("ingest/floor = %.2f", i/f))
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(w, "ratio %s: %s\n", k, strings.Join(parts, ", "))
 		}
 	}
 	mode := "flat out"

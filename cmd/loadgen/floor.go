@@ -1,0 +1,239 @@
+package main
+
+// The floor is a third reference point between the do-nothing baseline and
+// the ingest. The baseline answers 200 at once; the ingest verifies the
+// signature, parses, validates and builds a record, and then waits for Kafka
+// to acknowledge it. On a small machine Kafka's broker shares the cores with
+// the ingest and the load generator, so much of the gap between the two is
+// Kafka's work, not the ingest's. The floor server does nothing but copy the
+// body and produce it with the ingest's producer settings (acks=all,
+// idempotent, 2 ms linger, lz4), answering 200 only once the broker has
+// acknowledged. floor/baseline is then Kafka's share of the gap, and
+// ingest/floor the ingest's own share: an ingest/floor close to 1 means there
+// is little left to gain inside the ingest.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/valyala/fasthttp"
+)
+
+const (
+	// floorTopicPrefix names the floor's scratch topics; one is created per
+	// run and deleted at its end. A leftover one (after kill -9) can be
+	// deleted by hand.
+	floorTopicPrefix     = "purchasesync.loadgen.floor."
+	floorPartitions      = 6
+	floorReplication     = 1
+	floorProduceTimeout  = 2 * time.Second // the ingest's default -ingest.produceTimeout
+	floorProducerLinger  = 2 * time.Millisecond
+	defaultKafkaBrokers  = "127.0.0.1:19092"
+	compressionLZ4       = "lz4"
+	compressionNone      = "none"
+	floorAcceptedBody    = `{"status":"accepted"}` + "\n"
+	floorUnavailableBody = `{"status":"unavailable"}` + "\n"
+)
+
+// floorAdminTimeout bounds creating and deleting the scratch topic, so that
+// an unreachable Kafka is a prompt error (a variable for tests).
+var floorAdminTimeout = 10 * time.Second
+
+// floor is a running floor server: a Kafka client, its scratch topic and a
+// fasthttp server on a loopback port.
+type floor struct {
+	addr     string
+	topic    string
+	brokers  []string
+	cl       *kgo.Client
+	stopSrv  func()
+	seq      atomic.Int64 // the next record's key
+	produced atomic.Int64 // records acknowledged
+	failed   atomic.Int64 // requests answered 503
+}
+
+// splitBrokers splits a comma-separated broker list, dropping blanks.
+func splitBrokers(s string) []string {
+	var out []string
+	for _, b := range strings.Split(s, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func compressionCodec(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case compressionLZ4:
+		return kgo.Lz4Compression(), nil
+	case compressionNone:
+		return kgo.NoCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("unknown -kafka.compression %q: want lz4 or none", name)
+}
+
+// startFloor creates the scratch topic and starts the floor server. On error
+// nothing is left behind; otherwise the caller must call close.
+func startFloor(ctx context.Context, o options) (*floor, error) {
+	brokers := splitBrokers(o.kafkaBrokers)
+	if len(brokers) == 0 {
+		return nil, errors.New("-floor needs Kafka: set -kafka.brokers or PURCHASESYNC_KAFKA_BROKERS")
+	}
+	codec, err := compressionCodec(o.kafkaCompression)
+	if err != nil {
+		return nil, err
+	}
+	var suffix [8]byte
+	_, _ = rand.Read(suffix[:])
+	f := &floor{topic: floorTopicPrefix + hex.EncodeToString(suffix[:]), brokers: brokers}
+	// The producer settings of cmd/purchasesync's ingest (producerOpts and
+	// build): acks=all, idempotent (franz-go's default), linger, compression,
+	// the delivery timeout of -ingest.produceTimeout, fresh metadata soon
+	// after a dropped connection.
+	f.cl, err = kgo.NewClient(
+		kgo.SeedBrokers(brokers...),
+		kgo.ClientID("purchasesync-loadgen-floor"),
+		kgo.DefaultProduceTopic(f.topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(floorProducerLinger),
+		kgo.ProducerBatchCompression(codec, kgo.NoCompression()),
+		kgo.RecordDeliveryTimeout(floorProduceTimeout),
+		kgo.MetadataMinAge(500*time.Millisecond),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create the floor's Kafka client: %w", err)
+	}
+	if err := f.createTopic(ctx); err != nil {
+		f.cl.Close()
+		return nil, err
+	}
+	f.addr, f.stopSrv, err = serveLoopback("floor", f.handle)
+	if err != nil {
+		return nil, errors.Join(err, f.close())
+	}
+	return f, nil
+}
+
+func (f *floor) createTopic(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, floorAdminTimeout)
+	defer cancel()
+	// With replication 1 a broker-wide min.insync.replicas above 1 would
+	// refuse every acks=all produce; the topic sets its own.
+	one := "1"
+	_, err := kadm.NewClient(f.cl).CreateTopic(ctx, floorPartitions, floorReplication,
+		map[string]*string{"min.insync.replicas": &one}, f.topic)
+	if err != nil {
+		var why string
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			why = fmt.Sprintf(" (no answer within %s)", floorAdminTimeout)
+		}
+		err = fmt.Errorf("cannot create the floor's scratch topic %s on Kafka at %s%s; is Kafka running? set -kafka.brokers or PURCHASESYNC_KAFKA_BROKERS: %w",
+			f.topic, strings.Join(f.brokers, ","), why, err)
+		if ctx.Err() != nil {
+			// Timed out or interrupted: the broker may have created the
+			// topic all the same. Try briefly to delete it; an error here
+			// most likely means it does not exist.
+			_ = f.deleteTopic(min(2*time.Second, floorAdminTimeout))
+		}
+		return err
+	}
+	// A broker answers CreateTopics before it leads the new partitions:
+	// metadata already names it leader while produces still get
+	// NOT_LEADER_FOR_PARTITION and back off (a few hundred ms on a real
+	// broker), which would be charged to the floor. ListOffsets answers only
+	// from a partition's leader, so wait until it does for every partition.
+	for {
+		ends, err := kadm.NewClient(f.cl).ListEndOffsets(ctx, f.topic)
+		if err == nil && ends.Error() == nil && len(ends[f.topic]) == floorPartitions {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(fmt.Errorf("the floor's scratch topic %s is not led on all its %d partitions after %s: %w",
+				f.topic, floorPartitions, floorAdminTimeout, ctx.Err()), f.deleteTopic(floorAdminTimeout))
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// deleteTopic deletes the scratch topic, with its own deadline so that it
+// runs after an interrupt too.
+func (f *floor) deleteTopic(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if _, err := kadm.NewClient(f.cl).DeleteTopic(ctx, f.topic); err != nil {
+		return fmt.Errorf("cannot delete the floor's scratch topic %s (delete it by hand): %w", f.topic, err)
+	}
+	return nil
+}
+
+// handle copies the body, produces it and answers 200 once the broker
+// acknowledged it, 503 otherwise. The copy is needed, as in the ingest:
+// fasthttp reuses the body's buffer once the handler returns, while a record
+// that timed out may still sit in the producer's buffer and be retried.
+func (f *floor) handle(ctx *fasthttp.RequestCtx) {
+	body := append([]byte(nil), ctx.PostBody()...)
+	key := strconv.AppendInt(nil, f.seq.Add(1)-1, 10)
+	pctx, cancel := context.WithTimeout(context.Background(), floorProduceTimeout)
+	err := f.cl.ProduceSync(pctx, &kgo.Record{Key: key, Value: body}).FirstErr()
+	cancel()
+	ctx.SetContentType("application/json")
+	if err != nil {
+		f.failed.Add(1)
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetBodyString(floorUnavailableBody)
+		return
+	}
+	f.produced.Add(1)
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetBodyString(floorAcceptedBody)
+}
+
+// close stops the server, deletes the scratch topic and closes the client.
+func (f *floor) close() error {
+	if f.stopSrv != nil {
+		f.stopSrv()
+	}
+	defer f.cl.Close()
+	return f.deleteTopic(floorAdminTimeout)
+}
+
+// runFloor creates the scratch topic, drives the load at the floor server and
+// deletes the topic. A result that was measured is returned even when the
+// clean-up failed (with the clean-up error). o.floorCheck, if set, sees the
+// topic after the load and before its deletion.
+func runFloor(ctx context.Context, o options, reqs []request, logf func(string, ...any)) (res *result, err error) {
+	f, err := startFloor(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := f.close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		} else {
+			logf("floor: %d records acknowledged, %d requests failed; deleted scratch topic %s", f.produced.Load(), f.failed.Load(), f.topic)
+		}
+	}()
+	logf("floor: fasthttp server producing to %s (%d partitions, acks=all, %s) on %s via %s",
+		f.topic, floorPartitions, o.kafkaCompression, f.addr, strings.Join(f.brokers, ","))
+	res, err = drive(ctx, o, "floor", "http://"+f.addr, reqs)
+	if err != nil {
+		return nil, err
+	}
+	if o.floorCheck != nil {
+		if err := o.floorCheck(f.topic); err != nil {
+			return res, fmt.Errorf("floor check: %w", err)
+		}
+	}
+	return res, nil
+}

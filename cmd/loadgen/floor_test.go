@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"purchasesync/deploy/testenv"
+)
+
+// TestFloorRunKfake runs -baseline -floor against an in-memory Kafka.
+func TestFloorRunKfake(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	checkFloorRun(t, cluster.ListenAddrs(), "lz4")
+}
+
+// TestFloorRunRealKafka is the same against the real broker
+// (PURCHASESYNC_KAFKA_BROKERS; see deploy/testenv).
+func TestFloorRunRealKafka(t *testing.T) {
+	checkFloorRun(t, testenv.Kafka(t), "none")
+}
+
+// checkFloorRun drives n signed webhooks at the baseline and the floor and
+// checks that every floor request got 200, that the scratch topic held
+// exactly the n bodies sent (keys 0..n-1), that the ratios are printed and
+// that the topic is gone afterwards.
+func checkFloorRun(t *testing.T, brokers []string, compression string) {
+	const n = 200
+	o, err := parse([]string{"-baseline", "-floor", "-target", "", "-secret", "x", "-scenario", "webhook",
+		"-requests", strconv.Itoa(n), "-concurrency", "8", "-quiet",
+		"-kafka.brokers", strings.Join(brokers, ","), "-kafka.compression", compression},
+		func(string) string { return "" }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{} // body -> times sent
+	for _, r := range buildPool(o)[:n] {
+		want[string(r.body)]++
+	}
+	var topic string
+	o.floorCheck = func(tp string) error {
+		topic = tp
+		if !strings.HasPrefix(tp, floorTopicPrefix) || len(tp) <= len(floorTopicPrefix) {
+			return fmt.Errorf("scratch topic %q lacks the prefix %q and a suffix", tp, floorTopicPrefix)
+		}
+		return checkTopic(brokers, tp, n, want)
+	}
+	var out bytes.Buffer
+	if err := execute(context.Background(), o, &out); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	t.Logf("report:\n%s", s)
+	if topic == "" {
+		t.Fatal("the floor check was never called")
+	}
+	for _, re := range []string{
+		fmt.Sprintf(`(?m)^\s*baseline\s+webhook\s+%d\s.*\s200:%d\s+-\s*$`, n, n),
+		fmt.Sprintf(`(?m)^\s*floor\s+webhook\s+%d\s.*\s200:%d\s+-\s*$`, n, n),
+		`(?m)^ratio webhook: floor/baseline = \d+\.\d\d$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(s) {
+			t.Errorf("report does not match %s", re)
+		}
+	}
+	if strings.Contains(s, "ingest") {
+		t.Errorf("report mentions an ingest that was not run")
+	}
+	// Deleted: the topic no longer shows in the broker's metadata (a real
+	// broker may take a moment to propagate the deletion).
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	testenv.Eventually(t, 10*time.Second, "scratch topic "+topic+" to be deleted", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		td, err := adm.ListTopics(ctx)
+		return err == nil && !td.Has(topic)
+	})
+}
+
+// checkTopic checks that topic holds exactly n records whose values are the
+// bodies in want (with multiplicity) and whose keys are 0..n-1.
+func checkTopic(brokers []string, topic string, n int, want map[string]int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("end offsets: %w", err)
+	}
+	var total int64
+	parts := 0
+	ends.Each(func(o kadm.ListedOffset) {
+		total += o.Offset
+		parts++
+	})
+	if err := ends.Error(); err != nil {
+		return fmt.Errorf("end offsets: %w", err)
+	}
+	if parts != floorPartitions {
+		return fmt.Errorf("scratch topic has %d partitions, want %d", parts, floorPartitions)
+	}
+	if total != int64(n) {
+		return fmt.Errorf("scratch topic holds %d records, want exactly %d", total, n)
+	}
+	left := make(map[string]int, len(want))
+	for k, v := range want {
+		left[k] = v
+	}
+	keys := map[string]bool{}
+	got := 0
+	for got < n {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("consumed %d of %d records: %w", got, n, err)
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = errors.Join(ferr, err) })
+		if ferr != nil {
+			return fmt.Errorf("consume: %w", ferr)
+		}
+		for _, r := range fs.Records() {
+			got++
+			if left[string(r.Value)] == 0 {
+				return fmt.Errorf("record %s/%d@%d holds a body that was not sent (or too often): %.80q", r.Topic, r.Partition, r.Offset, r.Value)
+			}
+			left[string(r.Value)]--
+			if keys[string(r.Key)] {
+				return fmt.Errorf("key %q seen twice", r.Key)
+			}
+			keys[string(r.Key)] = true
+		}
+	}
+	for i := range n {
+		if !keys[strconv.Itoa(i)] {
+			return fmt.Errorf("no record with key %d", i)
+		}
+	}
+	return nil
+}
+
+// TestFloorKafkaDown: an unreachable Kafka, refusing connections or
+// accepting them and never answering, is a clear error within
+// floorAdminTimeout.
+func TestFloorKafkaDown(t *testing.T) {
+	defer func(d time.Duration) { floorAdminTimeout = d }(floorAdminTimeout)
+	floorAdminTimeout = time.Second
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		var held []net.Conn // accepted and never answered
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	refused, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedAddr := refused.Addr().String()
+	refused.Close()
+	for _, c := range []struct{ addr, want string }{
+		{refusedAddr, "is Kafka running?"},
+		{silent.Addr().String(), "no answer within 1s"},
+	} {
+		o, err := parse([]string{"-floor", "-target", "", "-secret", "x", "-requests", "10", "-quiet",
+			"-kafka.brokers", c.addr}, func(string) string { return "" }, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		var out bytes.Buffer
+		err = execute(context.Background(), o, &out)
+		t.Logf("%s: %v", c.addr, err)
+		if err == nil || !strings.Contains(err.Error(), "scratch topic "+floorTopicPrefix) ||
+			!strings.Contains(err.Error(), c.addr) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("execute = %v, want an error naming the scratch topic and %s, saying %q", err, c.addr, c.want)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("%s: took %s to give up", c.addr, took)
+		}
+		if out.Len() != 0 {
+			t.Errorf("printed a report:\n%s", out.String())
+		}
+	}
+}
+
+func TestParseFloor(t *testing.T) {
+	noenv := func(string) string { return "" }
+	o, err := parse([]string{"-floor", "-target", "", "-secret", "x"}, noenv, &bytes.Buffer{})
+	if err != nil || !o.floor || o.kafkaBrokers != "127.0.0.1:19092" || o.kafkaCompression != "lz4" {
+		t.Fatalf("parse: %+v %v", o, err)
+	}
+	env := func(k string) string {
+		return map[string]string{"PURCHASESYNC_KAFKA_BROKERS": "127.0.0.1:59092,127.0.0.1:59093"}[k]
+	}
+	if o, err := parse([]string{"-floor", "-secret", "x"}, env, &bytes.Buffer{}); err != nil || o.kafkaBrokers != "127.0.0.1:59092,127.0.0.1:59093" {
+		t.Fatalf("parse with the env: %+v %v", o, err)
+	}
+	if o, err := parse([]string{"-floor", "-secret", "x", "-kafka.brokers", "127.0.0.1:1"}, env, &bytes.Buffer{}); err != nil || o.kafkaBrokers != "127.0.0.1:1" {
+		t.Fatalf("the flag does not beat the env: %+v %v", o, err)
+	}
+	for _, args := range [][]string{
+		{"-floor", "-secret", "x", "-kafka.compression", "zstd"},
+		{"-floor", "-secret", "x", "-kafka.brokers", " , "},
+	} {
+		if _, err := parse(args, noenv, &bytes.Buffer{}); err == nil {
+			t.Errorf("parse(%q) succeeded", args)
+		}
+	}
+}
+
+// TestReportRatios checks that every ratio the results allow is printed and
+// that the ingest/baseline line keeps its format.
+func TestReportRatios(t *testing.T) {
+	res := func(name string, n int) *result {
+		lat := make([]time.Duration, n)
+		for i := range lat {
+			lat[i] = time.Millisecond
+		}
+		return &result{name: name, elapsed: time.Second, kinds: map[string]*kindStats{
+			"webhook": {lat: lat, codes: map[int]int{200: n}, errors: map[string]int{}}}}
+	}
+	o := options{scenario: scenarioWebhook, concurrency: 1, pool: 1}
+	for _, c := range []struct {
+		names []string
+		want  []string
+		not   []string
+	}{
+		{[]string{"baseline", "floor", "ingest"}, []string{
+			"ratio webhook: ingest/baseline requests/s = 0.30 (p99 1.00ms vs 1.00ms)\n",
+			"ratio webhook: ingest/baseline = 0.30, floor/baseline = 0.40, ingest/floor = 0.75\n"}, nil},
+		{[]string{"baseline", "ingest"}, []string{"ratio webhook: ingest/baseline requests/s = 0.30 (p99 1.00ms vs 1.00ms)\n"},
+			[]string{"floor"}},
+		{[]string{"baseline", "floor"}, []string{"ratio webhook: floor/baseline = 0.40\n"}, []string{"ingest"}},
+		{[]string{"floor", "ingest"}, []string{"ratio webhook: ingest/floor = 0.75\n"}, []string{"baseline"}},
+		{[]string{"ingest"}, nil, []string{"ratio"}},
+	} {
+		n := map[string]int{"baseline": 100, "floor": 40, "ingest": 30}
+		var rs []*result
+		for _, name := range c.names {
+			rs = append(rs, res(name, n[name]))
+		}
+		var out bytes.Buffer
+		report(&out, o, rs)
+		s := out.String()
+		for _, w := range c.want {
+			if !strings.Contains(s, w) {
+				t.Errorf("%v: report lacks %q:\n%s", c.names, w, s)
+			}
+		}
+		for _, line := range strings.Split(s, "\n") {
+			for _, bad := range c.not {
+				if strings.HasPrefix(line, "ratio") && strings.Contains(line, bad) {
+					t.Errorf("%v: ratio line mentions %s: %q", c.names, bad, line)
+				}
+			}
+		}
+	}
+}
