@@ -109,6 +109,10 @@ func FuzzShopifyOrderKey(f *testing.F) {
 			if err == nil && !isObject {
 				t.Fatalf("ShopifyOrderKey(%q, %s) accepted invalid JSON", body, mode)
 			}
+			if isObject && (errors.Is(err, errSyntax) || errors.Is(err, ErrNotJSONObject)) {
+				// A json.Valid object may only fail on its id or key member.
+				t.Fatalf("ShopifyOrderKey(%q, %s) rejects a valid JSON object: %v", body, mode, err)
+			}
 			if perr != nil {
 				continue // the full decode may fail on fields the key does not read
 			}
@@ -121,6 +125,166 @@ func FuzzShopifyOrderKey(f *testing.F) {
 			case got != want:
 				t.Fatalf("ShopifyOrderKey(%q, %s) = %q, OrderKeyValue = %q", body, mode, got, want)
 			}
+		}
+	})
+}
+
+// refSkipString is the scanner's string loop before strStopMask: one table
+// lookup per byte. skipString must agree with it exactly.
+func refSkipString(b []byte, i int) (end int, simple, ok bool) {
+	if i >= len(b) || b[i] != '"' {
+		return i, false, false
+	}
+	i++
+	simple = true
+	for {
+		for i < len(b) && !strStop[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			return i, false, false
+		}
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, simple, true
+		case c < 0x20:
+			return i, false, false
+		case c == '\\':
+			simple = false
+			i++
+			if i >= len(b) {
+				return i, false, false
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i++
+			case 'u':
+				i++
+				if len(b)-i < 4 {
+					return i, false, false
+				}
+				for _, h := range b[i : i+4] {
+					if !isHex(h) {
+						return i, false, false
+					}
+				}
+				i += 4
+			default:
+				return i, false, false
+			}
+		default:
+			simple = false
+			i++
+		}
+	}
+}
+
+// TestSkipStringWordOffsets puts each kind of byte that can stop a run of
+// ordinary string characters at every offset of the 8-byte words that
+// skipString tests at once (and of the bytes after the last whole word),
+// followed by a second stop byte at every offset, and checks the string
+// and the whole body against the per-byte loop, json.Valid and the full
+// decode.
+func TestSkipStringWordOffsets(t *testing.T) {
+	stops := []string{
+		`"`,                    // closing quote
+		`\n`, `\/`, `\\`, `\"`, // escapes
+		`\u00e9`, `\uD83D`, // \u escapes
+		`\x`, `\u12`, `\u12G4`, `\`, // bad escapes
+		"\x00", "\x01", "\x1f", "\n", "\t", "\r", // control characters: invalid
+		"é", "\x80", "\xbf", "\xff", "ünï", // non-ASCII: valid, not simple
+		" ", "!", "#", "[", "]", "\x7f", "~", // neighbours of the stop bytes: ordinary
+	}
+	ordinary := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = 'a' + byte(i%26)
+		}
+		return string(b)
+	}
+	n := 0
+	for _, first := range stops {
+		for _, second := range []string{"", `"`, "\x01", `\t`, "é", "\x1f"} {
+			for pre := 0; pre <= 17; pre++ {
+				for mid := 0; mid <= 9; mid++ {
+					lit := `"` + ordinary(pre) + first + ordinary(mid) + second + `"`
+					checkStringLiteral(t, lit)
+					n++
+				}
+			}
+		}
+	}
+	if n < 10000 {
+		t.Fatalf("only %d cases", n)
+	}
+}
+
+// checkStringLiteral checks lit, which starts with a quote, as a member
+// value early in a body (whole words), as the last value of a body (the
+// per-byte tail), and as a member name.
+func checkStringLiteral(t *testing.T, lit string) {
+	t.Helper()
+	pad := `,"pad":"` + strings.Repeat("x", 40) + `"`
+	for _, c := range []struct{ before, after string }{
+		{`{"name":`, pad + `,"id":1}`},
+		{`{"id":1,"name":`, `}`},
+		{`{"id":1,"name":`, ``}, // unterminated body
+		{`{`, `:1,"id":1}`},     // as a name
+		{`[`, `]`},              // valid JSON, not an object
+	} {
+		body := []byte(c.before + lit + c.after)
+		at := len(c.before)
+		gotEnd, gotSimple, gotOK := skipString(body, at)
+		wantEnd, wantSimple, wantOK := refSkipString(body, at)
+		if gotOK != wantOK || (wantOK && (gotEnd != wantEnd || gotSimple != wantSimple)) {
+			t.Fatalf("skipString(%q, %d) = %d, %v, %v; want %d, %v, %v",
+				body, at, gotEnd, gotSimple, gotOK, wantEnd, wantSimple, wantOK)
+		}
+		isObject := json.Valid(body) && body[0] == '{'
+		if err := scanTopLevel(body, make([]jsonSpan, 3)); (err == nil) != isObject {
+			t.Fatalf("scanTopLevel(%q) = %v, but json.Valid object = %v", body, err, isObject)
+		}
+		got, err := ShopifyOrderKey(body, OrderKeyName)
+		if (err == nil) && !isObject {
+			t.Fatalf("ShopifyOrderKey(%q) = %q, want an error", body, got)
+		}
+		if !isObject {
+			continue
+		}
+		o, perr := ParseShopifyOrder(body)
+		if perr != nil {
+			t.Fatalf("ParseShopifyOrder(%q): %v", body, perr)
+		}
+		want, werr := o.OrderKeyValue(OrderKeyName)
+		if (err == nil) != (werr == nil) || got != want {
+			t.Fatalf("ShopifyOrderKey(%q) = %q, %v; OrderKeyValue = %q, %v", body, got, err, want, werr)
+		}
+	}
+}
+
+// FuzzSkipString checks skipString against the per-byte loop on any bytes
+// after an opening quote.
+func FuzzSkipString(f *testing.F) {
+	f.Add([]byte(`abc"`))
+	f.Add([]byte(`0123456789abcdef\u00e9ü"xyz`))
+	f.Add([]byte("Kaufingerstraße 12, 80331 München\x01\""))
+	f.Add([]byte(`\"\\\/\b\f\n\r\t\uABCDefgh"`))
+	f.Fuzz(func(t *testing.T, tail []byte) {
+		b := append([]byte{'"'}, tail...)
+		gotEnd, gotSimple, gotOK := skipString(b, 0)
+		wantEnd, wantSimple, wantOK := refSkipString(b, 0)
+		if gotOK != wantOK || (wantOK && (gotEnd != wantEnd || gotSimple != wantSimple)) {
+			t.Fatalf("skipString(%q) = %d, %v, %v; want %d, %v, %v",
+				b, gotEnd, gotSimple, gotOK, wantEnd, wantSimple, wantOK)
+		}
+		if wantOK {
+			lit := b[:wantEnd]
+			if !json.Valid(lit) {
+				t.Fatalf("skipString accepts %q, json.Valid does not", lit)
+			}
+			checkStringLiteral(t, string(lit))
+		} else if i := bytes.IndexByte(b[1:], '"'); i >= 0 && json.Valid(b[:i+2]) {
+			t.Fatalf("skipString rejects %q, json.Valid accepts %q", b, b[:i+2])
 		}
 	})
 }
