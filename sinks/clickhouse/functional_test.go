@@ -200,9 +200,23 @@ func insertPurchases(t *testing.T, conn driver.Conn, ps ...*schemas.Purchase) {
 		}
 		tb.add(r, rowRef{}, 1)
 	}
-	if err := (&chWriter{conn: conn}).insert(ctxT(t), &tb.table); err != nil {
+	w := &chWriter{conn: conn}
+	if err := w.insert(ctxT(t), &tb.table); err != nil {
 		t.Fatal(err)
 	}
+	// Every array and money column of purchases goes in Native format.
+	if want := nativeColumns(&tb.table); w.native != want {
+		t.Fatalf("%d of %d array and money columns took the native path; the server's column types no longer match native.go", w.native, want)
+	}
+}
+
+func nativeColumns(t *table) (n int) {
+	for _, c := range t.cols {
+		if nativeTypeOf(c.values()) != "" {
+			n++
+		}
+	}
+	return n
 }
 
 func TestFunctionalWriterRoundTripAndRetryCollapses(t *testing.T) {

@@ -1,10 +1,14 @@
 package clickhouse
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"strings"
 
+	"github.com/ClickHouse/ch-go/proto"
 	"github.com/ClickHouse/clickhouse-go/v2"
+	chcol "github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
@@ -32,6 +36,8 @@ type chWriter struct {
 	conn     driver.Conn
 	settings clickhouse.Settings
 	probed   bool
+	buf      []byte // scratch for native column encodings
+	native   int    // columns loaded in Native format so far (tests check the path is taken)
 }
 
 func (w *chWriter) insert(ctx context.Context, t *table) error {
@@ -49,8 +55,17 @@ func (w *chWriter) insert(ctx context.Context, t *table) error {
 	if err != nil {
 		return fmt.Errorf("cannot prepare insert into %s: %w", t.name, err)
 	}
+	cols := b.Columns()
+	if len(cols) != len(t.cols) {
+		_ = b.Abort()
+		return fmt.Errorf("insert into %s: the server announced %d columns for a list of %d", t.name, len(cols), len(t.cols))
+	}
 	for i, c := range t.cols {
-		if err := c.appendTo(b.Column(i)); err != nil {
+		native, err := w.appendNative(cols[i], c.values(), t.len())
+		if err == nil && !native {
+			err = c.appendTo(b.Column(i))
+		}
+		if err != nil {
 			_ = b.Abort()
 			return w.insertRowByRow(ctx, t, err)
 		}
@@ -59,6 +74,33 @@ func (w *chWriter) insert(ctx context.Context, t *table) error {
 		return fmt.Errorf("cannot insert %d rows into %s: %w", t.len(), t.name, err)
 	}
 	return nil
+}
+
+// appendNative loads a whole column into the batch in Native format (see
+// native.go) when the column's server type is the one encodeNative writes
+// for its values; it reports false to leave the column to the driver's
+// Append.
+func (w *chWriter) appendNative(col chcol.Interface, values any, rows int) (bool, error) {
+	want := nativeTypeOf(values)
+	if want == "" || !sameType(string(col.Type()), want) {
+		return false, nil
+	}
+	buf, ok := encodeNative(w.buf[:0], values)
+	w.buf = buf[:0] // reused by the next column and batch
+	if !ok {
+		return false, nil
+	}
+	if err := col.Decode(proto.NewReader(bytes.NewReader(buf)), rows); err != nil {
+		return false, fmt.Errorf("column %s: cannot load its native encoding: %w", col.Name(), err)
+	}
+	w.native++
+	return true, nil
+}
+
+// sameType compares ClickHouse type names, ignoring spaces ("Decimal(18,4)"
+// and "Decimal(18, 4)" are one type).
+func sameType(a, b string) bool {
+	return strings.ReplaceAll(a, " ", "") == strings.ReplaceAll(b, " ", "")
 }
 
 // insertRowByRow finds the row a columnar append refused. Validation in
