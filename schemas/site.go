@@ -28,11 +28,22 @@ func (k OrderKey) Valid() bool {
 // event before it is registered from the webhook.
 const DefaultGrace = 10 * time.Minute
 
-var siteSlugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 var shopDomainRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*\.myshopify\.com$`)
 
-// ValidSiteSlug reports whether s is a well-formed site slug.
-func ValidSiteSlug(s string) bool { return siteSlugRE.MatchString(s) }
+// ValidSiteSlug reports whether s is a well-formed site slug: 1 to 63 of
+// [a-z0-9-], not starting with '-'. It is checked on every storefront
+// request and every purchase the sink loads, so it is a loop, not a regexp.
+func ValidSiteSlug(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Duration is a time.Duration that reads and writes JSON as "10m".
 type Duration time.Duration

@@ -19,7 +19,7 @@ import (
 type sinkFlags struct {
 	chAddr, chDatabase, chUser, chPassword *string
 	group                                  *string
-	batchRows, batchBytes                  *int
+	batchRows, batchBytes, decodeWorkers   *int
 	flushInterval, retryMax                *time.Duration
 	migrateAtStart                         *bool
 
@@ -42,6 +42,8 @@ func addSinkFlags(fs *flagSet) *sinkFlags {
 		batchBytes: fs.Int("sink.batchBytes", d.BatchBytes, "insert when the buffered records reach this many bytes (bounds memory with large raw bodies)"),
 		flushInterval: fs.Duration("sink.flushInterval", d.FlushInterval,
 			"insert at least this often when records are buffered; ClickHouse prefers about one insert per second per table"),
+		decodeWorkers: fs.Int("sink.decodeWorkers", d.DecodeWorkers,
+			"goroutines converting polled records to rows (decoding is most of the sink's CPU); default: GOMAXPROCS"),
 		retryMax:       fs.Duration("sink.retryMax", d.RetryMax, "longest wait between retries of a failed insert"),
 		migrateAtStart: fs.Bool("sink.migrate", d.Migrate, "apply the ClickHouse migrations at start (else run `purchasesync migrate`)"),
 
@@ -61,6 +63,7 @@ func (f *sinkFlags) clickhouseConfig(c *common) (chsink.Config, error) {
 	cfg.Database, cfg.Username, cfg.Password = *f.chDatabase, *f.chUser, *f.chPassword
 	cfg.Group = *f.group
 	cfg.BatchRows, cfg.BatchBytes, cfg.FlushInterval = *f.batchRows, *f.batchBytes, *f.flushInterval
+	cfg.DecodeWorkers = *f.decodeWorkers
 	cfg.RetryMax = *f.retryMax
 	cfg.RetryInitial = min(cfg.RetryInitial, cfg.RetryMax)
 	cfg.Migrate = *f.migrateAtStart

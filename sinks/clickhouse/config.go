@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"fmt"
 	"regexp"
+	"runtime"
 	"time"
 
 	"purchasesync/schemas"
@@ -35,6 +36,10 @@ type Config struct {
 	BatchBytes    int
 	FlushInterval time.Duration
 
+	// DecodeWorkers is how many goroutines convert the records of one poll
+	// (-sink.decodeWorkers); converting is most of the sink's CPU.
+	DecodeWorkers int
+
 	// Failed inserts are retried after RetryInitial, doubling up to RetryMax,
 	// for as long as the sink runs; consumption waits meanwhile.
 	RetryInitial time.Duration
@@ -62,6 +67,7 @@ func DefaultConfig() Config {
 		BatchRows:       50_000,
 		BatchBytes:      32 << 20,
 		FlushInterval:   time.Second,
+		DecodeWorkers:   runtime.GOMAXPROCS(0),
 		RetryInitial:    100 * time.Millisecond,
 		RetryMax:        30 * time.Second,
 		ShutdownTimeout: 30 * time.Second,
@@ -86,6 +92,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("-sink.batchBytes must be at least 1024, got %d", c.BatchBytes)
 	case c.FlushInterval < 10*time.Millisecond:
 		return fmt.Errorf("-sink.flushInterval must be at least 10ms, got %s", c.FlushInterval)
+	case c.DecodeWorkers < 1:
+		return fmt.Errorf("-sink.decodeWorkers must be at least 1, got %d", c.DecodeWorkers)
 	case c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial:
 		return fmt.Errorf("retry backoff must satisfy 0 < initial (%s) <= max (%s)", c.RetryInitial, c.RetryMax)
 	case c.ShutdownTimeout <= 0:

@@ -1,12 +1,15 @@
 package clickhouse
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 
 	"purchasesync/schemas"
 )
@@ -74,30 +77,51 @@ func (l *lexer) null() bool {
 }
 
 // rawString returns the bytes of a string token, quotes included, and
-// whether it contains escapes.
+// whether it contains escapes. Runs of ordinary bytes are skipped eight at a
+// time (see stopBytes): strings are most of a purchase's bytes.
 func (l *lexer) rawString() ([]byte, bool, error) {
 	if l.peek() != '"' {
 		return nil, false, errFallback
 	}
+	b := l.b
 	start := l.i
-	l.i++
+	i := l.i + 1
 	esc := false
-	for l.i < len(l.b) {
-		c := l.b[l.i]
-		switch {
+	for {
+		for i+8 <= len(b) {
+			if m := stopBytes(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) / 8 // the lowest flag is a real stop
+				break
+			}
+			i += 8
+		}
+		if i >= len(b) {
+			return nil, false, errFallback
+		}
+		switch c := b[i]; {
 		case c == '"':
-			l.i++
-			return l.b[start:l.i], esc, nil
+			l.i = i + 1
+			return b[start:l.i], esc, nil
 		case c == '\\':
 			esc = true
-			l.i += 2
+			i += 2
 		case c < 0x20:
 			return nil, false, errFallback
 		default:
-			l.i++
+			i++
 		}
 	}
-	return nil, false, errFallback
+}
+
+// stopBytes is non-zero when the eight bytes of w (little-endian) include a
+// quote, a backslash or a control character: the classic "has zero byte"
+// and "has byte less than" word tricks. A borrow can only set false flags
+// above a real one, so the lowest flag always marks a stop byte.
+func stopBytes(w uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := w ^ (ones * '"')
+	bs := w ^ (ones * '\\')
+	return ((q-ones)&^q | (bs-ones)&^bs | (w-ones*0x20)&^w) & highs
 }
 
 func (l *lexer) str() (string, error) {
@@ -110,7 +134,13 @@ func (l *lexer) str() (string, error) {
 		return "", errFallback // encoding/json replaces invalid bytes with U+FFFD
 	}
 	if !esc {
-		return string(body), nil
+		// The string shares the record's bytes instead of copying them:
+		// about twenty strings per purchase would otherwise be allocated,
+		// copied and scanned by the GC, only to be copied once more into
+		// the driver's column. This is safe because nothing writes to a
+		// record's value after franz-go hands it out (the sink configures
+		// no buffer pools), and the rows live no longer than their batch.
+		return unsafe.String(unsafe.SliceData(body), len(body)), nil
 	}
 	return unescape(body)
 }
@@ -313,12 +343,16 @@ var purchaseKeys = map[string]uint{}
 
 var itemKeys = map[string]uint8{"product_id": 1, "variant_id": 2, "sku": 4, "title": 8, "price": 16, "quantity": 32}
 
+// purchaseKeyOrder lists them in the order of schemas.Purchase's fields,
+// which is the order MarshalPurchase writes.
+var purchaseKeyOrder = []string{"site", "order_number", "shopify_order_id", "shopify_order_name", "registered_via",
+	"matched", "email", "customer_id", "first_name", "last_name", "subtotal", "currency", "tax",
+	"discount_amount", "shipping_cost", "coupon_codes", "shipping_zip", "shipping_address", "items",
+	"ip_address", "traffic_source", "test", "refunded_amount", "refunded_at", "order_created_at",
+	"registered_at", "received_at", "updated_at", "version"}
+
 func init() {
-	for i, k := range []string{"site", "order_number", "shopify_order_id", "shopify_order_name", "registered_via",
-		"matched", "email", "customer_id", "first_name", "last_name", "subtotal", "currency", "tax",
-		"discount_amount", "shipping_cost", "coupon_codes", "shipping_zip", "shipping_address", "items",
-		"ip_address", "traffic_source", "test", "refunded_amount", "refunded_at", "order_created_at",
-		"registered_at", "received_at", "updated_at", "version"} {
+	for i, k := range purchaseKeyOrder {
 		purchaseKeys[k] = uint(i)
 	}
 }
@@ -327,11 +361,18 @@ func fastPurchase(b []byte) (*schemas.Purchase, error) {
 	l := &lexer{b: b}
 	p := &schemas.Purchase{}
 	var seen uint64
+	next := 0 // index of the key MarshalPurchase writes next
 	err := l.object(func(key []byte) error {
-		idx, ok := purchaseKeys[string(key)]
+		// Our own encoder writes the keys in one order: check the expected
+		// one first, the map only for other writers.
+		idx, ok := uint(next), next < len(purchaseKeyOrder) && string(key) == purchaseKeyOrder[next]
+		if !ok {
+			idx, ok = purchaseKeys[string(key)]
+		}
 		if !ok || seen&(1<<idx) != 0 {
 			return errFallback
 		}
+		next = int(idx) + 1
 		seen |= 1 << idx
 		switch string(key) {
 		case "site":

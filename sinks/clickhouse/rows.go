@@ -208,7 +208,12 @@ func purchaseRowOf(p *schemas.Purchase) (*purchaseRow, error) {
 	for i, it := range p.Items {
 		r.ItemsProductID[i], r.ItemsVariantID[i] = it.ProductID, it.VariantID
 		r.ItemsSKU[i], r.ItemsTitle[i] = it.SKU, it.Title
-		r.ItemsPrice[i] = money(fmt.Sprintf("items[%d].price", i), it.Price)
+		ok := err == nil
+		if r.ItemsPrice[i] = money("items[].price", it.Price); ok && err != nil {
+			// Name the item only now: a Sprintf per item would cost an
+			// allocation per row.
+			_, _, err = parseMoney(fmt.Sprintf("items[%d].price", i), it.Price)
+		}
 		r.ItemsQuantity[i] = it.Quantity
 	}
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +69,7 @@ type Sink struct {
 	lag             map[string]map[int32]int64
 	lastFetchLog    time.Time
 	kafkaOpts       []kgo.Opt
+	decodeBuf       []decoded
 }
 
 // batch is what the sink buffers between two inserts: rows per table, dead
@@ -215,7 +217,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		cancel()
 		s.logFetchErrors(fs)
 		s.updateLag(fs)
-		fs.EachRecord(s.add)
+		s.addAll(fs)
 		if err := s.reap(false); err != nil {
 			break // only ctx ends a flush early; the final flush retries
 		}
@@ -338,12 +340,81 @@ func (s *Sink) logFetchErrors(fs kgo.Fetches) {
 	})
 }
 
-// add converts one record into a row of its table, or a dead letter.
-func (s *Sink) add(rec *kgo.Record) {
+// decoded is one record converted to its table's row (one of the *Row
+// types), or the error that sends it to the dead-letter topic.
+type decoded struct {
+	row any
+	err error
+}
+
+// minDecodeShare is the fewest records worth a decoding goroutine: below it
+// the hand-off costs more than the parallelism saves.
+const minDecodeShare = 256
+
+// addAll converts the records of one poll and buffers them in order.
+// Converting (JSON decoding, money parsing, validation) is most of the
+// sink's CPU and depends on nothing but the record, so large polls are
+// split across cfg.DecodeWorkers goroutines; buffering, offsets and dead
+// letters stay on this goroutine, in offset order.
+func (s *Sink) addAll(fs kgo.Fetches) {
+	recs := fs.Records()
+	if len(recs) == 0 {
+		return
+	}
+	out := s.decodeBuf[:0]
+	out = slices.Grow(out, len(recs))[:len(recs)]
+	workers := min(s.cfg.DecodeWorkers, len(recs)/minDecodeShare)
+	if workers <= 1 {
+		for i, rec := range recs {
+			out[i] = s.decode(rec)
+		}
+	} else {
+		var wg sync.WaitGroup
+		per := (len(recs) + workers - 1) / workers
+		for lo := 0; lo < len(recs); lo += per {
+			hi := min(lo+per, len(recs))
+			wg.Go(func() {
+				for i := lo; i < hi; i++ {
+					out[i] = s.decode(recs[i])
+				}
+			})
+		}
+		wg.Wait()
+	}
+	for i, rec := range recs {
+		s.add(rec, out[i])
+	}
+	clear(out) // the rows now live in the batch; don't pin them here too
+	s.decodeBuf = out[:0]
+}
+
+// decode converts one record; it only reads s, so it runs concurrently.
+func (s *Sink) decode(rec *kgo.Record) decoded {
 	in, ok := s.inputs[rec.Topic]
 	if !ok {
 		panic("BUG: record from unsubscribed topic " + rec.Topic)
 	}
+	switch in {
+	case inPurchases:
+		r, err := purchaseRowFrom(rec.Value)
+		return decoded{r, err}
+	case inDiscrepancies:
+		r, err := discrepancyRowFrom(rec.Value)
+		return decoded{r, err}
+	default:
+		src := sourceShopify
+		if in == inStorefront {
+			src = sourceStorefront
+		}
+		r, err := rawRowFrom(rawRecord{Source: src, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+			Key: string(rec.Key), Value: rec.Value, Header: func(k string) string { return deadletter.Header(rec, k) }})
+		return decoded{r, err}
+	}
+}
+
+// add buffers one converted record as a row of its table, or a dead letter,
+// and records its offset for the commit.
+func (s *Sink) add(rec *kgo.Record, d decoded) {
 	b := s.cur
 	if b.pending == 0 {
 		b.firstAt = time.Now()
@@ -359,36 +430,7 @@ func (s *Sink) add(rec *kgo.Record) {
 	b.bytes += size
 
 	ref := rowRef{topic: rec.Topic, partition: rec.Partition, offset: rec.Offset, key: rec.Key}
-	var err error
-	switch in {
-	case inPurchases:
-		var r *purchaseRow
-		if r, err = purchaseRowFrom(rec.Value); err == nil {
-			if r.ReceivedAt != nil {
-				ref.receivedAt = *r.ReceivedAt
-			}
-			s.m.roundedValues.Add(float64(r.Rounded))
-			b.purchases.add(r, ref, size)
-		}
-	case inDiscrepancies:
-		var r *discrepancyRow
-		if r, err = discrepancyRowFrom(rec.Value); err == nil {
-			b.discrepancies.add(r, ref, size)
-		}
-	case inShopify, inStorefront:
-		src := sourceShopify
-		if in == inStorefront {
-			src = sourceStorefront
-		}
-		var r *rawRow
-		r, err = rawRowFrom(rawRecord{Source: src, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
-			Key: string(rec.Key), Value: rec.Value, Header: func(k string) string { return deadletter.Header(rec, k) }})
-		if err == nil {
-			ref.receivedAt = r.ReceivedAt
-			b.raw.add(r, ref, size)
-		}
-	}
-	if err != nil {
+	if err := d.err; err != nil {
 		kind := "invalid"
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
@@ -399,6 +441,20 @@ func (s *Sink) add(rec *kgo.Record) {
 		s.log.Warn("sink: record cannot be loaded; sending it to the dead-letter topic",
 			"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
 		b.dead = append(b.dead, deadletter.Record(s.dlq, rec, err.Error()))
+	} else {
+		switch r := d.row.(type) {
+		case *purchaseRow:
+			if r.ReceivedAt != nil {
+				ref.receivedAt = *r.ReceivedAt
+			}
+			s.m.roundedValues.Add(float64(r.Rounded))
+			b.purchases.add(r, ref, size)
+		case *discrepancyRow:
+			b.discrepancies.add(r, ref, size)
+		case *rawRow:
+			ref.receivedAt = r.ReceivedAt
+			b.raw.add(r, ref, size)
+		}
 	}
 	s.m.buffered.Set(float64(b.pending + s.inflightRows))
 }

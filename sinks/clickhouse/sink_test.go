@@ -26,6 +26,7 @@ type fakeWriter struct {
 	attempts []string       // table:rows:first key, per attempt
 	rows     map[string]int // "topic/offset" → times inserted
 	byTable  map[string]int
+	misfiled int // purchases rows whose record (key) is not their own
 }
 
 func newFakeWriter() *fakeWriter {
@@ -47,6 +48,14 @@ func (w *fakeWriter) insert(ctx context.Context, t *table) error {
 	}
 	for _, r := range t.refs {
 		w.rows[fmt.Sprintf("%s/%d/%d", r.topic, r.partition, r.offset)]++
+	}
+	if t.name == "purchases" { // columns 0 and 1 are site and order_number
+		sites, numbers := t.cols[0].values().([]string), t.cols[1].values().([]string)
+		for i, r := range t.refs {
+			if string(r.key) != sites[i]+"/"+numbers[i] {
+				w.misfiled++
+			}
+		}
 	}
 	w.byTable[t.name] += t.len()
 	return nil
@@ -387,5 +396,42 @@ func TestSinkInstancesShareTheWork(t *testing.T) {
 	ra, rb := metricValue(a.m.rows.WithLabelValues("purchases")), metricValue(b.m.rows.WithLabelValues("purchases"))
 	if ra == 0 || rb == 0 || ra+rb != 400 {
 		t.Errorf("instance rows %v + %v, want both > 0 and 400 in all", ra, rb)
+	}
+}
+
+// TestSinkDecodesLargePollsInParallel: polls big enough to be split across
+// decoding goroutines must still buffer every row next to its own record
+// (offsets, dead letters and keys line up) and load each exactly once.
+func TestSinkDecodesLargePollsInParallel(t *testing.T) {
+	k := newKafka(t, 2)
+	const n = 3000
+	var recs []*kgo.Record
+	bad := 0
+	for i := range n {
+		r := purchaseRecord(t, k.topics, "acme", i)
+		if i%97 == 0 {
+			r.Value = []byte(`{"site":"acme","order_number":`) // truncated: a dead letter
+			bad++
+		}
+		recs = append(recs, r)
+	}
+	k.produce(t, recs...)
+	w := newFakeWriter()
+	s, _ := testSink(t, k, w, func(c *Config) { c.DecodeWorkers, c.BatchRows, c.FlushInterval = 4, 10_000, time.Second })
+	cancel := runSink(t, s)
+	waitFor(t, "every record committed", func() bool { return w.total() == n-bad && committed(t, k, s.cfg.Group) == n })
+	if err := cancel(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if w.byTable["purchases"] != n-bad || w.misfiled != 0 {
+		t.Fatalf("purchases rows = %d (want %d), rows buffered against another record's ref = %d", w.byTable["purchases"], n-bad, w.misfiled)
+	}
+	for key, times := range w.rows {
+		if times != 1 {
+			t.Fatalf("%s inserted %d times", key, times)
+		}
+	}
+	if dead := readAll(t, k, k.topics.Name(schemas.TopicDeadLetter), bad); len(dead) != bad {
+		t.Fatalf("%d dead letters, want %d", len(dead), bad)
 	}
 }
