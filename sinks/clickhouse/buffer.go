@@ -32,7 +32,15 @@ func (c *col[T]) values() any  { return c.v }
 // AppendRow has a fast path for typed slices.
 func (c *col[T]) appendTo(bc driver.BatchColumn) error {
 	switch any(c.v).(type) {
-	case [][]string, [][]*decimal, [][]int64:
+	case []money, [][]money:
+		// Normally loaded natively (native.go); the driver takes decimals.
+		for i := range c.v {
+			if err := bc.AppendRow(c.at(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	case [][]string, [][]int64:
 		for i := range c.v {
 			if err := bc.AppendRow(c.v[i]); err != nil {
 				return err
@@ -43,10 +51,22 @@ func (c *col[T]) appendTo(bc driver.BatchColumn) error {
 	return bc.Append(c.v)
 }
 
-func (c *col[T]) at(i int) any { return c.v[i] }
-func (c *col[T]) cut(i int)    { c.v = slices.Delete(c.v, i, i+1) }
-func (c *col[T]) reset()       { clear(c.v); c.v = c.v[:0] }
-func (c *col[T]) add(v T)      { c.v = append(c.v, v) }
+func (c *col[T]) at(i int) any {
+	switch v := any(c.v[i]).(type) {
+	case money:
+		return v.decimal()
+	case []money:
+		out := make([]*decimal, len(v))
+		for j, m := range v {
+			out[j] = m.decimal()
+		}
+		return out
+	}
+	return c.v[i]
+}
+func (c *col[T]) cut(i int) { c.v = slices.Delete(c.v, i, i+1) }
+func (c *col[T]) reset()    { clear(c.v); c.v = c.v[:0] }
+func (c *col[T]) add(v T)   { c.v = append(c.v, v) }
 func newCol[T any](t *table, name string) *col[T] {
 	c := &col[T]{n: name}
 	t.cols = append(t.cols, c)
@@ -109,17 +129,17 @@ type purchasesTable struct {
 	shopifyOrderName, registeredVia                      *col[string]
 	matched                                              *col[uint8]
 	email, customerID, firstName, lastName               *col[string]
-	subtotal                                             *col[*decimal]
+	subtotal                                             *col[money]
 	currency                                             *col[string]
-	tax, discountAmount, shippingCost                    *col[*decimal]
+	tax, discountAmount, shippingCost                    *col[money]
 	couponCodes                                          *col[[]string]
 	shippingZip, shippingAddress                         *col[string]
 	itemsProductID, itemsVariantID, itemsSKU, itemsTitle *col[[]string]
-	itemsPrice                                           *col[[]*decimal]
+	itemsPrice                                           *col[[]money]
 	itemsQuantity                                        *col[[]int64]
 	ipAddress, trafficSource                             *col[string]
 	test                                                 *col[uint8]
-	refundedAmount                                       *col[*decimal]
+	refundedAmount                                       *col[money]
 	refundedAt, orderCreatedAt                           *col[*time.Time]
 	registeredAt                                         *col[time.Time]
 	receivedAt                                           *col[*time.Time]
@@ -140,11 +160,11 @@ func newPurchasesTable() *purchasesTable {
 	t.customerID = newCol[string](tb, "customer_id")
 	t.firstName = newCol[string](tb, "first_name")
 	t.lastName = newCol[string](tb, "last_name")
-	t.subtotal = newCol[*decimal](tb, "subtotal")
+	t.subtotal = newCol[money](tb, "subtotal")
 	t.currency = newCol[string](tb, "currency")
-	t.tax = newCol[*decimal](tb, "tax")
-	t.discountAmount = newCol[*decimal](tb, "discount_amount")
-	t.shippingCost = newCol[*decimal](tb, "shipping_cost")
+	t.tax = newCol[money](tb, "tax")
+	t.discountAmount = newCol[money](tb, "discount_amount")
+	t.shippingCost = newCol[money](tb, "shipping_cost")
 	t.couponCodes = newCol[[]string](tb, "coupon_codes")
 	t.shippingZip = newCol[string](tb, "shipping_zip")
 	t.shippingAddress = newCol[string](tb, "shipping_address")
@@ -152,12 +172,12 @@ func newPurchasesTable() *purchasesTable {
 	t.itemsVariantID = newCol[[]string](tb, "items_variant_id")
 	t.itemsSKU = newCol[[]string](tb, "items_sku")
 	t.itemsTitle = newCol[[]string](tb, "items_title")
-	t.itemsPrice = newCol[[]*decimal](tb, "items_price")
+	t.itemsPrice = newCol[[]money](tb, "items_price")
 	t.itemsQuantity = newCol[[]int64](tb, "items_quantity")
 	t.ipAddress = newCol[string](tb, "ip_address")
 	t.trafficSource = newCol[string](tb, "traffic_source")
 	t.test = newCol[uint8](tb, "test")
-	t.refundedAmount = newCol[*decimal](tb, "refunded_amount")
+	t.refundedAmount = newCol[money](tb, "refunded_amount")
 	t.refundedAt = newCol[*time.Time](tb, "refunded_at")
 	t.orderCreatedAt = newCol[*time.Time](tb, "order_created_at")
 	t.registeredAt = newCol[time.Time](tb, "registered_at")

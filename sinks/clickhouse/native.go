@@ -1,9 +1,6 @@
 package clickhouse
 
-import (
-	"encoding/binary"
-	"slices"
-)
+import "encoding/binary"
 
 // The driver's Append is slow for two kinds of columns the purchases table
 // is full of: arrays, which it walks row by row through reflection, and
@@ -33,18 +30,16 @@ func nativeTypeOf(values any) string {
 		return "Array(String)"
 	case [][]int64:
 		return "Array(Int64)"
-	case []*decimal:
+	case []money:
 		return "Nullable(Decimal(18, 4))"
-	case [][]*decimal:
+	case [][]money:
 		return "Array(Nullable(Decimal(18, 4)))"
 	}
 	return ""
 }
 
-// encodeNative appends the Native encoding of values to dst. ok is false
-// when a value cannot be written exactly (a decimal not at scale 4 or out
-// of Decimal(18, 4)'s range); the caller then uses the driver's Append,
-// which converts or refuses it.
+// encodeNative appends the Native encoding of values to dst; ok is false
+// for a type nativeTypeOf does not name.
 func encodeNative(dst []byte, values any) (_ []byte, ok bool) {
 	switch v := values.(type) {
 	case [][]string:
@@ -64,11 +59,19 @@ func encodeNative(dst []byte, values any) (_ []byte, ok bool) {
 			}
 		}
 		return dst, true
-	case []*decimal:
-		return appendNullableMoney(dst, v)
-	case [][]*decimal:
+	case []money:
+		return appendNullableMoney(dst, v), true
+	case [][]money:
+		// The elements form one Nullable column: every null flag of every
+		// row first, then every value.
 		dst = appendOffsets(dst, v)
-		return appendNullableMoney(dst, slices.Concat(v...))
+		for _, row := range v {
+			dst = appendNullMap(dst, row)
+		}
+		for _, row := range v {
+			dst = appendUnits(dst, row)
+		}
+		return dst, true
 	}
 	return dst, false
 }
@@ -83,28 +86,24 @@ func appendOffsets[T any](dst []byte, rows [][]T) []byte {
 }
 
 // appendNullableMoney writes a Nullable(Decimal(18, 4)) column.
-func appendNullableMoney(dst []byte, v []*decimal) ([]byte, bool) {
-	for _, d := range v {
-		if d == nil {
-			dst = append(dst, 1)
-		} else {
+func appendNullableMoney(dst []byte, v []money) []byte {
+	return appendUnits(appendNullMap(dst, v), v)
+}
+
+func appendNullMap(dst []byte, v []money) []byte {
+	for _, m := range v {
+		if m.valid {
 			dst = append(dst, 0)
+		} else {
+			dst = append(dst, 1)
 		}
 	}
-	for _, d := range v {
-		var units int64
-		if d != nil {
-			// parseMoney makes every money value at exponent -4 with a
-			// coefficient below 10^18; anything else takes the driver's path.
-			if d.Exponent() != -moneyScale {
-				return dst, false
-			}
-			units = d.CoefficientInt64()
-			if units >= maxMoneyUnits || units <= -maxMoneyUnits {
-				return dst, false
-			}
-		}
-		dst = binary.LittleEndian.AppendUint64(dst, uint64(units))
+	return dst
+}
+
+func appendUnits(dst []byte, v []money) []byte {
+	for _, m := range v {
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(m.units)) // 0 for NULL
 	}
-	return dst, true
+	return dst
 }

@@ -5,23 +5,22 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/ClickHouse/ch-go/proto"
-	dec "github.com/shopspring/decimal"
 )
 
-// randomMoney is nil a quarter of the time, else a value at scale 4 across
+// randomMoney is NULL a quarter of the time, else a value across
 // Decimal(18, 4)'s range, negatives included.
-func randomMoney(r *rand.Rand) *decimal {
+func randomMoney(r *rand.Rand) money {
 	if r.IntN(4) == 0 {
-		return nil
+		return money{}
 	}
 	units := r.Int64N(maxMoneyUnits)
 	if r.IntN(2) == 0 {
 		units = -units
 	}
-	d := dec.New(units, -moneyScale)
-	return &d
+	return money{units: units, valid: true}
 }
 
 func randomStrings(r *rand.Rand) []string {
@@ -40,20 +39,20 @@ func TestEncodeNativeMatchesChGo(t *testing.T) {
 	for round := range 50 {
 		rows := r.IntN(40)
 		var (
-			strs   [][]string
-			ints   [][]int64
-			money  []*decimal
-			prices [][]*decimal
+			strs    [][]string
+			ints    [][]int64
+			amounts []money
+			prices  [][]money
 		)
 		wantStrs := proto.NewArray[string](new(proto.ColStr))
 		wantInts := proto.NewArray[int64](new(proto.ColInt64))
 		wantMoney := proto.NewColNullable[proto.Decimal64](new(proto.ColDecimal64))
 		wantPrices := proto.NewArray[proto.Nullable[proto.Decimal64]](proto.NewColNullable[proto.Decimal64](new(proto.ColDecimal64)))
-		nullable := func(d *decimal) proto.Nullable[proto.Decimal64] {
-			if d == nil {
+		nullable := func(m money) proto.Nullable[proto.Decimal64] {
+			if !m.valid {
 				return proto.Null[proto.Decimal64]()
 			}
-			return proto.NewNullable(proto.Decimal64(d.CoefficientInt64()))
+			return proto.NewNullable(proto.Decimal64(m.units))
 		}
 		for range rows {
 			s := randomStrings(r)
@@ -68,10 +67,10 @@ func TestEncodeNativeMatchesChGo(t *testing.T) {
 			wantInts.Append(is)
 
 			m := randomMoney(r)
-			money = append(money, m)
+			amounts = append(amounts, m)
 			wantMoney.Append(nullable(m))
 
-			ps := make([]*decimal, r.IntN(5))
+			ps := make([]money, r.IntN(5))
 			want := make([]proto.Nullable[proto.Decimal64], len(ps))
 			for i := range ps {
 				ps[i] = randomMoney(r)
@@ -87,7 +86,7 @@ func TestEncodeNativeMatchesChGo(t *testing.T) {
 		}{
 			{"Array(String)", strs, wantStrs},
 			{"Array(Int64)", ints, wantInts},
-			{"Nullable(Decimal(18, 4))", money, wantMoney},
+			{"Nullable(Decimal(18, 4))", amounts, wantMoney},
 			{"Array(Nullable(Decimal(18, 4)))", prices, wantPrices},
 		} {
 			if got := nativeTypeOf(c.values); got != c.name {
@@ -106,21 +105,31 @@ func TestEncodeNativeMatchesChGo(t *testing.T) {
 	}
 }
 
-// TestEncodeNativeRefusesWhatItCannotWriteExactly: a decimal not at scale 4
-// (never made by parseMoney) must go to the driver's Append, which rescales
-// it, rather than be written with the wrong scale.
-func TestEncodeNativeRefusesWhatItCannotWriteExactly(t *testing.T) {
-	odd := dec.New(12345, -2) // 123.45 at scale 2
-	ok4 := dec.New(1234500, -4)
-	for _, v := range []any{[]*decimal{&ok4, &odd}, [][]*decimal{{&ok4}, {nil, &odd}}} {
-		if _, ok := encodeNative(nil, v); ok {
-			t.Errorf("encodeNative(%v) accepted a scale-2 decimal", v)
+// TestNativeOnlyWhereTheDriverIsSlow: columns the driver appends cheaply
+// keep its path, and sameType ignores only spaces.
+func TestNativeOnlyWhereTheDriverIsSlow(t *testing.T) {
+	for _, v := range []any{[]string{"a"}, []uint64{1}, []*string{nil}, []time.Time{{}}} {
+		if nativeTypeOf(v) != "" {
+			t.Errorf("%T must not take the native path", v)
 		}
-	}
-	if nativeTypeOf([]string{"a"}) != "" || nativeTypeOf([]uint64{1}) != "" {
-		t.Error("columns the driver appends cheaply must not take the native path")
+		if _, ok := encodeNative(nil, v); ok {
+			t.Errorf("encodeNative accepted %T", v)
+		}
 	}
 	if !sameType("Array(Nullable(Decimal(18,4)))", "Array(Nullable(Decimal(18, 4)))") || sameType("Array(String)", "Array(LowCardinality(String))") {
 		t.Error("sameType")
+	}
+}
+
+// TestMoneyAtGivesTheDriverDecimals: the row-by-row fallback hands money to
+// the driver as its decimal type, NULL as nil.
+func TestMoneyAtGivesTheDriverDecimals(t *testing.T) {
+	c := &col[money]{v: []money{{units: 123450, valid: true}, {}}}
+	if d := c.at(0).(*decimal); d.StringFixed(4) != "12.3450" || c.at(1).(*decimal) != nil {
+		t.Errorf("at = %v, %v", c.at(0), c.at(1))
+	}
+	a := &col[[]money]{v: [][]money{{{units: -1, valid: true}, {}}}}
+	if ds := a.at(0).([]*decimal); len(ds) != 2 || ds[0].StringFixed(4) != "-0.0001" || ds[1] != nil {
+		t.Errorf("at = %v", ds)
 	}
 }

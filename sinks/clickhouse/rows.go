@@ -34,18 +34,36 @@ func invalid(field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", errInvalid, field, fmt.Sprintf(format, args...))
 }
 
+// money is a Decimal(18, 4) value in units of 0.0001; the zero value is
+// NULL. Rows hold money as a plain value, not as the driver's decimal type:
+// a shopspring decimal is a math/big integer, two allocations per amount
+// and about a dozen per purchase, for a number that fits an int64.
+type money struct {
+	units int64
+	valid bool
+}
+
+// decimal converts m for the driver's Append (nil for NULL).
+func (m money) decimal() *decimal {
+	if !m.valid {
+		return nil
+	}
+	d := dec.New(m.units, -moneyScale)
+	return &d
+}
+
 // parseMoney converts a decimal string to scale 4, rounding half away from
 // zero: the driver truncates extra digits instead (12.34567 would become
 // 12.3456), and money must round. Empty means unknown (NULL). The second
 // result reports whether rounding changed the value. It parses into int64
 // units of 0.0001 by hand: the same grammar as schemas.ParseDecimal (digits,
 // one dot, a leading sign; no exponent), at a fraction of big.Rat's cost.
-func parseMoney(field, s string) (*decimal, bool, error) {
+func parseMoney(field, s string) (money, bool, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return nil, false, nil
+		return money{}, false, nil
 	}
-	bad := func() (*decimal, bool, error) { return nil, false, invalid(field, "%q is not a decimal number", s) }
+	bad := func() (money, bool, error) { return money{}, false, invalid(field, "%q is not a decimal number", s) }
 	i, neg := 0, false
 	if s[0] == '-' || s[0] == '+' {
 		neg, i = s[0] == '-', 1
@@ -66,7 +84,7 @@ func parseMoney(field, s string) (*decimal, bool, error) {
 					intDigits++
 				}
 				if intDigits > 14 {
-					return nil, false, invalid(field, "%s does not fit Decimal(18, 4)", s)
+					return money{}, false, invalid(field, "%s does not fit Decimal(18, 4)", s)
 				}
 				units = units*10 + d
 			case fracDigits < moneyScale:
@@ -94,14 +112,13 @@ func parseMoney(field, s string) (*decimal, bool, error) {
 	if roundUp {
 		units++
 		if units >= maxMoneyUnits {
-			return nil, false, invalid(field, "%s does not fit Decimal(18, 4)", s)
+			return money{}, false, invalid(field, "%s does not fit Decimal(18, 4)", s)
 		}
 	}
 	if neg {
 		units = -units
 	}
-	d := dec.New(units, -moneyScale)
-	return &d, rounded, nil
+	return money{units: units, valid: true}, rounded, nil
 }
 
 // maxMoneyUnits is the first value, in units of 0.0001, that Decimal(18, 4)
@@ -143,17 +160,17 @@ type purchaseRow struct {
 	ShopifyOrderName, RegisteredVia                      string
 	Matched                                              uint8
 	Email, CustomerID, FirstName, LastName               string
-	Subtotal                                             *decimal
+	Subtotal                                             money
 	Currency                                             string
-	Tax, DiscountAmount, ShippingCost                    *decimal
+	Tax, DiscountAmount, ShippingCost                    money
 	CouponCodes                                          []string
 	ShippingZip, ShippingAddress                         string
 	ItemsProductID, ItemsVariantID, ItemsSKU, ItemsTitle []string
-	ItemsPrice                                           []*decimal
+	ItemsPrice                                           []money
 	ItemsQuantity                                        []int64
 	IPAddress, TrafficSource                             string
 	Test                                                 uint8
-	RefundedAmount                                       *decimal
+	RefundedAmount                                       money
 	RefundedAt, OrderCreatedAt                           *time.Time
 	RegisteredAt                                         time.Time
 	ReceivedAt                                           *time.Time
@@ -185,9 +202,9 @@ func purchaseRowOf(p *schemas.Purchase) (*purchaseRow, error) {
 		r.ShopifyOrderID = nil
 	}
 	var err error
-	money := func(field, s string) *decimal {
+	amount := func(field, s string) money {
 		if err != nil {
-			return nil
+			return money{}
 		}
 		d, rounded, e := parseMoney(field, s)
 		if rounded {
@@ -196,20 +213,20 @@ func purchaseRowOf(p *schemas.Purchase) (*purchaseRow, error) {
 		err = e
 		return d
 	}
-	r.Subtotal = money("subtotal", p.Subtotal)
-	r.Tax = money("tax", p.Tax)
-	r.DiscountAmount = money("discount_amount", p.DiscountAmount)
-	r.ShippingCost = money("shipping_cost", p.ShippingCost)
-	r.RefundedAmount = money("refunded_amount", p.RefundedAmount)
+	r.Subtotal = amount("subtotal", p.Subtotal)
+	r.Tax = amount("tax", p.Tax)
+	r.DiscountAmount = amount("discount_amount", p.DiscountAmount)
+	r.ShippingCost = amount("shipping_cost", p.ShippingCost)
+	r.RefundedAmount = amount("refunded_amount", p.RefundedAmount)
 	n := len(p.Items)
 	r.ItemsProductID, r.ItemsVariantID = make([]string, n), make([]string, n)
 	r.ItemsSKU, r.ItemsTitle = make([]string, n), make([]string, n)
-	r.ItemsPrice, r.ItemsQuantity = make([]*decimal, n), make([]int64, n)
+	r.ItemsPrice, r.ItemsQuantity = make([]money, n), make([]int64, n)
 	for i, it := range p.Items {
 		r.ItemsProductID[i], r.ItemsVariantID[i] = it.ProductID, it.VariantID
 		r.ItemsSKU[i], r.ItemsTitle[i] = it.SKU, it.Title
 		ok := err == nil
-		if r.ItemsPrice[i] = money("items[].price", it.Price); ok && err != nil {
+		if r.ItemsPrice[i] = amount("items[].price", it.Price); ok && err != nil {
 			// Name the item only now: a Sprintf per item would cost an
 			// allocation per row.
 			_, _, err = parseMoney(fmt.Sprintf("items[%d].price", i), it.Price)
