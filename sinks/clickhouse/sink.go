@@ -163,8 +163,12 @@ func (s *Sink) groupOpts() []kgo.Opt {
 		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { s.rebalanceWanted.Store(true) }),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { s.forgetLag(lost) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { s.forgetLag(lost) }),
-		// One buffered fetch per broker is at most about one batch.
+		// One buffered fetch per broker is at most about one batch, and a
+		// single partition may fill it: with franz-go's 1 MiB default per
+		// partition, a backlog arrives in many small round trips that the
+		// sink waits for between batches.
 		kgo.FetchMaxBytes(int32(min(s.cfg.BatchBytes, 1<<30))),
+		kgo.FetchMaxPartitionBytes(int32(min(s.cfg.BatchBytes, 1<<30))),
 	}
 }
 
