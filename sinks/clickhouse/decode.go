@@ -137,9 +137,9 @@ func (l *lexer) str() (string, error) {
 		// The string shares the record's bytes instead of copying them:
 		// about twenty strings per purchase would otherwise be allocated,
 		// copied and scanned by the GC, only to be copied once more into
-		// the driver's column. This is safe because nothing writes to a
-		// record's value after franz-go hands it out (the sink configures
-		// no buffer pools), and the rows live no longer than their batch.
+		// the driver's column. This is safe because nothing ever writes to
+		// a record's value once franz-go hands it out: the sink configures
+		// no buffer pools and never recycles records (see Deps.KafkaOpts).
 		return unsafe.String(unsafe.SliceData(body), len(body)), nil
 	}
 	return unescape(body)

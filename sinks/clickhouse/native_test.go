@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/ch-go/proto"
+	chcol "github.com/ClickHouse/clickhouse-go/v2/lib/column"
 )
 
 // randomMoney is NULL a quarter of the time, else a value across
@@ -132,4 +133,87 @@ func TestMoneyAtGivesTheDriverDecimals(t *testing.T) {
 	if ds := a.at(0).([]*decimal); len(ds) != 2 || ds[0].StringFixed(4) != "-0.0001" || ds[1] != nil {
 		t.Errorf("at = %v", ds)
 	}
+}
+
+// TestAppendNativeThroughTheDriversColumns loads native encodings into the
+// driver's own column types (as PrepareBatch makes them) and reads every
+// value back through the driver: the same path as an insert, minus the
+// server. It also checks the guards: a column that already holds rows, or
+// one whose name differs, never takes the native path.
+func TestAppendNativeThroughTheDriversColumns(t *testing.T) {
+	tb := newPurchasesTable()
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range 200 {
+		p := samplePurchase()
+		p.OrderNumber = fmt.Sprint(i)
+		p.CouponCodes = randomStrings(r)
+		p.Subtotal = fmt.Sprintf("%d.%04d", r.IntN(100000), r.IntN(10000))
+		if i%3 == 0 {
+			p.Subtotal = ""
+		}
+		row, err := purchaseRowOf(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		row.ItemsPrice[0] = randomMoney(r)
+		tb.add(row, rowRef{}, 1)
+	}
+	sc := &chcol.ServerContext{}
+	w := &chWriter{}
+	for _, c := range tb.cols {
+		typ := nativeTypeOf(c.values())
+		if typ == "" {
+			continue
+		}
+		col, err := chcol.Type(typ).Column(c.name(), sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if native, err := w.appendNative(col, c, tb.len()); !native || err != nil {
+			t.Fatalf("%s: native %v, err %v", c.name(), native, err)
+		}
+		if col.Rows() != tb.len() {
+			t.Fatalf("%s: driver column holds %d rows, want %d", c.name(), col.Rows(), tb.len())
+		}
+		for i := range tb.len() {
+			got, want := fmt.Sprint(deref(col.Row(i, false))), fmt.Sprint(deref(c.at(i)))
+			if got != want {
+				t.Fatalf("%s row %d: driver reads %s, we wrote %s", c.name(), i, got, want)
+			}
+		}
+		// The guards.
+		if native, _ := w.appendNative(col, c, tb.len()); native {
+			t.Fatalf("%s: decoded into a column that already holds rows", c.name())
+		}
+		other, _ := chcol.Type(typ).Column("not_"+c.name(), sc)
+		if _, err := w.appendNative(other, c, tb.len()); err == nil {
+			t.Fatalf("%s: loaded into a column of another name", c.name())
+		}
+	}
+	if w.native != nativeColumns(&tb.table) {
+		t.Fatalf("%d native loads, want %d", w.native, nativeColumns(&tb.table))
+	}
+}
+
+// deref prints decimals at a fixed scale and pointers as their values, so
+// that the driver's and our representations of one value compare equal.
+func deref(v any) any {
+	switch v := v.(type) {
+	case nil:
+		return "NULL"
+	case *decimal:
+		if v == nil {
+			return "NULL"
+		}
+		return v.StringFixed(4)
+	case decimal:
+		return v.StringFixed(4)
+	case []*decimal:
+		out := make([]any, len(v))
+		for i, d := range v {
+			out[i] = deref(d)
+		}
+		return out
+	}
+	return v
 }

@@ -12,8 +12,8 @@ import (
 	"purchasesync/schemas"
 )
 
-// decimal is the driver's decimal type; columnar appends take []*decimal
-// for Nullable(Decimal) columns.
+// decimal is the driver's decimal type; it is only made for the row-by-row
+// fallback (money.decimal), columns are loaded natively.
 type decimal = dec.Decimal
 
 // moneyScale is the scale of every Decimal(18, 4) column; four places keep

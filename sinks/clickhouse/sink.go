@@ -27,6 +27,8 @@ type Deps struct {
 	// KafkaOpts are the process's base client options (seeds, client id,
 	// logger, metric hooks, producer settings). The sink adds its group
 	// options and builds its own client, which also produces dead letters.
+	// They must not configure buffer pools (kgo.WithPools) or recycle
+	// records: decoded rows share the bytes of record values (decode.go).
 	KafkaOpts  []kgo.Opt
 	Registerer prometheus.Registerer // expected to prefix purchasesync_sink_
 	Logger     *slog.Logger
@@ -70,6 +72,7 @@ type Sink struct {
 	lastFetchLog    time.Time
 	kafkaOpts       []kgo.Opt
 	decodeBuf       []decoded
+	parallelPolls   int // polls converted on several goroutines (tests check the path is taken)
 }
 
 // batch is what the sink buffers between two inserts: rows per table, dead
@@ -133,7 +136,7 @@ func New(cfg Config, deps Deps) (*Sink, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.conn, s.w = conn, &chWriter{conn: conn}
+		s.conn, s.w = conn, &chWriter{conn: conn, log: s.log}
 	}
 	s.kafkaOpts = append(append([]kgo.Opt{}, deps.KafkaOpts...), s.groupOpts()...)
 	if err := kgo.ValidateOpts(s.kafkaOpts...); err != nil {
@@ -373,6 +376,7 @@ func (s *Sink) addAll(fs kgo.Fetches) {
 			out[i] = s.decode(rec)
 		}
 	} else {
+		s.parallelPolls++
 		var wg sync.WaitGroup
 		per := (len(recs) + workers - 1) / workers
 		for lo := 0; lo < len(recs); lo += per {

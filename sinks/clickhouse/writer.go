@@ -3,7 +3,10 @@ package clickhouse
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/ClickHouse/ch-go/proto"
@@ -36,8 +39,14 @@ type chWriter struct {
 	conn     driver.Conn
 	settings clickhouse.Settings
 	probed   bool
-	buf      []byte // scratch for native column encodings
-	native   int    // columns loaded in Native format so far (tests check the path is taken)
+	log      *slog.Logger
+	buf      []byte        // scratch for native column encodings
+	src      bytes.Reader  // reads buf for rd
+	rd       *proto.Reader // created once, see appendNative
+	native   int           // columns loaded in Native format so far (tests check the path is taken)
+	// nativeOff is set after a native load failed; the driver's Append
+	// then does all the work.
+	nativeOff bool
 }
 
 func (w *chWriter) insert(ctx context.Context, t *table) error {
@@ -57,12 +66,24 @@ func (w *chWriter) insert(ctx context.Context, t *table) error {
 	}
 	cols := b.Columns()
 	if len(cols) != len(t.cols) {
+		// Not a bad row: the schema and this build disagree. Retrying (and
+		// holding consumption) is right until an operator migrates.
 		_ = b.Abort()
 		return fmt.Errorf("insert into %s: the server announced %d columns for a list of %d", t.name, len(cols), len(t.cols))
 	}
 	for i, c := range t.cols {
-		native, err := w.appendNative(cols[i], c.values(), t.len())
-		if err == nil && !native {
+		native, err := w.appendNative(cols[i], c, t.len())
+		if err != nil {
+			// A bug or a driver change, not bad data: log it once, use
+			// the driver's Append from now on, and retry this batch at once.
+			w.nativeOff = true
+			if w.log != nil {
+				w.log.Error("sink: loading a column in Native format failed; using the driver's Append from now on", "table", t.name, "err", err)
+			}
+			_ = b.Abort()
+			return w.insert(ctx, t)
+		}
+		if !native {
 			err = c.appendTo(b.Column(i))
 		}
 		if err != nil {
@@ -79,19 +100,30 @@ func (w *chWriter) insert(ctx context.Context, t *table) error {
 // appendNative loads a whole column into the batch in Native format (see
 // native.go) when the column's server type is the one encodeNative writes
 // for its values; it reports false to leave the column to the driver's
-// Append.
-func (w *chWriter) appendNative(col chcol.Interface, values any, rows int) (bool, error) {
-	want := nativeTypeOf(values)
-	if want == "" || !sameType(string(col.Type()), want) {
+// Append. Decode appends to some column types and overwrites others, so it
+// is only used on a column still empty, and it must consume exactly the
+// bytes written.
+func (w *chWriter) appendNative(col chcol.Interface, c column, rows int) (bool, error) {
+	want := nativeTypeOf(c.values())
+	if w.nativeOff || want == "" || !sameType(string(col.Type()), want) || col.Rows() != 0 {
 		return false, nil
 	}
-	buf, ok := encodeNative(w.buf[:0], values)
-	w.buf = buf[:0] // reused by the next column and batch
-	if !ok {
-		return false, nil
+	if col.Name() != c.name() {
+		return false, fmt.Errorf("the server's column %s stands where this build has %s", col.Name(), c.name())
 	}
-	if err := col.Decode(proto.NewReader(bytes.NewReader(buf)), rows); err != nil {
+	buf, _ := encodeNative(w.buf[:0], c.values()) // ok: nativeTypeOf named the type
+	w.buf = buf[:0]                               // reused by the next column and batch
+	// One reader for the writer's life: proto.NewReader allocates a 128 KiB
+	// buffer, and a batch has a dozen native columns.
+	w.src.Reset(buf)
+	if w.rd == nil {
+		w.rd = proto.NewReader(&w.src)
+	}
+	if err := col.Decode(w.rd, rows); err != nil {
 		return false, fmt.Errorf("column %s: cannot load its native encoding: %w", col.Name(), err)
+	}
+	if _, err := w.rd.ReadByte(); !errors.Is(err, io.EOF) {
+		return false, fmt.Errorf("column %s: its native encoding has bytes left over after %d rows", col.Name(), rows)
 	}
 	w.native++
 	return true, nil
