@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -48,14 +49,21 @@ const (
 // an unreachable Kafka is a prompt error (a variable for tests).
 var floorAdminTimeout = 10 * time.Second
 
-// floor is a running floor server: a Kafka client, its scratch topic and a
-// fasthttp server on a loopback port.
+// floor is a running floor: its scratch topic, the client that created it
+// (and, in-process, produces to it) and the floor server, in-process or in a
+// child process (see child.go).
 type floor struct {
-	addr     string
-	topic    string
-	brokers  []string
+	topic   string
+	brokers []string
+	cl      *kgo.Client // creates and deletes the topic; the producer too with -inprocess
+	srv     *refServer  // nil until the server runs
+}
+
+// floorHandler is the floor server's state: a producer with the ingest's
+// settings and its counters. It runs in-process (-inprocess) or in the
+// child process.
+type floorHandler struct {
 	cl       *kgo.Client
-	stopSrv  func()
 	seq      atomic.Int64 // the next record's key
 	produced atomic.Int64 // records acknowledged
 	failed   atomic.Int64 // requests answered 503
@@ -82,28 +90,20 @@ func compressionCodec(name string) (kgo.CompressionCodec, error) {
 	return kgo.CompressionCodec{}, fmt.Errorf("unknown -kafka.compression %q: want lz4 or none", name)
 }
 
-// startFloor creates the scratch topic and starts the floor server. On error
-// nothing is left behind; otherwise the caller must call close.
-func startFloor(ctx context.Context, o options) (*floor, error) {
-	brokers := splitBrokers(o.kafkaBrokers)
-	if len(brokers) == 0 {
-		return nil, errors.New("-floor needs Kafka: set -kafka.brokers or PURCHASESYNC_KAFKA_BROKERS")
-	}
-	codec, err := compressionCodec(o.kafkaCompression)
+// newFloorClient returns a Kafka client with the producer settings of
+// cmd/purchasesync's ingest (producerOpts and build): acks=all, idempotent
+// (franz-go's default), linger, compression, the delivery timeout of
+// -ingest.produceTimeout, fresh metadata soon after a dropped connection;
+// it produces to topic.
+func newFloorClient(brokers []string, compression, topic string) (*kgo.Client, error) {
+	codec, err := compressionCodec(compression)
 	if err != nil {
 		return nil, err
 	}
-	var suffix [8]byte
-	_, _ = rand.Read(suffix[:])
-	f := &floor{topic: floorTopicPrefix + hex.EncodeToString(suffix[:]), brokers: brokers}
-	// The producer settings of cmd/purchasesync's ingest (producerOpts and
-	// build): acks=all, idempotent (franz-go's default), linger, compression,
-	// the delivery timeout of -ingest.produceTimeout, fresh metadata soon
-	// after a dropped connection.
-	f.cl, err = kgo.NewClient(
+	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(brokers...),
 		kgo.ClientID("purchasesync-loadgen-floor"),
-		kgo.DefaultProduceTopic(f.topic),
+		kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(floorProducerLinger),
 		kgo.ProducerBatchCompression(codec, kgo.NoCompression()),
@@ -113,15 +113,56 @@ func startFloor(ctx context.Context, o options) (*floor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot create the floor's Kafka client: %w", err)
 	}
+	return cl, nil
+}
+
+// startFloor creates the scratch topic and starts the floor server: in a
+// child process that only produces to the topic, or with -inprocess in this
+// process. The topic is created and deleted here, by the parent, so that it
+// goes even if the child crashes. On error nothing is left behind;
+// otherwise the caller must call close.
+func startFloor(ctx context.Context, o options) (*floor, error) {
+	brokers := splitBrokers(o.kafkaBrokers)
+	if len(brokers) == 0 {
+		return nil, errors.New("-floor needs Kafka: set -kafka.brokers or PURCHASESYNC_KAFKA_BROKERS")
+	}
+	var suffix [8]byte
+	_, _ = rand.Read(suffix[:])
+	f := &floor{topic: floorTopicPrefix + hex.EncodeToString(suffix[:]), brokers: brokers}
+	var err error
+	f.cl, err = newFloorClient(brokers, o.kafkaCompression, f.topic)
+	if err != nil {
+		return nil, err
+	}
 	if err := f.createTopic(ctx); err != nil {
 		f.cl.Close()
 		return nil, err
 	}
-	f.addr, f.stopSrv, err = serveLoopback("floor", f.handle)
+	if o.inprocess {
+		f.srv, err = startFloorInProcess(f.cl)
+	} else {
+		f.srv, err = startChild(ctx, serveFloor, []string{
+			envServeBrokers + "=" + strings.Join(brokers, ","),
+			envServeCompression + "=" + o.kafkaCompression,
+			envServeTopic + "=" + f.topic,
+		})
+	}
 	if err != nil {
 		return nil, errors.Join(err, f.close())
 	}
 	return f, nil
+}
+
+// startFloorInProcess serves the floor handler with cl in this process.
+func startFloorInProcess(cl *kgo.Client) (*refServer, error) {
+	h := &floorHandler{cl: cl}
+	addr, stop, err := serveLoopback("floor", h.handle)
+	if err != nil {
+		return nil, err
+	}
+	return &refServer{addr: addr, where: whereInProcess, pid: os.Getpid(), stop: stop,
+		counts: func() (int64, int64, bool) { return h.produced.Load(), h.failed.Load(), true },
+	}, nil
 }
 
 func (f *floor) createTopic(ctx context.Context) error {
@@ -147,20 +188,29 @@ func (f *floor) createTopic(ctx context.Context) error {
 		}
 		return err
 	}
-	// A broker answers CreateTopics before it leads the new partitions:
-	// metadata already names it leader while produces still get
-	// NOT_LEADER_FOR_PARTITION and back off (a few hundred ms on a real
-	// broker), which would be charged to the floor. ListOffsets answers only
-	// from a partition's leader, so wait until it does for every partition.
+	if err := waitLed(ctx, f.cl, f.topic); err != nil {
+		return errors.Join(err, f.deleteTopic(floorAdminTimeout))
+	}
+	return nil
+}
+
+// waitLed waits until every partition of topic has a leader that answers.
+// A broker answers CreateTopics before it leads the new partitions: metadata
+// already names it leader while produces still get NOT_LEADER_FOR_PARTITION
+// and back off (a few hundred ms on a real broker), which would be charged
+// to the floor. ListOffsets answers only from a partition's leader, so wait
+// until it does for every partition. The child process calls it too, which
+// also connects its fresh client to the brokers before the load starts.
+func waitLed(ctx context.Context, cl *kgo.Client, topic string) error {
 	for {
-		ends, err := kadm.NewClient(f.cl).ListEndOffsets(ctx, f.topic)
-		if err == nil && ends.Error() == nil && len(ends[f.topic]) == floorPartitions {
+		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+		if err == nil && ends.Error() == nil && len(ends[topic]) == floorPartitions {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return errors.Join(fmt.Errorf("the floor's scratch topic %s is not led on all its %d partitions after %s: %w",
-				f.topic, floorPartitions, floorAdminTimeout, ctx.Err()), f.deleteTopic(floorAdminTimeout))
+			return fmt.Errorf("the floor's scratch topic %s is not led on all its %d partitions after %s: %w",
+				topic, floorPartitions, floorAdminTimeout, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -181,7 +231,7 @@ func (f *floor) deleteTopic(timeout time.Duration) error {
 // acknowledged it, 503 otherwise. The copy is needed, as in the ingest:
 // fasthttp reuses the body's buffer once the handler returns, while a record
 // that timed out may still sit in the producer's buffer and be retried.
-func (f *floor) handle(ctx *fasthttp.RequestCtx) {
+func (f *floorHandler) handle(ctx *fasthttp.RequestCtx) {
 	body := append([]byte(nil), ctx.PostBody()...)
 	key := strconv.AppendInt(nil, f.seq.Add(1)-1, 10)
 	pctx, cancel := context.WithTimeout(context.Background(), floorProduceTimeout)
@@ -201,11 +251,12 @@ func (f *floor) handle(ctx *fasthttp.RequestCtx) {
 
 // close stops the server, deletes the scratch topic and closes the client.
 func (f *floor) close() error {
-	if f.stopSrv != nil {
-		f.stopSrv()
+	var err error
+	if f.srv != nil {
+		err = f.srv.stop()
 	}
 	defer f.cl.Close()
-	return f.deleteTopic(floorAdminTimeout)
+	return errors.Join(err, f.deleteTopic(floorAdminTimeout))
 }
 
 // runFloor creates the scratch topic, drives the load at the floor server and
@@ -220,13 +271,18 @@ func runFloor(ctx context.Context, o options, reqs []request, logf func(string, 
 	defer func() {
 		if cerr := f.close(); cerr != nil {
 			err = errors.Join(err, cerr)
+		} else if produced, failed, ok := f.srv.counts(); ok {
+			logf("floor: %d records acknowledged, %d requests failed; deleted scratch topic %s", produced, failed, f.topic)
 		} else {
-			logf("floor: %d records acknowledged, %d requests failed; deleted scratch topic %s", f.produced.Load(), f.failed.Load(), f.topic)
+			logf("floor: deleted scratch topic %s", f.topic)
 		}
 	}()
-	logf("floor: fasthttp server producing to %s (%d partitions, acks=all, %s) on %s via %s",
-		f.topic, floorPartitions, o.kafkaCompression, f.addr, strings.Join(f.brokers, ","))
-	res, err = drive(ctx, o, "floor", "http://"+f.addr, reqs)
+	logf("floor: fasthttp server %s producing to %s (%d partitions, acks=all, %s) on %s via %s",
+		f.srv.where, f.topic, floorPartitions, o.kafkaCompression, f.srv.addr, strings.Join(f.brokers, ","))
+	if o.onServer != nil {
+		o.onServer("floor", f.srv.addr, f.srv.pid)
+	}
+	res, err = drive(ctx, o, "floor", "http://"+f.srv.addr, reqs)
 	if err != nil {
 		return nil, err
 	}

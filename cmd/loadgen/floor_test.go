@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -26,27 +27,40 @@ func TestFloorRunKfake(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
-	checkFloorRun(t, cluster.ListenAddrs(), "lz4")
+	for _, inprocess := range []bool{false, true} {
+		t.Run(modeName(inprocess), func(t *testing.T) { checkFloorRun(t, cluster.ListenAddrs(), "lz4", inprocess) })
+	}
 }
 
 // TestFloorRunRealKafka is the same against the real broker
 // (PURCHASESYNC_KAFKA_BROKERS; see deploy/testenv).
 func TestFloorRunRealKafka(t *testing.T) {
-	checkFloorRun(t, testenv.Kafka(t), "none")
+	brokers := testenv.Kafka(t)
+	for _, inprocess := range []bool{false, true} {
+		t.Run(modeName(inprocess), func(t *testing.T) { checkFloorRun(t, brokers, "none", inprocess) })
+	}
 }
 
 // checkFloorRun drives n signed webhooks at the baseline and the floor and
 // checks that every floor request got 200, that the scratch topic held
 // exactly the n bodies sent (keys 0..n-1), that the ratios are printed and
-// that the topic is gone afterwards.
-func checkFloorRun(t *testing.T, brokers []string, compression string) {
+// that the topic is gone afterwards, as are the child processes unless
+// inprocess.
+func checkFloorRun(t *testing.T, brokers []string, compression string, inprocess bool) {
 	const n = 200
-	o, err := parse([]string{"-baseline", "-floor", "-target", "", "-secret", "x", "-scenario", "webhook",
+	o, err := parse(append([]string{"-baseline", "-floor", "-target", "", "-secret", "x", "-scenario", "webhook",
 		"-requests", strconv.Itoa(n), "-concurrency", "8", "-quiet",
-		"-kafka.brokers", strings.Join(brokers, ","), "-kafka.compression", compression},
+		"-kafka.brokers", strings.Join(brokers, ","), "-kafka.compression", compression}, modeArgs(inprocess)...),
 		func(string) string { return "" }, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	servers := map[string]string{} // name -> address
+	o.onServer = func(name, addr string, pid int) {
+		servers[name] = addr
+		if inprocess != (pid == os.Getpid()) {
+			t.Errorf("the %s server ran in pid %d; loadgen is %d", name, pid, os.Getpid())
+		}
 	}
 	want := map[string]int{} // body -> times sent
 	for _, r := range buildPool(o)[:n] {
@@ -68,6 +82,15 @@ func checkFloorRun(t *testing.T, brokers []string, compression string) {
 	t.Logf("report:\n%s", s)
 	if topic == "" {
 		t.Fatal("the floor check was never called")
+	}
+	if len(servers) != 2 {
+		t.Errorf("servers started: %v, want baseline and floor", servers)
+	}
+	for name, addr := range servers {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("the %s server at %s still accepts connections after the run", name, addr)
+		}
 	}
 	for _, re := range []string{
 		fmt.Sprintf(`(?m)^\s*baseline\s+webhook\s+%d\s.*\s200:%d\s+-\s*$`, n, n),
@@ -195,12 +218,17 @@ func TestFloorKafkaDown(t *testing.T) {
 	}
 	refusedAddr := refused.Addr().String()
 	refused.Close()
-	for _, c := range []struct{ addr, want string }{
-		{refusedAddr, "is Kafka running?"},
-		{silent.Addr().String(), "no answer within 1s"},
+	for _, c := range []struct {
+		addr, want string
+		inprocess  bool
+	}{
+		{refusedAddr, "is Kafka running?", false},
+		{silent.Addr().String(), "no answer within 1s", false},
+		{refusedAddr, "is Kafka running?", true},
+		{silent.Addr().String(), "no answer within 1s", true},
 	} {
-		o, err := parse([]string{"-floor", "-target", "", "-secret", "x", "-requests", "10", "-quiet",
-			"-kafka.brokers", c.addr}, func(string) string { return "" }, &bytes.Buffer{})
+		o, err := parse(append([]string{"-floor", "-target", "", "-secret", "x", "-requests", "10", "-quiet",
+			"-kafka.brokers", c.addr}, modeArgs(c.inprocess)...), func(string) string { return "" }, &bytes.Buffer{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -224,8 +252,11 @@ func TestFloorKafkaDown(t *testing.T) {
 func TestParseFloor(t *testing.T) {
 	noenv := func(string) string { return "" }
 	o, err := parse([]string{"-floor", "-target", "", "-secret", "x"}, noenv, &bytes.Buffer{})
-	if err != nil || !o.floor || o.kafkaBrokers != "127.0.0.1:19092" || o.kafkaCompression != "lz4" {
+	if err != nil || !o.floor || o.kafkaBrokers != "127.0.0.1:19092" || o.kafkaCompression != "lz4" || o.inprocess {
 		t.Fatalf("parse: %+v %v", o, err)
+	}
+	if o, err := parse([]string{"-floor", "-baseline", "-inprocess", "-target", "", "-secret", "x"}, noenv, &bytes.Buffer{}); err != nil || !o.inprocess {
+		t.Fatalf("parse -inprocess: %+v %v", o, err)
 	}
 	env := func(k string) string {
 		return map[string]string{"PURCHASESYNC_KAFKA_BROKERS": "127.0.0.1:59092,127.0.0.1:59093"}[k]

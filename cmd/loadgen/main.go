@@ -5,22 +5,33 @@
 // duration. It prints requests/s, p50/p99/max latency and status codes per
 // kind of request.
 //
-// With -baseline it first starts an in-process fasthttp server that answers
-// 200 at once (the same request shapes, the same machine) and runs the same
-// load against it, so one invocation prints both and the ratio:
+// With -baseline it first starts a fasthttp server that answers 200 at once
+// (the same request shapes, the same machine) and runs the same load against
+// it, so one invocation prints both and the ratio:
 //
 //	loadgen -baseline -target http://127.0.0.1:8080 -scenario webhook -duration 20s
 //
-// With -floor it also runs the load against a third in-process server (after
-// the baseline, before the ingest) that only copies each body and produces it
-// to Kafka with the ingest's producer settings (acks=all, idempotent, 2 ms
+// With -floor it also runs the load against a third server (after the
+// baseline, before the ingest) that only copies each body and produces it to
+// Kafka with the ingest's producer settings (acks=all, idempotent, 2 ms
 // linger, lz4; see floor.go), answering 200 once the broker acknowledged. It
 // uses a scratch topic purchasesync.loadgen.floor.<random hex> (6 partitions,
-// replication 1) on -kafka.brokers, deleted at the end. The floor splits the
-// gap between the baseline and the ingest into Kafka's share (floor/baseline)
-// and the ingest's own (ingest/floor):
+// replication 1) on -kafka.brokers, created and deleted by loadgen itself.
+// The floor splits the gap between the baseline and the ingest into Kafka's
+// share (floor/baseline) and the ingest's own (ingest/floor):
 //
 //	loadgen -baseline -floor -target http://127.0.0.1:8080 -scenario webhook -duration 20s
+//
+// The baseline and floor servers run in child processes of loadgen (it
+// re-executes itself with $LOADGEN_SERVE set; see child.go), because the
+// ingest is a separate process too: a server inside the load generator's
+// process shares its Go runtime and scheduler and skips the cross-process
+// wake-ups, and on a 2-core machine the same do-nothing server got only
+// 0.70–0.78 of its in-process requests/s as a separate process. In-process
+// references would flatter the baseline and the floor against the ingest;
+// -inprocess runs them inside loadgen all the same, for comparison. A child
+// stops on SIGTERM from loadgen, and by itself when its stdin (a pipe from
+// loadgen) closes, so it never outlives loadgen, even after kill -9.
 //
 // Targets must be loopback addresses: this is a benchmark and demo tool, not
 // a way to flood someone else's server.
@@ -58,6 +69,9 @@ import (
 )
 
 func main() {
+	if mode := os.Getenv(envServe); mode != "" {
+		os.Exit(serveMain(mode)) // a child process serving a reference server
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
@@ -78,6 +92,7 @@ type options struct {
 	target      string
 	baseline    bool
 	floor       bool
+	inprocess   bool
 	scenario    string
 	rate        float64
 	concurrency int
@@ -100,6 +115,10 @@ type options struct {
 	// floorCheck, set by tests only, is called with the floor's scratch
 	// topic after the floor run and before the topic is deleted.
 	floorCheck func(topic string) error
+	// onServer, set by tests only, is called with each reference server's
+	// name, address and pid (this process's with -inprocess) before the load
+	// is driven at it.
+	onServer func(name, addr string, pid int)
 }
 
 func parse(args []string, getenv func(string) string, out io.Writer) (options, error) {
@@ -107,8 +126,9 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&o.target, "target", "http://127.0.0.1:8080", "ingest base URL (loopback only); empty with -baseline or -floor runs those alone")
-	fs.BoolVar(&o.baseline, "baseline", false, "also run the same load against an in-process do-nothing fasthttp server and print the ratio")
-	fs.BoolVar(&o.floor, "floor", false, "also run the same load against an in-process fasthttp server that only produces each body to Kafka (scratch topic, acks=all, the ingest's producer settings) and print the ratios: Kafka's share of the gap to the baseline vs the ingest's own")
+	fs.BoolVar(&o.baseline, "baseline", false, "also run the same load against a do-nothing fasthttp server (a child process; see -inprocess) and print the ratio")
+	fs.BoolVar(&o.floor, "floor", false, "also run the same load against a fasthttp server (a child process; see -inprocess) that only produces each body to Kafka (scratch topic, acks=all, the ingest's producer settings) and print the ratios: Kafka's share of the gap to the baseline vs the ingest's own")
+	fs.BoolVar(&o.inprocess, "inprocess", false, "run the -baseline and -floor servers inside loadgen instead of in child processes; only to compare: they then share loadgen's Go runtime and skip cross-process wake-ups, which flatters them against the ingest (a separate process) by roughly 1.3-1.4x on 2 cores")
 	fs.StringVar(&o.scenario, "scenario", scenarioWebhook, "traffic: webhook, storefront, both (storefront event then webhook per purchase), badsig (401s)")
 	fs.Float64Var(&o.rate, "rate", 0, "requests per second in total; 0 = as fast as the concurrency allows")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "requests in flight at once (connections)")
@@ -135,13 +155,20 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 
 Drives signed Shopify webhooks and storefront events at a purchasesync ingest
 on this machine and prints requests/s, latency percentiles and status codes.
--baseline first runs the same load against an in-process do-nothing fasthttp
-server; -floor (after the baseline, before the ingest) against an in-process
-server that only produces each body to Kafka with the ingest's producer
-settings, into a scratch topic deleted afterwards. The ratios then split the
-gap between baseline and ingest into Kafka's share and the ingest's own:
+-baseline first runs the same load against a do-nothing fasthttp server;
+-floor (after the baseline, before the ingest) against a server that only
+produces each body to Kafka with the ingest's producer settings, into a
+scratch topic deleted afterwards. The ratios then split the gap between
+baseline and ingest into Kafka's share and the ingest's own:
 
   loadgen -baseline -floor -scenario webhook -duration 20s
+
+The baseline and floor servers run as child processes of loadgen, like the
+ingest in a process of their own: a server inside loadgen would share its Go
+runtime and scheduler and skip cross-process wake-ups, which measured
+1.3-1.4x faster on 2 cores and would make the ratios compare unlike things.
+-inprocess runs them inside loadgen anyway, for comparison. A child stops
+when loadgen stops it or when loadgen dies (its stdin closes).
 
 Flags:
 `)
@@ -248,28 +275,31 @@ func execute(ctx context.Context, o options, stdout io.Writer) error {
 	logf("generated %d requests (%d purchases, scenario %s) in %s", len(reqs), o.pool, o.scenario, time.Since(start).Round(time.Millisecond))
 
 	var results []*result
+	// An error stopping a reference server or deleting the floor's scratch
+	// topic does not void a measurement: it is reported after the results.
+	var cleanupErr error
 	if o.baseline {
-		addr, stopBase, err := startBaseline()
+		srv, err := startBaselineServer(ctx, o)
 		if err != nil {
 			return err
 		}
-		logf("baseline: do-nothing fasthttp server on %s", addr)
-		r, err := drive(ctx, o, "baseline", "http://"+addr, reqs)
-		stopBase()
+		logf("baseline: do-nothing fasthttp server %s on %s", srv.where, srv.addr)
+		if o.onServer != nil {
+			o.onServer("baseline", srv.addr, srv.pid)
+		}
+		r, err := drive(ctx, o, "baseline", "http://"+srv.addr, reqs)
+		cleanupErr = srv.stop()
 		if err != nil {
-			return err
+			return errors.Join(err, cleanupErr)
 		}
 		results = append(results, r)
 	}
-	// An error deleting the floor's scratch topic does not void its
-	// measurement: it is reported after the results.
-	var cleanupErr error
 	if o.floor && ctx.Err() == nil {
 		r, err := runFloor(ctx, o, reqs, logf)
 		if r == nil {
-			return err
+			return errors.Join(err, cleanupErr)
 		}
-		cleanupErr = err
+		cleanupErr = errors.Join(cleanupErr, err)
 		results = append(results, r)
 	}
 	if o.target != "" && ctx.Err() == nil {
@@ -491,7 +521,7 @@ func errClass(err error) string {
 // startBaseline serves 200 to everything on a loopback port, with the
 // body limits and buffer sizes the ingest uses, so that only the ingest's
 // own work separates the two runs.
-func startBaseline() (string, func(), error) {
+func startBaseline() (string, func() error, error) {
 	return serveLoopback("baseline", func(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		ctx.SetContentType("application/json")
@@ -500,10 +530,11 @@ func startBaseline() (string, func(), error) {
 }
 
 // serveLoopback serves h on a loopback port with the ingest's buffer sizes,
-// body limit and timeouts: the configuration shared by the in-process
-// reference servers (baseline and floor). It returns the address and a stop
-// function.
-func serveLoopback(name string, h fasthttp.RequestHandler) (string, func(), error) {
+// body limit and timeouts: the configuration shared by the reference servers
+// (baseline and floor, in-process or in the child process). It returns the
+// address and a stop function, which waits at most serverShutdownTimeout for
+// open connections to go idle.
+func serveLoopback(name string, h fasthttp.RequestHandler) (string, func() error, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, fmt.Errorf("cannot listen for the %s server: %w", name, err)
@@ -519,7 +550,15 @@ func serveLoopback(name string, h fasthttp.RequestHandler) (string, func(), erro
 		NoDefaultContentType:         true,
 	}
 	go srv.Serve(ln) //nolint:errcheck // ends when Shutdown closes the listener
-	return ln.Addr().String(), func() { _ = srv.Shutdown() }, nil
+	stop := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), serverShutdownTimeout)
+		defer cancel()
+		if err := srv.ShutdownWithContext(ctx); err != nil {
+			return fmt.Errorf("stopping the %s server: %w", name, err)
+		}
+		return nil
+	}
+	return ln.Addr().String(), stop, nil
 }
 
 func report(w io.Writer, o options, results []*result) {

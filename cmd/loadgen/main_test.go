@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCheckLoopback(t *testing.T) {
@@ -40,19 +43,75 @@ func TestParseRefuses(t *testing.T) {
 	}
 }
 
-// TestBaselineRun drives the in-process baseline for a bounded count and
-// checks the report's figures.
+// TestBaselineRun drives the baseline, in a child process and in-process,
+// for a bounded count and checks the report's figures and where the server
+// ran.
 func TestBaselineRun(t *testing.T) {
-	var out bytes.Buffer
-	err := run(context.Background(), []string{"-baseline", "-target", "", "-secret", "x", "-scenario", "both",
-		"-requests", "300", "-pool", "100", "-concurrency", "4", "-quiet"}, func(string) string { return "" }, &out)
+	for _, inprocess := range []bool{false, true} {
+		t.Run(modeName(inprocess), func(t *testing.T) {
+			o, err := parse(append([]string{"-baseline", "-target", "", "-secret", "x", "-scenario", "both",
+				"-requests", "300", "-pool", "100", "-concurrency", "4", "-quiet"}, modeArgs(inprocess)...),
+				func(string) string { return "" }, &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pid := 0
+			o.onServer = func(name, _ string, p int) { pid = p }
+			var out bytes.Buffer
+			if err := execute(context.Background(), o, &out); err != nil {
+				t.Fatal(err)
+			}
+			s := out.String()
+			for _, want := range []string{"baseline", "webhook", "storefront", "200:150", "scenario both"} {
+				if !strings.Contains(s, want) {
+					t.Errorf("report lacks %q:\n%s", want, s)
+				}
+			}
+			if inprocess != (pid == os.Getpid()) || pid == 0 {
+				t.Errorf("the baseline ran in pid %d; loadgen is %d", pid, os.Getpid())
+			}
+		})
+	}
+}
+
+// TestMain runs the child process's serve mode when loadgen re-executes
+// itself (here: the test binary) with $LOADGEN_SERVE set, and a stand-in
+// parent for TestChildOutlivesNoParent.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(envServe); mode != "" {
+		os.Exit(serveMain(mode))
+	}
+	if os.Getenv(envTestParent) == "1" {
+		os.Exit(testParent())
+	}
+	os.Exit(m.Run())
+}
+
+// envTestParent makes the test binary a loadgen parent that starts a
+// baseline child, prints "child PID ADDR" and waits to be killed.
+const envTestParent = "LOADGEN_TEST_PARENT"
+
+func testParent() int {
+	srv, err := startChild(context.Background(), serveBaseline, nil)
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	s := out.String()
-	for _, want := range []string{"baseline", "webhook", "storefront", "200:150", "scenario both"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("report lacks %q:\n%s", want, s)
-		}
+	fmt.Printf("child %d %s\n", srv.pid, srv.addr)
+	time.Sleep(time.Hour)
+	return 0
+}
+
+func modeName(inprocess bool) string {
+	if inprocess {
+		return "inprocess"
 	}
+	return "child"
+}
+
+func modeArgs(inprocess bool) []string {
+	if inprocess {
+		return []string{"-inprocess"}
+	}
+	return nil
 }
