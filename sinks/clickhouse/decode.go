@@ -15,8 +15,9 @@ import (
 )
 
 // decodePurchase decodes a purchases.v1 value. encoding/json spends about
-// 18 µs on a 1 KB purchase, three quarters of the sink's CPU at full speed,
-// so the common, well-formed shape is decoded by hand here. Anything else
+// 10 µs on a 1 KB purchase, five times this decoder (BenchmarkDecodePurchase)
+// and more than the rest of the sink, so the common, well-formed shape is
+// decoded by hand here. Anything else
 // (an unknown or differently-cased key, a type encoding/json would coerce or
 // refuse, invalid UTF-8, a lone surrogate) falls back to
 // schemas.UnmarshalPurchase, so the result is always exactly what the
