@@ -56,9 +56,9 @@ const (
 
 // Timeouts of the child's life; variables for tests.
 var (
-	childStartTimeout    = 15 * time.Second // until it prints its address
-	childStopTimeout     = 10 * time.Second // from SIGTERM until it is killed
-	serverShutdownTimeout = 5 * time.Second // for a server's open connections to go idle
+	childStartTimeout     = 15 * time.Second // until it prints its address
+	childStopTimeout      = 10 * time.Second // from SIGTERM until it is killed
+	serverShutdownTimeout = 5 * time.Second  // for a server's open connections to go idle
 )
 
 // refServer is a running reference server (baseline or floor), in this

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -180,4 +183,57 @@ func complianceProcessor(c *common, f *controlFlags, conn driver.Conn) (actor, e
 		}
 		return p.Run(ctx)
 	}}, nil
+}
+
+// cmdControl runs the control plane on its own, for deployments that run
+// each stage as its own process: the admin API (the site registry's only
+// writer and the Purchase Syncing switch), the subscription watchdog,
+// reconciliation and the compliance processor, with the ops listener that
+// serves the admin API. `run` includes all of it; with separate ingest,
+// join and sink processes, run one control process beside them.
+func cmdControl(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := newFlagSet("control", getenv)
+	kf := addKafkaFlags(fs)
+	lf := addLogFlags(fs)
+	cf := addControlFlags(fs)
+	chf := addClickHouseFlags(fs)
+	opsAddr := fs.String("ops.addr", "127.0.0.1:9464", "ops listener: /metrics, /healthz, /readyz, /admin/v1/")
+	pprofOn := fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (loopback or a trusted network only)")
+	if err := fs.parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	c, err := newCommon(kf, lf, nil)
+	if err != nil {
+		return err
+	}
+	chCfg := chf.config()
+	if err := chCfg.Validate(); err != nil {
+		return err
+	}
+	admin, controlActors, err := adminHandler(c, cf, nil)
+	if err != nil {
+		return err
+	}
+	conn, err := chsink.Open(chCfg, chCfg.Database)
+	if err != nil {
+		return fmt.Errorf("cannot connect to ClickHouse for compliance redactions (-clickhouse.addr): %w", err)
+	}
+	defer conn.Close()
+	compl, err := complianceProcessor(c, cf, conn)
+	if err != nil {
+		return err
+	}
+	ready := func() error {
+		if !c.sites.Ready() {
+			return errors.New("site registry not loaded yet")
+		}
+		return nil
+	}
+	ops := &opsServer{addr: *opsAddr, reg: c.reg, ready: ready, admin: admin, log: c.log.With("component", "ops"), pprof: *pprofOn}
+	actors := append([]actor{{"site registry", c.sites.Run}, {"ops listener", ops.run}, compl}, controlActors...)
+	c.log.Info("purchasesync control plane running", "ops", *opsAddr)
+	return runActors(ctx, c.log, actors...)
 }

@@ -26,6 +26,7 @@ func commands() map[string]command {
 		"migrate": {"create Kafka topics and apply ClickHouse migrations", cmdMigrate},
 		"sites":   {"manage the site registry (list, get, put, enable, disable, delete)", cmdSites},
 		"replay":  {"re-run the join from a point in time into other topics or a dry-run summary", cmdReplay},
+		"control": {"serve the admin API and run the control plane (watchdog, reconciliation, compliance) on its own", cmdControl},
 	}
 }
 

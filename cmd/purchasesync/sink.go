@@ -17,11 +17,11 @@ import (
 // sinkFlags configure the ClickHouse sink and the two optional forwarders
 // (purchase registry, discrepancy notifier). `run` and `migrate` reuse them.
 type sinkFlags struct {
-	chAddr, chDatabase, chUser, chPassword *string
-	group                                  *string
-	batchRows, batchBytes, decodeWorkers   *int
-	flushInterval, retryMax                *time.Duration
-	migrateAtStart                         *bool
+	ch                                   chFlags
+	group                                *string
+	batchRows, batchBytes, decodeWorkers *int
+	flushInterval, retryMax              *time.Duration
+	migrateAtStart                       *bool
 
 	registrarURL, registrarAPIKey *string
 	registrarTest                 *bool
@@ -32,11 +32,8 @@ type sinkFlags struct {
 func addSinkFlags(fs *flagSet) *sinkFlags {
 	d, rd, nd := chsink.DefaultConfig(), registrar.DefaultConfig(), discrepancy.DefaultConfig()
 	return &sinkFlags{
-		chAddr:     fs.String("clickhouse.addr", "127.0.0.1:19000", "comma-separated ClickHouse native-protocol addresses (host:port); later ones are failovers"),
-		chDatabase: fs.String("clickhouse.database", d.Database, "ClickHouse database of the purchases, discrepancies and raw_events tables"),
-		chUser:     fs.String("clickhouse.user", d.Username, "ClickHouse user"),
-		chPassword: fs.String("clickhouse.password", "", "ClickHouse password (prefer the environment variable)"),
-		group:      fs.String("sink.group", d.Group, "consumer group of the ClickHouse sinks; instances in one group share the partitions"),
+		ch:    addClickHouseFlags(fs),
+		group: fs.String("sink.group", d.Group, "consumer group of the ClickHouse sinks; instances in one group share the partitions"),
 		batchRows: fs.Int("sink.batchRows", d.BatchRows,
 			"insert when this many rows are buffered; also bounds memory while ClickHouse is down. See also -sink.flushInterval"),
 		batchBytes: fs.Int("sink.batchBytes", d.BatchBytes, "insert when the buffered records reach this many bytes (bounds memory with large raw bodies)"),
@@ -57,10 +54,32 @@ func addSinkFlags(fs *flagSet) *sinkFlags {
 	}
 }
 
-func (f *sinkFlags) clickhouseConfig(c *common) (chsink.Config, error) {
+// chFlags are the ClickHouse connection flags, shared by the sink and the
+// control plane (whose compliance processor redacts rows).
+type chFlags struct {
+	addr, database, user, password *string
+}
+
+func addClickHouseFlags(fs *flagSet) chFlags {
+	d := chsink.DefaultConfig()
+	return chFlags{
+		addr:     fs.String("clickhouse.addr", "127.0.0.1:19000", "comma-separated ClickHouse native-protocol addresses (host:port); later ones are failovers"),
+		database: fs.String("clickhouse.database", d.Database, "ClickHouse database of the purchases, discrepancies and raw_events tables"),
+		user:     fs.String("clickhouse.user", d.Username, "ClickHouse user"),
+		password: fs.String("clickhouse.password", "", "ClickHouse password (prefer the environment variable)"),
+	}
+}
+
+// config is the sink's default configuration with these connection settings.
+func (f chFlags) config() chsink.Config {
 	cfg := chsink.DefaultConfig()
-	cfg.Addr = splitList(*f.chAddr)
-	cfg.Database, cfg.Username, cfg.Password = *f.chDatabase, *f.chUser, *f.chPassword
+	cfg.Addr = splitList(*f.addr)
+	cfg.Database, cfg.Username, cfg.Password = *f.database, *f.user, *f.password
+	return cfg
+}
+
+func (f *sinkFlags) clickhouseConfig(c *common) (chsink.Config, error) {
+	cfg := f.ch.config()
 	cfg.Group = *f.group
 	cfg.BatchRows, cfg.BatchBytes, cfg.FlushInterval = *f.batchRows, *f.batchBytes, *f.flushInterval
 	cfg.DecodeWorkers = *f.decodeWorkers

@@ -29,8 +29,8 @@ actions:
   disable <site>            turn it off: deletes the subscriptions
   delete <site> [-force]    remove the site (refused while syncing is on)
 
-The CLI talks to the admin API of a running process (purchasesync run or
-ingest) over HTTP; it needs the same admin token.
+The CLI talks to the admin API of a running process (purchasesync run, or
+purchasesync control in a split deployment) over HTTP; it needs the same admin token.
 
 flags:
 `
