@@ -104,6 +104,7 @@ type options struct {
 	secret      string
 	orderKey    string
 	xff         bool
+	mismatch    float64
 	timeout     time.Duration
 	seed        uint64
 	quiet       bool
@@ -139,6 +140,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	fs.StringVar(&o.shop, "shop", "", "shop domain for webhooks (default <site>.myshopify.com)")
 	fs.StringVar(&o.secret, "secret", "", "Shopify app secret to sign webhooks with (default: the first of $PURCHASESYNC_SHOPIFY_API_SECRET)")
 	fs.StringVar(&o.orderKey, "orderKey", string(schemas.OrderKeyID), "the site's order_key mode: order_id, order_number or order_name")
+	fs.Float64Var(&o.mismatch, "mismatch", 0, "share of purchases (0 to 1) whose storefront event disagrees with Shopify on one compared field (email, subtotal, coupon, zip), so the join reports discrepancies")
 	fs.BoolVar(&o.xff, "xff", false, "send storefront events with X-Forwarded-For client addresses from 198.18.0.0/15 (the ingest must trust 127.0.0.1 via -ingest.trustedProxies), so per-IP limits see many shoppers")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "per-request timeout (Shopify's is 5s)")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed for the generated purchases")
@@ -194,6 +196,8 @@ Flags:
 		return o, errors.New("-concurrency must be at least 1")
 	case o.duration <= 0 && o.requests <= 0:
 		return o, errors.New("set -duration or -requests: the run must be bounded")
+	case o.mismatch < 0 || o.mismatch > 1:
+		return o, fmt.Errorf("-mismatch %v: want a share between 0 and 1", o.mismatch)
 	case o.rate < 0:
 		return o, errors.New("-rate must not be negative")
 	case !schemas.OrderKey(o.orderKey).Valid():
@@ -322,6 +326,18 @@ type request struct {
 	headers [][2]string
 }
 
+// drift picks, for a share of the purchases, the field their storefront
+// event gets wrong; it depends only on i, so -mismatch changes no other
+// byte of the generated traffic.
+func drift(i int, share float64) string {
+	h := uint64(i)*0x9E3779B97F4A7C15 ^ 0x5851F42D4C957F2D
+	h ^= h >> 29
+	if float64(h%10000) >= share*10000 {
+		return ""
+	}
+	return ingesttest.Drifts[(h>>20)%uint64(len(ingesttest.Drifts))]
+}
+
 // buildPool prepares the requests of o.pool purchases before the clock
 // starts, so that generating bodies does not compete with the target.
 func buildPool(o options) []request {
@@ -341,6 +357,9 @@ func buildPool(o options) []request {
 			var idb [16]byte
 			for i := w; i < o.pool; i += workers {
 				p := ingesttest.NewPurchase(rng, int64(i), ingesttest.ItemsForSize(rng))
+				if d := drift(i, o.mismatch); d != "" {
+					p.Drift = d
+				}
 				sf := request{kind: "storefront", path: "/v1/sites/" + o.site + "/purchases", body: p.StorefrontBody(mode),
 					headers: [][2]string{{"Content-Type", "application/json"},
 						{"Origin", "https://" + o.shop},

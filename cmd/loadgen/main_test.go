@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -114,4 +115,26 @@ func modeArgs(inprocess bool) []string {
 		return []string{"-inprocess"}
 	}
 	return nil
+}
+
+// TestMismatchShare: -mismatch drifts about its share of the purchases,
+// every kind of drift occurs, and 0 drifts none.
+func TestMismatchShare(t *testing.T) {
+	kinds := map[string]int{}
+	n := 0
+	for i := range 20000 {
+		if d := drift(i, 0.1); d != "" {
+			n++
+			kinds[d]++
+		}
+		if drift(i, 0) != "" {
+			t.Fatal("-mismatch 0 drifted a purchase")
+		}
+	}
+	if n < 1800 || n > 2200 || len(kinds) != 4 {
+		t.Fatalf("-mismatch 0.1 drifted %d of 20000 purchases, kinds %v", n, kinds)
+	}
+	if _, err := parse([]string{"-mismatch", "1.5", "-secret", "x"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Error("-mismatch 1.5 accepted")
+	}
 }

@@ -48,7 +48,15 @@ type Purchase struct {
 	// Trimmed renders only the fields Purchase Syncing reads, as a
 	// subscription created with includeFields delivers them (about 1 KB).
 	Trimmed bool
+	// Drift makes the storefront event disagree with Shopify on one field,
+	// the way real integrations do (one of Drifts; "" = agree).
+	Drift string
 }
+
+// Drifts are the storefront mistakes Drift can simulate, each a field the
+// join compares: a typed-in email, a subtotal that includes shipping, a
+// coupon the shop does not know, a zip from the billing address.
+var Drifts = []string{"email", "subtotal", "coupon_codes", "shipping_zip"}
 
 // Address is a shipping address.
 type Address struct {
@@ -350,6 +358,17 @@ func (p Purchase) StorefrontBody(mode schemas.OrderKey) []byte {
 	if p.Coupon != "" {
 		sub -= sub / 10
 	}
+	email, coupon, zip := p.Email, p.Coupon, p.Address.Zip
+	switch p.Drift {
+	case "email":
+		email = "typo." + email
+	case "subtotal":
+		sub += 499 // shipping counted in
+	case "coupon_codes":
+		coupon = strings.TrimPrefix(coupon+",BROWSER5", ",")
+	case "shipping_zip":
+		zip = "99999"
+	}
 	parts := []string{}
 	for _, s := range []string{p.Address.Address1, p.Address.Address2, p.Address.City, p.Address.Province, p.Address.Zip, p.Address.Country} {
 		if s != "" {
@@ -360,14 +379,14 @@ func (p Purchase) StorefrontBody(mode schemas.OrderKey) []byte {
 		"purchase": map[string]any{
 			"order_number":      p.OrderNumberFor(mode),
 			"subtotal":          Money(sub),
-			"coupon_code":       p.Coupon,
+			"coupon_code":       coupon,
 			"currency_iso_code": p.Currency,
-			"shipping_zip":      p.Address.Zip,
+			"shipping_zip":      zip,
 			"shipping_address":  strings.Join(parts, ", "),
 			"items":             items,
 		},
 		"customer": map[string]any{
-			"email":       p.Email,
+			"email":       email,
 			"first_name":  p.FirstName,
 			"last_name":   p.LastName,
 			"customer_id": strconv.FormatUint(p.CustomerID, 10),

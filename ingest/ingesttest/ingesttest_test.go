@@ -3,6 +3,7 @@ package ingesttest
 import (
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 
 	"purchasesync/schemas"
@@ -49,4 +50,31 @@ func discount(p Purchase) int64 {
 		return 0
 	}
 	return p.SubtotalCents() / 10
+}
+
+// TestDriftChangesExactlyItsField: a drifted storefront event differs from
+// the faithful one in the drifted field and nowhere else the join compares.
+func TestDriftChangesExactlyItsField(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	fields := func(b []byte) map[string]string {
+		sf, err := schemas.ParseStorefrontPurchase(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return map[string]string{
+			"email": sf.Customer.Email, "subtotal": string(sf.Purchase.Subtotal), "coupon_codes": strings.Join(sf.Purchase.CouponCode, ","),
+			"shipping_zip": string(sf.Purchase.ShippingZip), "currency": sf.Purchase.CurrencyISOCode, "customer_id": string(sf.Customer.CustomerID),
+		}
+	}
+	for i, drift := range Drifts {
+		p := NewPurchase(rng, int64(i), 2)
+		want := fields(p.StorefrontBody(schemas.OrderKeyID))
+		p.Drift = drift
+		got := fields(p.StorefrontBody(schemas.OrderKeyID))
+		for f := range want {
+			if changed := got[f] != want[f]; changed != (f == drift) {
+				t.Errorf("drift %s: %s %q -> %q", drift, f, want[f], got[f])
+			}
+		}
+	}
 }
