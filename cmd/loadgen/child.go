@@ -225,7 +225,8 @@ func (c *child) stop() error {
 		return fmt.Errorf("the %s server's child process (pid %d) exited during the run: %v%s", c.mode, c.cmd.Process.Pid, c.err, c.stderrNote())
 	default:
 	}
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	sentTerm := c.cmd.Process.Signal(syscall.SIGTERM) == nil
+	if !sentTerm {
 		c.stdin.Close() // the child stops at EOF on stdin as well
 	}
 	timer := time.NewTimer(childStopTimeout)
@@ -237,6 +238,17 @@ func (c *child) stop() error {
 		return fmt.Errorf("the %s server's child process (pid %d) did not stop within %s of SIGTERM and was killed%s", c.mode, c.cmd.Process.Pid, childStopTimeout, c.stderrNote())
 	}
 	if c.err != nil {
+		// A child that was already gone, or that a signal other than our
+		// SIGTERM ended (it handles SIGTERM and exits 0), died during the
+		// run: its exit can race with the check above.
+		killed := false
+		if st := c.cmd.ProcessState; st != nil {
+			ws, ok := st.Sys().(syscall.WaitStatus)
+			killed = ok && ws.Signaled() && ws.Signal() != syscall.SIGTERM
+		}
+		if !sentTerm || killed {
+			return fmt.Errorf("the %s server's child process (pid %d) exited during the run: %v%s", c.mode, c.cmd.Process.Pid, c.err, c.stderrNote())
+		}
 		return fmt.Errorf("the %s server's child process (pid %d) did not stop cleanly: %v%s", c.mode, c.cmd.Process.Pid, c.err, c.stderrNote())
 	}
 	return nil
