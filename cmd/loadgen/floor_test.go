@@ -270,6 +270,7 @@ func TestParseFloor(t *testing.T) {
 	for _, args := range [][]string{
 		{"-floor", "-secret", "x", "-kafka.compression", "zstd"},
 		{"-floor", "-secret", "x", "-kafka.brokers", " , "},
+		{"-floor", "-secret", "x", "-kafka.brokers", "127.0.0.1:9092,192.0.2.1:9092"}, // not this machine
 	} {
 		if _, err := parse(args, noenv, &bytes.Buffer{}); err == nil {
 			t.Errorf("parse(%q) succeeded", args)
@@ -323,5 +324,31 @@ func TestReportRatios(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestBaselineKeptWhenFloorFails: a floor that cannot start (Kafka down)
+// still leaves the baseline measured before it on the output.
+func TestBaselineKeptWhenFloorFails(t *testing.T) {
+	defer func(d time.Duration) { floorAdminTimeout = d }(floorAdminTimeout)
+	floorAdminTimeout = time.Second
+	refused, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := refused.Addr().String()
+	refused.Close()
+	o, err := parse([]string{"-baseline", "-floor", "-target", "", "-secret", "x", "-requests", "20", "-concurrency", "2", "-quiet",
+		"-kafka.brokers", addr}, func(string) string { return "" }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err = execute(context.Background(), o, &out)
+	if err == nil || !strings.Contains(err.Error(), "is Kafka running?") {
+		t.Fatalf("execute = %v, want the floor's Kafka error", err)
+	}
+	if !strings.Contains(out.String(), "baseline") || !strings.Contains(out.String(), "200:20") {
+		t.Fatalf("the baseline measured before the floor failed is missing:\n%s", out.String())
 	}
 }
