@@ -359,7 +359,7 @@ func skipArray(b []byte, i, depth int) (int, bool) {
 // skipString skips the string literal starting at b[i] and reports whether
 // it is plain ASCII without escapes (its text is then its value). Strings
 // are most of an order's bytes, so runs of ordinary characters are skipped
-// eight bytes at a time (see strStopMask), and only the byte that stops a
+// eight bytes at a time (see JSONStringStops), and only the byte that stops a
 // run goes through the switch below; the last few bytes of the body, where
 // a whole word cannot be loaded, are skipped a byte at a time.
 func skipString(b []byte, i int) (end int, simple, ok bool) {
@@ -383,7 +383,7 @@ func skipString(b []byte, i int) (end int, simple, ok bool) {
 				}
 				break
 			}
-			if m := strStopMask(binary.LittleEndian.Uint64(b[i:]), simple); m != 0 {
+			if m := JSONStringStops(binary.LittleEndian.Uint64(b[i:]), simple); m != 0 {
 				// The lowest flagged byte is the first stop byte.
 				i += bits.TrailingZeros64(m) >> 3
 				break
@@ -426,27 +426,28 @@ func skipString(b []byte, i int) (end int, simple, ok bool) {
 	}
 }
 
-// strStopMask flags, in the high bit of each byte, the bytes of the
-// little-endian word w that end a run of ordinary string characters: a
-// control character (< 0x20), '"', '\\', and, while the string is still
-// simple, any byte >= 0x80. These are the classic "haszero"/"hasless" word
-// tricks: x-0x01 per byte sets a byte's high bit when the byte was zero,
-// x-0x20 when it was below 0x20, and the borrow that such a byte causes can
-// only set false flags in higher bytes, so the lowest flag is always exact
-// (and skipString only looks at the lowest).
+// JSONStringStops flags, in the high bit of each byte, the bytes of the
+// little-endian word w that end a run of ordinary JSON string characters: a
+// control character (< 0x20), '"', '\\', and, with nonASCII, any byte >=
+// 0x80. The ingest's key scan and the sink's purchase decoder both skip
+// string runs a word at a time with it. These are the classic
+// "haszero"/"hasless" word tricks: x-0x01 per byte sets a byte's high bit
+// when the byte was zero, x-0x20 when it was below 0x20, and the borrow
+// that such a byte causes can only set false flags in higher bytes, so the
+// lowest flag is always exact (callers only look at the lowest).
 //
-// The subtractions also flag bytes >= 0x80. Each byte's high bit in w^'"'
-// and w^'\\' is the one in w, so a single &^w drops those flags for all
-// three tests (and a byte >= 0x80 never borrows); OR-ing w instead makes
-// every such byte a stop.
-func strStopMask(w uint64, simple bool) uint64 {
+// The subtractions also flag every byte >= 0x80 (one of x-0x20 and
+// (x^'"')-1 keeps its high bit), which is what nonASCII wants. Each byte's
+// high bit in w^'"' and w^'\\' is the one in w, so a single &^w drops those
+// flags for all three tests (and a byte >= 0x80 never borrows).
+func JSONStringStops(w uint64, nonASCII bool) uint64 {
 	const (
 		lsb = 0x0101010101010101
 		msb = 0x8080808080808080
 	)
 	t := (w - 0x20*lsb) | ((w ^ '"'*lsb) - lsb) | ((w ^ '\\'*lsb) - lsb)
-	if simple {
-		return (t | w) & msb
+	if nonASCII {
+		return t & msb
 	}
 	return t &^ w & msb
 }

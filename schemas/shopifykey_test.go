@@ -2,8 +2,11 @@ package schemas
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/bits"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -129,7 +132,7 @@ func FuzzShopifyOrderKey(f *testing.F) {
 	})
 }
 
-// refSkipString is the scanner's string loop before strStopMask: one table
+// refSkipString is the scanner's string loop before JSONStringStops: one table
 // lookup per byte. skipString must agree with it exactly.
 func refSkipString(b []byte, i int) (end int, simple, ok bool) {
 	if i >= len(b) || b[i] != '"' {
@@ -323,4 +326,35 @@ func benchOrder() []byte {
 		panic(err)
 	}
 	return []byte(s)
+}
+
+// TestJSONStringStopsMatchesBytewiseScan compares the word test with a
+// byte-by-byte reference on random words made of bytes around the stop
+// values, in both modes: the lowest flagged byte must be the first stop
+// byte, and no flag without one.
+func TestJSONStringStopsMatchesBytewiseScan(t *testing.T) {
+	edge := []byte{0x00, 0x01, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff}
+	stop := func(c byte, nonASCII bool) bool { return c == '"' || c == '\\' || c < 0x20 || nonASCII && c >= 0x80 }
+	var w [8]byte
+	r := rand.New(rand.NewPCG(7, 8))
+	for n := range 1_000_000 {
+		nonASCII := n%2 == 1
+		for i := range w {
+			w[i] = edge[r.IntN(len(edge))]
+		}
+		first := -1
+		for i, c := range w {
+			if stop(c, nonASCII) {
+				first = i
+				break
+			}
+		}
+		m := JSONStringStops(binary.LittleEndian.Uint64(w[:]), nonASCII)
+		switch {
+		case first < 0 && m != 0:
+			t.Fatalf("% x (nonASCII %v): flagged without a stop byte", w, nonASCII)
+		case first >= 0 && (m == 0 || bits.TrailingZeros64(m)/8 != first):
+			t.Fatalf("% x (nonASCII %v): first stop at %d, lowest flag at byte %d", w, nonASCII, first, bits.TrailingZeros64(m)/8)
+		}
+	}
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -47,9 +45,6 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs := newFlagSet("run", getenv)
 	f := addRunFlags(fs)
 	if err := fs.parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	c, err := newCommon(f.kafka, f.log, nil)

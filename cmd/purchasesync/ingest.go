@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -158,9 +156,6 @@ func cmdIngest(ctx context.Context, args []string, getenv func(string) string, s
 	opsAddr := fs.String("ops.addr", "127.0.0.1:9464", "ops listener address: /metrics, /healthz, /readyz")
 	pprofOn := fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (loopback or a trusted network only)")
 	if err := fs.parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	c, err := newCommon(kf, lf, nil)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -158,9 +156,6 @@ func cmdSink(ctx context.Context, args []string, getenv func(string) string, std
 	kf, lf, sf := addKafkaFlags(fs), addLogFlags(fs), addSinkFlags(fs)
 	opsAddr := fs.String("ops.addr", "127.0.0.1:9466", "ops listener (/metrics, /healthz, /readyz)")
 	if err := fs.parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
 		return err
 	}
 	c, err := newCommon(kf, lf, nil)

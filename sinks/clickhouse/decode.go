@@ -79,7 +79,7 @@ func (l *lexer) null() bool {
 
 // rawString returns the bytes of a string token, quotes included, and
 // whether it contains escapes. Runs of ordinary bytes are skipped eight at a
-// time (see stopBytes): strings are most of a purchase's bytes.
+// time (schemas.JSONStringStops): strings are most of a purchase's bytes.
 func (l *lexer) rawString() ([]byte, bool, error) {
 	if l.peek() != '"' {
 		return nil, false, errFallback
@@ -90,7 +90,7 @@ func (l *lexer) rawString() ([]byte, bool, error) {
 	esc := false
 	for {
 		for i+8 <= len(b) {
-			if m := stopBytes(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			if m := schemas.JSONStringStops(binary.LittleEndian.Uint64(b[i:]), false); m != 0 {
 				i += bits.TrailingZeros64(m) / 8 // the lowest flag is a real stop
 				break
 			}
@@ -112,17 +112,6 @@ func (l *lexer) rawString() ([]byte, bool, error) {
 			i++
 		}
 	}
-}
-
-// stopBytes is non-zero when the eight bytes of w (little-endian) include a
-// quote, a backslash or a control character: the classic "has zero byte"
-// and "has byte less than" word tricks. A borrow can only set false flags
-// above a real one, so the lowest flag always marks a stop byte.
-func stopBytes(w uint64) uint64 {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	q := w ^ (ones * '"')
-	bs := w ^ (ones * '\\')
-	return ((q-ones)&^q | (bs-ones)&^bs | (w-ones*0x20)&^w) & highs
 }
 
 func (l *lexer) str() (string, error) {

@@ -1,10 +1,7 @@
 package clickhouse
 
 import (
-	"encoding/binary"
 	"encoding/json"
-	"math/bits"
-	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -156,35 +153,6 @@ func TestDecodePurchaseStopBytesAtEveryOffset(t *testing.T) {
 				v := strings.Repeat("a", at) + stop + strings.Repeat("b", n-at)
 				same(t, []byte(`{"site":"acme","order_number":"`+v+`","registered_via":"storefront","email":"`+v+`x","version":1}`))
 			}
-		}
-	}
-}
-
-// TestStopBytesMatchesBytewiseScan compares the word test with a byte-by-byte
-// reference on every word made of bytes around the stop values: the lowest
-// flagged byte must be the first stop byte, and no flag without one.
-func TestStopBytesMatchesBytewiseScan(t *testing.T) {
-	edge := []byte{0x00, 0x01, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff}
-	stop := func(c byte) bool { return c == '"' || c == '\\' || c < 0x20 }
-	var w [8]byte
-	r := rand.New(rand.NewPCG(7, 8))
-	for range 1_000_000 {
-		for i := range w {
-			w[i] = edge[r.IntN(len(edge))]
-		}
-		first := -1
-		for i, c := range w {
-			if stop(c) {
-				first = i
-				break
-			}
-		}
-		m := stopBytes(binary.LittleEndian.Uint64(w[:]))
-		switch {
-		case first < 0 && m != 0:
-			t.Fatalf("% x: flagged without a stop byte", w)
-		case first >= 0 && (m == 0 || bits.TrailingZeros64(m)/8 != first):
-			t.Fatalf("% x: first stop at %d, lowest flag at byte %d", w, first, bits.TrailingZeros64(m)/8)
 		}
 	}
 }

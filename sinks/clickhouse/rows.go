@@ -225,8 +225,10 @@ func purchaseRowOf(p *schemas.Purchase) (*purchaseRow, error) {
 	for i, it := range p.Items {
 		r.ItemsProductID[i], r.ItemsVariantID[i] = it.ProductID, it.VariantID
 		r.ItemsSKU[i], r.ItemsTitle[i] = it.SKU, it.Title
-		ok := err == nil
-		if r.ItemsPrice[i] = amount("items[].price", it.Price); ok && err != nil {
+		if err != nil {
+			continue // the row is refused already
+		}
+		if r.ItemsPrice[i] = amount("items[].price", it.Price); err != nil {
 			// Name the item only now: a Sprintf per item would cost an
 			// allocation per row.
 			_, _, err = parseMoney(fmt.Sprintf("items[%d].price", i), it.Price)
