@@ -19,11 +19,12 @@ type migrateFlags struct {
 }
 
 func addMigrateFlags(fs *flagSet) *migrateFlags {
+	d := topicadmin.DefaultConfig()
 	return &migrateFlags{
-		partitions: fs.Int("kafka.partitions", 6,
+		partitions: fs.Int("kafka.partitions", int(d.Partitions),
 			"partitions of the co-partitioned topics (raw inputs, join state, outputs); the join scales out to this many members. Never change it on existing topics"),
-		replication: fs.Int("kafka.replicationFactor", 1, "replication factor of new topics (3 in production)"),
-		minISR:      fs.Int("kafka.minInsyncReplicas", 1, "min.insync.replicas of new topics (2 in production, with acks=all)"),
+		replication: fs.Int("kafka.replicationFactor", int(d.ReplicationFactor), "replication factor of new topics; 0 = 3 on a cluster of three brokers or more, else one per broker"),
+		minISR:      fs.Int("kafka.minInsyncReplicas", d.MinInsyncReplicas, "min.insync.replicas of new topics; 0 = the replication factor less one (2 with 3 replicas, so acks=all survives a broker down), at least 1"),
 	}
 }
 
@@ -43,7 +44,7 @@ func (f *migrateFlags) migrateKafka(ctx context.Context, c *common) error {
 	defer cancel()
 	created, err := topicadmin.Ensure(ctx, kadm.NewClient(cl), cfg)
 	if err != nil {
-		return fmt.Errorf("cannot create topics (is Kafka at -kafka.brokers up?): %w", err)
+		return fmt.Errorf("cannot create topics: %w", err)
 	}
 	c.log.Info("kafka topics ready", "created", created)
 	return nil

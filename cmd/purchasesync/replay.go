@@ -11,6 +11,7 @@ import (
 
 	"purchasesync/processors/join"
 	"purchasesync/schemas"
+	"purchasesync/schemas/topicadmin"
 )
 
 func cmdReplay(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -36,7 +37,9 @@ func cmdReplay(ctx context.Context, args []string, getenv func(string) string, s
 	if *outPrefix != "" {
 		out := schemas.Topics{Prefix: *outPrefix}
 		cfg.Output = &out
-		mf := &migrateFlags{partitions: partitions, replication: ptrInt(1), minISR: ptrInt(1)}
+		// Replication as migrate picks it: from the cluster's size.
+		d := topicadmin.DefaultConfig()
+		mf := &migrateFlags{partitions: partitions, replication: ptrInt(int(d.ReplicationFactor)), minISR: ptrInt(d.MinInsyncReplicas)}
 		oc := *c
 		oc.topics = out
 		if err := mf.migrateKafka(ctx, &oc); err != nil {

@@ -18,6 +18,9 @@ type metrics struct {
 	aborts        prometheus.Counter
 	lag           *prometheus.GaugeVec
 	invalid       *prometheus.CounterVec
+	// Kafka faults.
+	sessionRestarts prometheus.Counter
+	produceRefused  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,5 +46,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Records of each input partition not yet processed."}, []string{"topic", "partition"}),
 		invalid: f.NewCounterVec(prometheus.CounterOpts{Name: "invalid_records_total",
 			Help: "Input records that could not be decoded (sent to the dead-letter topic)."}, []string{"topic"}),
+		sessionRestarts: f.NewCounter(prometheus.CounterOpts{Name: "session_restarts_total",
+			Help: "Transactional sessions restarted after a Kafka fault (broker lost, failed begin or end of a transaction, failed produce); state is restored each time."}),
+		produceRefused: f.NewCounterVec(prometheus.CounterOpts{Name: "produce_refused_total",
+			Help: "Output records Kafka refused for good (larger than the topic's max.message.bytes), by output topic: the transaction was aborted and the input that made the record went to the dead-letter topic."}, []string{"topic"}),
 	}
 }

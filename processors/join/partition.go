@@ -38,6 +38,9 @@ type partition struct {
 	sfLast, whLast time.Time
 
 	retryLater []timer
+	// poisonedKeys are keys whose timer outputs Kafka refused for good
+	// (the processor's map; nil in a replay).
+	poisonedKeys map[string]string
 }
 
 func newPartition(id int32, cfg Config, sites SiteLookup, m *metrics) *partition {
@@ -138,19 +141,61 @@ func (p *partition) handleDecoded(rec *kgo.Record, ev Event, err error, storefro
 	}
 	if err != nil {
 		p.m.invalid.WithLabelValues(rec.Topic).Inc()
-		out(&kgo.Record{
-			Topic: p.topics.Name(schemas.TopicDeadLetter), Key: rec.Key, Value: rec.Value,
-			Headers: append(append([]kgo.RecordHeader{}, rec.Headers...),
-				kgo.RecordHeader{Key: schemas.HeaderReason, Value: []byte(err.Error())},
-				kgo.RecordHeader{Key: schemas.HeaderSourceTopic, Value: []byte(rec.Topic)}),
-			// The dead-letter topic is not co-partitioned (one partition by
-			// default) and this client partitions manually.
-			Partition: 0,
-		})
+		p.emitDeadLetter(rec, err.Error(), true, out)
 		return
 	}
 	key := string(rec.Key)
 	p.apply(key, Decide(p.states[key], ev, p.settings(ev.Site)), out)
+}
+
+// deadLetter sends an input to the dead-letter topic instead of deciding on
+// it (its outputs were refused by Kafka; see Processor.poison), keeping the
+// input positions moving. withValue false leaves the body out, for an input
+// too large for the dead-letter topic itself: the source headers still say
+// where to find it.
+func (p *partition) deadLetter(rec *kgo.Record, storefront bool, reason string, withValue bool, out output) {
+	if storefront {
+		p.sfNext = rec.Offset + 1
+	} else {
+		p.whNext = rec.Offset + 1
+	}
+	p.emitDeadLetter(rec, reason, withValue, out)
+}
+
+func (p *partition) emitDeadLetter(rec *kgo.Record, reason string, withValue bool, out output) {
+	dl := &kgo.Record{
+		Topic: p.topics.Name(schemas.TopicDeadLetter), Key: rec.Key,
+		Headers: append(append([]kgo.RecordHeader{}, rec.Headers...),
+			kgo.RecordHeader{Key: schemas.HeaderReason, Value: []byte(reason)},
+			kgo.RecordHeader{Key: schemas.HeaderSourceTopic, Value: []byte(rec.Topic)},
+			kgo.RecordHeader{Key: schemas.HeaderSourcePartition, Value: strconv.AppendInt(nil, int64(rec.Partition), 10)},
+			kgo.RecordHeader{Key: schemas.HeaderSourceOffset, Value: strconv.AppendInt(nil, rec.Offset, 10)}),
+		// The dead-letter topic is not co-partitioned (one partition by
+		// default) and this client partitions manually.
+		Partition: 0,
+	}
+	if withValue {
+		dl.Value = rec.Value
+	}
+	out(dl)
+}
+
+// deadLetterState gives up on a key whose timer's outputs Kafka refused:
+// its state goes to the dead-letter topic and is deleted (tombstone), so
+// the partition is not stalled by it.
+func (p *partition) deadLetterState(key string, s *State, reason string, out output) {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(fmt.Sprintf("BUG: cannot encode join state: %v", err))
+	}
+	if s.Held != nil {
+		p.held--
+	}
+	delete(p.states, key)
+	state := p.topics.Name(schemas.TopicJoinState)
+	out(&kgo.Record{Topic: p.topics.Name(schemas.TopicDeadLetter), Key: []byte(key), Value: b, Partition: 0,
+		Headers: []kgo.RecordHeader{{Key: schemas.HeaderReason, Value: []byte(reason)}, {Key: schemas.HeaderSourceTopic, Value: []byte(state)}}})
+	out(&kgo.Record{Topic: state, Key: []byte(key), Partition: p.id})
 }
 
 // tick runs due timers at now with the given input watermarks.
@@ -160,6 +205,10 @@ func (p *partition) tick(now, sfWM, whWM time.Time, out output) {
 		s, ok := p.states[t.key]
 		if !ok || !s.NextDeadline().Equal(t.at) {
 			continue // stale timer: the state moved on
+		}
+		if reason := p.poisonedKeys[t.key]; reason != "" {
+			p.deadLetterState(t.key, s, reason, out)
+			continue
 		}
 		d := Tick(s, now, sfWM, whWM, p.settings(s.Site))
 		if !d.StateChanged {

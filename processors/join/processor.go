@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/schemas"
@@ -22,7 +23,7 @@ import (
 //	inputs   shopify.orders.v1, storefront.purchases.v1   (read_committed, range-assigned)
 //	state    join.state.v1                                 (compacted changelog, same partition)
 //	outputs  purchases.v1, discrepancies.v1                (same partition as the input)
-//	         deadletter.v1                                 (undecodable input)
+//	         deadletter.v1                                 (undecodable input, outputs Kafka refuses)
 //	all writes and input offsets commit in one transaction per loop.
 
 // Deps are the processor's collaborators.
@@ -51,6 +52,20 @@ type Processor struct {
 	parts map[int32]*partition
 	adm   *kadm.Client
 	ends  map[string]map[int32]int64
+
+	health        health
+	started       bool
+	topicsChecked bool
+	// Inputs (and timer keys) whose outputs Kafka refused for good, to be
+	// dead-lettered on the next attempt; see poison.
+	poisoned     map[position]poisonedInput
+	poisonedKeys map[string]string
+}
+
+// poisonedInput is an input to dead-letter on the next attempt.
+type poisonedInput struct {
+	reason    string
+	dropValue bool // the dead letter with the body was refused too
 }
 
 // New creates the processor.
@@ -65,7 +80,8 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		deps.Now = time.Now
 	}
 	return &Processor{cfg: cfg, deps: deps, m: newMetrics(deps.Registerer), log: deps.Logger,
-		assigned: map[int32]bool{}, parts: map[int32]*partition{}}, nil
+		assigned: map[int32]bool{}, parts: map[int32]*partition{},
+		health: health{log: deps.Logger, m: newHealthMetric(deps.Registerer)}, poisoned: map[position]poisonedInput{}, poisonedKeys: map[string]string{}}, nil
 }
 
 func (p *Processor) topic(t string) string { return p.cfg.Topics.Name(t) }
@@ -73,28 +89,97 @@ func (p *Processor) topic(t string) string { return p.cfg.Topics.Name(t) }
 // Run consumes until ctx ends. It returns nil after a clean stop: the open
 // transaction is aborted (its input is re-read by whoever owns the
 // partitions next), nothing is half-written.
+//
+// Kafka faults never end it: a broker restart, a lost coordinator, a failed
+// begin or end of a transaction or a failed produce closes the
+// transactional session, drops the in-memory state and starts a new session
+// after a backoff. The new session's InitProducerID fences whatever the old
+// one left open, and state is restored from the changelog, so nothing
+// committed is lost and nothing is decided twice. Only a configuration the
+// join cannot run on (inputs not co-partitioned) is returned as an error.
 func (p *Processor) Run(ctx context.Context) error {
-	shop, sf := p.topic(schemas.TopicShopifyOrders), p.topic(schemas.TopicStorefrontPurchases)
 	admCl, err := kgo.NewClient(p.deps.ClientOpts...)
 	if err != nil {
 		return fmt.Errorf("join: cannot create admin client: %w", err)
 	}
 	defer admCl.Close()
 	p.adm = kadm.NewClient(admCl)
-	// Topics just created may take a moment to show in metadata: retry
-	// briefly before refusing to run.
-	for attempt := 0; ; attempt++ {
-		_, err := topicadmin.CheckCoPartitioned(ctx, p.adm, shop, sf, p.topic(schemas.TopicJoinState),
-			p.topic(schemas.TopicPurchases), p.topic(schemas.TopicDiscrepancies))
-		if err == nil {
+	delay := retryInitial
+	for ctx.Err() == nil {
+		started := time.Now()
+		err := p.session(ctx)
+		if ctx.Err() != nil {
 			break
 		}
-		if attempt == 20 || ctx.Err() != nil {
-			return fmt.Errorf("join: %w", err)
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			p.health.set(err)
+			return fatal.err
 		}
-		time.Sleep(500 * time.Millisecond)
+		p.dropAll()
+		p.health.set(err)
+		p.m.sessionRestarts.Inc()
+		if time.Since(started) > retryMax {
+			delay = retryInitial // the session ran for a while: a new episode
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, retryMax)
 	}
+	return nil
+}
 
+// Backoff between transactional sessions: short enough to resume within a
+// few seconds of a broker's return, long enough not to hammer a cluster
+// that is down.
+const (
+	retryInitial = 250 * time.Millisecond
+	retryMax     = 5 * time.Second
+)
+
+// fatalError is a configuration the join cannot run on; Run returns it.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+
+// checkTopics verifies co-partitioning. Topics just created may take a
+// moment to show in metadata, and an unreachable cluster is not a verdict:
+// only a definite mismatch is fatal.
+func (p *Processor) checkTopics(ctx context.Context) error {
+	shop, sf := p.topic(schemas.TopicShopifyOrders), p.topic(schemas.TopicStorefrontPurchases)
+	_, err := topicadmin.CheckCoPartitioned(ctx, p.adm, shop, sf, p.topic(schemas.TopicJoinState),
+		p.topic(schemas.TopicPurchases), p.topic(schemas.TopicDiscrepancies))
+	if err == nil {
+		p.topicsChecked = true
+		return nil
+	}
+	if errors.Is(err, topicadmin.ErrNotCoPartitioned) {
+		return &fatalError{fmt.Errorf("join: %w", err)}
+	}
+	return fmt.Errorf("join: cannot check the topics: %w", err)
+}
+
+// session runs one transactional session until ctx ends (nil) or a Kafka
+// fault breaks it (the error says which).
+func (p *Processor) session(ctx context.Context) error {
+	if !p.topicsChecked {
+		if err := p.checkTopics(ctx); err != nil {
+			return err
+		}
+	}
+	limits, err := p.outputLimits(ctx)
+	if err != nil {
+		return err
+	}
+	// Nothing is ours until this session's group assigns it: ticking a
+	// partition of the previous session's assignment could decide on a
+	// partition another member now owns.
+	p.mu.Lock()
+	p.assigned, p.dirty = map[int32]bool{}, true
+	p.mu.Unlock()
+	shop, sf := p.topic(schemas.TopicShopifyOrders), p.topic(schemas.TopicStorefrontPurchases)
 	opts := append(append(append([]kgo.Opt{}, p.deps.ClientOpts...), p.deps.SessionOpts...),
 		kgo.ConsumerGroup(p.cfg.Group),
 		kgo.ConsumeTopics(shop, sf),
@@ -109,25 +194,32 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.TransactionalID(p.cfg.TransactionalID),
 		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		// A record larger than its topic's max.message.bytes fails at once,
+		// on its own, in the client, instead of failing a whole batch of
+		// innocent records at the broker: so the failed record names the
+		// input that made it (see poisoned).
+		kgo.ProducerBatchMaxBytesFn(limits.of),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { p.onAssigned(m) }),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { p.onRevoked(m) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { p.onRevoked(m) }),
 	)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
-		return fmt.Errorf("join: cannot create transactional session: %w", err)
+		return &fatalError{fmt.Errorf("join: cannot create transactional session: %w", err)}
 	}
 	defer sess.Close()
 	// Initialise the producer id now: this fences a predecessor with the
-	// same transactional id (its open transaction is aborted) before we
-	// restore, instead of at our first produce.
+	// same transactional id (its open transaction is aborted, or a commit
+	// it had prepared is completed) before we restore, instead of at our
+	// first produce.
 	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
 		return fmt.Errorf("join: cannot initialise transactional producer %s: %w", p.cfg.TransactionalID, err)
 	}
-	p.log.Info("join processor started", "group", p.cfg.Group, "transactional_id", p.cfg.TransactionalID)
+	p.log.Debug("join: transactional session started", "group", p.cfg.Group, "transactional_id", p.cfg.TransactionalID)
+	if !p.started {
+		p.started = true
+		p.log.Info("join processor started", "group", p.cfg.Group, "transactional_id", p.cfg.TransactionalID)
+	}
 
 	lastTick := time.Time{}
 	for {
@@ -135,9 +227,6 @@ func (p *Processor) Run(ctx context.Context) error {
 			return nil
 		}
 		if err := p.syncAssignment(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
 			return err
 		}
 		pctx, cancel := context.WithTimeout(ctx, p.cfg.TickInterval)
@@ -146,30 +235,29 @@ func (p *Processor) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil // nothing of this poll was processed or committed
 		}
-		for _, fe := range fs.Errors() {
-			if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
-				continue
-			}
-			p.log.Warn("join: fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
-		}
+		p.noteFetchErrors(fs)
 		now := p.deps.Now()
 		doTick := now.Sub(lastTick) >= p.cfg.TickInterval
 		if fs.NumRecords() == 0 && !(doTick && p.hasDueTimers(now)) {
 			if doTick {
 				lastTick = now
-				p.refreshLag(ctx)
+				p.health.set(p.refreshLag(ctx))
 			}
 			continue
 		}
 		if err := sess.Begin(); err != nil {
 			return fmt.Errorf("join: cannot begin transaction: %w", err)
 		}
-		var produceErr error
-		var perr sync.Once
+		var failMu sync.Mutex
+		var failed []produceFailure
+		var in *kgo.Record // the input whose outputs are being produced; nil for timers
 		out := func(r *kgo.Record) {
-			sess.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			from := in
+			sess.Produce(ctx, r, func(r *kgo.Record, err error) {
 				if err != nil {
-					perr.Do(func() { produceErr = err })
+					failMu.Lock()
+					failed = append(failed, produceFailure{input: from, key: string(r.Key), topic: r.Topic, size: len(r.Key) + len(r.Value), err: err})
+					failMu.Unlock()
 				}
 			})
 		}
@@ -183,47 +271,239 @@ func (p *Processor) Run(ctx context.Context) error {
 				restoreErr = err
 				return
 			}
+			in = rec
+			if pz, ok := p.poisoned[positionOf(rec)]; ok {
+				part.deadLetter(rec, rec.Topic == sf, pz.reason, !pz.dropValue, out)
+				return
+			}
 			part.handle(rec, rec.Topic == sf, out)
 		})
+		in = nil
+		var lagErr error
 		if restoreErr == nil && doTick {
 			lastTick = now
-			p.refreshLag(ctx)
-			for _, part := range p.parts {
-				part.tick(now, p.watermark(schemas.TopicStorefrontPurchases, part, now), p.watermark(schemas.TopicShopifyOrders, part, now), out)
+			// Without fresh end offsets the watermarks could call a
+			// partition caught up that is not (rule 9): timers wait for
+			// the next tick.
+			if lagErr = p.refreshLag(ctx); lagErr == nil {
+				for _, part := range p.parts {
+					part.tick(now, p.watermark(schemas.TopicStorefrontPurchases, part, now), p.watermark(schemas.TopicShopifyOrders, part, now), out)
+				}
 			}
-		}
-		start := time.Now()
-		commit := kgo.TryCommit
-		if restoreErr != nil || ctx.Err() != nil {
-			commit = kgo.TryAbort
 		}
 		// A fresh context: on shutdown the transaction must still end (an
 		// open one would stall read_committed readers until it times out).
-		ectx, ecancel := context.WithTimeout(context.Background(), p.cfg.TransactionTimeout)
+		start := time.Now()
+		ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.TransactionTimeout)
+		commit := kgo.TryCommit
+		if restoreErr != nil || ctx.Err() != nil {
+			commit = kgo.TryAbort
+		} else if err := sess.Client().Flush(ectx); err != nil {
+			// Not delivered within the transaction timeout: the cluster is
+			// in trouble. A new session fences this transaction.
+			ecancel()
+			return fmt.Errorf("join: cannot deliver the transaction's records: %w", err)
+		}
+		// Every record's promise has run once Flush returned. One that
+		// failed aborts the transaction: franz-go would commit without it,
+		// moving the input offset past a record that was never written.
+		failMu.Lock()
+		if len(failed) > 0 {
+			commit = kgo.TryAbort
+		}
+		failMu.Unlock()
 		committed, err := sess.End(ectx, commit)
 		ecancel()
 		p.m.txn.Observe(time.Since(start).Seconds())
-		if restoreErr != nil {
+		failMu.Lock()
+		fails := failed
+		failMu.Unlock()
+		if committed && err == nil && len(fails) > 0 {
+			// Cannot happen: a failure known after the flush above aborts.
+			// Say so loudly if a promise ever runs later than that.
+			p.log.Error("BUG: join committed a transaction with failed produces", "failed", len(fails), "err", fails[0].err)
+		}
+		if committed && err == nil {
+			p.forgetPoison(fs)
+			p.health.set(lagErr)
+			p.log.Debug("join: transaction committed", "records", fs.NumRecords(), "took", time.Since(start).String())
+			p.updateGauges()
+			continue
+		}
+		// The in-memory state may include changes that were rolled back:
+		// forget it all and restore from the changelog.
+		p.m.aborts.Inc()
+		p.dropAll()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if n := p.poison(fails); n > 0 && err == nil && restoreErr == nil {
+			continue // re-read at once; the poisoned inputs go to the dead-letter topic
+		}
+		switch {
+		case err != nil:
+			// franz-go: no error of End is retryable on the same session.
+			return fmt.Errorf("join: cannot end transaction: %w", err)
+		case restoreErr != nil:
 			return restoreErr
+		case len(fails) > 0:
+			return fmt.Errorf("join: %d records failed to produce: %w", len(fails), fails[0].err)
 		}
-		if !committed || err != nil {
-			// The in-memory state may include changes that were rolled
-			// back: forget it all and restore from the changelog.
-			p.m.aborts.Inc()
-			p.dropAll()
-			if ctx.Err() != nil {
-				return nil
-			}
-			p.log.Warn("join: transaction aborted; state will be restored", "err", err, "produce_err", produceErr)
-			// Aborts from rebalances and fencing are survivable: state
-			// is restored and input re-read. A closed client is not.
-			if errors.Is(err, kgo.ErrClientClosed) {
-				return fmt.Errorf("join: cannot commit transaction: %w", err)
-			}
-		}
-		p.log.Debug("join: transaction committed", "records", fs.NumRecords(), "took", time.Since(start).String())
-		p.updateGauges()
+		// Aborted without an error: a rebalance or a lost group. State is
+		// restored and input re-read on the same session.
+		p.log.Info("join: transaction aborted by a rebalance; state will be restored")
 	}
+}
+
+// produceFailure is one output record that Kafka did not take.
+type produceFailure struct {
+	input *kgo.Record // nil for records of a timer
+	key   string      // the output's key: the join key, also for a timer's records
+	topic string
+	size  int
+	err   error
+}
+
+// position names one input record.
+type position struct {
+	topic     string
+	partition int32
+	offset    int64
+}
+
+func positionOf(r *kgo.Record) position { return position{r.Topic, r.Partition, r.Offset} }
+
+// poison remembers the inputs (or timer keys) whose outputs Kafka refused
+// for good (too large for their topic): the next attempt sends them to the
+// dead-letter topic instead of deciding on them, so one bad record cannot
+// stall its partition, and nothing else of the transaction is lost. It
+// returns how many it remembered.
+func (p *Processor) poison(fails []produceFailure) int {
+	n := 0
+	for _, f := range fails {
+		if !permanentRecordError(f.err) {
+			continue
+		}
+		reason := fmt.Sprintf("output to %s of %d bytes refused: %v", f.topic, f.size, f.err)
+		switch {
+		case f.input != nil:
+			pos := positionOf(f.input)
+			if pz, ok := p.poisoned[pos]; ok {
+				if f.topic != p.topic(schemas.TopicDeadLetter) || pz.dropValue {
+					continue
+				}
+				// The input is too large for the dead-letter topic
+				// itself: dead-letter it without its body.
+				pz.dropValue = true
+				p.poisoned[pos] = pz
+				n++
+				continue
+			}
+			p.poisoned[pos] = poisonedInput{reason: reason}
+			p.log.Error("join: an input's output is too large for Kafka; the input goes to the dead-letter topic",
+				"topic", pos.topic, "partition", pos.partition, "offset", pos.offset, "key", string(f.input.Key), "reason", reason)
+		case f.key != "":
+			if _, ok := p.poisonedKeys[f.key]; ok {
+				continue
+			}
+			p.poisonedKeys[f.key] = reason
+			p.log.Error("join: a timer's output is too large for Kafka; the key's state goes to the dead-letter topic",
+				"key", f.key, "reason", reason)
+		default:
+			continue
+		}
+		p.m.produceRefused.WithLabelValues(f.topic).Inc()
+		n++
+	}
+	return n
+}
+
+// forgetPoison drops the poisoned inputs a committed transaction consumed.
+func (p *Processor) forgetPoison(fs kgo.Fetches) {
+	if len(p.poisoned) == 0 && len(p.poisonedKeys) == 0 {
+		return
+	}
+	fs.EachRecord(func(r *kgo.Record) { delete(p.poisoned, positionOf(r)) })
+	for k := range p.poisonedKeys {
+		found := false
+		for _, part := range p.parts {
+			if _, ok := part.states[k]; ok {
+				found = true
+			}
+		}
+		if !found {
+			delete(p.poisonedKeys, k)
+		}
+	}
+}
+
+// permanentRecordError: Kafka will never take this record as it is.
+func permanentRecordError(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) ||
+		errors.Is(err, kerr.InvalidRecord) || errors.Is(err, kerr.CorruptMessage)
+}
+
+// topicLimits are the max.message.bytes of the output topics.
+type topicLimits map[string]int32
+
+// of is franz-go's per-topic batch cap: the topic's limit, or franz-go's own
+// default (Kafka's default max.message.bytes) for topics not described.
+func (l topicLimits) of(topic string) int32 {
+	if n, ok := l[topic]; ok {
+		return n
+	}
+	return 1000012
+}
+
+// outputLimits reads max.message.bytes of every topic the join writes.
+func (p *Processor) outputLimits(ctx context.Context) (topicLimits, error) {
+	names := []string{p.topic(schemas.TopicJoinState), p.topic(schemas.TopicPurchases),
+		p.topic(schemas.TopicDiscrepancies), p.topic(schemas.TopicDeadLetter)}
+	rcs, err := p.adm.DescribeTopicConfigs(ctx, names...)
+	if err != nil {
+		return nil, fmt.Errorf("join: cannot describe the output topics: %w", err)
+	}
+	limits := topicLimits{}
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			return nil, fmt.Errorf("join: cannot describe topic %s: %w", rc.Name, rc.Err)
+		}
+		for _, c := range rc.Configs {
+			if c.Key != "max.message.bytes" || c.Value == nil {
+				continue
+			}
+			n, err := strconv.ParseInt(*c.Value, 10, 32)
+			if err != nil || n < 512 {
+				continue
+			}
+			limits[rc.Name] = int32(min(n, 1<<30))
+		}
+	}
+	return limits, nil
+}
+
+// noteFetchErrors reports fetch errors other than the poll's own deadline;
+// franz-go retries them by itself, so they only mark the join unhealthy.
+func (p *Processor) noteFetchErrors(fs kgo.Fetches) {
+	for _, fe := range fs.Errors() {
+		if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
+			continue
+		}
+		p.health.set(fmt.Errorf("join: fetch from %s/%d: %w", fe.Topic, fe.Partition, fe.Err))
+		return
+	}
+}
+
+// Ready reports nil while the join is processing normally, and why not
+// during a Kafka fault episode (or before its first session started).
+func (p *Processor) Ready() error {
+	if err := p.health.err(); err != nil {
+		return err
+	}
+	if !p.health.everOK() {
+		return errors.New("join: not started yet")
+	}
+	return nil
 }
 
 func (p *Processor) onAssigned(m map[string][]int32) {
@@ -293,6 +573,7 @@ func (p *Processor) partitionFor(ctx context.Context, id int32) (*partition, err
 		return part, nil
 	}
 	part := newPartition(id, p.cfg, p.deps.Sites, p.m)
+	part.poisonedKeys = p.poisonedKeys
 	if err := p.restore(ctx, part); err != nil {
 		return nil, err
 	}
@@ -438,11 +719,13 @@ func (p *Processor) hasDueTimers(now time.Time) bool {
 
 // refreshLag reads the inputs' end offsets (once per tick) for the lag
 // metric and the watermarks.
-func (p *Processor) refreshLag(ctx context.Context) {
+func (p *Processor) refreshLag(ctx context.Context) error {
 	ends, err := p.adm.ListEndOffsets(ctx, p.topic(schemas.TopicShopifyOrders), p.topic(schemas.TopicStorefrontPurchases))
+	if err == nil {
+		err = ends.Error()
+	}
 	if err != nil {
-		p.log.Warn("join: cannot list input end offsets", "err", err)
-		return
+		return fmt.Errorf("join: cannot list input end offsets: %w", err)
 	}
 	m := map[string]map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
@@ -466,6 +749,7 @@ func (p *Processor) refreshLag(ctx context.Context) {
 			}
 		}
 	}
+	return nil
 }
 
 // watermark is the time up to which an input partition has been read: now

@@ -75,7 +75,7 @@ func TestFunctionalEnsureAndCoPartitioning(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	c := topicadmin.DefaultConfig()
-	c.MinInsyncReplicas = 2 // more than the replication factor
+	c.ReplicationFactor, c.MinInsyncReplicas = 1, 2 // more than the replication factor
 	if err := c.Validate(); err == nil {
 		t.Fatal("min.insync.replicas above the replication factor accepted")
 	}
