@@ -1,31 +1,63 @@
 #!/usr/bin/env bash
-# Local service stack for purchasesync: Apache Kafka (KRaft, single node), ClickHouse and,
-# optionally, Prometheus — all as plain background processes bound to 127.0.0.1. No Docker,
-# no systemd: the same script works on a developer's machine and in CI (DESIGN.md §8).
+# Local service stack for purchasesync: Apache Kafka (KRaft), ClickHouse and, optionally,
+# Prometheus — all as plain background processes bound to 127.0.0.1. No Docker, no systemd: the
+# same script works on a developer's machine and in CI (DESIGN.md §8).
 #
 # Usage:
-#   stack.sh up [--with-prometheus]   install what is missing, start everything, wait until ready,
-#                                     then print PURCHASESYNC_*=value lines on stdout
-#   stack.sh down [--purge]           stop everything we started (--purge also deletes the state dir)
-#   stack.sh status                   one line per service; always exits 0
-#   stack.sh env                      print the PURCHASESYNC_*=value lines, start nothing
-#   stack.sh start-kafka | stop-kafka [--kill]            (for outage tests; start-* waits for readiness)
+#   stack.sh up [--with-prometheus] [KAFKA]  install what is missing, start everything, wait until
+#                                    ready, then print PURCHASESYNC_*=value lines on stdout
+#   stack.sh down [--purge]          stop everything we started, every Kafka profile's nodes too
+#                                    (--purge also deletes the state dir)
+#   stack.sh status                  one line per service and per node of every running Kafka
+#                                    profile; always exits 0
+#   stack.sh env [KAFKA]             print the profile's PURCHASESYNC_*=value lines, start nothing
+#   stack.sh start-kafka [--node N] [KAFKA]           for outage tests: without --node, every
+#   stack.sh stop-kafka [--node N] [--kill] [KAFKA]   node of the profile; start-* waits until ready
 #   stack.sh start-clickhouse | stop-clickhouse [--kill]
 #   stack.sh start-prometheus | stop-prometheus [--kill]
+# KAFKA selects the Kafka profile: [--kafka-brokers 1|3] [--kafka-security plaintext|sasl_ssl]
+# (default: 1 broker, plaintext), or PURCHASESYNC_STACK_KAFKA_BROKERS / _SECURITY (the flags win).
 #
 # Typical use:  set -a; eval "$(deploy/local/stack.sh up)"; set +a
 # Only the PURCHASESYNC_* lines go to stdout; every progress or error message goes to stderr.
 #
+# Kafka profiles. Each is its own cluster (own cluster id, own state dir, fixed ports), and all of
+# them can run at once; ClickHouse and Prometheus are shared. Profile k's node N listens for
+# clients on 19092 + 100*k + 10*(N-1), and for KRaft (always PLAINTEXT, loopback) on that + 1:
+#   k brokers security   state dir under $STATE_DIR          node ports (client/controller)
+#   0 1       plaintext  kafka/              (the default)   19092/19093 (PURCHASESYNC_KAFKA_*PORT)
+#   1 1       sasl_ssl   kafka-1-sasl_ssl/node1/             19192/19193
+#   2 3       plaintext  kafka-3-plaintext/node{1,2,3}/      19292/19293, 19302/19303, 19312/19313
+#   3 3       sasl_ssl   kafka-3-sasl_ssl/node{1,2,3}/       19392/19393, 19402/19403, 19412/19413
+# Three nodes: combined broker+controller each (static quorum of the three), one JVM each with a
+# 256-512 MiB heap; internal topics and default.replication.factor 3, min.insync.replicas 2.
+# `up` prints PURCHASESYNC_KAFKA_BROKERS=<every node>; sasl_ssl profiles also print
+#   PURCHASESYNC_KAFKA_TLS=true, PURCHASESYNC_KAFKA_TLS_CAFILE=<CA pem>,
+#   PURCHASESYNC_KAFKA_SASL_MECHANISM=scram-sha-512, PURCHASESYNC_KAFKA_SASL_USERNAME=purchasesync,
+#   PURCHASESYNC_KAFKA_SASL_PASSWORD=<password>, and, for mutual-TLS tests (deliberately not
+#   PURCHASESYNC_KAFKA_TLS_* names, so clients do not send them unless told),
+#   PURCHASESYNC_STACK_KAFKA_CLIENT_CERT=<pem> and PURCHASESYNC_STACK_KAFKA_CLIENT_KEY=<pem>.
+# sasl_ssl: clients and brokers talk SASL_SSL only. Made once under the profile's state dir and
+# reused: a throwaway CA and one certificate per node (SAN IP:127.0.0.1, DNS:localhost) in tls/, a
+# client certificate signed by the same CA (brokers have ssl.client.auth=requested), and random
+# passwords in sasl.secrets. SASL mechanisms enabled: SCRAM-SHA-512 and SCRAM-SHA-256 (user
+# purchasesync, credentials written at storage format time on every node), PLAIN (same user and
+# password, static JAAS on the listener) and OAUTHBEARER with Kafka's default unsecured validator
+# (unsigned JWS tokens, alg "none", any "sub": authentication only, for client tests — never an
+# identity check). Brokers authenticate to each other with SCRAM-SHA-512 as user "broker".
+#
 # Environment (all optional):
-#   PURCHASESYNC_KAFKA_PORT=19092              broker listener
-#   PURCHASESYNC_KAFKA_CONTROLLER_PORT=19093   KRaft controller listener
+#   PURCHASESYNC_KAFKA_PORT=19092              broker listener       } of the default profile only;
+#   PURCHASESYNC_KAFKA_CONTROLLER_PORT=19093   KRaft controller      } the other profiles' are fixed
+#   PURCHASESYNC_STACK_KAFKA_BROKERS=1         same as --kafka-brokers
+#   PURCHASESYNC_STACK_KAFKA_SECURITY=plaintext  same as --kafka-security
 #   PURCHASESYNC_CLICKHOUSE_PORT=19000         ClickHouse native protocol
 #   PURCHASESYNC_CLICKHOUSE_HTTP_PORT=18123    ClickHouse HTTP
 #   PURCHASESYNC_CLICKHOUSE_INTERSERVER_PORT=19009
 #   PURCHASESYNC_PROMETHEUS_PORT=19090
 #   PURCHASESYNC_STACK_PROMETHEUS=1            same as `up --with-prometheus`
 #   PURCHASESYNC_STACK_DIR=deploy/local/.state data, logs, generated configs and pid files
-#   PURCHASESYNC_KAFKA_JVM_OPTS                extra JVM flags for the broker
+#   PURCHASESYNC_KAFKA_JVM_OPTS                extra JVM flags for the brokers
 #   JAVA_HOME                                  which JDK to use (else `java` on PATH); needs 17+
 set -euo pipefail
 
@@ -46,9 +78,15 @@ KAFKA_LIBS=$CACHE_DIR/kafka-libs
 KAFKA_POM=$SCRIPT_DIR/kafka/pom.xml
 RUN_DIR=$STATE_DIR/run   # pid files
 
-KAFKA_DIR=$STATE_DIR/kafka
+KAFKA_DIR=$STATE_DIR/kafka # the default profile's single node
 CH_DIR=$STATE_DIR/clickhouse
 PROM_DIR=$STATE_DIR/prometheus
+
+# The Kafka profiles other than the default one (1 plaintext broker in $KAFKA_DIR), by "brokers-security":
+# the index k gives the ports (base 19092 + 100*k, see the header); the default has k=0.
+declare -A PROFILE_INDEX=([1-plaintext]=0 [1-sasl_ssl]=1 [3-plaintext]=2 [3-sasl_ssl]=3)
+SASL_USER=purchasesync
+SASL_MECHANISMS=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN,OAUTHBEARER
 
 KAFKA_READY_TIMEOUT=120
 CH_READY_TIMEOUT=60
@@ -72,43 +110,63 @@ die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
 # child, so it stays a zombie until this script exits and kill -0 would still succeed).
 alive() {
   local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
   stat=${stat##*) }          # the state letter follows the parenthesised command name
   [[ ${stat:0:1} != Z ]]
 }
 
+# read_cmdline PID: sets CMDLINE to the process's arguments, each followed by one space (so the last
+# one can be matched exactly). Builtins only: svc_pids calls it for every process on the machine.
 # (The braces catch the shell's own error when the process vanished between the glob and the read.)
-cmdline() { { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null; }
+read_cmdline() {
+  local -a args
+  CMDLINE=
+  { mapfile -d '' -t args <"/proc/$1/cmdline"; } 2>/dev/null || return 1
+  [[ ${#args[@]} -gt 0 ]] || return 1 # kernel thread
+  printf -v CMDLINE '%s ' "${args[@]}"
+}
 
-# Each service's command line names its own directory under the state dir (config or data path),
-# which tells our processes apart from another stack's or a system service — and from a recycled pid.
-svc_marker() {
+# Kafka services are "kafka" (the default profile's node, in $KAFKA_DIR) and "<profile>-node<N>"
+# (in $STATE_DIR/<profile>/node<N>), e.g. kafka-3-sasl_ssl-node2; kafka_svc_dir maps one to the other.
+kafka_svc_dir() {
   case $1 in
-    kafka) echo "kafka.Kafka $KAFKA_DIR/" ;;
-    clickhouse) echo "--config-file=$CH_DIR/" ;;
-    prometheus) echo "--storage.tsdb.path=$PROM_DIR/" ;;
+    kafka) echo "$KAFKA_DIR" ;;
+    kafka-*-node*) echo "$STATE_DIR/${1%-node*}/node${1##*-node}" ;;
+    *) return 1 ;;
   esac
 }
 
-is_ours() { # is_ours SERVICE PID
-  local cmd marker
-  marker=$(svc_marker "$1")
-  cmd=$(cmdline "$2") || return 1
-  [[ $cmd == *"$marker"* ]]
+# Each service's command line names its own directory under the state dir (config or data path),
+# which tells our processes apart from another stack's or a system service — and from a recycled pid.
+# A broker's is its server.properties, the last argument (hence the trailing space): an exact match,
+# so no node is taken for another whose directory merely starts the same.
+set_marker() { # set_marker SERVICE: sets MARKER
+  case $1 in
+    kafka*) MARKER="kafka.Kafka $(kafka_svc_dir "$1")/server.properties " ;;
+    clickhouse) MARKER="--config-file=$CH_DIR/" ;;
+    prometheus) MARKER="--storage.tsdb.path=$PROM_DIR/" ;;
+    *) die "internal: unknown service $1" ;;
+  esac
+}
+
+is_ours() { # is_ours PID (after set_marker)
+  read_cmdline "$1" || return 1
+  [[ $CMDLINE == *"$MARKER"* ]]
 }
 
 # Prints the pids of our live processes for SERVICE: the one in its pid file, plus any stray one
 # whose pid file was lost (found by scanning /proc for the service's marker).
 svc_pids() {
   local svc=$1 pid p found=()
+  set_marker "$svc"
   if [[ -f $RUN_DIR/$svc.pid ]]; then
     pid=$(<"$RUN_DIR/$svc.pid")
-    if [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" && is_ours "$svc" "$pid"; then found+=("$pid"); fi
+    if [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" && is_ours "$pid"; then found+=("$pid"); fi
   fi
   for p in /proc/[0-9]*; do
     p=${p#/proc/}
     [[ $p == "$$" || $p == "${found[0]:-}" ]] && continue
-    if is_ours "$svc" "$p" && alive "$p"; then found+=("$p"); fi
+    if is_ours "$p" && alive "$p"; then found+=("$p"); fi
   done
   [[ ${#found[@]} -gt 0 ]] && printf '%s\n' "${found[@]}"
   return 0
@@ -155,21 +213,39 @@ terminate() {
   done
 }
 
-stop_svc() { # stop_svc SERVICE [--kill]
-  local svc=$1 mode=${2:-} pids
-  mapfile -t pids < <(svc_pids "$svc")
-  if [[ ${#pids[@]} -eq 0 ]]; then
-    log "$svc: not running"
-  elif [[ $mode == --kill ]]; then
-    # Abrupt crash, for outage tests; Kafka recovers its logs on the next start.
-    log "$svc: SIGKILL ${pids[*]}"
+# stop_svcs MODE SERVICE...: stops them all at once (one shared timeout); MODE --kill is an abrupt
+# crash, for outage tests (Kafka recovers its logs on the next start), anything else a clean stop.
+stop_svcs() {
+  local mode=$1 svc p pids=() names=()
+  shift
+  for svc; do
+    mapfile -t p < <(svc_pids "$svc")
+    if [[ ${#p[@]} -eq 0 ]]; then
+      log "$(svc_label "$svc"): not running"
+    else
+      pids+=("${p[@]}")
+      names+=("$(svc_label "$svc")")
+    fi
+  done
+  if [[ ${#pids[@]} -gt 0 && $mode == --kill ]]; then
+    log "${names[*]}: SIGKILL ${pids[*]}"
     kill -KILL "${pids[@]}" 2>/dev/null || true
     sleep 0.5
-  else
-    log "$svc: stopping ${pids[*]}"
+  elif [[ ${#pids[@]} -gt 0 ]]; then
+    log "${names[*]}: stopping ${pids[*]}"
     terminate "${pids[@]}"
   fi
-  rm -f "$RUN_DIR/$svc.pid"
+  for svc; do rm -f "$RUN_DIR/$svc.pid"; done
+}
+
+stop_svc() { stop_svcs "${2:-}" "$1"; } # stop_svc SERVICE [--kill]
+
+# svc_label SERVICE: how messages name it: kafka, kafka-3-sasl_ssl/node2, clickhouse, ...
+svc_label() {
+  case $1 in
+    kafka-*-node*) echo "${1%-node*}/node${1##*-node}" ;;
+    *) echo "$1" ;;
+  esac
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -178,15 +254,15 @@ stop_svc() { # stop_svc SERVICE [--kill]
 
 port_open() { timeout 2 bash -c "exec 5<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
-# Fails with one line naming the port and the variable that moves it.
-require_free_port() { # require_free_port PORT VARNAME
+# Fails with one line naming the port and what to do about it.
+require_free_port() { # require_free_port PORT FIX
   local who=""
   port_open "$1" || return 0
   if command -v ss >/dev/null; then
     who=$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:(("[^"]*",pid=[0-9]*' | head -1 |
       sed 's/users:(("\([^"]*\)",pid=\([0-9]*\)/ (held by \1, pid \2)/') || true
   fi
-  die "port $1 is already in use by another process$who; set $2 to a free port"
+  die "port $1 is already in use by another process$who; $2"
 }
 
 need_java() {
@@ -212,7 +288,7 @@ apt_install() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Kafka
+# Kafka: jars
 # ---------------------------------------------------------------------------------------------
 
 kafka_pom_version() { sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_POM" | head -1; }
@@ -265,9 +341,121 @@ ensure_kafka_libs() {
   exec 8>&-
 }
 
+# ---------------------------------------------------------------------------------------------
+# Kafka: profiles and nodes
+# ---------------------------------------------------------------------------------------------
+
+# Profile options, shared by up, env, start-kafka and stop-kafka; the flags override these.
+KAFKA_BROKERS=${PURCHASESYNC_STACK_KAFKA_BROKERS:-1}
+KAFKA_SECURITY=${PURCHASESYNC_STACK_KAFKA_SECURITY:-plaintext}
+
+# parse_opts COMMAND ALLOWED ARG...: ALLOWED is a space-separated list among profile (the
+# --kafka-brokers and --kafka-security options), --with-prometheus, --purge, --kill and --node;
+# any other argument is fatal. Sets OPT_NODE, OPT_KILL, OPT_PROM, OPT_PURGE and, with profile,
+# KAFKA_BROKERS and KAFKA_SECURITY, then the profile (set_profile).
+OPT_NODE='' OPT_KILL=0 OPT_PROM=${PURCHASESYNC_STACK_PROMETHEUS:-0} OPT_PURGE=0
+parse_opts() {
+  local cmd=$1 allowed=" $2 " opt val
+  shift 2
+  while [[ $# -gt 0 ]]; do
+    opt=$1 val=
+    shift
+    case $opt in
+      --*=*) val=${opt#*=} opt=${opt%%=*} ;;
+    esac
+    case $opt in
+      --kafka-brokers | --kafka-security | --node)
+        if [[ -z $val ]]; then
+          [[ $# -gt 0 ]] || die "$cmd: $opt needs a value"
+          val=$1
+          shift
+        fi
+        ;;
+    esac
+    if [[ $opt == --kafka-brokers || $opt == --kafka-security ]]; then
+      [[ $cmd != down ]] || die "down stops every profile and takes no $opt (stop-kafka $opt ... stops one profile)"
+      [[ $allowed == *" profile "* ]] || die "$cmd takes no $opt"
+    elif [[ $allowed != *" $opt "* ]]; then
+      die "$cmd: unknown option $opt (see stack.sh help)"
+    fi
+    case $opt in
+      --kafka-brokers) KAFKA_BROKERS=$val ;;
+      --kafka-security) KAFKA_SECURITY=$val ;;
+      --node) OPT_NODE=$val ;;
+      --kill) OPT_KILL=1 ;;
+      --with-prometheus) OPT_PROM=1 ;;
+      --purge) OPT_PURGE=1 ;;
+      *) die "$cmd: unknown option $opt (see stack.sh help)" ;;
+    esac
+  done
+  [[ $allowed == *" profile "* ]] || return 0
+  set_profile
+  if [[ -n $OPT_NODE ]]; then
+    if [[ ! $OPT_NODE =~ ^[0-9]+$ ]] || ((OPT_NODE < 1 || OPT_NODE > NODES)); then
+      die "$cmd: --node must be between 1 and $NODES (the profile's brokers), not '$OPT_NODE'"
+    fi
+  fi
+  return 0
+}
+
+# set_profile: from KAFKA_BROKERS and KAFKA_SECURITY, sets PROFILE (its name: kafka for the default,
+# else kafka-<brokers>-<security>), PROFILE_DIR, NODES and PROFILE_BASE (node 1's client port).
+set_profile() {
+  KAFKA_SECURITY=${KAFKA_SECURITY,,}
+  [[ $KAFKA_BROKERS =~ ^[13]$ ]] ||
+    die "--kafka-brokers (or PURCHASESYNC_STACK_KAFKA_BROKERS) must be 1 or 3, not '$KAFKA_BROKERS'"
+  [[ $KAFKA_SECURITY == plaintext || $KAFKA_SECURITY == sasl_ssl ]] ||
+    die "--kafka-security (or PURCHASESYNC_STACK_KAFKA_SECURITY) must be plaintext or sasl_ssl, not '$KAFKA_SECURITY'"
+  NODES=$KAFKA_BROKERS
+  local k=${PROFILE_INDEX[$KAFKA_BROKERS-$KAFKA_SECURITY]}
+  if ((k == 0)); then
+    PROFILE=kafka PROFILE_DIR=$KAFKA_DIR PROFILE_BASE=$KAFKA_PORT
+    [[ $KAFKA_PORT != "$KAFKA_CONTROLLER_PORT" ]] ||
+      die "PURCHASESYNC_KAFKA_PORT and PURCHASESYNC_KAFKA_CONTROLLER_PORT must differ"
+  else
+    PROFILE=kafka-$KAFKA_BROKERS-$KAFKA_SECURITY PROFILE_DIR=$STATE_DIR/kafka-$KAFKA_BROKERS-$KAFKA_SECURITY
+    PROFILE_BASE=$((19092 + 100 * k))
+  fi
+  TLS_DIR=$PROFILE_DIR/tls
+  SECRETS=$PROFILE_DIR/sasl.secrets
+}
+
+# Every Kafka service of every profile (for down and status), default first.
+all_kafka_svcs() {
+  local p n
+  echo kafka
+  for p in 1-sasl_ssl 3-plaintext 3-sasl_ssl; do
+    for ((n = 1; n <= ${p%%-*}; n++)); do echo "kafka-$p-node$n"; done
+  done
+}
+
+# Per node N of the current profile:
+node_svc() { if [[ $PROFILE == kafka ]]; then echo kafka; else echo "$PROFILE-node$1"; fi; }
+node_dir() { if [[ $PROFILE == kafka ]]; then echo "$KAFKA_DIR"; else echo "$PROFILE_DIR/node$1"; fi; }
+node_label() { svc_label "$(node_svc "$1")"; }
+node_port() { echo $((PROFILE_BASE + 10 * ($1 - 1))); }
+node_cport() {
+  if [[ $PROFILE == kafka ]]; then echo "$KAFKA_CONTROLLER_PORT"; else echo $(($(node_port "$1") + 1)); fi
+}
+port_fix() { # what to tell the user when node N's port (PORT_VAR of the default) is taken
+  if [[ $PROFILE == kafka ]]; then
+    echo "set $2 to a free port"
+  else
+    echo "the ports of profile $PROFILE are fixed (see the header of stack.sh): stop what holds it"
+  fi
+}
+profile_opts() { echo "--kafka-brokers $KAFKA_BROKERS --kafka-security $KAFKA_SECURITY"; }
+
+brokers_list() { # 127.0.0.1:a,127.0.0.1:b,...
+  local n out=()
+  for ((n = 1; n <= NODES; n++)); do out+=("127.0.0.1:$(node_port "$n")"); done
+  local IFS=,
+  echo "${out[*]}"
+}
+
 # Cluster id in Kafka's own format (Uuid.randomUuid: 16 random bytes, URL-safe base64, no padding,
 # never starting with '-'), made without a JVM start. Stored next to the data and reused for ever:
-# the data dir is bound to it.
+# the data dir is bound to it. One per profile, shared by its nodes.
 new_cluster_id() {
   local id
   while :; do
@@ -276,17 +464,118 @@ new_cluster_id() {
   done
 }
 
-kafka_java_opts() {
-  # Heap capped: the tarball's 1G default is more than a test broker needs. G1 chosen explicitly
+ensure_cluster_id() { # prints the profile's cluster id, making it once
+  local cid_file=$PROFILE_DIR/cluster.id n meta
+  if [[ ! -s $cid_file ]]; then
+    mkdir -p "$PROFILE_DIR"
+    for ((n = 1; n <= NODES; n++)); do # keep an existing data dir's id
+      meta=$(node_dir "$n")/data/meta.properties
+      if [[ -f $meta ]]; then sed -n 's/^cluster.id=//p' "$meta" >"$cid_file"; break; fi
+    done
+    [[ -s $cid_file ]] || new_cluster_id >"$cid_file"
+  fi
+  cat "$cid_file"
+}
+
+# 24 random letters and digits: safe unquoted in properties, JAAS, StorageTool's --add-scram and eval.
+random_password() {
+  local pw
+  pw=$(head -c 48 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9')
+  echo "${pw:0:24}"
+}
+
+# sasl.secrets (mode 600): the SCRAM/PLAIN password of the client user and of the inter-broker user.
+# Made once, before the first format: the SCRAM credentials are written into the metadata then.
+load_secrets() { # sets SASL_PASSWORD and BROKER_PASSWORD, or fails
+  [[ -s $SECRETS ]] || return 1
+  SASL_PASSWORD=$(sed -n 's/^password=//p' "$SECRETS")
+  BROKER_PASSWORD=$(sed -n 's/^broker_password=//p' "$SECRETS")
+  [[ -n $SASL_PASSWORD && -n $BROKER_PASSWORD ]] || die "$PROFILE: $SECRETS is damaged: delete $PROFILE_DIR to start the profile afresh"
+}
+
+ensure_secrets() {
+  local n
+  if [[ ! -s $SECRETS ]]; then
+    for ((n = 1; n <= NODES; n++)); do
+      [[ ! -f $(node_dir "$n")/data/meta.properties ]] ||
+        die "$PROFILE: $SECRETS is missing but the nodes are formatted with its passwords: delete $PROFILE_DIR to start the profile afresh"
+    done
+    mkdir -p "$PROFILE_DIR"
+    (umask 077 && printf 'password=%s\nbroker_password=%s\n' "$(random_password)" "$(random_password)" >"$SECRETS.tmp")
+    mv "$SECRETS.tmp" "$SECRETS"
+  fi
+  load_secrets
+}
+
+# The profile's throwaway CA, one certificate per node and a client certificate, made once with
+# openssl into tls/ (via a temp dir: a half-made set never looks complete).
+tls_complete() {
+  local n f
+  for f in ca.pem client.crt client.key; do [[ -s $TLS_DIR/$f ]] || return 1; done
+  for ((n = 1; n <= NODES; n++)); do [[ -s $TLS_DIR/node$n.pem ]] || return 1; done
+}
+
+ensure_tls() {
+  local tmp n
+  tls_complete && return 0
+  if [[ -d $TLS_DIR ]]; then # files lost: a new CA would not be trusted by the nodes still running
+    for ((n = 1; n <= NODES; n++)); do
+      ! svc_pid "$(node_svc "$n")" >/dev/null ||
+        die "$PROFILE: $TLS_DIR is incomplete: stop the profile (stop-kafka $(profile_opts)) so that new certificates can be made"
+    done
+  fi
+  command -v openssl >/dev/null || die "openssl not found: install it (apt-get install openssl) to make the $PROFILE certificates"
+  mkdir -p "$PROFILE_DIR"
+  tmp=$(mktemp -d "$PROFILE_DIR/tls.tmp.XXXXXX")
+  log "$PROFILE: making a throwaway CA and certificates in $TLS_DIR"
+  if ! (umask 077 && make_certs "$tmp") >"$tmp/openssl.log" 2>&1; then
+    print_tail "$tmp/openssl.log"
+    rm -rf "$tmp"
+    die "$PROFILE: openssl could not make the test certificates (see above)"
+  fi
+  rm -f "$tmp/openssl.log"
+  rm -rf "$TLS_DIR"
+  mv "$tmp" "$TLS_DIR"
+}
+
+make_certs() { # make_certs DIR
+  local d=$1 n
+  openssl req -x509 -new -newkey rsa:2048 -nodes -sha256 -days 3650 \
+    -subj "/CN=purchasesync local test CA ($PROFILE)" -keyout "$d/ca.key" -out "$d/ca.pem" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+  for ((n = 1; n <= NODES; n++)); do
+    # serverAuth for clients, clientAuth for the inter-broker connections (ssl.client.auth=requested).
+    sign_cert "$d" "node$n" "kafka-node$n" serverAuth,clientAuth "subjectAltName=IP:127.0.0.1,DNS:localhost"
+    cat "$d/node$n.key" "$d/node$n.crt" >"$d/node$n.pem" # Kafka's PEM key store: key, then chain
+    rm -f "$d/node$n.key" "$d/node$n.crt"
+  done
+  sign_cert "$d" client "$SASL_USER" clientAuth ""
+  rm -f "$d/ca.srl"
+}
+
+sign_cert() { # sign_cert DIR NAME CN EXTENDED_KEY_USAGE EXTRA_EXTENSION
+  openssl req -new -newkey rsa:2048 -nodes -sha256 -subj "/CN=$3" -keyout "$1/$2.key" -out "$1/$2.csr"
+  printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=%s\n%s\n' \
+    "$4" "$5" >"$1/$2.ext"
+  openssl x509 -req -sha256 -days 3650 -in "$1/$2.csr" -CA "$1/ca.pem" -CAkey "$1/ca.key" \
+    -set_serial "0x$(openssl rand -hex 16)" -extfile "$1/$2.ext" -out "$1/$2.crt"
+  rm -f "$1/$2.csr" "$1/$2.ext"
+}
+
+kafka_java_opts() { # kafka_java_opts LOG_DIR
+  # Heap capped: the tarball's 1G default is more than a test broker needs; a node of a profile gets
+  # less than the default broker so that three fit beside everything else. G1 chosen explicitly
   # (the JVM only picks it itself on "server-class" machines). The log4j2 config is what makes
   # server.log exist at all (see kafka/log4j2.properties).
+  local heap=(-Xms512m -Xmx768m)
+  [[ $PROFILE == kafka ]] || heap=(-Xms256m -Xmx512m)
   KAFKA_JAVA_OPTS=(
-    -Xms512m -Xmx768m
+    "${heap[@]}"
     -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
     -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError
     -Djava.awt.headless=true
     "-Dlog4j2.configurationFile=$SCRIPT_DIR/kafka/log4j2.properties"
-    "-Dkafka.logs.dir=$KAFKA_DIR/logs"
+    "-Dkafka.logs.dir=$1"
   )
   # shellcheck disable=SC2206 # word splitting of the user's extra flags is intended
   [[ -n ${PURCHASESYNC_KAFKA_JVM_OPTS:-} ]] && KAFKA_JAVA_OPTS+=(${PURCHASESYNC_KAFKA_JVM_OPTS})
@@ -302,82 +591,150 @@ print_tail() { # print_tail FILE [BYTE_OFFSET]: the last lines written after BYT
 # Keeps one previous copy of a service's stdout/stderr capture, so a failed start shows only its own lines.
 rotate() { [[ -f $1 ]] && mv -f "$1" "$1.prev"; return 0; }
 
-start_kafka() {
-  local pid
-  if pid=$(svc_pid kafka); then
-    log "kafka: already running (pid $pid)"
-    wait_kafka "$pid" ""
-    return
-  fi
-  need_java
-  ensure_kafka_libs
-  require_free_port "$KAFKA_PORT" PURCHASESYNC_KAFKA_PORT
-  require_free_port "$KAFKA_CONTROLLER_PORT" PURCHASESYNC_KAFKA_CONTROLLER_PORT
-  [[ $KAFKA_PORT != "$KAFKA_CONTROLLER_PORT" ]] || die "PURCHASESYNC_KAFKA_PORT and PURCHASESYNC_KAFKA_CONTROLLER_PORT must differ"
-
-  mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
-  # Regenerated each start so changed ports take effect.
-  sed -e "s|@BROKER_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
-    -e "s|@DATA_DIR@|$KAFKA_DIR/data|g" "$SCRIPT_DIR/kafka/server.properties.tmpl" >"$KAFKA_DIR/server.properties"
-
-  local cid_file=$KAFKA_DIR/cluster.id
-  if [[ ! -s $cid_file ]]; then
-    if [[ -f $KAFKA_DIR/data/meta.properties ]]; then # keep an existing data dir's id
-      sed -n 's/^cluster.id=//p' "$KAFKA_DIR/data/meta.properties" >"$cid_file"
-    else
-      new_cluster_id >"$cid_file"
+# write_node_config N: node N's server.properties, regenerated each start so changed ports take effect.
+write_node_config() {
+  local n=$1 dir voters=() v rf=1 isr=1 listener=PLAINTEXT
+  dir=$(node_dir "$n")
+  for ((v = 1; v <= NODES; v++)); do voters+=("$v@127.0.0.1:$(node_cport "$v")"); done
+  ((NODES >= 3)) && rf=3 isr=2
+  [[ $KAFKA_SECURITY == sasl_ssl ]] && listener=SASL_SSL
+  mkdir -p "$dir/data" "$dir/logs"
+  (
+    IFS=,
+    umask 077 # the sasl_ssl part holds passwords
+    exec >"$dir/server.properties.tmp"
+    sed -e "s|@NODE_ID@|$n|g" -e "s|@QUORUM_VOTERS@|${voters[*]}|g" -e "s|@LISTENER@|$listener|g" \
+      -e "s|@BROKER_PORT@|$(node_port "$n")|g" -e "s|@CONTROLLER_PORT@|$(node_cport "$n")|g" \
+      -e "s|@DATA_DIR@|$dir/data|g" -e "s|@RF@|$rf|g" -e "s|@MIN_ISR@|$isr|g" \
+      "$SCRIPT_DIR/kafka/server.properties.tmpl"
+    if [[ $KAFKA_SECURITY == sasl_ssl ]]; then
+      sed -e "s|@NODE_ID@|$n|g" -e "s|@TLS_DIR@|$TLS_DIR|g" -e "s|@SASL_MECHANISMS@|$SASL_MECHANISMS|g" \
+        -e "s|@SASL_USER@|$SASL_USER|g" -e "s|@SASL_PASSWORD@|$SASL_PASSWORD|g" \
+        -e "s|@BROKER_PASSWORD@|$BROKER_PASSWORD|g" "$SCRIPT_DIR/kafka/server-sasl_ssl.properties.tmpl"
     fi
-  fi
-  # Format once: a broker refuses to start without meta.properties. Static quorum
-  # (controller.quorum.voters), so no --standalone: 4.2+ rejects combining the two.
-  if [[ ! -f $KAFKA_DIR/data/meta.properties ]]; then
-    log "kafka: formatting storage (cluster id $(<"$cid_file"))"
-    if ! "$JAVA" -Xmx256m "-Dlog4j2.configurationFile=$SCRIPT_DIR/kafka/tools-log4j2.properties" \
-      -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format --ignore-formatted \
-      -t "$(<"$cid_file")" -c "$KAFKA_DIR/server.properties" >"$KAFKA_DIR/logs/format.log" 2>&1; then
-      print_tail "$KAFKA_DIR/logs/format.log"
-      die "kafka: storage format failed"
-    fi
-  fi
-
-  # server.log is appended to across restarts: only lines written after this offset count as
-  # "started", else a restart would look ready at once because of the previous run's line.
-  local offset=0
-  [[ -f $KAFKA_DIR/logs/server.log ]] && offset=$(stat -c %s "$KAFKA_DIR/logs/server.log")
-
-  rotate "$KAFKA_DIR/logs/stdout.log"
-  kafka_java_opts
-  log "kafka: starting $(kafka_libs_version) on 127.0.0.1:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT)"
-  pid=$(launch kafka "$KAFKA_DIR" "$KAFKA_DIR/logs/stdout.log" \
-    "$JAVA" "${KAFKA_JAVA_OPTS[@]}" -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties")
-  wait_kafka "$pid" "$offset"
+  )
+  mv "$dir/server.properties.tmp" "$dir/server.properties"
 }
 
-# wait_kafka PID OFFSET: ready when server.log (past OFFSET) says "Kafka Server started" and the
-# broker port accepts TCP — the broker's acceptor only opens after the broker is unfenced, unlike
-# the controller port. An empty OFFSET (already running) checks the port only.
+# format_nodes N...: formats (concurrently) the storage of those nodes that have none yet: a broker
+# refuses to start without meta.properties. Static quorum (controller.quorum.voters), so no
+# --standalone: 4.2+ rejects combining the two. The SCRAM credentials of sasl_ssl profiles are
+# bootstrap metadata, written on every node (the same on each).
+format_nodes() {
+  local n dir cid scram=() pids=() nodes=() failed=() k
+  cid=$(ensure_cluster_id)
+  if [[ $KAFKA_SECURITY == sasl_ssl ]]; then
+    for k in SCRAM-SHA-512 SCRAM-SHA-256; do
+      scram+=(--add-scram "$k=[name=$SASL_USER,password=$SASL_PASSWORD]" --add-scram "$k=[name=broker,password=$BROKER_PASSWORD]")
+    done
+  fi
+  for n; do
+    dir=$(node_dir "$n")
+    [[ -f $dir/data/meta.properties ]] && continue
+    log "$(node_label "$n"): formatting storage (cluster id $cid)"
+    "$JAVA" -Xmx256m "-Dlog4j2.configurationFile=$SCRIPT_DIR/kafka/tools-log4j2.properties" \
+      -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format --ignore-formatted \
+      -t "$cid" -c "$dir/server.properties" "${scram[@]}" </dev/null >"$dir/logs/format.log" 2>&1 3>&- &
+    pids+=("$!") nodes+=("$n")
+  done
+  for k in "${!pids[@]}"; do
+    wait "${pids[k]}" || failed+=("${nodes[k]}")
+  done
+  for n in "${failed[@]}"; do print_tail "$(node_dir "$n")/logs/format.log"; done
+  [[ ${#failed[@]} -eq 0 ]] || die "$PROFILE: storage format failed for node(s) ${failed[*]} (logs above)"
+}
+
+# start_kafka [N...]: starts the given nodes of the profile (default: all) that are not running,
+# all at once (the nodes of a cluster need each other for a quorum), then waits until every given
+# node is ready.
+start_kafka() {
+  local n pid svc dir offset waits=() todo=() nodes=("$@")
+  if [[ ${#nodes[@]} -eq 0 ]]; then for ((n = 1; n <= NODES; n++)); do nodes+=("$n"); done; fi
+  for n in "${nodes[@]}"; do
+    if pid=$(svc_pid "$(node_svc "$n")"); then
+      log "$(node_label "$n"): already running (pid $pid)"
+      waits+=("$n:$pid:")
+    else
+      todo+=("$n")
+    fi
+  done
+  if [[ ${#todo[@]} -gt 0 ]]; then
+    need_java
+    ensure_kafka_libs
+    for n in "${todo[@]}"; do
+      require_free_port "$(node_port "$n")" "$(port_fix "$n" PURCHASESYNC_KAFKA_PORT)"
+      require_free_port "$(node_cport "$n")" "$(port_fix "$n" PURCHASESYNC_KAFKA_CONTROLLER_PORT)"
+    done
+    if [[ $KAFKA_SECURITY == sasl_ssl ]]; then
+      ensure_secrets
+      ensure_tls
+    fi
+    for n in "${todo[@]}"; do write_node_config "$n"; done
+    format_nodes "${todo[@]}"
+    for n in "${todo[@]}"; do
+      svc=$(node_svc "$n") dir=$(node_dir "$n")
+      # server.log is appended to across restarts: only lines written after this offset count as
+      # "started", else a restart would look ready at once because of the previous run's line.
+      offset=0
+      [[ -f $dir/logs/server.log ]] && offset=$(stat -c %s "$dir/logs/server.log")
+      rotate "$dir/logs/stdout.log"
+      kafka_java_opts "$dir/logs"
+      log "$(node_label "$n"): starting $(kafka_libs_version) on 127.0.0.1:$(node_port "$n") ($KAFKA_SECURITY; controller :$(node_cport "$n"))"
+      pid=$(launch "$svc" "$dir" "$dir/logs/stdout.log" \
+        "$JAVA" "${KAFKA_JAVA_OPTS[@]}" -cp "$KAFKA_LIBS/*" kafka.Kafka "$dir/server.properties")
+      waits+=("$n:$pid:$offset")
+    done
+  fi
+  wait_kafka "${waits[@]}"
+}
+
+# wait_kafka N:PID:OFFSET...: node N is ready when its server.log (past OFFSET) says "Kafka Server
+# started" and its broker port accepts TCP — the broker's acceptor only opens after the broker is
+# unfenced, unlike the controller port. An empty OFFSET (already running) checks the port only.
+# When one fails, the nodes started by this call are stopped again (no half-started cluster).
 wait_kafka() {
-  local pid=$1 offset=$2 start=$SECONDS
-  while :; do
-    if ! alive "$pid"; then
-      print_tail "$KAFKA_DIR/logs/server.log" "$offset"
-      print_tail "$KAFKA_DIR/logs/stdout.log"
-      rm -f "$RUN_DIR/kafka.pid"
-      die "kafka exited during startup (logs: $KAFKA_DIR/logs)"
-    fi
-    if { [[ -z $offset ]] || tail -c "+$((offset + 1))" "$KAFKA_DIR/logs/server.log" 2>/dev/null |
-      grep -q 'Kafka Server started'; } && port_open "$KAFKA_PORT"; then
-      log "kafka: ready on 127.0.0.1:$KAFKA_PORT (pid $pid, $((SECONDS - start))s)"
-      return 0
-    fi
+  local start=$SECONDS e n pid offset dir pending=("$@") left started=()
+  for e in "$@"; do [[ -n ${e##*:} ]] && started+=("$(node_svc "${e%%:*}")"); done
+  while [[ ${#pending[@]} -gt 0 ]]; do
+    left=()
+    for e in "${pending[@]}"; do
+      IFS=: read -r n pid offset <<<"$e"
+      dir=$(node_dir "$n")
+      if ! alive "$pid"; then
+        print_tail "$dir/logs/server.log" "${offset:-0}"
+        print_tail "$dir/logs/stdout.log"
+        rm -f "$RUN_DIR/$(node_svc "$n").pid"
+        [[ ${#started[@]} -gt 1 ]] && stop_svcs "" "${started[@]}"
+        die "$(node_label "$n") exited during startup (logs: $dir/logs)"
+      fi
+      if { [[ -z $offset ]] || tail -c "+$((offset + 1))" "$dir/logs/server.log" 2>/dev/null |
+        grep -q 'Kafka Server started'; } && port_open "$(node_port "$n")"; then
+        log "$(node_label "$n"): ready on 127.0.0.1:$(node_port "$n") (pid $pid, $((SECONDS - start))s)"
+      else
+        left+=("$e")
+      fi
+    done
+    pending=("${left[@]}")
+    [[ ${#pending[@]} -eq 0 ]] && return 0
     if ((SECONDS - start >= KAFKA_READY_TIMEOUT)); then
-      print_tail "$KAFKA_DIR/logs/server.log" "$offset"
-      print_tail "$KAFKA_DIR/logs/stdout.log"
-      [[ -n $offset ]] && stop_svc kafka # don't leave a half-started broker behind
-      die "kafka not ready after ${KAFKA_READY_TIMEOUT}s (logs: $KAFKA_DIR/logs)"
+      for e in "${pending[@]}"; do
+        IFS=: read -r n pid offset <<<"$e"
+        print_tail "$(node_dir "$n")/logs/server.log" "${offset:-0}"
+        print_tail "$(node_dir "$n")/logs/stdout.log"
+      done
+      [[ ${#started[@]} -gt 0 ]] && stop_svcs "" "${started[@]}" # don't leave half-started brokers behind
+      die "$PROFILE not ready after ${KAFKA_READY_TIMEOUT}s: $(for e in "${pending[@]}"; do printf '%s ' "$(node_label "${e%%:*}")"; done)(logs: $PROFILE_DIR)"
     fi
     sleep 0.5
   done
+}
+
+stop_kafka() { # stop_kafka [N...]: the given nodes of the profile (default: all), at once
+  local n svcs=() nodes=("$@") mode=""
+  ((OPT_KILL)) && mode=--kill
+  if [[ ${#nodes[@]} -eq 0 ]]; then for ((n = 1; n <= NODES; n++)); do nodes+=("$n"); done; fi
+  for n in "${nodes[@]}"; do svcs+=("$(node_svc "$n")"); done
+  stop_svcs "$mode" "${svcs[@]}"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -509,43 +866,50 @@ take_lock() {
   flock -w 300 9 || die "another stack.sh has held $STATE_DIR/.lock for 5 minutes"
 }
 
-print_env() { # on the saved stdout (fd 3) only
-  {
-    echo "PURCHASESYNC_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
-    echo "PURCHASESYNC_CLICKHOUSE_ADDR=127.0.0.1:$CH_TCP_PORT"
-    echo "PURCHASESYNC_CLICKHOUSE_HTTP=http://127.0.0.1:$CH_HTTP_PORT"
-    if [[ ${1:-} == with-prometheus ]] || svc_pid prometheus >/dev/null; then
-      echo "PURCHASESYNC_PROMETHEUS_URL=http://127.0.0.1:$PROM_PORT"
-    fi
-  } >&3
+print_env() { # print_env [with-prometheus]: the profile's lines, on the saved stdout (fd 3) only
+  local lines=("PURCHASESYNC_KAFKA_BROKERS=$(brokers_list)")
+  if [[ $KAFKA_SECURITY == sasl_ssl ]]; then
+    { load_secrets && tls_complete; } ||
+      die "$PROFILE has no certificates or passwords yet: run stack.sh up $(profile_opts) first"
+    [[ $TLS_DIR =~ ^[A-Za-z0-9_./+-]+$ ]] ||
+      die "$TLS_DIR has characters that eval would mangle: set PURCHASESYNC_STACK_DIR to a plainer path"
+    lines+=(
+      PURCHASESYNC_KAFKA_TLS=true
+      "PURCHASESYNC_KAFKA_TLS_CAFILE=$TLS_DIR/ca.pem"
+      PURCHASESYNC_KAFKA_SASL_MECHANISM=scram-sha-512
+      "PURCHASESYNC_KAFKA_SASL_USERNAME=$SASL_USER"
+      "PURCHASESYNC_KAFKA_SASL_PASSWORD=$SASL_PASSWORD"
+      "PURCHASESYNC_STACK_KAFKA_CLIENT_CERT=$TLS_DIR/client.crt"
+      "PURCHASESYNC_STACK_KAFKA_CLIENT_KEY=$TLS_DIR/client.key"
+    )
+  fi
+  lines+=(
+    "PURCHASESYNC_CLICKHOUSE_ADDR=127.0.0.1:$CH_TCP_PORT"
+    "PURCHASESYNC_CLICKHOUSE_HTTP=http://127.0.0.1:$CH_HTTP_PORT"
+  )
+  if [[ ${1:-} == with-prometheus ]] || svc_pid prometheus >/dev/null; then
+    lines+=("PURCHASESYNC_PROMETHEUS_URL=http://127.0.0.1:$PROM_PORT")
+  fi
+  printf '%s\n' "${lines[@]}" >&3
 }
 
 cmd_up() {
-  local with_prom=${PURCHASESYNC_STACK_PROMETHEUS:-0} arg
-  for arg in "$@"; do
-    case $arg in
-      --with-prometheus) with_prom=1 ;;
-      *) die "up: unknown option $arg" ;;
-    esac
-  done
+  parse_opts up "profile --with-prometheus" "$@"
   take_lock
   start_kafka
   start_clickhouse
-  if [[ $with_prom == 1 ]]; then start_prometheus; fi
+  if [[ $OPT_PROM == 1 ]]; then start_prometheus; fi
   print_env
 }
 
 cmd_down() {
-  local purge=0 arg svc pids=() p
-  for arg in "$@"; do
-    case $arg in
-      --purge) purge=1 ;;
-      *) die "down: unknown option $arg" ;;
-    esac
-  done
+  local svc svcs pids=() p
+  parse_opts down "--purge" "$@"
   take_lock
+  mapfile -t svcs < <(all_kafka_svcs)
+  svcs+=(clickhouse prometheus)
   # All services get SIGTERM at once, then share the one timeout.
-  for svc in kafka clickhouse prometheus; do
+  for svc in "${svcs[@]}"; do
     while read -r p; do [[ -n $p ]] && pids+=("$p"); done < <(svc_pids "$svc")
   done
   if [[ ${#pids[@]} -gt 0 ]]; then
@@ -553,10 +917,10 @@ cmd_down() {
     terminate "${pids[@]}"
   fi
   rm -f "$RUN_DIR"/*.pid
-  for svc in kafka clickhouse prometheus; do
-    [[ -z $(svc_pids "$svc") ]] || die "$svc is still running after SIGKILL: $(svc_pids "$svc" | tr '\n' ' ')"
+  for svc in "${svcs[@]}"; do
+    [[ -z $(svc_pids "$svc") ]] || die "$(svc_label "$svc") is still running after SIGKILL: $(svc_pids "$svc" | tr '\n' ' ')"
   done
-  if ((purge)); then
+  if ((OPT_PURGE)); then
     log "deleting $STATE_DIR"
     rm -rf "$STATE_DIR"
   fi
@@ -564,13 +928,32 @@ cmd_down() {
 }
 
 cmd_status() {
-  local pid v
+  local pid v p n lines up
   v=$(kafka_libs_version)
   if pid=$(svc_pid kafka); then
     echo "kafka: running (pid $pid, 127.0.0.1:$KAFKA_PORT, controller 127.0.0.1:$KAFKA_CONTROLLER_PORT, Kafka ${v:-?})"
   else
     echo "kafka: stopped${v:+ (Kafka $v jars cached)}"
   fi
+  # The other profiles: every node while any runs; one line for a stopped profile that has state.
+  for p in 1-sasl_ssl 3-plaintext 3-sasl_ssl; do
+    KAFKA_BROKERS=${p%%-*} KAFKA_SECURITY=${p#*-}
+    set_profile
+    lines=() up=0
+    for ((n = 1; n <= NODES; n++)); do
+      if pid=$(svc_pid "$(node_svc "$n")"); then
+        up=1
+        lines+=("$(node_label "$n"): running (pid $pid, 127.0.0.1:$(node_port "$n") ${KAFKA_SECURITY^^}, controller 127.0.0.1:$(node_cport "$n"), Kafka ${v:-?})")
+      else
+        lines+=("$(node_label "$n"): stopped")
+      fi
+    done
+    if ((up)); then
+      printf '%s\n' "${lines[@]}"
+    elif [[ -d $PROFILE_DIR ]]; then
+      echo "$PROFILE: stopped (state in $PROFILE_DIR)"
+    fi
+  done
   if pid=$(svc_pid clickhouse); then
     v=$(ch_query 'SELECT version()') || v='?'
     echo "clickhouse: running (pid $pid, native 127.0.0.1:$CH_TCP_PORT, http http://127.0.0.1:$CH_HTTP_PORT, ClickHouse $v)"
@@ -589,19 +972,25 @@ usage() {
 }
 
 main() {
-  local cmd=${1:-}
+  local cmd=${1:-} mode=""
   [[ $# -gt 0 ]] && shift
   case $cmd in
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
-    status) cmd_status >&3 ;;
-    env) print_env "$([[ ${PURCHASESYNC_STACK_PROMETHEUS:-0} == 1 ]] && echo with-prometheus)" ;;
-    start-kafka) take_lock; start_kafka ;;
-    stop-kafka) take_lock; stop_svc kafka "${1:-}" ;;
-    start-clickhouse) take_lock; start_clickhouse ;;
-    stop-clickhouse) take_lock; stop_svc clickhouse "${1:-}" ;;
-    start-prometheus) take_lock; start_prometheus ;;
-    stop-prometheus) take_lock; stop_svc prometheus "${1:-}" ;;
+    status) parse_opts status "" "$@"; cmd_status >&3 ;;
+    env)
+      parse_opts env "profile --with-prometheus" "$@"
+      print_env "$([[ $OPT_PROM == 1 ]] && echo with-prometheus)"
+      ;;
+    start-kafka) parse_opts start-kafka "profile --node" "$@"; take_lock; start_kafka ${OPT_NODE:+"$OPT_NODE"} ;;
+    stop-kafka) parse_opts stop-kafka "profile --node --kill" "$@"; take_lock; stop_kafka ${OPT_NODE:+"$OPT_NODE"} ;;
+    start-clickhouse | start-prometheus) parse_opts "$cmd" "" "$@"; take_lock; "start_${cmd#start-}" ;;
+    stop-clickhouse | stop-prometheus)
+      parse_opts "$cmd" "--kill" "$@"
+      ((OPT_KILL)) && mode=--kill
+      take_lock
+      stop_svc "${cmd#stop-}" "$mode"
+      ;;
     -h | --help | help) usage ;;
     *) usage; exit 2 ;;
   esac

@@ -3,14 +3,32 @@
 #
 #   deploy/local/test.sh [go test flags...]     e.g. deploy/local/test.sh -run Functional ./processors/...
 #
-# Starts Kafka, ClickHouse and Prometheus (deploy/local/stack.sh up), installs the
-# chdb-core wheel (current ClickHouse engine, used to check our SQL on it), then runs
-# `go test` with PURCHASESYNC_FUNCTIONAL_TESTS=1, so a test whose service is missing
-# FAILS instead of skipping. Services this script started are stopped at the end;
-# a stack that was already running is left running.
+# Starts Kafka, ClickHouse and Prometheus (deploy/local/stack.sh up), plus the secured
+# three-broker Kafka profile (stack.sh up --kafka-brokers 3 --kafka-security sasl_ssl),
+# installs the chdb-core wheel (current ClickHouse engine, used to check our SQL on it),
+# then runs `go test` with PURCHASESYNC_FUNCTIONAL_TESTS=1, so a test whose service is
+# missing FAILS instead of skipping. Services this script started are stopped at the end;
+# a stack or cluster that was already running is left running.
+#
+# The tests get the single plaintext broker's lines as they are (PURCHASESYNC_KAFKA_*)
+# and the cluster's Kafka lines renamed with the prefix PURCHASESYNC_CLUSTER_
+# (PURCHASESYNC_CLUSTER_KAFKA_BROKERS, ..._KAFKA_TLS_CAFILE, ..._KAFKA_SASL_PASSWORD,
+# PURCHASESYNC_CLUSTER_STACK_KAFKA_CLIENT_CERT/_KEY), plus PURCHASESYNC_CLUSTER_PROFILE,
+# the stack.sh options of the cluster (see deploy/testenv: KafkaCluster, Stack).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
+# The default stack must be the default profile, whatever the caller's shell selects
+# (the tests' own stack.sh calls inherit this environment too).
+unset PURCHASESYNC_STACK_KAFKA_BROKERS PURCHASESYNC_STACK_KAFKA_SECURITY
+# Nor may a secured profile's client settings, eval'ed into the caller's shell earlier,
+# leak into the plaintext broker's PURCHASESYNC_KAFKA_* (the stack prints no such lines),
+# nor stale cluster lines into the fresh ones.
+for v in $(compgen -v PURCHASESYNC_KAFKA_TLS) $(compgen -v PURCHASESYNC_KAFKA_SASL) $(compgen -v PURCHASESYNC_CLUSTER_); do
+  unset "$v"
+done
+CLUSTER_PROFILE="--kafka-brokers 3 --kafka-security sasl_ssl"
+read -r -a cluster_opts <<<"$CLUSTER_PROFILE"
 
 # Go may be installed but not on a non-login shell's PATH.
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
@@ -18,20 +36,37 @@ for tool in go python3; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is not installed (need Go 1.26+ and Python 3)" >&2; exit 1; }
 done
 
-started=0
+started=0 cluster_started=0
 # Not a pipe into grep -q: with pipefail, grep closing early would make
 # `status` die of SIGPIPE and the check fail even when Kafka runs.
 status=$(bash deploy/local/stack.sh status)
 if ! grep -q '^kafka: running' <<<"$status"; then
   started=1
 fi
-stop_stack() { if [ "$started" = 1 ]; then bash deploy/local/stack.sh down >&2 || true; fi; }
+if ! grep -q '^kafka-3-sasl_ssl/node[0-9]*: running' <<<"$status"; then
+  cluster_started=1
+fi
+# `down` stops every profile; a cluster started beside an already running stack is
+# stopped on its own.
+stop_stack() {
+  if [ "$started" = 1 ]; then
+    bash deploy/local/stack.sh down >&2 || true
+  elif [ "$cluster_started" = 1 ]; then
+    bash deploy/local/stack.sh stop-kafka "${cluster_opts[@]}" >&2 || true
+  fi
+}
 trap stop_stack EXIT
 
 t0=$(date +%s)
 env_lines=$(bash deploy/local/stack.sh up --with-prometheus)
 set -a; eval "$env_lines"; set +a
-echo "test.sh: stack ready in $(( $(date +%s) - t0 ))s" >&2
+# Only the cluster's Kafka lines, renamed; the ClickHouse/Prometheus lines are the same.
+cluster_lines=$(bash deploy/local/stack.sh up "${cluster_opts[@]}" |
+  sed -n -e 's/^PURCHASESYNC_KAFKA_/PURCHASESYNC_CLUSTER_KAFKA_/p' \
+    -e 's/^PURCHASESYNC_STACK_KAFKA_/PURCHASESYNC_CLUSTER_STACK_KAFKA_/p')
+set -a; eval "$cluster_lines"; set +a
+export PURCHASESYNC_CLUSTER_PROFILE="$CLUSTER_PROFILE"
+echo "test.sh: stack and cluster ready in $(( $(date +%s) - t0 ))s" >&2
 
 # chdb-core runs the current ClickHouse engine in-process: the schema and analyst
 # SQL are checked against it as well as against the local 18.16 server.

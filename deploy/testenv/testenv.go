@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -31,6 +33,11 @@ const howTo = "start the stack with `eval \"$(deploy/local/stack.sh up)\"` (or r
 func Required() bool { return os.Getenv("PURCHASESYNC_FUNCTIONAL_TESTS") == "1" }
 
 func need(t testing.TB, what, env, addr string) {
+	t.Helper()
+	needHow(t, what, env, addr, howTo)
+}
+
+func needHow(t testing.TB, what, env, addr, howTo string) {
 	t.Helper()
 	if testing.Short() && !Required() {
 		t.Skipf("%s test skipped in -short mode", what)
@@ -58,6 +65,104 @@ func Kafka(t testing.TB) []string {
 	brokers := strings.Split(v, ",")
 	need(t, "Kafka", "PURCHASESYNC_KAFKA_BROKERS", strings.TrimSpace(brokers[0]))
 	return brokers
+}
+
+const clusterHowTo = "run deploy/local/test.sh, which starts it with " +
+	"`deploy/local/stack.sh up --kafka-brokers 3 --kafka-security sasl_ssl` and exports its lines with the prefix PURCHASESYNC_CLUSTER_"
+
+// Cluster is the local stack's secured three-broker Kafka (test.sh's PURCHASESYNC_CLUSTER_* variables).
+type Cluster struct {
+	Brokers []string
+	Env     []string // PURCHASESYNC_KAFKA_*=value lines for a subprocess (the CLUSTER_ prefix removed)
+	Profile []string // stack.sh options of the profile, e.g. --kafka-brokers 3 --kafka-security sasl_ssl
+	// mTLS client certificate and key files (signed by the cluster's CA; the brokers request a
+	// client certificate but do not require one).
+	ClientCert, ClientKey string
+}
+
+// defaultClusterProfile is test.sh's, for when PURCHASESYNC_CLUSTER_PROFILE is unset.
+var defaultClusterProfile = []string{"--kafka-brokers", "3", "--kafka-security", "sasl_ssl"}
+
+// KafkaCluster returns the secured three-broker Kafka of the local stack, or skips/fails like Kafka(t)
+// when PURCHASESYNC_CLUSTER_KAFKA_BROKERS is unset or its first broker unreachable.
+func KafkaCluster(t testing.TB) Cluster {
+	t.Helper()
+	c := clusterFromEnv(os.Environ())
+	first := ""
+	if len(c.Brokers) > 0 {
+		first = c.Brokers[0]
+	}
+	needHow(t, "Kafka cluster", "PURCHASESYNC_CLUSTER_KAFKA_BROKERS", first, clusterHowTo)
+	return c
+}
+
+// clusterFromEnv maps test.sh's PURCHASESYNC_CLUSTER_* variables (environ: os.Environ's form) to a Cluster.
+func clusterFromEnv(environ []string) Cluster {
+	const prefix = "PURCHASESYNC_CLUSTER_"
+	var c Cluster
+	seen := map[string]int{} // a later duplicate wins, as in a shell
+	for _, kv := range environ {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok {
+			continue
+		}
+		switch {
+		case name == prefix+"PROFILE":
+			c.Profile = strings.Fields(value)
+		case name == prefix+"STACK_KAFKA_CLIENT_CERT":
+			c.ClientCert = value
+		case name == prefix+"STACK_KAFKA_CLIENT_KEY":
+			c.ClientKey = value
+		case strings.HasPrefix(name, prefix+"KAFKA_"):
+			line := "PURCHASESYNC_" + strings.TrimPrefix(name, prefix) + "=" + value
+			if i, dup := seen[name]; dup {
+				c.Env[i] = line
+			} else {
+				seen[name] = len(c.Env)
+				c.Env = append(c.Env, line)
+			}
+		}
+	}
+	sort.Strings(c.Env)
+	if len(c.Profile) == 0 {
+		c.Profile = append([]string(nil), defaultClusterProfile...)
+	}
+	for _, b := range strings.Split(c.Getenv("PURCHASESYNC_KAFKA_BROKERS"), ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			c.Brokers = append(c.Brokers, b)
+		}
+	}
+	return c
+}
+
+// Getenv is os.Getenv for a program configured for this cluster, usable wherever a getenv func is
+// taken: a PURCHASESYNC_KAFKA_* name gets the cluster's value ("" if the cluster has none, so the
+// single broker's settings never leak in); any other name is looked up in the process environment.
+func (c Cluster) Getenv(name string) string {
+	if !strings.HasPrefix(name, "PURCHASESYNC_KAFKA_") {
+		return os.Getenv(name)
+	}
+	for _, kv := range c.Env {
+		if n, v, _ := strings.Cut(kv, "="); n == name {
+			return v
+		}
+	}
+	return ""
+}
+
+// Stack runs `bash deploy/local/stack.sh args...` (e.g. Stack(t, append([]string{"stop-kafka",
+// "--node", "2"}, c.Profile...)...)) and fails the test if it fails, logging its stdout and stderr.
+// Tests that stop a service must start it again.
+func Stack(t testing.TB, args ...string) {
+	t.Helper()
+	cmd := exec.Command("bash", append([]string{filepath.Join(RepoRoot(), "deploy", "local", "stack.sh")}, args...)...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Logf("stack.sh %s stdout:\n%s", strings.Join(args, " "), stdout.String())
+		t.Logf("stack.sh %s stderr:\n%s", strings.Join(args, " "), stderr.String())
+		t.Fatalf("stack.sh %s: %v", strings.Join(args, " "), err)
+	}
 }
 
 // ClickHouse returns the native address of the real ClickHouse, or skips/fails.
