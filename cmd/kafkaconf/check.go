@@ -150,11 +150,11 @@ func (f *failures) OnBrokerE2E(meta kgo.BrokerMetadata, key int16, e2e kgo.Broke
 
 // Request keys, for the failed request.
 const (
-	keyMetadata          = 3
-	keySASLHandshake     = 17
-	keyAPIVersions       = 18
-	keySASLAuthenticate  = 36
-	keyDial        int16 = -1
+	keyMetadata               = 3
+	keySASLHandshake          = 17
+	keyAPIVersions            = 18
+	keySASLAuthenticate       = 36
+	keyDial             int16 = -1
 )
 
 // classify returns the *ConfigError that err from broker addr is, or nil

@@ -2,7 +2,6 @@ package kafkaconf
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"purchasesync/cmd/kafkaconf/kafkaconftest"
 )
 
 const (
@@ -39,17 +40,6 @@ func saslOpts() []kfake.Opt {
 		kfake.Superuser("SCRAM-SHA-512", scramUser, scramPass),
 		kfake.Superuser("SCRAM-SHA-256", scramUser, scramPass),
 		kfake.Superuser("PLAIN", plainUser, plainPass)}
-}
-
-// serverTLS is a listener's TLS config with a certificate of ca for
-// 127.0.0.1 and kafka-1; with clients set, it requires client certificates
-// that clients signed.
-func serverTLS(t *testing.T, ca *testCA, clients *testCA) *tls.Config {
-	c := &tls.Config{Certificates: []tls.Certificate{ca.leaf(t, "kafka-1", "kafka-1")}}
-	if clients != nil {
-		c.ClientAuth, c.ClientCAs = tls.RequireAndVerifyClientCert, clients.pool
-	}
-	return c
 }
 
 func check(t *testing.T, c Config) error {
@@ -128,19 +118,19 @@ func TestCheckSASL(t *testing.T) {
 }
 
 func TestCheckTLS(t *testing.T) {
-	ca := newCA(t, "ca")
-	brokers := cluster(t, kfake.TLS(serverTLS(t, ca, nil)))
-	if err := check(t, Config{Brokers: brokers, TLS: TLS{CAFile: ca.file}}); err != nil {
+	ca := kafkaconftest.NewCA(t, "ca")
+	brokers := cluster(t, kfake.TLS(ca.ServerTLS(t, nil)))
+	if err := check(t, Config{Brokers: brokers, TLS: TLS{CAFile: ca.File}}); err != nil {
 		t.Fatalf("the right CA: %v", err)
 	}
-	if err := check(t, Config{Brokers: brokers, TLS: TLS{CAFile: ca.file, ServerName: "kafka-1"}}); err != nil {
+	if err := check(t, Config{Brokers: brokers, TLS: TLS{CAFile: ca.File, ServerName: "kafka-1"}}); err != nil {
 		t.Fatalf("the certificate's server name: %v", err)
 	}
 	// Another CA, and the system roots.
-	wantConfigError(t, check(t, Config{Brokers: brokers, TLS: TLS{CAFile: newCA(t, "other").file}}), "-kafka.tls.caFile")
+	wantConfigError(t, check(t, Config{Brokers: brokers, TLS: TLS{CAFile: kafkaconftest.NewCA(t, "other").File}}), "-kafka.tls.caFile")
 	wantConfigError(t, check(t, Config{Brokers: brokers, TLS: TLS{Enabled: true}}), "-kafka.tls.caFile")
 	// A name the certificate is not for.
-	err := check(t, Config{Brokers: brokers, TLS: TLS{CAFile: ca.file, ServerName: "kafka-2"}})
+	err := check(t, Config{Brokers: brokers, TLS: TLS{CAFile: ca.File, ServerName: "kafka-2"}})
 	wantConfigError(t, err, "-kafka.tls.serverName")
 	if !strings.Contains(err.Error(), "kafka-2") {
 		t.Errorf("%v: want the name", err)
@@ -152,9 +142,9 @@ func TestCheckTLS(t *testing.T) {
 
 // TestCheckSASLSSL: SASL over TLS, and each half missing.
 func TestCheckSASLSSL(t *testing.T) {
-	ca := newCA(t, "ca")
-	brokers := cluster(t, append(saslOpts(), kfake.TLS(serverTLS(t, ca, nil)))...)
-	ok := Config{Brokers: brokers, TLS: TLS{CAFile: ca.file}, SASL: SASL{Mechanism: "scram-sha-512", Username: scramUser, Password: scramPass}}
+	ca := kafkaconftest.NewCA(t, "ca")
+	brokers := cluster(t, append(saslOpts(), kfake.TLS(ca.ServerTLS(t, nil)))...)
+	ok := Config{Brokers: brokers, TLS: TLS{CAFile: ca.File}, SASL: SASL{Mechanism: "scram-sha-512", Username: scramUser, Password: scramPass}}
 	if err := check(t, ok); err != nil {
 		t.Fatal(err)
 	}
@@ -168,16 +158,16 @@ func TestCheckSASLSSL(t *testing.T) {
 }
 
 func TestCheckMutualTLS(t *testing.T) {
-	ca, clients := newCA(t, "ca"), newCA(t, "clients")
-	brokers := cluster(t, kfake.TLS(serverTLS(t, ca, clients)))
+	ca, clients := kafkaconftest.NewCA(t, "ca"), kafkaconftest.NewCA(t, "clients")
+	brokers := cluster(t, kfake.TLS(ca.ServerTLS(t, clients)))
 	dir := t.TempDir()
-	certFile, keyFile := writeKeyPair(t, dir, "client", clients.leaf(t, "client"))
-	if err := check(t, Config{Brokers: brokers, TLS: TLS{CAFile: ca.file, CertFile: certFile, KeyFile: keyFile}}); err != nil {
+	certFile, keyFile := kafkaconftest.WriteKeyPair(t, dir, "client", clients.Leaf(t, "client"))
+	if err := check(t, Config{Brokers: brokers, TLS: TLS{CAFile: ca.File, CertFile: certFile, KeyFile: keyFile}}); err != nil {
 		t.Fatalf("mutual TLS: %v", err)
 	}
-	wantConfigError(t, check(t, Config{Brokers: brokers, TLS: TLS{CAFile: ca.file}}), "-kafka.tls.certFile")
-	otherCert, otherKey := writeKeyPair(t, dir, "other", newCA(t, "other").leaf(t, "client"))
-	wantConfigError(t, check(t, Config{Brokers: brokers, TLS: TLS{CAFile: ca.file, CertFile: otherCert, KeyFile: otherKey}}), "-kafka.tls.certFile")
+	wantConfigError(t, check(t, Config{Brokers: brokers, TLS: TLS{CAFile: ca.File}}), "-kafka.tls.certFile")
+	otherCert, otherKey := kafkaconftest.WriteKeyPair(t, dir, "other", kafkaconftest.NewCA(t, "other").Leaf(t, "client"))
+	wantConfigError(t, check(t, Config{Brokers: brokers, TLS: TLS{CAFile: ca.File, CertFile: otherCert, KeyFile: otherKey}}), "-kafka.tls.certFile")
 }
 
 // listen serves each connection with serve on a loopback port.

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/cmd/envflag"
+	"purchasesync/cmd/kafkaconf/kafkaconftest"
 )
 
 // configFrom parses args with env as the environment.
@@ -315,11 +316,11 @@ func TestTLSConfig(t *testing.T) {
 	if err != nil || tc.MinVersion != tls.VersionTLS12 || tc.RootCAs != nil || tc.GetClientCertificate != nil || tc.ServerName != "" {
 		t.Fatalf("plain TLS: %+v %v", tc, err)
 	}
-	ca := newCA(t, "ca")
+	ca := kafkaconftest.NewCA(t, "ca")
 	dir := t.TempDir()
-	certFile, keyFile := writeKeyPair(t, dir, "client", ca.leaf(t, "client-1"))
-	tc, err = TLS{CAFile: ca.file, CertFile: certFile, KeyFile: keyFile, ServerName: "kafka"}.config()
-	if err != nil || tc.RootCAs == nil || !tc.RootCAs.Equal(ca.pool) || tc.ServerName != "kafka" {
+	certFile, keyFile := kafkaconftest.WriteKeyPair(t, dir, "client", ca.Leaf(t, "client-1"))
+	tc, err = TLS{CAFile: ca.File, CertFile: certFile, KeyFile: keyFile, ServerName: "kafka"}.config()
+	if err != nil || tc.RootCAs == nil || !tc.RootCAs.Equal(ca.Pool) || tc.ServerName != "kafka" {
 		t.Fatalf("mTLS: %+v %v", tc, err)
 	}
 	cn := func() string {
@@ -337,14 +338,14 @@ func TestTLSConfig(t *testing.T) {
 	if got := cn(); got != "client-1" {
 		t.Errorf("client certificate %s", got)
 	}
-	writeKeyPair(t, dir, "client", ca.leaf(t, "client-2")) // a rotation
+	kafkaconftest.WriteKeyPair(t, dir, "client", ca.Leaf(t, "client-2")) // a rotation
 	later := time.Now().Add(time.Minute)
 	os.Chtimes(certFile, later, later)
 	if got := cn(); got != "client-2" {
 		t.Errorf("after a rotation: %s, want client-2", got)
 	}
 
-	_, other := writeKeyPair(t, dir, "other", ca.leaf(t, "other"))
+	_, other := kafkaconftest.WriteKeyPair(t, dir, "other", ca.Leaf(t, "other"))
 	for _, c := range []struct {
 		tls  TLS
 		want string
@@ -362,8 +363,8 @@ func TestTLSConfig(t *testing.T) {
 
 // TestOpts: Opts validates and reads the files; its options make a client.
 func TestOpts(t *testing.T) {
-	ca := newCA(t, "ca")
-	c := Config{Brokers: []string{"127.0.0.1:1"}, ClientID: "id", TLS: TLS{CAFile: ca.file},
+	ca := kafkaconftest.NewCA(t, "ca")
+	c := Config{Brokers: []string{"127.0.0.1:1"}, ClientID: "id", TLS: TLS{CAFile: ca.File},
 		SASL: SASL{Mechanism: "scram-sha-256", Username: "u", Password: "p"}}
 	opts, err := c.Opts()
 	if err != nil {

@@ -14,7 +14,7 @@ type Flags struct {
 
 	brokers, clientID *string
 
-	tls                                  *bool
+	tls                                   *bool
 	caFile, certFile, keyFile, serverName *string
 
 	mechanism, username, password, tokenFile *string

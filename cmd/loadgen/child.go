@@ -13,9 +13,12 @@ package main
 //
 // The protocol between parent and child:
 //
-//   - environment: LOADGEN_SERVE=baseline|floor; for the floor also
-//     LOADGEN_SERVE_BROKERS, LOADGEN_SERVE_COMPRESSION and LOADGEN_SERVE_TOPIC
-//     (the scratch topic, created and deleted by the parent);
+//   - environment: LOADGEN_SERVE=baseline|floor; for the floor also the
+//     Kafka connection as the PURCHASESYNC_KAFKA_* variables of
+//     cmd/kafkaconf (brokers, TLS, SASL; kafkaconf.Config.Environ, which
+//     replaces inherited ones), LOADGEN_SERVE_COMPRESSION and
+//     LOADGEN_SERVE_TOPIC (the scratch topic, created and deleted by the
+//     parent);
 //   - stdout: the child prints "listening 127.0.0.1:PORT" once it serves,
 //     and on a clean stop a floor child prints "stopped produced=N failed=M";
 //   - stdin: a pipe from the parent that the child only reads; when the read
@@ -39,11 +42,13 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"purchasesync/cmd/kafkaconf"
 )
 
 const (
 	envServe            = "LOADGEN_SERVE"
-	envServeBrokers     = "LOADGEN_SERVE_BROKERS"
+	envKafkaBrokers     = "PURCHASESYNC_KAFKA_BROKERS"
 	envServeCompression = "LOADGEN_SERVE_COMPRESSION"
 	envServeTopic       = "LOADGEN_SERVE_TOPIC"
 
@@ -312,11 +317,15 @@ func serveChild(ctx context.Context, mode string, getenv func(string) string, st
 	case serveBaseline:
 		addr, stopSrv, err = startBaseline()
 	case serveFloor:
-		brokers, topic := splitBrokers(getenv(envServeBrokers)), getenv(envServeTopic)
-		if len(brokers) == 0 || topic == "" {
-			return fmt.Errorf("%s and %s must be set", envServeBrokers, envServeTopic)
+		topic := getenv(envServeTopic)
+		if getenv(envKafkaBrokers) == "" || topic == "" {
+			return fmt.Errorf("%s and %s must be set", envKafkaBrokers, envServeTopic)
 		}
-		cl, err := newFloorClient(brokers, getenv(envServeCompression), topic)
+		conf, err := kafkaconf.FromEnv(getenv)
+		if err != nil {
+			return err
+		}
+		cl, err := newFloorClient(conf, getenv(envServeCompression), topic)
 		if err != nil {
 			return err
 		}

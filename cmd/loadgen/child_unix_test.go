@@ -255,7 +255,7 @@ func TestChildStartErrors(t *testing.T) {
 	defer func(d time.Duration) { childStartTimeout = d }(childStartTimeout)
 	childStartTimeout = time.Second
 	start := time.Now()
-	_, err = startChild(context.Background(), serveFloor, []string{envServeBrokers + "=" + silent.Addr().String(), envServeTopic + "=t", envServeCompression + "=none"})
+	_, err = startChild(context.Background(), serveFloor, []string{envKafkaBrokers + "=" + silent.Addr().String(), envServeTopic + "=t", envServeCompression + "=none"})
 	t.Logf("silent Kafka: %v", err)
 	if err == nil || !strings.Contains(err.Error(), "did not print its address within 1s") {
 		t.Errorf("startChild(floor) = %v, want a timeout", err)

@@ -23,11 +23,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/valyala/fasthttp"
+
+	"purchasesync/cmd/kafkaconf"
 )
 
 const (
@@ -39,7 +40,7 @@ const (
 	floorReplication     = 1
 	floorProduceTimeout  = 2 * time.Second // the ingest's default -ingest.produceTimeout
 	floorProducerLinger  = 2 * time.Millisecond
-	defaultKafkaBrokers  = "127.0.0.1:19092"
+	floorClientID        = "purchasesync-loadgen-floor" // the default of -kafka.clientID
 	compressionLZ4       = "lz4"
 	compressionNone      = "none"
 	floorAcceptedBody    = `{"status":"accepted"}` + "\n"
@@ -70,11 +71,6 @@ type floorHandler struct {
 	failed   atomic.Int64 // requests answered 503
 }
 
-// splitBrokers splits a comma-separated broker list, dropping blanks.
-func splitBrokers(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
-}
-
 func compressionCodec(name string) (kgo.CompressionCodec, error) {
 	switch name {
 	case compressionLZ4:
@@ -85,47 +81,52 @@ func compressionCodec(name string) (kgo.CompressionCodec, error) {
 	return kgo.CompressionCodec{}, fmt.Errorf("unknown -kafka.compression %q: want lz4 or none", name)
 }
 
-// newFloorClient returns a Kafka client with the producer settings of
-// cmd/purchasesync's ingest (producerOpts and build): acks=all, idempotent
-// (franz-go's default), linger, compression, the delivery timeout of
+// newFloorClient returns a Kafka client on the connection of conf (TLS,
+// SASL; cmd/kafkaconf) with the producer settings of cmd/purchasesync's
+// ingest (producerOpts and build): acks=all, idempotent (franz-go's
+// default), linger, compression, the delivery timeout of
 // -ingest.produceTimeout, fresh metadata soon after a dropped connection;
 // it produces to topic.
-func newFloorClient(brokers []string, compression, topic string) (*kgo.Client, error) {
+func newFloorClient(conf kafkaconf.Config, compression, topic string) (*kgo.Client, error) {
 	codec, err := compressionCodec(compression)
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
-		kgo.ClientID("purchasesync-loadgen-floor"),
+	opts, err := conf.Opts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts,
 		kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(floorProducerLinger),
 		kgo.ProducerBatchCompression(codec, kgo.NoCompression()),
 		kgo.RecordDeliveryTimeout(floorProduceTimeout),
 		kgo.MetadataMinAge(500*time.Millisecond),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create the floor's Kafka client: %w", err)
 	}
 	return cl, nil
 }
 
-// startFloor creates the scratch topic and starts the floor server: in a
-// child process that only produces to the topic, or with -inprocess in this
-// process. The topic is created and deleted here, by the parent, so that it
-// goes even if the child crashes. On error nothing is left behind;
-// otherwise the caller must call close.
+// startFloor checks the Kafka connection, creates the scratch topic and
+// starts the floor server: in a child process that only produces to the
+// topic, or with -inprocess in this process. The topic is created and
+// deleted here, by the parent, so that it goes even if the child crashes.
+// On error nothing is left behind; otherwise the caller must call close.
 func startFloor(ctx context.Context, o options) (*floor, error) {
-	brokers := splitBrokers(o.kafkaBrokers)
-	if len(brokers) == 0 {
+	if len(o.kafka.Brokers) == 0 {
 		return nil, errors.New("-floor needs Kafka: set -kafka.brokers or PURCHASESYNC_KAFKA_BROKERS")
+	}
+	if err := checkKafka(ctx, o.kafka); err != nil {
+		return nil, err
 	}
 	var suffix [8]byte
 	_, _ = rand.Read(suffix[:])
-	f := &floor{topic: floorTopicPrefix + hex.EncodeToString(suffix[:]), brokers: brokers}
+	f := &floor{topic: floorTopicPrefix + hex.EncodeToString(suffix[:]), brokers: o.kafka.Brokers}
 	var err error
-	f.cl, err = newFloorClient(brokers, o.kafkaCompression, f.topic)
+	f.cl, err = newFloorClient(o.kafka, o.kafkaCompression, f.topic)
 	if err != nil {
 		return nil, err
 	}
@@ -136,16 +137,30 @@ func startFloor(ctx context.Context, o options) (*floor, error) {
 	if o.inprocess {
 		f.srv, err = startFloorInProcess(f.cl)
 	} else {
-		f.srv, err = startChild(ctx, serveFloor, []string{
-			envServeBrokers + "=" + strings.Join(brokers, ","),
-			envServeCompression + "=" + o.kafkaCompression,
-			envServeTopic + "=" + f.topic,
-		})
+		// The connection goes as PURCHASESYNC_KAFKA_* variables, replacing
+		// any the child inherits.
+		f.srv, err = startChild(ctx, serveFloor, append(o.kafka.Environ(),
+			envServeCompression+"="+o.kafkaCompression,
+			envServeTopic+"="+f.topic,
+		))
 	}
 	if err != nil {
 		return nil, errors.Join(err, f.close())
 	}
 	return f, nil
+}
+
+// checkKafka makes one request to Kafka (kafkaconf's Check) within
+// floorAdminTimeout, so that a configuration error (a wrong password, an
+// unknown CA, TLS against a plaintext listener, ...) is its one line.
+// Kafka not answering is left to creating the scratch topic to report.
+func checkKafka(ctx context.Context, conf kafkaconf.Config) error {
+	ctx, cancel := context.WithTimeout(ctx, floorAdminTimeout)
+	defer cancel()
+	if err := conf.Check(ctx); err != nil && !errors.Is(err, kafkaconf.ErrUnreachable) {
+		return err
+	}
+	return nil
 }
 
 // startFloorInProcess serves the floor handler with cl in this process.
@@ -272,6 +287,9 @@ func runFloor(ctx context.Context, o options, reqs []request, logf func(string, 
 			logf("floor: deleted scratch topic %s", f.topic)
 		}
 	}()
+	if w := o.kafka.Warning(); w != "" {
+		logf("floor: %s", w)
+	}
 	logf("floor: fasthttp server %s producing to %s (%d partitions, acks=all, %s) on %s via %s",
 		f.srv.where, f.topic, floorPartitions, o.kafkaCompression, f.srv.addr, strings.Join(f.brokers, ","))
 	if o.onServer != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"purchasesync/cmd/kafkaconf"
+	"purchasesync/cmd/kafkaconf/kafkaconftest"
 	"purchasesync/deploy/testenv"
 )
 
@@ -28,7 +31,52 @@ func TestFloorRunKfake(t *testing.T) {
 	}
 	t.Cleanup(cluster.Close)
 	for _, inprocess := range []bool{false, true} {
-		t.Run(modeName(inprocess), func(t *testing.T) { checkFloorRun(t, cluster.ListenAddrs(), "lz4", inprocess) })
+		t.Run(modeName(inprocess), func(t *testing.T) {
+			checkFloorRun(t, []string{"-kafka.brokers", strings.Join(cluster.ListenAddrs(), ",")}, nil, "lz4", inprocess)
+		})
+	}
+}
+
+// TestFloorRunSASLSSL runs -floor against an in-memory Kafka that wants
+// SCRAM over TLS, the password in a _FILE variable: the floor's client, and
+// the child's, connect with the -kafka.* settings.
+func TestFloorRunSASLSSL(t *testing.T) {
+	ca := kafkaconftest.NewCA(t, "ca")
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(ca.ServerTLS(t, nil)),
+		kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "loadgen", "s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	pwFile := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pwFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"PURCHASESYNC_KAFKA_BROKERS":            strings.Join(cluster.ListenAddrs(), ","),
+		"PURCHASESYNC_KAFKA_SASL_MECHANISM":     "scram-sha-512",
+		"PURCHASESYNC_KAFKA_SASL_PASSWORD_FILE": pwFile,
+	}
+	args := []string{"-kafka.tls.caFile", ca.File, "-kafka.sasl.username", "loadgen"}
+	for _, inprocess := range []bool{false, true} {
+		t.Run(modeName(inprocess), func(t *testing.T) { checkFloorRun(t, args, env, "lz4", inprocess) })
+	}
+
+	// A wrong password is its one line, before any topic or server.
+	o, err := parse(append([]string{"-floor", "-target", "", "-secret", "x", "-requests", "10", "-quiet",
+		"-kafka.sasl.password", "hunter2-wrong"}, args...), func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.onServer = func(name, _ string, _ int) { t.Errorf("the %s server started", name) }
+	var out bytes.Buffer
+	err = execute(context.Background(), o, &out)
+	var ce *kafkaconf.ConfigError
+	if !errors.As(err, &ce) || ce.Flag != "-kafka.sasl.password" || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("wrong password: %v, want the one-line error naming -kafka.sasl.password", err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("printed a report:\n%s", out.String())
 	}
 }
 
@@ -37,21 +85,27 @@ func TestFloorRunKfake(t *testing.T) {
 func TestFloorRunRealKafka(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	for _, inprocess := range []bool{false, true} {
-		t.Run(modeName(inprocess), func(t *testing.T) { checkFloorRun(t, brokers, "none", inprocess) })
+		t.Run(modeName(inprocess), func(t *testing.T) {
+			checkFloorRun(t, []string{"-kafka.brokers", strings.Join(brokers, ",")}, nil, "none", inprocess)
+		})
 	}
 }
 
-// checkFloorRun drives n signed webhooks at the baseline and the floor and
+// checkFloorRun drives n signed webhooks at the baseline and the floor
+// (connected with the -kafka.* flags kafkaArgs and the environment env) and
 // checks that every floor request got 200, that the scratch topic held
 // exactly the n bodies sent (keys 0..n-1), that the ratios are printed and
 // that the topic is gone afterwards, as are the child processes unless
 // inprocess.
-func checkFloorRun(t *testing.T, brokers []string, compression string, inprocess bool) {
+func checkFloorRun(t *testing.T, kafkaArgs []string, env map[string]string, compression string, inprocess bool) {
 	const n = 200
-	o, err := parse(append([]string{"-baseline", "-floor", "-target", "", "-secret", "x", "-scenario", "webhook",
-		"-requests", strconv.Itoa(n), "-concurrency", "8", "-quiet",
-		"-kafka.brokers", strings.Join(brokers, ","), "-kafka.compression", compression}, modeArgs(inprocess)...),
-		func(string) string { return "" }, &bytes.Buffer{})
+	args := append([]string{"-baseline", "-floor", "-target", "", "-secret", "x", "-scenario", "webhook",
+		"-requests", strconv.Itoa(n), "-concurrency", "8", "-quiet", "-kafka.compression", compression}, kafkaArgs...)
+	o, err := parse(append(args, modeArgs(inprocess)...), func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := o.kafka.Opts()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +126,7 @@ func checkFloorRun(t *testing.T, brokers []string, compression string, inprocess
 		if !strings.HasPrefix(tp, floorTopicPrefix) || len(tp) <= len(floorTopicPrefix) {
 			return fmt.Errorf("scratch topic %q lacks the prefix %q and a suffix", tp, floorTopicPrefix)
 		}
-		return checkTopic(brokers, tp, n, want)
+		return checkTopic(opts, tp, n, want)
 	}
 	var out bytes.Buffer
 	if err := execute(context.Background(), o, &out); err != nil {
@@ -106,7 +160,7 @@ func checkFloorRun(t *testing.T, brokers []string, compression string, inprocess
 	}
 	// Deleted: the topic no longer shows in the broker's metadata (a real
 	// broker may take a moment to propagate the deletion).
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,9 +176,9 @@ func checkFloorRun(t *testing.T, brokers []string, compression string, inprocess
 
 // checkTopic checks that topic holds exactly n records whose values are the
 // bodies in want (with multiplicity) and whose keys are 0..n-1.
-func checkTopic(brokers []string, topic string, n int, want map[string]int) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+func checkTopic(conn []kgo.Opt, topic string, n int, want map[string]int) error {
+	cl, err := kgo.NewClient(append(conn, kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
 		return err
 	}
@@ -252,7 +306,7 @@ func TestFloorKafkaDown(t *testing.T) {
 func TestParseFloor(t *testing.T) {
 	noenv := func(string) string { return "" }
 	o, err := parse([]string{"-floor", "-target", "", "-secret", "x"}, noenv, &bytes.Buffer{})
-	if err != nil || !o.floor || o.kafkaBrokers != "127.0.0.1:19092" || o.kafkaCompression != "lz4" || o.inprocess {
+	if err != nil || !o.floor || strings.Join(o.kafka.Brokers, ",") != "127.0.0.1:19092" || o.kafka.ClientID != floorClientID || o.kafkaCompression != "lz4" || o.inprocess {
 		t.Fatalf("parse: %+v %v", o, err)
 	}
 	if o, err := parse([]string{"-floor", "-baseline", "-inprocess", "-target", "", "-secret", "x"}, noenv, &bytes.Buffer{}); err != nil || !o.inprocess {
@@ -261,10 +315,10 @@ func TestParseFloor(t *testing.T) {
 	env := func(k string) string {
 		return map[string]string{"PURCHASESYNC_KAFKA_BROKERS": "127.0.0.1:59092,127.0.0.1:59093"}[k]
 	}
-	if o, err := parse([]string{"-floor", "-secret", "x"}, env, &bytes.Buffer{}); err != nil || o.kafkaBrokers != "127.0.0.1:59092,127.0.0.1:59093" {
+	if o, err := parse([]string{"-floor", "-secret", "x"}, env, &bytes.Buffer{}); err != nil || strings.Join(o.kafka.Brokers, ",") != "127.0.0.1:59092,127.0.0.1:59093" {
 		t.Fatalf("parse with the env: %+v %v", o, err)
 	}
-	if o, err := parse([]string{"-floor", "-secret", "x", "-kafka.brokers", "127.0.0.1:1"}, env, &bytes.Buffer{}); err != nil || o.kafkaBrokers != "127.0.0.1:1" {
+	if o, err := parse([]string{"-floor", "-secret", "x", "-kafka.brokers", "127.0.0.1:1"}, env, &bytes.Buffer{}); err != nil || strings.Join(o.kafka.Brokers, ",") != "127.0.0.1:1" {
 		t.Fatalf("the flag does not beat the env: %+v %v", o, err)
 	}
 	for _, args := range [][]string{

@@ -17,6 +17,9 @@
 // linger, lz4; see floor.go), answering 200 once the broker acknowledged. It
 // uses a scratch topic purchasesync.loadgen.floor.<random hex> (6 partitions,
 // replication 1) on -kafka.brokers, created and deleted by loadgen itself.
+// The -kafka.* connection flags are purchasesync's (cmd/kafkaconf: TLS,
+// SASL, each with its PURCHASESYNC_KAFKA_* variable), so the floor also
+// loads a SASL_SSL cluster as the ingest would see it.
 // The floor splits the gap between the baseline and the ingest into Kafka's
 // share (floor/baseline) and the ingest's own (ingest/floor):
 //
@@ -63,6 +66,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"purchasesync/cmd/envflag"
+	"purchasesync/cmd/kafkaconf"
 	"purchasesync/ingest/ingesttest"
 	"purchasesync/ingest/shopify"
 	"purchasesync/schemas"
@@ -110,8 +115,8 @@ type options struct {
 	quiet       bool
 	cpuprofile  string
 
-	kafkaBrokers     string // -floor only
-	kafkaCompression string // -floor only
+	kafka            kafkaconf.Config // -floor only
+	kafkaCompression string           // -floor only
 
 	// floorCheck, set by tests only, is called with the floor's scratch
 	// topic after the floor run and before the topic is deleted.
@@ -124,7 +129,9 @@ type options struct {
 
 func parse(args []string, getenv func(string) string, out io.Writer) (options, error) {
 	var o options
-	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	// loadgen's own flags have no environment twin (fs.StringVar and the
+	// like are the plain flag package's); the -kafka.* ones have.
+	fs := envflag.New("loadgen", getenv)
 	fs.SetOutput(out)
 	fs.StringVar(&o.target, "target", "http://127.0.0.1:8080", "ingest base URL (loopback only); empty with -baseline or -floor runs those alone")
 	fs.BoolVar(&o.baseline, "baseline", false, "also run the same load against a do-nothing fasthttp server (a child process; see -inprocess) and print the ratio")
@@ -138,7 +145,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	fs.IntVar(&o.pool, "pool", 20000, "distinct purchases generated before the run; after that bodies repeat, as Shopify redeliveries do")
 	fs.StringVar(&o.site, "site", "demo", "site slug for storefront events")
 	fs.StringVar(&o.shop, "shop", "", "shop domain for webhooks (default <site>.myshopify.com)")
-	fs.StringVar(&o.secret, "secret", "", "Shopify app secret to sign webhooks with (default: the first of $PURCHASESYNC_SHOPIFY_API_SECRET)")
+	fs.StringVar(&o.secret, "secret", "", "Shopify app secret to sign webhooks with (default: the first of $PURCHASESYNC_SHOPIFY_API_SECRET or of the file $PURCHASESYNC_SHOPIFY_API_SECRET_FILE)")
 	fs.StringVar(&o.orderKey, "orderKey", string(schemas.OrderKeyID), "the site's order_key mode: order_id, order_number or order_name")
 	fs.Float64Var(&o.mismatch, "mismatch", 0, "share of purchases (0 to 1) whose storefront event disagrees with Shopify on one compared field (email, subtotal, coupon, zip), so the join reports discrepancies")
 	fs.BoolVar(&o.xff, "xff", false, "send storefront events with X-Forwarded-For client addresses from 198.18.0.0/15 (the ingest must trust 127.0.0.1 via -ingest.trustedProxies), so per-IP limits see many shoppers")
@@ -146,11 +153,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed for the generated purchases")
 	fs.BoolVar(&o.quiet, "quiet", false, "print only the result table")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write loadgen's own CPU profile here (to check the generator is not the bottleneck)")
-	brokers := getenv("PURCHASESYNC_KAFKA_BROKERS")
-	if strings.TrimSpace(brokers) == "" {
-		brokers = defaultKafkaBrokers
-	}
-	fs.StringVar(&o.kafkaBrokers, "kafka.brokers", brokers, "-floor only: comma-separated Kafka bootstrap brokers; $PURCHASESYNC_KAFKA_BROKERS, when set, replaces the default")
+	kafka := kafkaconf.AddFlags(fs, floorClientID)
 	fs.StringVar(&o.kafkaCompression, "kafka.compression", compressionLZ4, "-floor only: producer compression, lz4 (the ingest's default) or none")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: loadgen [flags]
@@ -172,6 +175,10 @@ runtime and scheduler and skip cross-process wake-ups, which measured
 -inprocess runs them inside loadgen anyway, for comparison. A child stops
 when loadgen stops it or when loadgen dies (its stdin closes).
 
+The -kafka.* flags are for -floor only; they are purchasesync's, with the
+same PURCHASESYNC_KAFKA_* variables (TLS, SASL), and the brokers must be on
+this machine.
+
 Flags:
 `)
 		fs.PrintDefaults()
@@ -180,8 +187,12 @@ Flags:
 		return o, err
 	}
 	if o.secret == "" {
-		if s := strings.Split(getenv("PURCHASESYNC_SHOPIFY_API_SECRET"), ","); s[0] != "" {
-			o.secret = strings.TrimSpace(s[0])
+		secrets, err := envflag.ReadSecret(getenv, "PURCHASESYNC_SHOPIFY_API_SECRET")
+		if err != nil {
+			return o, err
+		}
+		if s := envflag.SplitList(secrets); len(s) > 0 {
+			o.secret = s[0]
 		}
 	}
 	if o.shop == "" {
@@ -206,8 +217,6 @@ Flags:
 		return o, fmt.Errorf("-site %q is not a site slug", o.site)
 	case o.target == "" && !o.baseline && !o.floor:
 		return o, errors.New("nothing to do: set -target, -baseline or -floor")
-	case o.floor && len(splitBrokers(o.kafkaBrokers)) == 0:
-		return o, errors.New("-floor needs Kafka: set -kafka.brokers or PURCHASESYNC_KAFKA_BROKERS")
 	}
 	if _, err := compressionCodec(o.kafkaCompression); err != nil {
 		return o, err
@@ -218,8 +227,12 @@ Flags:
 		}
 	}
 	if o.floor {
+		var err error
+		if o.kafka, err = kafka.Config(); err != nil {
+			return o, fmt.Errorf("-floor: %w", err)
+		}
 		// The floor loads Kafka as hard as the ingest: this machine's only.
-		for _, b := range splitBrokers(o.kafkaBrokers) {
+		for _, b := range o.kafka.Brokers {
 			if err := checkLoopback("http://" + b); err != nil {
 				return o, fmt.Errorf("-kafka.brokers: %w", err)
 			}

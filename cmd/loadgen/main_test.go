@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +42,17 @@ func TestParseRefuses(t *testing.T) {
 	}, &bytes.Buffer{})
 	if err != nil || o.secret != "a" || o.shop != "demo.myshopify.com" || o.pool != 10 {
 		t.Fatalf("parse: %+v %v", o, err)
+	}
+	// The secret from its file, as purchasesync reads it; not from both.
+	file := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(file, []byte("f1,f2\n"), 0o600)
+	env2 := map[string]string{"PURCHASESYNC_SHOPIFY_API_SECRET_FILE": file}
+	if o, err := parse([]string{"-requests", "10"}, func(k string) string { return env2[k] }, &bytes.Buffer{}); err != nil || o.secret != "f1" {
+		t.Errorf("secret from PURCHASESYNC_SHOPIFY_API_SECRET_FILE: %q %v", o.secret, err)
+	}
+	env2["PURCHASESYNC_SHOPIFY_API_SECRET"] = "e"
+	if _, err := parse([]string{"-requests", "10"}, func(k string) string { return env2[k] }, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "PURCHASESYNC_SHOPIFY_API_SECRET_FILE") {
+		t.Errorf("both set: %v", err)
 	}
 }
 

@@ -1,4 +1,7 @@
-package kafkaconf
+// Package kafkaconftest makes the certificates of TLS tests: a CA, server
+// and client certificates for 127.0.0.1, as tls.Certificate values and PEM
+// files for the -kafka.tls.* flags.
+package kafkaconftest
 
 import (
 	"crypto/ecdsa"
@@ -12,26 +15,28 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// testCA is a certificate authority made for one test.
-type testCA struct {
+// CA is a certificate authority made for one test.
+type CA struct {
+	Pool *x509.CertPool // holding the CA certificate alone
+	File string         // the CA certificate as a PEM file (-kafka.tls.caFile)
+
 	cert *x509.Certificate
 	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-	file string // the CA certificate as a PEM file
 }
 
-var serial int64
+var serial atomic.Int64
 
-func newCA(t *testing.T, name string) *testCA {
+// NewCA makes a CA named name, valid for a day.
+func NewCA(t testing.TB, name string) *CA {
 	t.Helper()
 	key := newKey(t)
-	serial++
 	tpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
 	}
@@ -45,12 +50,12 @@ func newCA(t *testing.T, name string) *testCA {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	ca := &testCA{cert: cert, key: key, pool: pool, file: filepath.Join(t.TempDir(), name+".pem")}
-	writePEM(t, ca.file, "CERTIFICATE", der)
+	ca := &CA{cert: cert, key: key, Pool: pool, File: filepath.Join(t.TempDir(), name+".pem")}
+	writePEM(t, ca.File, "CERTIFICATE", der)
 	return ca
 }
 
-func newKey(t *testing.T) *ecdsa.PrivateKey {
+func newKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -59,14 +64,13 @@ func newKey(t *testing.T) *ecdsa.PrivateKey {
 	return key
 }
 
-// leaf issues a certificate for 127.0.0.1 and the given DNS names, usable by
+// Leaf issues a certificate named cn for 127.0.0.1 and dnsNames, usable by
 // servers and clients.
-func (ca *testCA) leaf(t *testing.T, cn string, dnsNames ...string) tls.Certificate {
+func (ca *CA) Leaf(t testing.TB, cn string, dnsNames ...string) tls.Certificate {
 	t.Helper()
 	key := newKey(t)
-	serial++
 	tpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: cn},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: dnsNames,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
@@ -79,8 +83,20 @@ func (ca *testCA) leaf(t *testing.T, cn string, dnsNames ...string) tls.Certific
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-// files writes a certificate and its key as PEM files.
-func writeKeyPair(t *testing.T, dir, name string, c tls.Certificate) (certFile, keyFile string) {
+// ServerTLS is a listener's TLS config (for kfake.TLS, say) with a
+// certificate of ca for 127.0.0.1 and kafka-1; with clients given, it
+// requires client certificates that clients signed.
+func (ca *CA) ServerTLS(t testing.TB, clients *CA) *tls.Config {
+	c := &tls.Config{Certificates: []tls.Certificate{ca.Leaf(t, "kafka-1", "kafka-1")}}
+	if clients != nil {
+		c.ClientAuth, c.ClientCAs = tls.RequireAndVerifyClientCert, clients.Pool
+	}
+	return c
+}
+
+// WriteKeyPair writes a certificate and its key as the PEM files
+// dir/name.crt and dir/name.key (-kafka.tls.certFile, -kafka.tls.keyFile).
+func WriteKeyPair(t testing.TB, dir, name string, c tls.Certificate) (certFile, keyFile string) {
 	t.Helper()
 	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
 	writePEM(t, certFile, "CERTIFICATE", c.Certificate[0])
@@ -92,7 +108,7 @@ func writeKeyPair(t *testing.T, dir, name string, c tls.Certificate) (certFile, 
 	return certFile, keyFile
 }
 
-func writePEM(t *testing.T, path, typ string, der []byte) {
+func writePEM(t testing.TB, path, typ string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
