@@ -47,7 +47,7 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	c, err := newCommon(f.kafka, f.log, nil)
+	c, err := startCommon(ctx, f.kafka, f.log)
 	if err != nil {
 		return err
 	}

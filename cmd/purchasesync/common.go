@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors/version"
 	"golang.org/x/sync/errgroup"
 
+	"purchasesync/cmd/kafkaconf"
 	"purchasesync/processors/sites"
 	"purchasesync/schemas"
 )
@@ -61,6 +63,20 @@ func newCommon(kf kafkaFlags, lf logFlags, stderr io.Writer) (*common, error) {
 	return newCommonOn(kf, lf, stderr, newRegistry())
 }
 
+// startCommon is newCommon for a subcommand that talks to Kafka: it also
+// checks the connection (checkKafka), so that a misconfiguration is one
+// line at start rather than clients retrying forever.
+func startCommon(ctx context.Context, kf kafkaFlags, lf logFlags) (*common, error) {
+	c, err := newCommon(kf, lf, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkKafka(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 // newCommonOn is newCommon with a given registry.
 func newCommonOn(kf kafkaFlags, lf logFlags, stderr io.Writer, reg registry) (*common, error) {
 	log, err := lf.logger(stderr)
@@ -77,6 +93,28 @@ func newCommonOn(kf kafkaFlags, lf logFlags, stderr io.Writer, reg registry) (*c
 		return nil, err
 	}
 	return c, nil
+}
+
+// checkKafka connects to Kafka once, before the stages start (kafkaconf's
+// Check). A configuration error (a wrong password, an unknown CA, TLS
+// against a plaintext listener, ...) ends the process with its one line. An
+// unreachable cluster is logged once and the process goes on: its clients
+// retry by themselves and its stages are not ready until Kafka answers.
+func (c *common) checkKafka(ctx context.Context) error {
+	conf := c.kafka.built.conf
+	if w := conf.Warning(); w != "" {
+		c.log.Warn(w)
+	}
+	conf.ClientID += "-check"
+	err := conf.Check(ctx)
+	switch {
+	case err == nil || ctx.Err() != nil:
+		return nil
+	case errors.Is(err, kafkaconf.ErrUnreachable):
+		c.log.Warn("Kafka not reachable yet", "err", err.Error())
+		return nil
+	}
+	return err
 }
 
 // actor is one long-running part of a process.

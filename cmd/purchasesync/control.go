@@ -40,11 +40,11 @@ type controlFlags struct {
 func addControlFlags(fs *flagSet) *controlFlags {
 	d := control.DefaultConfig("")
 	return &controlFlags{
-		adminToken:       fs.String("admin.token", "", "bearer token of the admin API under /admin/v1/ on the ops listener; empty disables the admin API (503). Prefer the environment: a flag shows in ps"),
+		adminToken:       fs.Secret("admin.token", "bearer token of the admin API under /admin/v1/ on the ops listener; empty disables the admin API (503)"),
 		apiVersion:       fs.String("shopify.apiVersion", adminapi.DefaultAPIVersion, "Shopify Admin API version, pinned (supported for 12 months; bump it deliberately)"),
 		adminURL:         fs.String("shopify.adminURL", adminapi.DefaultURL, "Admin GraphQL endpoint template with {shop} and {version}; override only for tests and fakes"),
 		accessTokensFile: fs.String("shopify.accessTokensFile", "", "JSON file {\"shop.myshopify.com\": \"token\"} of per-shop Admin API access tokens; re-read when it changes. See also -shopify.accessTokens"),
-		accessTokens:     fs.String("shopify.accessTokens", "", "per-shop Admin API access tokens, shop.myshopify.com=token,... or a JSON object; set it through the environment, never on the command line"),
+		accessTokens:     fs.Secret("shopify.accessTokens", "per-shop Admin API access tokens, shop.myshopify.com=token,... or a JSON object, read once at start (-shopify.accessTokensFile is re-read)"),
 		publicBaseURL:    fs.String("public.baseURL", "", "public HTTPS base URL of ingest as Shopify reaches it; webhook subscriptions point at it + /webhooks/shopify. Required to enable Purchase Syncing"),
 		watchdogInterval: fs.Duration("watchdog.interval", d.WatchdogInterval,
 			"how often enabled sites' webhook subscriptions are verified and recreated if Shopify removed them; 0 turns the watchdog off (run it in one process only)"),
@@ -201,7 +201,7 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	c, err := newCommon(kf, lf, nil)
+	c, err := startCommon(ctx, kf, lf)
 	if err != nil {
 		return err
 	}

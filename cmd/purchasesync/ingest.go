@@ -13,14 +13,12 @@ import (
 
 // secretEnv is the variable DESIGN §6 names for the Shopify app secret(s).
 // The generic mapping of "shopify.apiSecret" would give
-// PURCHASESYNC_SHOPIFY_APISECRET, so this flag reads its variable itself;
-// it also keeps the secret out of -h output, which prints flag defaults.
+// PURCHASESYNC_SHOPIFY_APISECRET, so the flag names its variable (and
+// PURCHASESYNC_SHOPIFY_API_SECRET_FILE); as a secret, -h never shows it.
 const secretEnv = "PURCHASESYNC_SHOPIFY_API_SECRET"
 
 // ingestFlags are the public ingest's flags; `ingest` and `run` share them.
 type ingestFlags struct {
-	getenv func(string) string
-
 	addr              *string
 	secret            *string
 	maxWebhookBody    *int
@@ -47,10 +45,9 @@ type ingestFlags struct {
 func addIngestFlags(fs *flagSet) *ingestFlags {
 	d := ingest.DefaultConfig()
 	return &ingestFlags{
-		getenv: fs.getenv,
-		addr:   fs.String("ingest.addr", d.Addr, "public listen address for webhooks and storefront events"),
-		secret: fs.FlagSet.String("shopify.apiSecret", "",
-			"Shopify app secret(s) that sign webhooks, comma-separated during a rotation (env "+secretEnv+"; prefer the environment: flags show in ps)"),
+		addr: fs.String("ingest.addr", d.Addr, "public listen address for webhooks and storefront events"),
+		secret: fs.SecretEnv("shopify.apiSecret", secretEnv,
+			"Shopify app secret(s) that sign webhooks, comma-separated during a rotation"),
 		maxWebhookBody:    fs.Int("ingest.maxWebhookBodyBytes", d.MaxWebhookBodyBytes, "largest webhook body accepted; larger get 413"),
 		maxStorefrontBody: fs.Int("ingest.maxStorefrontBodyBytes", d.MaxStorefrontBodyBytes, "largest storefront event accepted; larger get 413"),
 		maxHeader:         fs.Int("ingest.maxHeaderBytes", d.MaxHeaderBytes, "largest request line plus headers; larger get 431"),
@@ -75,15 +72,11 @@ func addIngestFlags(fs *flagSet) *ingestFlags {
 // config turns the flags into an ingest.Config for topics of c.
 func (f *ingestFlags) config(c *common) (ingest.Config, error) {
 	cfg := ingest.DefaultConfig()
-	secrets := *f.secret
-	if secrets == "" {
-		secrets = f.getenv(secretEnv)
-	}
-	for _, s := range splitList(secrets) {
+	for _, s := range splitList(*f.secret) {
 		cfg.Secrets = append(cfg.Secrets, []byte(s))
 	}
 	if len(cfg.Secrets) == 0 {
-		return cfg, fmt.Errorf("no Shopify app secret: set -shopify.apiSecret or %s (comma-separated during a rotation)", secretEnv)
+		return cfg, fmt.Errorf("no Shopify app secret: set %s or %s_FILE (comma-separated during a rotation), or -shopify.apiSecret", secretEnv, secretEnv)
 	}
 	proxies, err := ingest.ParseTrustedProxies(splitList(*f.trustedProxies))
 	if err != nil {
@@ -158,7 +151,7 @@ func cmdIngest(ctx context.Context, args []string, getenv func(string) string, s
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	c, err := newCommon(kf, lf, nil)
+	c, err := startCommon(ctx, kf, lf)
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ func cmdJoin(ctx context.Context, args []string, getenv func(string) string, std
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	c, err := newCommon(kf, lf, nil)
+	c, err := startCommon(ctx, kf, lf)
 	if err != nil {
 		return err
 	}

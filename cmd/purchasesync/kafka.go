@@ -3,57 +3,80 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
 
+	"purchasesync/cmd/kafkaconf"
 	"purchasesync/schemas"
 )
 
-// kafkaFlags are the Kafka settings every subcommand shares. This file is the
-// only place []kgo.Opt is built.
+// kafkaFlags are the Kafka settings every subcommand shares: the
+// connection (cmd/kafkaconf: brokers, client id, TLS, SASL), the topic
+// prefix and the producers' compression and linger. kafkaconf builds the
+// connection's options; this file adds the rest, and nothing else builds
+// []kgo.Opt.
 type kafkaFlags struct {
-	brokers     *string
+	conn        *kafkaconf.Flags
 	prefix      *string
-	clientID    *string
 	compression *string
 	linger      *time.Duration
+
+	built *kafkaConn // filled by validate
+}
+
+// kafkaConn is the validated connection.
+type kafkaConn struct {
+	conf kafkaconf.Config
+	opts []kgo.Opt // conf.Opts(): seeds, client id, TLS, SASL
 }
 
 func addKafkaFlags(fs *flagSet) kafkaFlags {
 	return kafkaFlags{
-		brokers:  fs.String("kafka.brokers", "127.0.0.1:19092", "comma-separated Kafka bootstrap brokers"),
-		prefix:   fs.String("kafka.topicPrefix", schemas.DefaultTopicPrefix, "prefix of every topic name"),
-		clientID: fs.String("kafka.clientID", "purchasesync", "Kafka client id (shown in broker logs and quotas)"),
+		conn:   kafkaconf.AddFlags(fs.envFlagSet, "purchasesync"),
+		prefix: fs.String("kafka.topicPrefix", schemas.DefaultTopicPrefix, "prefix of every topic name"),
 		linger: fs.Duration("kafka.linger", 2*time.Millisecond,
 			"how long a producer waits to fill a batch; longer means fewer, larger requests (less broker CPU) for a little latency"),
 		compression: fs.String("kafka.compression", "lz4",
 			"producer compression: lz4, zstd, snappy or none. lz4 cuts webhook bytes on the wire several-fold; none saves ingest CPU (about a fifth per request) where brokers are close"),
+		built: &kafkaConn{},
 	}
 }
 
 func (k kafkaFlags) topics() schemas.Topics { return schemas.Topics{Prefix: *k.prefix} }
 
+// validate checks the flags and builds the connection's options once (it
+// reads the TLS files).
 func (k kafkaFlags) validate() error {
-	if len(splitList(*k.brokers)) == 0 {
-		return fmt.Errorf("no Kafka brokers: set -kafka.brokers or PURCHASESYNC_KAFKA_BROKERS")
+	conf, err := k.conn.Config()
+	if err != nil {
+		return err
 	}
 	if _, err := k.codec(); err != nil {
 		return err
 	}
+	opts, err := conf.Opts()
+	if err != nil {
+		return err
+	}
+	*k.built = kafkaConn{conf: conf, opts: opts}
 	return nil
 }
 
-// baseOpts are the options of every client: seeds, client id, logging, and
-// franz-go's own metrics under purchasesync_kafka_*.
+// baseOpts are the options of every client: the connection, the client id
+// with the role appended (the later ClientID wins), logging, and franz-go's
+// own metrics under purchasesync_kafka_*.
 func (k kafkaFlags) baseOpts(log *slog.Logger, reg prometheus.Registerer, role string) []kgo.Opt {
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(splitList(*k.brokers)...),
-		kgo.ClientID(*k.clientID + "-" + role),
-		kgo.WithLogger(kgoLogger{log.With("component", "kafka", "role", role)}),
+	if k.built.opts == nil {
+		panic("BUG: kafkaFlags.baseOpts before validate")
 	}
+	opts := append(slices.Clip(k.built.opts),
+		kgo.ClientID(k.built.conf.ClientID+"-"+role),
+		kgo.WithLogger(kgoLogger{log.With("component", "kafka", "role", role)}),
+	)
 	return append(opts, k.hooks(reg, role)...)
 }
 

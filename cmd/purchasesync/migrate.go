@@ -56,7 +56,7 @@ func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	c, err := newCommon(kf, lf, nil)
+	c, err := startCommon(ctx, kf, lf)
 	if err != nil {
 		return err
 	}

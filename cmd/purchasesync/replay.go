@@ -29,7 +29,7 @@ func cmdReplay(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	c, err := newCommon(kf, lf, nil)
+	c, err := startCommon(ctx, kf, lf)
 	if err != nil {
 		return err
 	}

@@ -44,7 +44,7 @@ func addSinkFlags(fs *flagSet) *sinkFlags {
 
 		registrarURL: fs.String("registrar.url", "",
 			"base URL of a Talkable-compatible purchase registry (POST <url>/api/v2/origins); empty = do not forward purchases"),
-		registrarAPIKey: fs.String("registrar.apiKey", "", "bearer API key of the purchase registry (prefer the environment variable)"),
+		registrarAPIKey: fs.Secret("registrar.apiKey", "bearer API key of the purchase registry"),
 		registrarTest:   fs.Bool("registrar.forwardTest", rd.ForwardTest, "also forward Shopify test orders"),
 		notifierURL: fs.String("notifier.url", "",
 			"Slack-compatible incoming-webhook URL for per-site discrepancy digests; empty = no notifications"),
@@ -158,7 +158,7 @@ func cmdSink(ctx context.Context, args []string, getenv func(string) string, std
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	c, err := newCommon(kf, lf, nil)
+	c, err := startCommon(ctx, kf, lf)
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ func cmdSites(ctx context.Context, args []string, getenv func(string) string, st
 	fs := newFlagSet("sites", getenv)
 	fs.SetOutput(stdout)
 	adminURL := fs.String("admin.url", "http://127.0.0.1:9464", "base URL of the ops listener serving the admin API")
-	token := fs.String("admin.token", "", "bearer token of the admin API")
+	token := fs.Secret("admin.token", "bearer token of the admin API")
 	timeout := fs.Duration("admin.timeout", 60*time.Second, "how long one admin request may take (enable waits for Shopify)")
 	// Output format and record fields are per invocation: they have no
 	// environment twin, so a stray variable can never change a stored record.
