@@ -16,6 +16,20 @@
 //     the in-memory state, which is restored from the compacted changelog
 //     join.state.v1 (read_committed) before any input of the partition is
 //     processed again.
+//   - Kafka faults never end the processor. Any failure of the transactional
+//     session (a broker restart, a lost coordinator, a failed begin, flush or
+//     end of a transaction) closes it, drops the in-memory state and starts
+//     a new session after a capped backoff (250 ms to 5 s): its
+//     InitProducerID fences whatever the old one left open, and state is
+//     restored from the changelog. Ready reports the episode (one log line
+//     when it starts, one when it ends); /readyz and purchasesync_join_ready
+//     follow it. Only inputs that are not co-partitioned are fatal.
+//   - A record Kafka refuses for good (over its topic's max.message.bytes,
+//     read at each session start so the client fails that one record, not a
+//     batch) aborts the transaction: franz-go would otherwise commit without
+//     it. The input that made it is then sent to the dead-letter topic
+//     (reason and source position in headers; without its body if even the
+//     dead letter is too large), and everything else is re-done.
 //   - Wall-clock timers: holds and webhook_missing deadlines fire on wall
 //     time, not stream time, so a quiet store does not sit on a webhook-only
 //     purchase; but a hold is never released while the partition's storefront
@@ -25,5 +39,6 @@
 // discrepancies_total{field}, held_purchases, overdue_holds,
 // oldest_overdue_hold_seconds, state_keys, restore_seconds,
 // restored_keys_total, transaction_seconds, transaction_aborts_total,
-// input_lag_records{topic,partition}, invalid_records_total{topic}.
+// input_lag_records{topic,partition}, invalid_records_total{topic}, ready,
+// session_restarts_total, produce_refused_total{topic}.
 package join
