@@ -166,7 +166,7 @@ func (c Config) classify(addr string, err error, key int16) error {
 		return &ConfigError{Broker: addr, Flag: flag, Err: err,
 			Msg: fmt.Sprintf(format, a...) + " (" + cause + ")"}
 	}
-	mech := strings.ToUpper(c.SASL.mechanism())
+	mech := c.SASL.kafkaName()
 	var (
 		cred      *credError
 		unknownCA x509.UnknownAuthorityError
@@ -222,7 +222,7 @@ func (c Config) refused(addr string, err error, cause string) error {
 		e.Msg = fmt.Sprintf("cannot authenticate to Kafka at %s with AWS_MSK_IAM: it refused the credentials of %s, %s and %s; check them and their IAM policy", addr, EnvAWSAccessKeyID, EnvAWSSecretAccessKey, EnvAWSSessionToken)
 	default:
 		e.Flag = flagPassword
-		e.Msg = fmt.Sprintf("cannot authenticate to Kafka at %s as %q with %s: wrong user name or password; check %s and %s", addr, c.SASL.Username, strings.ToUpper(m), flagUsername, flagPassword)
+		e.Msg = fmt.Sprintf("cannot authenticate to Kafka at %s as %q with %s: wrong user name or password; check %s and %s", addr, c.SASL.Username, c.SASL.kafkaName(), flagUsername, flagPassword)
 	}
 	e.Msg += " (" + cause + ")"
 	return e
@@ -248,7 +248,7 @@ func (c Config) closed(addr string, err error, key int16, cause string) error {
 	case key == keyDial && tlsOn:
 		return fail(flagTLS, "cannot speak TLS to Kafka at %s: it closed the connection during the TLS handshake, as a plaintext listener does; unset %s (and the -kafka.tls.* flags), or use the TLS listener's port in %s", addr, flagTLS, flagBrokers)
 	case (key == keySASLHandshake || key == keySASLAuthenticate) && saslOn:
-		m := strings.ToUpper(c.SASL.mechanism())
+		m := c.SASL.kafkaName()
 		return fail(flagPassword, "cannot authenticate to Kafka at %s as %q with %s: it closed the connection, as it does for a wrong user name or password or a mechanism it does not offer; check %s, %s and %s", addr, c.SASL.Username, m, flagPassword, flagUsername, flagMechanism)
 	case key == keyAPIVersions && !tlsOn:
 		return fail(flagTLS, "cannot talk to Kafka at %s: it closed the connection at once, as a TLS listener does to a plaintext client; set %s", addr, flagTLS)

@@ -98,6 +98,11 @@ func (c Config) getenv(name string) string {
 // mechanism is the normalised SASL mechanism ("SCRAM-SHA-512" is accepted).
 func (s SASL) mechanism() string { return strings.ToLower(strings.TrimSpace(s.Mechanism)) }
 
+// kafkaName is the mechanism as Kafka names it: SCRAM-SHA-512, AWS_MSK_IAM.
+func (s SASL) kafkaName() string {
+	return strings.ToUpper(strings.ReplaceAll(s.mechanism(), "aws-msk-iam", "aws_msk_iam"))
+}
+
 // Validate checks c without reading any file. Its errors name the flag to
 // change and never quote a secret.
 func (c Config) Validate() error {

@@ -59,7 +59,7 @@ func TestFloorRunSASLSSL(t *testing.T) {
 	}
 	args := []string{"-kafka.tls.caFile", ca.File, "-kafka.sasl.username", "loadgen"}
 	for _, inprocess := range []bool{false, true} {
-		t.Run(modeName(inprocess), func(t *testing.T) { checkFloorRun(t, args, env, "lz4", inprocess) })
+		t.Run(modeName(inprocess), func(t *testing.T) { checkFloorRun(t, args, func(k string) string { return env[k] }, "lz4", inprocess) })
 	}
 
 	// A wrong password is its one line, before any topic or server.
@@ -91,17 +91,30 @@ func TestFloorRunRealKafka(t *testing.T) {
 	}
 }
 
+// TestFloorRunRealCluster is the same against the stack's three-broker
+// SASL_SSL cluster (testenv.KafkaCluster), configured by its
+// PURCHASESYNC_KAFKA_* variables alone, as an operator would.
+func TestFloorRunRealCluster(t *testing.T) {
+	cluster := testenv.KafkaCluster(t)
+	for _, inprocess := range []bool{false, true} {
+		t.Run(modeName(inprocess), func(t *testing.T) { checkFloorRun(t, nil, cluster.Getenv, "lz4", inprocess) })
+	}
+}
+
 // checkFloorRun drives n signed webhooks at the baseline and the floor
 // (connected with the -kafka.* flags kafkaArgs and the environment env) and
 // checks that every floor request got 200, that the scratch topic held
 // exactly the n bodies sent (keys 0..n-1), that the ratios are printed and
 // that the topic is gone afterwards, as are the child processes unless
 // inprocess.
-func checkFloorRun(t *testing.T, kafkaArgs []string, env map[string]string, compression string, inprocess bool) {
+func checkFloorRun(t *testing.T, kafkaArgs []string, getenv func(string) string, compression string, inprocess bool) {
 	const n = 200
 	args := append([]string{"-baseline", "-floor", "-target", "", "-secret", "x", "-scenario", "webhook",
 		"-requests", strconv.Itoa(n), "-concurrency", "8", "-quiet", "-kafka.compression", compression}, kafkaArgs...)
-	o, err := parse(append(args, modeArgs(inprocess)...), func(k string) string { return env[k] }, &bytes.Buffer{})
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	o, err := parse(append(args, modeArgs(inprocess)...), getenv, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
