@@ -46,6 +46,10 @@ type Config struct {
 	RetryMax     time.Duration
 	// ShutdownTimeout bounds the final flush after Run's context ends.
 	ShutdownTimeout time.Duration
+	// HealthInterval is how often the sink checks that Kafka and ClickHouse
+	// answer, so that Ready follows an outage (and its end) while the sink
+	// is idle or blocked in a retry.
+	HealthInterval time.Duration
 
 	// Migrate applies the schema migrations before consuming (retrying while
 	// ClickHouse is unreachable), so a fresh deployment needs no separate
@@ -71,6 +75,7 @@ func DefaultConfig() Config {
 		RetryInitial:    100 * time.Millisecond,
 		RetryMax:        30 * time.Second,
 		ShutdownTimeout: 30 * time.Second,
+		HealthInterval:  2 * time.Second,
 		Migrate:         true,
 	}
 }
@@ -96,8 +101,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("-sink.decodeWorkers must be at least 1, got %d", c.DecodeWorkers)
 	case c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial:
 		return fmt.Errorf("retry backoff must satisfy 0 < initial (%s) <= max (%s)", c.RetryInitial, c.RetryMax)
-	case c.ShutdownTimeout <= 0:
-		return fmt.Errorf("shutdown timeout must be positive")
+	case c.ShutdownTimeout <= 0 || c.HealthInterval <= 0:
+		return fmt.Errorf("shutdown timeout and health interval must be positive")
 	case c.DialTimeout <= 0 || c.ReadTimeout <= 0:
 		return fmt.Errorf("ClickHouse dial and read timeouts must be positive")
 	}

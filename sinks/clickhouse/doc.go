@@ -18,6 +18,19 @@
 // collapses them and SELECT … FINAL shows each row once. Hence: no loss and,
 // in FINAL, no duplicates, whatever crashes or outages happen.
 //
+// Kafka faults (a broker restart, a lost connection, a coordinator move, a
+// lost group session, a failed commit or dead-letter produce) never end Run.
+// Dead letters are retried until Kafka takes them, holding the batch's
+// commit. A commit that fails after the inserts is not forgotten: its
+// offsets are carried by the next commit, or committed again after a
+// backoff while idle, and dropped only when the partition is lost (its next
+// owner reads the records again and they collapse in FINAL). Ready is nil
+// while the sink consumes normally; before it first joined its group and
+// during an outage episode of Kafka or ClickHouse it says why. Probes
+// (HealthInterval) notice an outage, and its end, while the sink is idle or
+// blocked in a retry. Each episode is logged once when it starts, with its
+// first error, and once when it ends, with how long it lasted.
+//
 // Speed: records of one poll are converted on DecodeWorkers goroutines (a
 // hand-written decoder for purchases, decode.go, falling back to
 // encoding/json for any shape it does not know), and array and money columns
@@ -39,5 +52,5 @@
 // retries_total, dead_letters_total{topic,kind}, buffered_rows,
 // consumer_lag_records{topic}, end_to_end_latency_seconds{table} (from
 // ingest's received-at to the insert), commit_errors_total,
-// rounded_values_total.
+// rounded_values_total, ready, outages_total{dependency}.
 package clickhouse

@@ -13,12 +13,11 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"purchasesync/schemas"
 	"purchasesync/sinks/internal/deadletter"
+	"purchasesync/sinks/internal/health"
 	"purchasesync/sinks/internal/retry"
 )
 
@@ -69,10 +68,16 @@ type Sink struct {
 	rebalanceWanted atomic.Bool
 	lagMu           sync.Mutex
 	lag             map[string]map[int32]int64
-	lastFetchLog    time.Time
 	kafkaOpts       []kgo.Opt
 	decodeBuf       []decoded
 	parallelPolls   int // polls converted on several goroutines (tests check the path is taken)
+
+	// Readiness through outages of Kafka and ClickHouse.
+	health    *health.Health
+	kafka, ch *health.Dep
+	owed      health.Uncommitted // written, but their commit failed
+	commitBo  retry.Backoff      // between retries of owed commits; Run's goroutine
+	owedRetry time.Time          // when to retry owed commits while idle
 }
 
 // batch is what the sink buffers between two inserts: rows per table, dead
@@ -131,6 +136,10 @@ func New(cfg Config, deps Deps) (*Sink, error) {
 		},
 	}
 	s.publishLagLocked() // every input topic shows up at 0 before its first record
+	s.health = health.New("sink", "", deps.Registerer, s.log)
+	s.kafka, s.ch = s.health.Dep("Kafka"), s.health.Dep("ClickHouse")
+	s.health.Starting("not consuming yet (joining consumer group " + cfg.Group + ")")
+	s.commitBo = retry.Backoff{Initial: cfg.RetryInitial, Max: cfg.RetryMax}
 	if s.w == nil {
 		conn, err := Open(cfg, cfg.Database)
 		if err != nil {
@@ -164,8 +173,12 @@ func (s *Sink) groupOpts() []kgo.Opt {
 		// for an early flush.
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { s.rebalanceWanted.Store(true) }),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { s.forgetLag(lost) }),
-		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, lost map[string][]int32) { s.forgetLag(lost) }),
+		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
+			s.kafka.OK("group")
+			s.health.Started()
+		}),
+		kgo.OnPartitionsRevoked(s.revoked),
+		kgo.OnPartitionsLost(s.lost),
 		// One buffered fetch per broker is at most about one batch, and a
 		// single partition may fill it: with franz-go's 1 MiB default per
 		// partition, a backlog arrives in many small round trips that the
@@ -175,21 +188,38 @@ func (s *Sink) groupOpts() []kgo.Opt {
 	}
 }
 
+// Ready reports nil while the sink consumes and loads normally, and why not
+// before it first joined its consumer group and during an outage of Kafka
+// (unreachable, a lost group session, failed commits or dead letters) or of
+// ClickHouse (unreachable, failed inserts or migrations).
+func (s *Sink) Ready() error { return s.health.Err() }
+
 // Run migrates (if configured), then consumes until ctx ends. It returns nil
 // after a final flush and commit; an error means the sink could not do its
 // job (then the uncommitted records are read again by the next owner and
-// collapse in FINAL).
+// collapse in FINAL). Outages of Kafka or ClickHouse never end it: it holds,
+// says so through Ready, and resumes by itself.
 func (s *Sink) Run(ctx context.Context) error {
 	if s.conn != nil {
 		defer s.conn.Close()
 	}
+	// Probes end with Run, before the client closes.
+	pctx, stopProbes := context.WithCancel(ctx)
+	var probes sync.WaitGroup
+	defer probes.Wait()
+	defer stopProbes()
+	if s.conn != nil {
+		probes.Go(func() { s.ch.Probe(pctx, s.cfg.HealthInterval, s.cfg.DialTimeout, s.conn.Ping) })
+	}
 	if s.cfg.Migrate && s.conn != nil {
+		s.health.Starting("migrating the ClickHouse schema")
 		if err := s.migrate(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
+		s.health.Starting("not consuming yet (joining consumer group " + s.cfg.Group + ")")
 	}
 	cl, err := kgo.NewClient(s.kafkaOpts...)
 	if err != nil {
@@ -199,6 +229,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		cl.AllowRebalance()
 		cl.Close()
 	}()
+	probes.Go(func() { s.kafka.Probe(pctx, s.cfg.HealthInterval, max(s.cfg.HealthInterval, 5*time.Second), cl.Ping) })
 	s.log.Info("sink consuming", "group", s.cfg.Group, "database", s.cfg.Database,
 		"batch_rows", s.cfg.BatchRows, "flush_interval", s.cfg.FlushInterval.String())
 
@@ -219,10 +250,13 @@ func (s *Sink) Run(ctx context.Context) error {
 			s.rebalanceWanted.Store(false)
 			cl.AllowRebalance()
 		}
+		if s.inflight == nil && s.cur.pending == 0 && s.owed.Len() > 0 && !time.Now().Before(s.owedRetry) {
+			s.launch(ctx, cl) // commits what earlier commits failed to
+		}
 		pctx, cancel := s.pollContext(ctx)
 		fs := cl.PollRecords(pctx, max(1, s.cfg.BatchRows-s.cur.pending))
 		cancel()
-		s.logFetchErrors(fs)
+		s.kafka.Fetches(fs)
 		s.updateLag(fs)
 		s.addAll(fs)
 		if err := s.reap(false); err != nil {
@@ -296,6 +330,11 @@ func (s *Sink) reap(wait bool) error {
 	s.spare, s.inflightBatch, s.inflightRows = s.inflightBatch, nil, 0
 	s.spare.reset()
 	s.m.buffered.Set(float64(s.cur.pending))
+	if s.owed.Len() > 0 {
+		s.owedRetry = time.Now().Add(s.commitBo.Next())
+	} else {
+		s.commitBo.Reset()
+	}
 	return nil
 }
 
@@ -304,12 +343,15 @@ func (s *Sink) migrate(ctx context.Context) error {
 	for {
 		v, err := Migrate(ctx, s.cfg, s.log)
 		if err == nil {
+			s.ch.OK("migrate")
 			s.log.Info("ClickHouse schema ready", "database", s.cfg.Database, "version", v)
 			return nil
 		}
-		d := bo.Next()
-		s.log.Warn("cannot migrate ClickHouse; retrying", "retry_in", d.String(), "err", err)
-		if err := retry.Sleep(ctx, d); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.ch.Fail("migrate", fmt.Errorf("cannot migrate the ClickHouse schema: %w", err))
+		if err := retry.Sleep(ctx, bo.Next()); err != nil {
 			return err
 		}
 	}
@@ -317,13 +359,16 @@ func (s *Sink) migrate(ctx context.Context) error {
 
 // pollContext ends the poll when the oldest buffered record is due.
 // (While a flush is in flight and nothing is buffered, it wakes up often to
-// reap it and let a waiting rebalance go on.)
+// reap it and let a waiting rebalance go on; while commits are owed, when
+// they are to be retried.)
 func (s *Sink) pollContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	switch {
 	case s.cur.pending > 0:
 		return context.WithDeadline(ctx, s.cur.firstAt.Add(s.cfg.FlushInterval))
 	case s.inflight != nil:
 		return context.WithTimeout(ctx, min(s.cfg.FlushInterval, 50*time.Millisecond))
+	case s.owed.Len() > 0:
+		return context.WithDeadline(ctx, s.owedRetry)
 	}
 	return context.WithCancel(ctx)
 }
@@ -332,19 +377,6 @@ func (s *Sink) due() bool {
 	b := s.cur
 	return b.pending > 0 && (b.pending >= s.cfg.BatchRows || b.bytes >= s.cfg.BatchBytes ||
 		time.Since(b.firstAt) >= s.cfg.FlushInterval || s.rebalanceWanted.Load())
-}
-
-func (s *Sink) logFetchErrors(fs kgo.Fetches) {
-	fs.EachError(func(topic string, p int32, err error) {
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
-			return
-		}
-		// franz-go retries on its own; one line every 10 s is enough.
-		if time.Since(s.lastFetchLog) > 10*time.Second {
-			s.lastFetchLog = time.Now()
-			s.log.Warn("sink: fetch error", "topic", topic, "partition", p, "err", err)
-		}
-	})
 }
 
 // decoded is one record converted to its table's row (one of the *Row
@@ -468,11 +500,12 @@ func (s *Sink) add(rec *kgo.Record, d decoded) {
 }
 
 // flush writes every row and dead letter of b, retrying until it works or
-// ctx ends, then commits the offsets of everything b consumed. A table that
-// was written is emptied at once, so a retry after a later failure does not
-// write it twice.
+// ctx ends, then commits the offsets of everything b consumed, with any
+// that earlier commits failed to commit. A table that was written is
+// emptied at once, so a retry after a later failure does not write it
+// twice.
 func (s *Sink) flush(ctx context.Context, cl *kgo.Client, b *batch) error {
-	if b.pending == 0 {
+	if b.pending == 0 && s.owed.Len() == 0 {
 		return nil
 	}
 	for _, t := range b.tables {
@@ -509,8 +542,8 @@ func (s *Sink) insert(ctx context.Context, t *table, b *batch) error {
 			}
 			if bo.Attempts() > 0 {
 				s.m.retrying.Set(0)
-				s.log.Info("ClickHouse insert succeeded after retrying", "table", t.name, "rows", t.len(), "attempts", bo.Attempts()+1)
 			}
+			s.ch.OK("insert")
 			t.reset()
 			return nil
 		}
@@ -535,10 +568,8 @@ func (s *Sink) insert(ctx context.Context, t *table, b *batch) error {
 		s.m.insertErrors.WithLabelValues(t.name, errorKind(err)).Inc()
 		s.m.retrying.Set(1)
 		s.m.retries.Inc()
-		d := bo.Next()
-		s.log.Warn("cannot insert into ClickHouse; holding consumption and retrying the same rows",
-			"table", t.name, "rows", t.len(), "attempt", bo.Attempts(), "retry_in", d.String(), "err", err)
-		if err := retry.Sleep(ctx, d); err != nil {
+		s.ch.Fail("insert", fmt.Errorf("cannot insert %d rows into %s (consumption held, retrying the same rows): %w", t.len(), t.name, err))
+		if err := retry.Sleep(ctx, bo.Next()); err != nil {
 			return err
 		}
 	}
@@ -552,6 +583,10 @@ func (s *Sink) produceDead(ctx context.Context, cl *kgo.Client, b *batch) error 
 		var firstErr error
 		for _, r := range cl.ProduceSync(ctx, b.dead...) {
 			if r.Err != nil {
+				// franz-go times a record out from its Timestamp, which
+				// the failed attempt set: a retry must start the clock
+				// again, or it fails at once, for ever.
+				r.Record.Timestamp = time.Time{}
 				failed = append(failed, r.Record)
 				firstErr = cmpErr(firstErr, r.Err)
 			}
@@ -559,6 +594,7 @@ func (s *Sink) produceDead(ctx context.Context, cl *kgo.Client, b *batch) error 
 		clear(b.dead)
 		b.dead = append(b.dead[:0], failed...)
 		if len(failed) == 0 {
+			s.kafka.OK("produce")
 			break
 		}
 		if ctx.Err() != nil {
@@ -566,9 +602,8 @@ func (s *Sink) produceDead(ctx context.Context, cl *kgo.Client, b *batch) error 
 		}
 		s.m.retrying.Set(1)
 		s.m.retries.Inc()
-		d := bo.Next()
-		s.log.Warn("cannot produce dead letters; retrying", "records", len(failed), "retry_in", d.String(), "err", firstErr)
-		if err := retry.Sleep(ctx, d); err != nil {
+		s.kafka.Fail("produce", fmt.Errorf("cannot produce %d dead letters (consumption held, retrying): %w", len(failed), firstErr))
+		if err := retry.Sleep(ctx, bo.Next()); err != nil {
 			return err
 		}
 	}
@@ -583,28 +618,52 @@ func cmpErr(a, b error) error {
 	return b
 }
 
-// commit commits the consumed offsets. A failure is logged, not retried:
-// the next commit covers these offsets too, and if this member lost the
-// partitions meanwhile, the new owner reads the records again and the rows
-// collapse in FINAL.
-func (s *Sink) commit(ctx context.Context, cl *kgo.Client, offsets map[string]map[int32]kgo.EpochOffset) {
-	var cerr error
-	cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		if err != nil {
-			cerr = err
-			return
+// commit commits the offsets of written records, with those that earlier
+// commits failed to commit. A failure is not forgotten: the offsets stay
+// owed, and the next flush, or Run's loop while idle, commits them again. If
+// this member loses the partitions meanwhile (lost, below), their new owner
+// reads the records again and the rows collapse in FINAL.
+func (s *Sink) commit(ctx context.Context, cl *kgo.Client, offsets health.Offsets) {
+	offs := s.owed.With(offsets)
+	if len(offs) == 0 {
+		return
+	}
+	if err := health.Commit(ctx, cl, offs); err != nil {
+		s.owed.Failed(offs)
+		if ctx.Err() == nil {
+			s.m.commitErrors.Inc()
+			s.kafka.Fail("commit", fmt.Errorf("%w (the rows are in ClickHouse; retrying the commit)", err))
 		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if e := kerr.ErrorForCode(p.ErrorCode); e != nil && cerr == nil {
-					cerr = fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, e)
-				}
-			}
+		return
+	}
+	s.owed.Committed(offs)
+	if s.owed.Len() == 0 {
+		s.kafka.OK("commit")
+	}
+}
+
+// revoked runs while no batch is buffered or in flight (BlockRebalanceOnPoll
+// and Run's loop see to it): it commits what is owed for the revoked
+// partitions, once, before their next owner starts from the committed
+// offsets. If that fails too, the next owner reads those records again.
+func (s *Sink) revoked(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
+	s.forgetLag(parts)
+	if owed := s.owed.Take(parts); len(owed) > 0 {
+		if err := health.Commit(ctx, cl, owed); err != nil {
+			s.m.commitErrors.Inc()
 		}
-	})
-	if cerr != nil {
-		s.m.commitErrors.Inc()
-		s.log.Warn("cannot commit sink offsets; the records will be read again and collapse in FINAL", "err", cerr)
+	}
+	if s.owed.Len() == 0 {
+		s.kafka.OK("commit")
+	}
+}
+
+// lost drops what is owed for partitions another member may own already.
+func (s *Sink) lost(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	s.forgetLag(parts)
+	s.owed.Take(parts)
+	if s.owed.Len() == 0 {
+		s.kafka.OK("commit")
 	}
 }
 

@@ -26,11 +26,13 @@ type fakeWriter struct {
 	attempts []string       // table:rows:first key, per attempt
 	rows     map[string]int // "topic/offset" → times inserted
 	byTable  map[string]int
-	misfiled int // purchases rows whose record (key) is not their own
+	byKey    map[string]int  // record key → times inserted
+	deadOK   map[string]bool // "topic/partition/offset" of records expected in the dead-letter topic (outage tests)
+	misfiled int             // purchases rows whose record (key) is not their own
 }
 
 func newFakeWriter() *fakeWriter {
-	return &fakeWriter{badRow: -1, rows: map[string]int{}, byTable: map[string]int{}}
+	return &fakeWriter{badRow: -1, rows: map[string]int{}, byTable: map[string]int{}, byKey: map[string]int{}, deadOK: map[string]bool{}}
 }
 
 func (w *fakeWriter) insert(ctx context.Context, t *table) error {
@@ -48,6 +50,7 @@ func (w *fakeWriter) insert(ctx context.Context, t *table) error {
 	}
 	for _, r := range t.refs {
 		w.rows[fmt.Sprintf("%s/%d/%d", r.topic, r.partition, r.offset)]++
+		w.byKey[string(r.key)]++
 	}
 	if t.name == "purchases" { // columns 0 and 1 are site and order_number
 		sites, numbers := t.cols[0].values().([]string), t.cols[1].values().([]string)
