@@ -33,21 +33,25 @@ type Config struct {
 	MaxRetryAfter time.Duration
 	// RememberKeys bounds the memory of forwarded keys.
 	RememberKeys int
+	// HealthInterval is how often the registrar checks that Kafka answers,
+	// so that Ready follows an outage while it is idle.
+	HealthInterval time.Duration
 }
 
 // DefaultConfig returns the defaults (URL empty: off).
 func DefaultConfig() Config {
 	return Config{
-		Topics:        schemas.Topics{Prefix: schemas.DefaultTopicPrefix},
-		Group:         "purchasesync-registrar",
-		Via:           []string{schemas.ViaStorefront, schemas.ViaWebhook, schemas.ViaReconciliation},
-		Concurrency:   4,
-		Timeout:       10 * time.Second,
-		MaxAttempts:   8,
-		RetryInitial:  time.Second,
-		RetryMax:      time.Minute,
-		MaxRetryAfter: 5 * time.Minute,
-		RememberKeys:  1_000_000,
+		Topics:         schemas.Topics{Prefix: schemas.DefaultTopicPrefix},
+		Group:          "purchasesync-registrar",
+		Via:            []string{schemas.ViaStorefront, schemas.ViaWebhook, schemas.ViaReconciliation},
+		Concurrency:    4,
+		Timeout:        10 * time.Second,
+		MaxAttempts:    8,
+		RetryInitial:   time.Second,
+		RetryMax:       time.Minute,
+		MaxRetryAfter:  5 * time.Minute,
+		RememberKeys:   1_000_000,
+		HealthInterval: 2 * time.Second,
 	}
 }
 
@@ -63,7 +67,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("empty registrar consumer group")
 	case c.Concurrency < 1 || c.MaxAttempts < 1 || c.RememberKeys < 2:
 		return fmt.Errorf("registrar concurrency, attempts and remembered keys must be positive")
-	case c.Timeout <= 0 || c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial || c.MaxRetryAfter <= 0:
+	case c.Timeout <= 0 || c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial || c.MaxRetryAfter <= 0 || c.HealthInterval <= 0:
 		return fmt.Errorf("registrar timeouts and backoff must be positive, with initial <= max")
 	}
 	return nil

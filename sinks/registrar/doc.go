@@ -20,7 +20,16 @@
 // API key is wrong: the registrar holds and retries until it is fixed rather
 // than dead-letter every purchase.
 //
+// Kafka faults (a broker restart, a lost connection or group session, a
+// failed commit or dead-letter produce) never end Run. Dead letters are
+// retried until Kafka takes them, before the poll's offsets are committed; a
+// failed commit is retried after a backoff (and carried by the next commit)
+// rather than forgotten, and dropped only for partitions this member lost.
+// Ready is nil while the registrar consumes normally, and says why not
+// before it first joined its group and during a Kafka outage episode, which
+// is logged once when it starts and once when it ends.
+//
 // Metrics (prefix purchasesync_registrar_): requests_total{outcome},
 // request_duration_seconds, forwarded_total, skipped_total{reason},
-// dead_letters_total{reason}, retries_total.
+// dead_letters_total{reason}, retries_total, ready, outages_total{dependency}.
 package registrar

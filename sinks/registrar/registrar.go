@@ -8,12 +8,14 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/schemas"
 	"purchasesync/sinks/internal/deadletter"
+	"purchasesync/sinks/internal/health"
 	"purchasesync/sinks/internal/retry"
 )
 
@@ -36,6 +38,13 @@ type Registrar struct {
 	dlq       string
 	via       map[string]bool
 	seen, old map[string]struct{} // two generations of forwarded keys
+
+	// Readiness through Kafka faults, and commits that failed.
+	health    *health.Health
+	kafka     *health.Dep
+	owed      health.Uncommitted
+	commitBo  retry.Backoff // Run's goroutine
+	owedRetry time.Time
 }
 
 // New checks cfg and prepares a registrar.
@@ -58,13 +67,25 @@ func New(cfg Config, deps Deps) (*Registrar, error) {
 	for _, v := range cfg.Via {
 		r.via[v] = true
 	}
+	r.health = health.New("registrar", "", deps.Registerer, r.log)
+	r.kafka = r.health.Dep("Kafka")
+	r.health.Starting("not consuming yet (joining consumer group " + cfg.Group + ")")
+	r.commitBo = retry.Backoff{Initial: cfg.RetryInitial, Max: cfg.RetryMax}
 	r.opts = append(append([]kgo.Opt{}, deps.KafkaOpts...),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics.Name(schemas.TopicPurchases)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
+		// Callbacks run between polls, never while a poll's purchases are
+		// being forwarded or committed.
 		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
+			r.kafka.OK("group")
+			r.health.Started()
+		}),
+		kgo.OnPartitionsRevoked(r.revoked),
+		kgo.OnPartitionsLost(r.lost),
 	)
 	if err := kgo.ValidateOpts(r.opts...); err != nil {
 		return nil, fmt.Errorf("invalid Kafka options for the registrar: %w", err)
@@ -72,23 +93,33 @@ func New(cfg Config, deps Deps) (*Registrar, error) {
 	return r, nil
 }
 
+// Ready reports nil while the registrar consumes normally, and why not
+// before it first joined its consumer group and during a Kafka outage
+// episode (unreachable, a lost group session, failed commits or dead
+// letters).
+func (r *Registrar) Ready() error { return r.health.Err() }
+
 // Run forwards purchases until ctx ends. Records of a poll are finished
 // (forwarded, skipped or dead-lettered) before their offsets are committed.
+// Kafka faults never end it.
 func (r *Registrar) Run(ctx context.Context) error {
 	cl, err := kgo.NewClient(r.opts...)
 	if err != nil {
 		return fmt.Errorf("cannot create the registrar's Kafka client: %w", err)
 	}
 	defer func() { cl.AllowRebalance(); cl.Close() }()
+	pctx, stopProbe := context.WithCancel(ctx)
+	var probe sync.WaitGroup
+	probe.Go(func() { r.kafka.Probe(pctx, r.cfg.HealthInterval, max(r.cfg.HealthInterval, 5*time.Second), cl.Ping) })
+	defer probe.Wait()
+	defer stopProbe()
 	r.log.Info("registrar forwarding purchases", "endpoint", r.endpoint, "group", r.cfg.Group)
 	for {
-		fs := cl.PollRecords(ctx, 500)
+		fs := r.poll(ctx, cl)
 		if ctx.Err() != nil {
 			return nil
 		}
-		fs.EachError(func(t string, p int32, err error) {
-			r.log.Warn("registrar: fetch error", "topic", t, "partition", p, "err", err)
-		})
+		r.kafka.Fetches(fs)
 		recs := fs.Records()
 		if len(recs) > 0 {
 			dead, err := r.process(ctx, recs)
@@ -98,11 +129,66 @@ func (r *Registrar) Run(ctx context.Context) error {
 			if err := r.produce(ctx, cl, dead); err != nil {
 				return nil
 			}
-			if err := cl.CommitRecords(ctx, recs...); err != nil {
-				r.log.Warn("registrar: cannot commit offsets; the purchases will be read again (already forwarded ones are skipped)", "err", err)
-			}
+		}
+		if len(recs) > 0 || (r.owed.Len() > 0 && !time.Now().Before(r.owedRetry)) {
+			r.commit(ctx, cl, health.OffsetsOf(recs))
 		}
 		cl.AllowRebalance()
+	}
+}
+
+// poll waits for records, or, while commits are owed, until they are to be
+// retried.
+func (r *Registrar) poll(ctx context.Context, cl *kgo.Client) kgo.Fetches {
+	if r.owed.Len() == 0 {
+		return cl.PollRecords(ctx, 500)
+	}
+	pctx, cancel := context.WithDeadline(ctx, r.owedRetry)
+	defer cancel()
+	return cl.PollRecords(pctx, 500)
+}
+
+// commit commits the offsets of finished records, with those earlier
+// commits failed to commit; a failure leaves them owed, to be committed
+// again after a backoff (a restart would re-read them, and the remembered
+// or the registry's own duplicate check would skip them, but only after a
+// request per purchase).
+func (r *Registrar) commit(ctx context.Context, cl *kgo.Client, offsets health.Offsets) {
+	offs := r.owed.With(offsets)
+	if len(offs) == 0 {
+		return
+	}
+	if err := health.Commit(ctx, cl, offs); err != nil {
+		r.owed.Failed(offs)
+		r.owedRetry = time.Now().Add(r.commitBo.Next())
+		if ctx.Err() == nil {
+			r.kafka.Fail("commit", fmt.Errorf("%w (the purchases were forwarded; retrying the commit)", err))
+		}
+		return
+	}
+	r.owed.Committed(offs)
+	r.commitBo.Reset()
+	if r.owed.Len() == 0 {
+		r.kafka.OK("commit")
+	}
+}
+
+// revoked commits what is owed for the revoked partitions, once, before
+// their next owner starts from the committed offsets.
+func (r *Registrar) revoked(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
+	if owed := r.owed.Take(parts); len(owed) > 0 {
+		_ = health.Commit(ctx, cl, owed) // else the next owner re-reads them
+	}
+	if r.owed.Len() == 0 {
+		r.kafka.OK("commit")
+	}
+}
+
+// lost drops what is owed for partitions another member may own already.
+func (r *Registrar) lost(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	r.owed.Take(parts)
+	if r.owed.Len() == 0 {
+		r.kafka.OK("commit")
 	}
 }
 
@@ -229,6 +315,8 @@ func (r *Registrar) remember(key string) {
 	r.seen[key] = struct{}{}
 }
 
+// produce writes the dead letters, retrying until Kafka took them all (the
+// poll's offsets are committed only then).
 func (r *Registrar) produce(ctx context.Context, cl *kgo.Client, dead []*kgo.Record) error {
 	bo := retry.Backoff{Initial: r.cfg.RetryInitial, Max: r.cfg.RetryMax}
 	for len(dead) > 0 {
@@ -236,13 +324,20 @@ func (r *Registrar) produce(ctx context.Context, cl *kgo.Client, dead []*kgo.Rec
 		var last error
 		for _, res := range cl.ProduceSync(ctx, dead...) {
 			if res.Err != nil {
+				// franz-go times a record out from its Timestamp, which the
+				// failed attempt set: a retry must start the clock again.
+				res.Record.Timestamp = time.Time{}
 				failed, last = append(failed, res.Record), res.Err
 			}
 		}
 		if dead = failed; len(dead) == 0 {
+			r.kafka.OK("produce")
 			return nil
 		}
-		r.log.Warn("registrar: cannot produce dead letters; retrying", "records", len(dead), "err", last)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.kafka.Fail("produce", fmt.Errorf("cannot produce %d dead letters (retrying; the poll's offsets wait): %w", len(dead), last))
 		if err := retry.Sleep(ctx, bo.Next()); err != nil {
 			return err
 		}
