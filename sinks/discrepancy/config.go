@@ -24,18 +24,22 @@ type Config struct {
 	RetryInitial time.Duration
 	// IncludeTest also reports discrepancies of test orders.
 	IncludeTest bool
+	// HealthInterval is how often the notifier checks that Kafka answers,
+	// so that Ready follows an outage while it is idle.
+	HealthInterval time.Duration
 }
 
 // DefaultConfig returns the defaults (URL empty: off).
 func DefaultConfig() Config {
 	return Config{
-		Topics:       schemas.Topics{Prefix: schemas.DefaultTopicPrefix},
-		Group:        "purchasesync-notifier",
-		Interval:     15 * time.Minute,
-		Examples:     3,
-		Attempts:     3,
-		Timeout:      10 * time.Second,
-		RetryInitial: time.Second,
+		Topics:         schemas.Topics{Prefix: schemas.DefaultTopicPrefix},
+		Group:          "purchasesync-notifier",
+		Interval:       15 * time.Minute,
+		Examples:       3,
+		Attempts:       3,
+		Timeout:        10 * time.Second,
+		RetryInitial:   time.Second,
+		HealthInterval: 2 * time.Second,
 	}
 }
 
@@ -49,7 +53,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("empty notifier consumer group")
 	case c.Interval < time.Second:
 		return fmt.Errorf("-notifier.interval must be at least 1s, got %s", c.Interval)
-	case c.Examples < 0 || c.Attempts < 1 || c.Timeout <= 0 || c.RetryInitial <= 0:
+	case c.Examples < 0 || c.Attempts < 1 || c.Timeout <= 0 || c.RetryInitial <= 0 || c.HealthInterval <= 0:
 		return fmt.Errorf("notifier examples, attempts, timeout and backoff must be positive")
 	}
 	return nil

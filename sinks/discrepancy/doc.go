@@ -15,6 +15,13 @@
 // a digest not yet delivered, so a restart re-reads (and re-reports) it
 // rather than losing it. Notifications are at least once.
 //
+// Kafka faults (a broker restart, a lost connection or group session, a
+// refused commit) never end Run: a commit that fails, as a request or for
+// one partition, is tried again at the next poll. Ready is nil while the
+// notifier consumes normally, and says why not before it first joined its
+// group and during a Kafka outage episode, logged once when it starts and
+// once when it ends.
+//
 // Metrics (prefix purchasesync_notifier_): discrepancies_total{field},
-// messages_total{outcome}, pending_sites.
+// messages_total{outcome}, pending_sites, ready, outages_total{dependency}.
 package discrepancy

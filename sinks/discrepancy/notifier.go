@@ -15,9 +15,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"purchasesync/schemas"
+	"purchasesync/sinks/internal/health"
 	"purchasesync/sinks/internal/retry"
 )
 
@@ -62,6 +62,9 @@ type Notifier struct {
 	now      func() time.Time
 	// lastCommit renders the offsets last committed, to skip idle commits.
 	lastCommit string
+
+	health *health.Health // readiness through Kafka faults
+	kafka  *health.Dep
 }
 
 // New checks cfg and prepares a notifier.
@@ -81,6 +84,9 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 	n := &Notifier{cfg: cfg, log: deps.Logger.With("stage", "notifier"), m: newMetrics(deps.Registerer), http: deps.HTTP,
 		topic: cfg.Topics.Name(schemas.TopicDiscrepancies), sites: map[string]*siteState{},
 		consumed: map[int32]kgo.EpochOffset{}, now: time.Now}
+	n.health = health.New("notifier", "", deps.Registerer, n.log)
+	n.kafka = n.health.Dep("Kafka")
+	n.health.Starting("not consuming yet (joining consumer group " + cfg.Group + ")")
 	n.opts = append(append([]kgo.Opt{}, deps.KafkaOpts...),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(n.topic),
@@ -90,6 +96,10 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 		// Callbacks run only between polls, never while a poll's records are
 		// being added.
 		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
+			n.kafka.OK("group")
+			n.health.Started()
+		}),
 		kgo.OnPartitionsRevoked(n.revoked),
 		kgo.OnPartitionsLost(n.lost),
 	)
@@ -99,13 +109,24 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 	return n, nil
 }
 
-// Run reads discrepancies and posts digests until ctx ends.
+// Ready reports nil while the notifier consumes normally, and why not
+// before it first joined its consumer group and during a Kafka outage
+// episode (unreachable, a lost group session, failed commits).
+func (n *Notifier) Ready() error { return n.health.Err() }
+
+// Run reads discrepancies and posts digests until ctx ends. Kafka faults
+// never end it; a failed commit is tried again at the next poll (a second).
 func (n *Notifier) Run(ctx context.Context) error {
 	cl, err := kgo.NewClient(n.opts...)
 	if err != nil {
 		return fmt.Errorf("cannot create the notifier's Kafka client: %w", err)
 	}
 	defer func() { cl.AllowRebalance(); cl.Close() }()
+	pctx, stopProbe := context.WithCancel(ctx)
+	var probe sync.WaitGroup
+	probe.Go(func() { n.kafka.Probe(pctx, n.cfg.HealthInterval, max(n.cfg.HealthInterval, 5*time.Second), cl.Ping) })
+	defer probe.Wait()
+	defer stopProbe()
 	n.log.Info("notifier posting discrepancy digests", "interval", n.cfg.Interval.String(), "group", n.cfg.Group)
 	for {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -114,6 +135,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		n.kafka.Fetches(fs)
 		n.mu.Lock()
 		fs.EachRecord(n.add)
 		n.mu.Unlock()
@@ -353,17 +375,26 @@ func (n *Notifier) commit(ctx context.Context, cl *kgo.Client, only map[int32]bo
 	same := only == nil && fmt.Sprint(offs) == n.lastCommit
 	n.mu.Unlock()
 	if offs == nil || same {
+		if only == nil {
+			n.kafka.OK("commit") // nothing left to commit
+		}
 		return
 	}
-	var cerr error
-	cl.CommitOffsetsSync(ctx, offs, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) { cerr = err })
+	// health.Commit also reports a partition's error: taking one for a
+	// success would never commit those offsets again.
+	cerr := health.Commit(ctx, cl, offs)
 	if cerr == nil && only == nil {
 		n.mu.Lock()
 		n.lastCommit = fmt.Sprint(offs)
 		n.mu.Unlock()
 	}
-	if cerr != nil && ctx.Err() == nil {
-		n.log.Warn("notifier: cannot commit offsets; discrepancies may be reported again", "err", cerr)
+	switch {
+	case cerr == nil:
+		if only == nil {
+			n.kafka.OK("commit")
+		}
+	case ctx.Err() == nil:
+		n.kafka.Fail("commit", fmt.Errorf("%w (retrying at the next poll; a restart meanwhile reports discrepancies again)", cerr))
 	}
 }
 
