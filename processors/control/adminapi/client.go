@@ -292,7 +292,7 @@ func (c *Client) Do(ctx context.Context, shop, op, query string, vars map[string
 		}
 		c.m.requests.WithLabelValues(op, "retry").Inc()
 		if wait <= 0 {
-			wait = backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff)
+			wait = Backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff)
 		}
 		c.log.Warn("shopify call failed, retrying", "shop_domain", shop, "op", op, "attempt", attempt, "wait", wait.String(), "err", err)
 		if err := sleep(ctx, wait); err != nil {
@@ -436,7 +436,10 @@ func (c *Client) waitForBudget(ctx context.Context, shop, op string, waited *tim
 	return nil
 }
 
-func backoff(attempt int, lo, hi time.Duration) time.Duration {
+// Backoff is the wait before retry attempt (1, 2, …): lo doubling up to hi,
+// jittered over its upper half. The control plane's one backoff (the
+// compliance processor and reconciliation use it too).
+func Backoff(attempt int, lo, hi time.Duration) time.Duration {
 	d := lo << min(attempt-1, 20)
 	if d > hi || d <= 0 {
 		d = hi

@@ -34,6 +34,17 @@
 // (7 days). A purchase the sink loads after the redaction ran keeps its data
 // until a later request.
 //
+// Kafka and ClickHouse outages never end Run. A failing request is retried
+// with capped exponential backoff; a failed offset commit stays owed (the
+// next commit carries it, or it is retried after a backoff) and is dropped
+// only for partitions this member lost, whose next owner redoes the request
+// (harmless: compliance_requests collapses by request_id). Ready is nil
+// while the processor works normally, and says why not before it first
+// joined its group and during an outage episode; each episode is logged once
+// when it starts and once when it ends, and each request once when received
+// and once when completed, however many attempts it took.
+//
 // Metrics (prefix given by the registerer): compliance_requests_total{topic,outcome},
-// compliance_mutations_total{table}, compliance_request_duration_seconds{topic}.
+// compliance_mutations_total{table}, compliance_request_duration_seconds{topic},
+// compliance_ready, compliance_outages_total{dependency}.
 package compliance

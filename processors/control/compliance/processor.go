@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -18,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"purchasesync/processors/control/adminapi"
+	"purchasesync/processors/control/internal/health"
 	"purchasesync/schemas"
 )
 
@@ -35,14 +38,19 @@ type Config struct {
 	// MutationTimeout bounds the wait for ClickHouse to finish a request's
 	// mutations before the request is retried.
 	MutationTimeout time.Duration
-	RetryInitial    time.Duration
-	RetryMax        time.Duration
+	// A failed request (or offset commit) is retried after RetryInitial,
+	// doubling up to RetryMax.
+	RetryInitial time.Duration
+	RetryMax     time.Duration
+	// HealthInterval is how often the processor checks that Kafka and
+	// ClickHouse answer, so that Ready follows an outage while it is idle.
+	HealthInterval time.Duration
 }
 
 // DefaultConfig returns the defaults for topic.
 func DefaultConfig(topic string) Config {
 	return Config{Topic: topic, Group: "purchasesync-compliance", MutationTimeout: 10 * time.Minute,
-		RetryInitial: time.Second, RetryMax: 5 * time.Minute}
+		RetryInitial: time.Second, RetryMax: 5 * time.Minute, HealthInterval: 2 * time.Second}
 }
 
 // Validate checks the configuration.
@@ -50,7 +58,7 @@ func (c Config) Validate() error {
 	switch {
 	case c.Topic == "" || c.Group == "":
 		return errors.New("compliance: topic and group are required")
-	case c.MutationTimeout <= 0 || c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial:
+	case c.MutationTimeout <= 0 || c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial || c.HealthInterval <= 0:
 		return errors.New("compliance: timeouts must be positive")
 	}
 	return nil
@@ -82,6 +90,13 @@ type Processor struct {
 	insertSettings func(*driver.ServerVersion) clickhouse.Settings
 	settings       clickhouse.Settings // chosen at the first insert
 	probed         bool
+
+	// Readiness through outages, and commits that failed.
+	health      *health.Health
+	kafka, ch   *health.Dep
+	owed        health.Uncommitted
+	commitFails int       // consecutive failed commits; Run's goroutine
+	owedRetry   time.Time // when to commit owed offsets again
 }
 
 // New builds a processor.
@@ -100,12 +115,26 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Processor{cfg: cfg, conn: deps.Conn, sites: deps.Sites, opts: deps.ConsumerOpts, log: log, m: newMetrics(reg),
-		insertSettings: deps.InsertSettings}, nil
+	p := &Processor{cfg: cfg, conn: deps.Conn, sites: deps.Sites, opts: deps.ConsumerOpts, log: log, m: newMetrics(reg),
+		insertSettings: deps.InsertSettings}
+	p.health = health.New("compliance processor", "compliance_", reg, log)
+	p.kafka, p.ch = p.health.Dep("Kafka"), p.health.Dep("ClickHouse")
+	p.health.Starting("not consuming yet (joining consumer group " + cfg.Group + ")")
+	return p, nil
 }
 
+// Ready reports nil while the processor consumes normally, and why not
+// before it first joined its consumer group, during a Kafka outage episode
+// (unreachable, a lost group session, failed commits) and while requests
+// fail (ClickHouse unreachable or failing).
+func (p *Processor) Ready() error { return p.health.Err() }
+
 // Run consumes compliance.v1 until ctx ends. A record's offset is committed
-// only after its request completed (or was found unreadable).
+// only after its request completed (or was found unreadable). Kafka and
+// ClickHouse outages never end it: requests are retried, and so are
+// commits (a failed one stays owed, carried by the next commit or retried
+// after a backoff; dropped only for partitions this member lost, whose next
+// owner redoes the request, which is harmless).
 func (p *Processor) Run(ctx context.Context) error {
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, p.opts...),
 		kgo.ConsumerGroup(p.cfg.Group),
@@ -113,30 +142,94 @@ func (p *Processor) Run(ctx context.Context) error {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		kgo.FetchMaxWait(time.Second),
+		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
+			p.kafka.OK("group")
+			p.health.Started()
+		}),
+		kgo.OnPartitionsRevoked(p.revoked),
+		kgo.OnPartitionsLost(p.lost),
 	)...)
 	if err != nil {
 		return fmt.Errorf("compliance: cannot create Kafka consumer: %w", err)
 	}
 	defer cl.Close()
+	pctx, stopProbes := context.WithCancel(ctx)
+	var probes sync.WaitGroup
+	timeout := max(p.cfg.HealthInterval, 5*time.Second)
+	probes.Go(func() { p.kafka.Probe(pctx, p.cfg.HealthInterval, timeout, cl.Ping) })
+	probes.Go(func() { p.ch.Probe(pctx, p.cfg.HealthInterval, timeout, p.conn.Ping) })
+	defer probes.Wait()
+	defer stopProbes()
 	for {
-		fs := cl.PollFetches(ctx)
+		fs := p.poll(ctx, cl)
 		if ctx.Err() != nil {
 			return nil
 		}
-		for _, fe := range fs.Errors() {
-			p.log.Warn("compliance: fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
-		}
+		p.kafka.Fetches(fs)
 		var recs []*kgo.Record
 		fs.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
 		for _, r := range recs {
 			if err := p.handleWithRetry(ctx, r); err != nil {
 				return nil // ctx ended; the record stays uncommitted
 			}
-			if err := cl.CommitRecords(ctx, r); err != nil && ctx.Err() == nil {
-				// The request is done; redoing it after a restart is harmless.
-				p.log.Warn("compliance: cannot commit offset", "err", err)
-			}
+			p.commit(ctx, cl, health.OffsetsOf([]*kgo.Record{r}))
 		}
+		if len(recs) == 0 && p.owed.Len() > 0 && !time.Now().Before(p.owedRetry) {
+			p.commit(ctx, cl, nil)
+		}
+	}
+}
+
+// poll waits for records, or, while commits are owed, until they are to be
+// retried.
+func (p *Processor) poll(ctx context.Context, cl *kgo.Client) kgo.Fetches {
+	if p.owed.Len() == 0 {
+		return cl.PollFetches(ctx)
+	}
+	pctx, cancel := context.WithDeadline(ctx, p.owedRetry)
+	defer cancel()
+	return cl.PollFetches(pctx)
+}
+
+// commit commits the offsets of completed requests with those earlier
+// commits failed to commit; a failure leaves them owed.
+func (p *Processor) commit(ctx context.Context, cl *kgo.Client, offsets health.Offsets) {
+	offs := p.owed.With(offsets)
+	if len(offs) == 0 {
+		return
+	}
+	if err := health.Commit(ctx, cl, offs); err != nil {
+		p.owed.Failed(offs)
+		p.commitFails++
+		p.owedRetry = time.Now().Add(adminapi.Backoff(p.commitFails, p.cfg.RetryInitial, p.cfg.RetryMax))
+		if ctx.Err() == nil {
+			p.kafka.Fail("commit", fmt.Errorf("%w (the requests are done; retrying the commit)", err))
+		}
+		return
+	}
+	p.owed.Committed(offs)
+	p.commitFails = 0
+	if p.owed.Len() == 0 {
+		p.kafka.OK("commit")
+	}
+}
+
+// revoked commits what is owed for the revoked partitions, once; lost
+// drops it (another member may own them already). Either way the next
+// owner redoes what stays uncommitted.
+func (p *Processor) revoked(ctx context.Context, cl *kgo.Client, parts map[string][]int32) {
+	if owed := p.owed.Take(parts); len(owed) > 0 {
+		_ = health.Commit(ctx, cl, owed)
+	}
+	if p.owed.Len() == 0 {
+		p.kafka.OK("commit")
+	}
+}
+
+func (p *Processor) lost(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
+	p.owed.Take(parts)
+	if p.owed.Len() == 0 {
+		p.kafka.OK("commit")
 	}
 }
 
@@ -164,33 +257,43 @@ func RefOf(r *kgo.Record) RequestRef {
 	return RequestRef{ID: fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset), ReceivedAt: r.Timestamp}
 }
 
+// handleWithRetry carries out r's request, retrying until it completes or
+// ctx ends. It logs the request once when received and once when
+// completed; a failing request is an outage episode of ClickHouse (one line
+// when it starts failing, one when it completes), not a line per retry.
 func (p *Processor) handleWithRetry(ctx context.Context, r *kgo.Record) error {
 	topic := header(r, schemas.HeaderTopic)
 	ref := RefOf(r)
 	if ref.ReceivedAt.IsZero() {
 		ref.ReceivedAt = time.Now() // the same for every retry
 	}
-	wait := p.cfg.RetryInitial
-	for {
-		err := p.Handle(ctx, ref, topic, r.Value)
-		var inv *InvalidRequestError
-		switch {
-		case err == nil:
+	req, err := schemas.ParseComplianceRequest(topic, r.Value)
+	if err != nil {
+		// Signed by Shopify but unreadable: retrying cannot help.
+		p.m.requests.WithLabelValues(topicLabel(topic), "invalid").Inc()
+		p.log.Error("compliance: unreadable request skipped", "topic", topic, "shop_domain", string(r.Key), "offset", r.Offset,
+			"err", &InvalidRequestError{Err: err})
+		return nil
+	}
+	attrs := p.received(topic, req)
+	for attempt := 1; ; attempt++ {
+		err := p.carryOut(ctx, ref, topic, req, attrs)
+		if err == nil {
+			p.ch.OK("request")
 			return nil
-		case errors.As(err, &inv):
-			// Signed by Shopify but unreadable: retrying cannot help.
-			p.m.requests.WithLabelValues(topicLabel(topic), "invalid").Inc()
-			p.log.Error("compliance: unreadable request skipped", "topic", topic, "shop_domain", string(r.Key), "offset", r.Offset, "err", err)
-			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 		p.m.requests.WithLabelValues(topicLabel(topic), "retried").Inc()
-		p.log.Warn("compliance: request failed; retrying", "topic", topic, "shop_domain", string(r.Key), "wait", wait.String(), "err", err)
+		p.ch.Fail("request", fmt.Errorf("privacy request %s (%s) failed; retrying: %w", ref.ID, topic, err))
+		t := time.NewTimer(adminapi.Backoff(attempt, p.cfg.RetryInitial, p.cfg.RetryMax))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return ctx.Err()
-		case <-time.After(wait):
+		case <-t.C:
 		}
-		wait = min(2*wait, p.cfg.RetryMax)
 	}
 }
 
@@ -219,7 +322,12 @@ func (p *Processor) Handle(ctx context.Context, ref RequestRef, topic string, bo
 	if err != nil {
 		return &InvalidRequestError{Err: err}
 	}
-	start := time.Now()
+	return p.carryOut(ctx, ref, topic, req, p.received(topic, req))
+}
+
+// received logs a request's arrival and returns its log attributes (never
+// the email).
+func (p *Processor) received(topic string, req *schemas.ComplianceRequest) []any {
 	attrs := []any{"topic", topic, "shop_domain", req.ShopDomain}
 	if req.Customer != nil && req.Customer.ID != "" {
 		attrs = append(attrs, "customer_id", string(req.Customer.ID))
@@ -228,6 +336,12 @@ func (p *Processor) Handle(ctx context.Context, ref RequestRef, topic string, bo
 		attrs = append(attrs, "data_request_id", string(req.DataRequest.ID))
 	}
 	p.log.Info("compliance request received", attrs...)
+	return attrs
+}
+
+// carryOut is one attempt at a parsed request.
+func (p *Processor) carryOut(ctx context.Context, ref RequestRef, topic string, req *schemas.ComplianceRequest, attrs []any) error {
+	start := time.Now()
 	if ref.ReceivedAt.IsZero() {
 		ref.ReceivedAt = start
 	}
