@@ -43,6 +43,16 @@ type Config struct {
 	// line items per call (about 17 + 6 × LineItems points).
 	PageSize  int
 	LineItems int
+
+	// A reconciliation pass triggered by a subscription gap that fails
+	// (Kafka or Shopify away) is retried after RetryInitial, doubling up
+	// to RetryMax, until it works: the periodic passes do not look back
+	// as far.
+	RetryInitial time.Duration
+	RetryMax     time.Duration
+	// HealthInterval is how often the follower of shopify.orders.v1 checks
+	// that Kafka answers, so that Ready follows an outage while it is idle.
+	HealthInterval time.Duration
 }
 
 // DefaultConfig returns the defaults.
@@ -57,6 +67,9 @@ func DefaultConfig(ordersTopic string) Config {
 		MaxLookback:       48 * time.Hour,
 		PageSize:          250,
 		LineItems:         50,
+		RetryInitial:      5 * time.Second,
+		RetryMax:          5 * time.Minute,
+		HealthInterval:    2 * time.Second,
 	}
 }
 
@@ -89,6 +102,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("control: -reconcile.maxLookback (%s) must be at least -reconcile.window (%s)", c.MaxLookback, c.ReconcileWindow)
 	case c.PageSize <= 0 || c.PageSize > 250 || c.LineItems <= 0 || c.LineItems > 250:
 		return errors.New("control: page size and line items must be in 1..250")
+	case c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial || c.HealthInterval <= 0:
+		return errors.New("control: retry backoff and health interval must be positive, with initial <= max")
 	}
 	return nil
 }

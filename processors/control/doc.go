@@ -37,9 +37,19 @@
 // elsewhere): two reconcilers would recover the same order twice (the join
 // would count the second as a repeat).
 //
+// Kafka faults never end Run. The follower of shopify.orders.v1 waits for
+// its start offsets and rides out broker restarts (franz-go reconnects);
+// Ready is nil once it started and while Kafka answers, and an outage
+// episode is logged once when it starts and once when it ends. A pass
+// triggered by a subscription gap that fails (Kafka or Shopify away) is
+// retried with backoff until it works, instead of being dropped: the
+// periodic passes do not look back as far. Its first failure is logged, not
+// each retry.
+//
 // Metrics (prefix given by the registerer, purchasesync_control_ in cmd):
 // orders_checked_total, orders_recovered_total, reconcile_passes_total{outcome},
 // subscriptions_recreated_total{topic}, subscription_gaps_total,
-// watchdog_checks_total{outcome}, switch_total{action,outcome},
+// watchdog_checks_total{outcome}, switch_total{action,outcome}, ready,
+// outages_total{dependency},
 // and the Admin API client's shopify_* metrics.
 package control

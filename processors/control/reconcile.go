@@ -44,11 +44,38 @@ func (s *Service) reconcileLoop(ctx context.Context) error {
 			}
 		case tr := <-s.triggers:
 			now := s.now()
-			if _, err := s.Reconcile(ctx, tr.site, tr.since, now.Add(-s.cfg.ReconcileMinAge)); err != nil && ctx.Err() == nil {
-				s.log.Warn("reconciliation after a subscription gap failed", "site", tr.site, "err", err)
+			_, err := s.pass(ctx, tr.site, tr.since, now.Add(-s.cfg.ReconcileMinAge), true)
+			switch {
+			case ctx.Err() != nil:
+			case err != nil:
+				s.retryLater(ctx, tr, err)
+			case tr.attempts > 0:
+				s.log.Info("reconciliation after a subscription gap done after retrying", "site", tr.site, "attempts", tr.attempts+1)
 			}
 		}
 	}
+}
+
+// retryLater queues a failed triggered pass again after a backoff: a gap
+// can reach further back than the periodic passes look, so dropping it
+// (Kafka or Shopify away for a while) would lose its orders. The first
+// failure is logged; the retries are not.
+func (s *Service) retryLater(ctx context.Context, tr trigger, err error) {
+	tr.attempts++
+	d := adminapi.Backoff(tr.attempts, s.cfg.RetryInitial, s.cfg.RetryMax)
+	if tr.attempts == 1 {
+		s.log.Warn("reconciliation after a subscription gap failed; retrying by itself", "site", tr.site, "retry_in", d.String(), "err", err)
+	}
+	time.AfterFunc(d, func() {
+		if ctx.Err() != nil {
+			return
+		}
+		select {
+		case s.triggers <- tr:
+		default:
+			s.log.Warn("reconciliation queue full; dropping a retried pass", "site", tr.site)
+		}
+	})
 }
 
 // ReconcileAll runs a periodic pass over every enabled site, over
@@ -72,13 +99,18 @@ func (s *Service) ReconcileAll(ctx context.Context) error {
 // is capped at MaxLookback. The site must have purchase syncing on: ingest
 // does not route a disabled site's orders to the join either.
 func (s *Service) Reconcile(ctx context.Context, slug string, from, to time.Time) (ReconcileResult, error) {
+	return s.pass(ctx, slug, from, to, false)
+}
+
+// pass is Reconcile; quiet leaves a failure to the caller to log.
+func (s *Service) pass(ctx context.Context, slug string, from, to time.Time, quiet bool) (ReconcileResult, error) {
 	res, err := s.reconcile(ctx, slug, from, to)
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
 	}
 	s.m.passes.WithLabelValues(outcome).Inc()
-	if res.Recovered > 0 || err != nil {
+	if res.Recovered > 0 || (err != nil && !quiet) {
 		s.log.Info("reconciliation pass", "site", slug, "checked", res.Checked, "recovered", res.Recovered, "err", err)
 	}
 	return res, err

@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"purchasesync/processors/control/internal/health"
 )
 
 // seenIndex follows shopify.orders.v1 from now-horizon and remembers which
@@ -26,6 +27,12 @@ type seenIndex struct {
 	pos      map[int32]int64  // partition → next offset to read
 	started  bool
 	progress chan struct{} // closed and replaced whenever pos moves
+
+	// Set by the service: the follower's Kafka health, called once the
+	// start offsets are known, and how often to probe.
+	kafka    *health.Dep
+	onStart  func()
+	interval time.Duration
 }
 
 func newSeenIndex(topic string, opts []kgo.Opt, horizon time.Duration, now func() time.Time, log *slog.Logger) *seenIndex {
@@ -83,16 +90,24 @@ func (x *seenIndex) run(ctx context.Context) error {
 		return fmt.Errorf("control: cannot create Kafka consumer of %s: %w", x.topic, err)
 	}
 	defer cl.Close()
+	if x.kafka != nil {
+		pctx, stopProbe := context.WithCancel(ctx)
+		var probe sync.WaitGroup
+		probe.Go(func() { x.kafka.Probe(pctx, x.interval, max(x.interval, 5*time.Second), cl.Ping) })
+		defer probe.Wait()
+		defer stopProbe()
+	}
+	if x.onStart != nil {
+		x.onStart()
+	}
 	lastPrune := x.now()
 	for {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		for _, fe := range fs.Errors() {
-			if !errors.Is(fe.Err, context.Canceled) {
-				x.log.Warn("control: fetch error on the orders topic", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
-			}
+		if x.kafka != nil {
+			x.kafka.Fetches(fs) // one line per outage episode, not per error
 		}
 		x.mu.Lock()
 		fs.EachRecord(func(r *kgo.Record) {
@@ -120,7 +135,8 @@ func (x *seenIndex) bump() {
 }
 
 // startOffsets finds, per partition, the first offset at or after
-// now-horizon, retrying until the topic exists (migrate may run later).
+// now-horizon, retrying until the topic exists (migrate may run later) and
+// Kafka answers.
 func (x *seenIndex) startOffsets(ctx context.Context, adm *kadm.Client) (map[int32]int64, error) {
 	for warned := false; ; {
 		listed, err := adm.ListOffsetsAfterMilli(ctx, x.now().Add(-x.horizon).UnixMilli(), x.topic)
@@ -131,11 +147,18 @@ func (x *seenIndex) startOffsets(ctx context.Context, adm *kadm.Client) (map[int
 			out := map[int32]int64{}
 			listed.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
 			if len(out) > 0 {
+				if x.kafka != nil {
+					x.kafka.OK("start")
+				}
 				return out, nil
 			}
 			err = fmt.Errorf("topic %s has no partitions", x.topic)
 		}
-		if !warned {
+		switch {
+		case ctx.Err() != nil:
+		case x.kafka != nil:
+			x.kafka.Fail("start", fmt.Errorf("cannot find the start offsets of %s (is Kafka up, has `purchasesync migrate` run?): %w", x.topic, err))
+		case !warned:
 			x.log.Warn("control: cannot find the orders topic yet (has `purchasesync migrate` run?); retrying", "topic", x.topic, "err", err)
 			warned = true
 		}

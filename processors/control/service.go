@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"purchasesync/processors/control/adminapi"
+	"purchasesync/processors/control/internal/health"
 	"purchasesync/schemas"
 )
 
@@ -64,12 +65,15 @@ type Service struct {
 
 	okMu   sync.Mutex
 	lastOK map[string]time.Time // site → when its subscription was last seen in place
+
+	health *health.Health // readiness of the follower of shopify.orders.v1
 }
 
 // trigger asks for a reconciliation of one site from since.
 type trigger struct {
-	site  string
-	since time.Time
+	site     string
+	since    time.Time
+	attempts int // failed so far
 }
 
 // New builds the service.
@@ -95,16 +99,28 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		reg = prometheus.NewRegistry()
 	}
 	s.m = newMetrics(reg)
+	s.health = health.New("control plane", "", reg, s.log)
 	if s.producer != nil {
+		s.health.Starting("not following " + cfg.OrdersTopic + " yet")
 		s.seen = newSeenIndex(cfg.OrdersTopic, deps.ConsumerOpts, cfg.MaxLookback, s.now, s.log)
+		s.seen.kafka, s.seen.onStart, s.seen.interval = s.health.Dep("Kafka"), s.health.Started, cfg.HealthInterval
 	}
 	return s, nil
 }
+
+// Ready reports nil while the control plane works normally, and why not:
+// before its follower of shopify.orders.v1 (what reconciliation compares
+// with) has started, and during a Kafka outage episode of that follower.
+// Without a producer (reconciliation off) it is ready once Run started.
+func (s *Service) Ready() error { return s.health.Err() }
 
 // Run runs the follower of shopify.orders.v1 and the reconciliation loop
 // (when a producer was given) and the watchdog (when its interval is
 // positive) until ctx ends; it returns nil then.
 func (s *Service) Run(ctx context.Context) error {
+	if s.seen == nil {
+		s.health.Started()
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	if s.seen != nil {
 		g.Go(func() error { return s.seen.run(gctx) })

@@ -1,0 +1,116 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"purchasesync/processors/control/adminapi"
+	"purchasesync/processors/control/internal/kafkatest"
+	"purchasesync/processors/control/shopifyfake"
+	"purchasesync/schemas"
+)
+
+type syncLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *syncLog) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+func (l *syncLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// TestControlRidesOutBrokerRestart: the only broker goes away under the
+// control plane. Its follower of shopify.orders.v1 is not ready meanwhile
+// and ready after, Run does not return, and a reconciliation triggered by a
+// subscription gap during the outage is not dropped: it is retried until
+// Kafka is back, and recovers the lost order once.
+func TestControlRidesOutBrokerRestart(t *testing.T) {
+	const topic = "t.shopify.orders.v1"
+	k := kafkatest.New(t, kfake.SeedTopics(2, topic))
+	fake := shopifyfake.New()
+	defer fake.Close()
+	fake.AddShop(shopDomain, shopToken, "read_orders")
+	lost := fake.AddOrder(shopDomain, shopifyfake.Order{CreatedAt: time.Now().Add(-time.Hour), Email: "lost@example.com", Subtotal: shopifyfake.Money{Shop: "10.00"}})
+	acfg := adminapi.DefaultConfig()
+	acfg.URL = fake.URL()
+	api, err := adminapi.New(acfg, adminapi.Tokens{shopDomain: shopToken}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Short request timeouts, so that a pass fails fast while the broker
+	// is gone (in production a pass may wait its 30 s).
+	producer, err := kgo.NewClient(kgo.SeedBrokers(k.Addrs()...), kgo.RetryTimeout(time.Second), kgo.RecordDeliveryTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	reg := newMemRegistry(schemas.Site{Site: "recon", ShopDomain: shopDomain, PurchaseSyncing: true})
+	cfg := DefaultConfig(topic)
+	cfg.PublicBaseURL = publicURL
+	cfg.WatchdogInterval, cfg.ReconcileInterval = 0, 0
+	cfg.RetryInitial, cfg.RetryMax, cfg.HealthInterval = 100*time.Millisecond, 500*time.Millisecond, 100*time.Millisecond
+	logs := &syncLog{}
+	svc, err := New(cfg, Deps{Sites: reg, Writer: reg, Shopify: api, Producer: producer,
+		ConsumerOpts: []kgo.Opt{kgo.SeedBrokers(k.Addrs()...)}, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	wait := func(d time.Duration, what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for !cond() {
+			select {
+			case err := <-done:
+				t.Fatalf("Run returned by itself: %v", err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s\n%s", what, logs)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	wait(10*time.Second, "ready", func() bool { return svc.Ready() == nil })
+
+	k.Stop()
+	wait(5*time.Second, "not ready with the broker gone", func() bool { return svc.Ready() != nil })
+	svc.Trigger("recon", time.Now().Add(-2*time.Hour)) // a gap found meanwhile
+	wait(10*time.Second, "the triggered pass to fail", func() bool { return value(svc.m.passes.WithLabelValues("error")) >= 2 })
+	k.Start()
+	wait(15*time.Second, "the lost order recovered and ready again", func() bool { return value(svc.m.recovered) == 1 && svc.Ready() == nil })
+
+	recs := readAll(t, context.Background(), k.Addrs(), topic)
+	want := schemas.Key("recon", fmt.Sprint(lost.ID))
+	if len(recs) != 1 || string(recs[0].Key) != want {
+		t.Errorf("%d records in %s, want the lost order %s once", len(recs), topic, want)
+	}
+	if b, e := logs.count("Kafka outage began"), logs.count("Kafka outage over"); b != 1 || e != 1 {
+		t.Errorf("%d start and %d end lines for one outage, want 1 and 1:\n%s", b, e, logs)
+	}
+	if n := logs.count("subscription gap failed"); n != 1 {
+		t.Errorf("%d lines for the failing triggered pass, want 1 however many retries:\n%s", n, logs)
+	}
+}
