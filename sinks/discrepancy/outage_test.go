@@ -34,8 +34,12 @@ type syncLog struct {
 }
 
 func (l *syncLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *syncLog) count(s string) int         { l.mu.Lock(); defer l.mu.Unlock(); return strings.Count(l.b.String(), s) }
-func (l *syncLog) String() string             { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+func (l *syncLog) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+func (l *syncLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 var digestTotal = regexp.MustCompile(`^\*purchasesync\*: (\d+) discrepanc`)
 
