@@ -125,6 +125,9 @@ func (f *failures) set(meta kgo.BrokerMetadata, key int16, first bool) {
 }
 
 func (f *failures) last(addr string) int16 {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(addr, "9092") // franz-go's default port
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if k, ok := f.keys[addr]; ok {

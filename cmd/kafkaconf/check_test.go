@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/cmd/kafkaconf/kafkaconftest"
 )
@@ -244,6 +245,21 @@ func TestCheckUnreachable(t *testing.T) {
 
 	if err := check(t, Config{Brokers: append([]string{refused}, cluster(t)...)}); err != nil {
 		t.Errorf("one broker down, one up: %v", err)
+	}
+}
+
+// TestFailuresDefaultPort: a broker given without a port is found under
+// franz-go's default one.
+func TestFailuresDefaultPort(t *testing.T) {
+	f := &failures{}
+	f.OnBrokerE2E(kgo.BrokerMetadata{Host: "kafka1", Port: 9092}, keySASLAuthenticate, kgo.BrokerE2E{ReadErr: io.EOF})
+	f.OnBrokerConnect(kgo.BrokerMetadata{Host: "kafka1", Port: 9092}, 0, nil, io.EOF)
+	f.OnBrokerConnect(kgo.BrokerMetadata{Host: "kafka2", Port: 9093}, 0, nil, io.EOF)
+	if k := f.last("kafka1"); k != keySASLAuthenticate {
+		t.Errorf("kafka1: key %d, want SASLAuthenticate, not overwritten by the connect", k)
+	}
+	if k := f.last("kafka2:9093"); k != keyDial {
+		t.Errorf("kafka2:9093: key %d, want the dial", k)
 	}
 }
 
