@@ -72,8 +72,12 @@ func TestControlRidesOutBrokerRestart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
+	ended := false
 	defer func() {
 		cancel()
+		if ended {
+			return
+		}
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
@@ -84,6 +88,7 @@ func TestControlRidesOutBrokerRestart(t *testing.T) {
 		for !cond() {
 			select {
 			case err := <-done:
+				ended = true
 				t.Fatalf("Run returned by itself: %v", err)
 			default:
 			}

@@ -4,6 +4,12 @@
 // record written by the admin API reaches every process within a second or
 // two. Lookups are lock-free reads of an immutable snapshot.
 //
+// Kafka faults never end Run, not even at start: it retries until it has
+// loaded the topic (an error line once after ReadyTimeout), then follows it
+// through broker restarts. Ready stays true once loaded (lookups answer from
+// the last state); ReadyErr also reports a Kafka outage episode, which is
+// logged once when it starts and once when it ends.
+//
 // Metrics (prefix purchasesync_sites_): sites (gauge), records_total,
-// invalid_records_total.
+// invalid_records_total, ready, outages_total{dependency}.
 package sites

@@ -2,10 +2,10 @@ package sites
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"purchasesync/processors/sites/internal/health"
 	"purchasesync/schemas"
 )
 
@@ -33,6 +34,8 @@ type Registry struct {
 	readyCh chan struct{}
 	changed chan struct{} // closed and replaced on every applied record
 	chMu    chanMu
+	health  *health.Health // Started once loaded
+	kafka   *health.Dep
 }
 
 // New creates a registry. clientOpts are the base Kafka options (seeds,
@@ -41,14 +44,27 @@ func New(cfg Config, clientOpts []kgo.Opt, reg prometheus.Registerer, log *slog.
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	r := &Registry{cfg: cfg, brokers: clientOpts, log: log, m: newMetrics(reg), readyCh: make(chan struct{})}
 	r.snap.Store(&snapshot{bySite: map[string]schemas.Site{}, byShop: map[string]string{}})
 	r.chMu.ch = make(chan struct{})
+	r.health = health.New("site registry", "", reg, log)
+	r.kafka = r.health.Dep("Kafka")
+	r.health.Starting("not loaded yet (reading " + cfg.Topic + ")")
 	return r, nil
 }
 
-// Ready reports whether the registry has read sites.v1 up to its end as of start.
+// Ready reports whether the registry has read sites.v1 up to its end as of
+// start. It stays true through Kafka outages (lookups answer from the last
+// state); ReadyErr says more.
 func (r *Registry) Ready() bool { return r.ready.Load() }
+
+// ReadyErr is nil while the registry is loaded and follows sites.v1, and
+// says why not: before it loaded, and during a Kafka outage episode (the
+// sites it holds may then be stale).
+func (r *Registry) ReadyErr() error { return r.health.Err() }
 
 // WaitReady blocks until Ready or ctx ends.
 func (r *Registry) WaitReady(ctx context.Context) error {
@@ -93,6 +109,9 @@ func (r *Registry) All() []schemas.Site {
 func (r *Registry) Changed() <-chan struct{} { return r.chMu.get() }
 
 // Run reads sites.v1 from the beginning and follows it until ctx ends.
+// Kafka faults never end it, not even at start: it retries until it has
+// loaded the topic (logging an error once after ReadyTimeout), then follows
+// it through outages.
 func (r *Registry) Run(ctx context.Context) error {
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, r.brokers...),
 		kgo.ConsumeTopics(r.cfg.Topic),
@@ -103,13 +122,16 @@ func (r *Registry) Run(ctx context.Context) error {
 		return fmt.Errorf("sites: cannot create Kafka client: %w", err)
 	}
 	defer cl.Close()
+	pctx, stopProbe := context.WithCancel(ctx)
+	var probe sync.WaitGroup
+	probe.Go(func() { r.kafka.Probe(pctx, r.cfg.HealthInterval, max(r.cfg.HealthInterval, 5*time.Second), cl.Ping) })
+	defer probe.Wait()
+	defer stopProbe()
 
 	// The end offsets at start say when the registry has caught up.
-	rctx, cancel := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
-	ends, err := r.endOffsets(rctx, cl)
-	cancel()
+	ends, err := r.endOffsets(ctx, cl)
 	if err != nil {
-		return err
+		return nil // ctx ended
 	}
 	pos := map[int32]int64{}
 	caughtUp := func() bool {
@@ -128,12 +150,7 @@ func (r *Registry) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		for _, fe := range fs.Errors() {
-			if errors.Is(fe.Err, context.Canceled) {
-				return nil
-			}
-			r.log.Warn("sites: fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
-		}
+		r.kafka.Fetches(fs) // one line per outage episode, not per error
 		var recs []*kgo.Record
 		fs.EachRecord(func(rec *kgo.Record) {
 			recs = append(recs, rec)
@@ -149,7 +166,8 @@ func (r *Registry) Run(ctx context.Context) error {
 }
 
 func (r *Registry) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]int64, error) {
-	for {
+	start := time.Now()
+	for late := false; ; {
 		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, r.cfg.Topic)
 		if err == nil {
 			err = ends.Error()
@@ -160,18 +178,30 @@ func (r *Registry) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]in
 			if len(out) == 0 {
 				err = fmt.Errorf("topic %s has no partitions", r.cfg.Topic)
 			} else {
+				r.kafka.OK("start")
 				return out, nil
 			}
 		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		err = fmt.Errorf("cannot read the end offsets of %s (is Kafka up and `purchasesync migrate` run?): %w", r.cfg.Topic, err)
+		r.kafka.Fail("start", err)
+		r.health.Starting("not loaded yet: " + err.Error())
+		if !late && time.Since(start) > r.cfg.ReadyTimeout {
+			late = true
+			r.log.Error("site registry still not loaded; retrying (the process stays not ready)", "after", r.cfg.ReadyTimeout.String(), "err", err)
+		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("sites: cannot read end offsets of %s (is Kafka up and `purchasesync migrate` run?): %w", r.cfg.Topic, err)
+			return nil, ctx.Err()
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
 
 func (r *Registry) markReady() {
+	r.health.Started()
 	if r.ready.CompareAndSwap(false, true) {
 		close(r.readyCh)
 		r.log.Info("site registry loaded", "sites", len(r.snap.Load().bySite))
