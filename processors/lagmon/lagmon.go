@@ -31,7 +31,7 @@ type Monitor struct {
 
 	// Owned by the Run goroutine.
 	known   map[string]map[partKey]bool // group → series published last time
-	failing map[string]bool             // group → the last read failed (logged once)
+	failing map[string]time.Time        // group → since when its reads fail (logged once each way)
 }
 
 type partKey struct {
@@ -54,7 +54,7 @@ func New(cfg Config, deps Deps) (*Monitor, error) {
 	}
 	return &Monitor{
 		cfg: cfg, opts: deps.ClientOpts, log: log.With("component", "lagmon"), m: newMetrics(reg, cfg.Groups),
-		known: map[string]map[partKey]bool{}, failing: map[string]bool{},
+		known: map[string]map[partKey]bool{}, failing: map[string]time.Time{},
 	}, nil
 }
 
@@ -100,16 +100,16 @@ func (m *Monitor) Poll(ctx context.Context, adm *kadm.Client) {
 				return // stopping
 			}
 			m.m.errors.WithLabelValues(g).Inc()
-			if !m.failing[g] {
+			if _, ok := m.failing[g]; !ok {
 				m.log.Warn("cannot read consumer lag; keeping the last values", "group", g, "err", err)
+				m.failing[g] = time.Now()
 			}
-			m.failing[g] = true
 			continue
 		}
-		if m.failing[g] {
-			m.log.Info("consumer lag readable again", "group", g)
+		if since, ok := m.failing[g]; ok {
+			m.log.Info("consumer lag readable again", "group", g, "lasted", time.Since(since).Round(time.Millisecond).String())
+			delete(m.failing, g)
 		}
-		m.failing[g] = false
 		m.publish(g, l)
 	}
 }

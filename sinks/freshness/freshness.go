@@ -32,7 +32,7 @@ type Monitor struct {
 	conn    Querier
 	log     *slog.Logger
 	m       *metrics
-	failing map[string]bool // table → the last read failed (logged once); Run's goroutine only
+	failing map[string]time.Time // table → since when its reads fail (logged once each way); Run's goroutine only
 }
 
 // New checks cfg and registers the metrics. It does not query: Run does.
@@ -52,7 +52,7 @@ func New(cfg Config, deps Deps) (*Monitor, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Monitor{cfg: cfg, conn: deps.Conn, log: log.With("component", "freshness"),
-		m: newMetrics(reg, cfg.Tables), failing: map[string]bool{}}, nil
+		m: newMetrics(reg, cfg.Tables), failing: map[string]time.Time{}}, nil
 }
 
 // Run reads every table each Interval until ctx ends; it returns nil then.
@@ -80,16 +80,16 @@ func (m *Monitor) Poll(ctx context.Context) {
 		}
 		if err != nil {
 			m.m.errors.WithLabelValues(t.Name).Inc()
-			if !m.failing[t.Name] {
+			if _, ok := m.failing[t.Name]; !ok {
 				m.log.Warn("cannot read the newest row; its age keeps growing on the dashboard", "table", t.Name, "err", err)
+				m.failing[t.Name] = time.Now()
 			}
-			m.failing[t.Name] = true
 			continue
 		}
-		if m.failing[t.Name] {
-			m.log.Info("newest row readable again", "table", t.Name)
+		if since, ok := m.failing[t.Name]; ok {
+			m.log.Info("newest row readable again", "table", t.Name, "lasted", time.Since(since).Round(time.Millisecond).String())
+			delete(m.failing, t.Name)
 		}
-		m.failing[t.Name] = false
 		m.m.duration.WithLabelValues(t.Name).Observe(time.Since(start).Seconds())
 		if newest > 0 { // max() of an empty table is 1970-01-01
 			m.m.newest.WithLabelValues(t.Name).Set(float64(newest))

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -36,6 +36,19 @@ func (l *logBuf) lines(substr string) int {
 	return strings.Count(l.b.String(), substr)
 }
 
+// value reads a gauge or counter (prometheus/testutil would pull in a
+// module the repository does not otherwise need).
+func value(c prometheus.Metric) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	if m.Gauge != nil {
+		return m.GetGauge().GetValue()
+	}
+	return m.GetCounter().GetValue()
+}
+
 func newTest(t *testing.T) (*Health, *prometheus.Registry, *logBuf) {
 	lb := &logBuf{}
 	reg := prometheus.NewRegistry()
@@ -48,12 +61,12 @@ func TestEpisodeLogsOnceAndReadinessFollows(t *testing.T) {
 	if err := h.Err(); err == nil || !strings.Contains(err.Error(), "starting") {
 		t.Fatalf("before Started: %v", err)
 	}
-	if testutil.ToFloat64(h.ready) != 0 {
+	if value(h.ready) != 0 {
 		t.Fatal("ready gauge 1 before Started")
 	}
 	h.Started()
-	if err := h.Err(); err != nil || testutil.ToFloat64(h.ready) != 1 {
-		t.Fatalf("after Started: %v, gauge %v", err, testutil.ToFloat64(h.ready))
+	if err := h.Err(); err != nil || value(h.ready) != 1 {
+		t.Fatalf("after Started: %v, gauge %v", err, value(h.ready))
 	}
 	for range 20 {
 		kafka.Fail(Probe, errors.New("dial tcp: connection refused"))
@@ -63,15 +76,15 @@ func TestEpisodeLogsOnceAndReadinessFollows(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Kafka not reachable") || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("during the outage: %v", err)
 	}
-	if testutil.ToFloat64(h.ready) != 0 || testutil.ToFloat64(h.outages.WithLabelValues("kafka")) != 1 {
-		t.Fatalf("gauge %v, outages %v; want 0 and 1", testutil.ToFloat64(h.ready), testutil.ToFloat64(h.outages.WithLabelValues("kafka")))
+	if value(h.ready) != 0 || value(h.outages.WithLabelValues("kafka")) != 1 {
+		t.Fatalf("gauge %v, outages %v; want 0 and 1", value(h.ready), value(h.outages.WithLabelValues("kafka")))
 	}
 	kafka.OK(Probe)
 	if err := h.Err(); err == nil || !strings.Contains(err.Error(), "Kafka failing") || !strings.Contains(err.Error(), "NOT_COORDINATOR") {
 		t.Fatalf("with only the commit failing: %v", err)
 	}
 	kafka.OK("commit")
-	if err := h.Err(); err != nil || testutil.ToFloat64(h.ready) != 1 {
+	if err := h.Err(); err != nil || value(h.ready) != 1 {
 		t.Fatalf("after recovery: %v", err)
 	}
 	if n := lb.lines("outage began"); n != 1 {
@@ -82,7 +95,7 @@ func TestEpisodeLogsOnceAndReadinessFollows(t *testing.T) {
 	}
 	kafka.Fail("commit", errors.New("again"))
 	kafka.OK("commit")
-	if testutil.ToFloat64(h.outages.WithLabelValues("kafka")) != 2 || lb.lines("outage began") != 2 {
+	if value(h.outages.WithLabelValues("kafka")) != 2 || lb.lines("outage began") != 2 {
 		t.Errorf("a second episode is counted and logged once more")
 	}
 }
