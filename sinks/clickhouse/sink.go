@@ -568,7 +568,7 @@ func (s *Sink) insert(ctx context.Context, t *table, b *batch) error {
 		s.m.insertErrors.WithLabelValues(t.name, errorKind(err)).Inc()
 		s.m.retrying.Set(1)
 		s.m.retries.Inc()
-		s.ch.Fail("insert", fmt.Errorf("cannot insert %d rows into %s (consumption held, retrying the same rows): %w", t.len(), t.name, err))
+		s.ch.Fail("insert", fmt.Errorf("cannot insert into ClickHouse (%d rows of %s; consumption held, retrying the same rows): %w", t.len(), t.name, err))
 		if err := retry.Sleep(ctx, bo.Next()); err != nil {
 			return err
 		}
