@@ -119,7 +119,8 @@ func buildRun(c *common, f runFlags) (_ []actor, _ func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ops := &opsServer{addr: *f.opsAddr, reg: c.reg, ready: srv.Ready, admin: admin, log: c.log.With("component", "ops"), pprof: *f.pprof}
+	ready := allReady(namedCheck{"ingest", srv.Ready}, namedCheck{"join", proc.Ready})
+	ops := &opsServer{addr: *f.opsAddr, reg: c.reg, ready: ready, admin: admin, log: c.log.With("component", "ops"), pprof: *f.pprof}
 	actors := []actor{
 		{"site registry", c.sites.Run},
 		{"ops listener", ops.run},

@@ -248,6 +248,10 @@ type chaosLoad struct {
 	orders   []*chaosOrder
 	codes    map[int]int
 	refusals []time.Time // times of 503 answers
+	// slowest answer, and 503s without Retry-After: Shopify gives up on a
+	// webhook after 5 s, and a refusal must say when to come back.
+	slowest      time.Duration
+	noRetryAfter int
 	acks     []time.Time // times of 200/202 answers
 	sent     atomic.Int64
 }
@@ -286,6 +290,7 @@ func (p *chaosPipeline) runLoad(n int, rate float64) *chaosLoad {
 		for k, v := range hdr {
 			req.Header.Set(k, v)
 		}
+		sent := time.Now()
 		resp, err := hc.Do(req)
 		now := time.Now()
 		if err != nil {
@@ -294,6 +299,12 @@ func (p *chaosPipeline) runLoad(n int, rate float64) *chaosLoad {
 		}
 		resp.Body.Close()
 		l.record(resp.StatusCode, now)
+		l.mu.Lock()
+		l.slowest = max(l.slowest, now.Sub(sent))
+		if resp.StatusCode == 503 && resp.Header.Get("Retry-After") == "" {
+			l.noRetryAfter++
+		}
+		l.mu.Unlock()
 		return resp.StatusCode
 	}
 	webhook := func(o *chaosOrder, i int, deliveries int) {
@@ -594,6 +605,13 @@ func chaosRun(t *testing.T, k kafkaTarget, fault func(p *chaosPipeline) (from, t
 		t.Logf("%s was not ready at %d samples (every 100 ms), last at %s", name, len(samples), ready.lastDown[name].Format("15:04:05.000"))
 	}
 	ready.mu.Unlock()
+	t.Logf("slowest answer %s", l.slowest.Round(time.Millisecond))
+	if l.slowest >= 5*time.Second {
+		t.Errorf("an answer took %s: Shopify gives up on a webhook after 5 s", l.slowest)
+	}
+	if l.noRetryAfter > 0 {
+		t.Errorf("%d answers of 503 without Retry-After", l.noRetryAfter)
+	}
 	p.checkLedger(l)
 }
 

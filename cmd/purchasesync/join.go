@@ -62,7 +62,7 @@ func cmdJoin(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	ops := &opsServer{addr: *opsAddr, reg: c.reg, log: c.log, ready: c.sitesReady}
+	ops := &opsServer{addr: *opsAddr, reg: c.reg, log: c.log, ready: allReady(namedCheck{"sites", c.sitesReady}, namedCheck{"join", p.Ready})}
 	return runActors(ctx, c.log,
 		actor{"site registry", c.sites.Run},
 		actor{"ops listener", ops.run},

@@ -50,6 +50,25 @@ func (o *opsServer) handler() http.Handler {
 	return mux
 }
 
+// allReady is a readiness check of several stages: the first that is not
+// ready says why, prefixed with its name.
+func allReady(checks ...namedCheck) func() error {
+	return func() error {
+		for _, c := range checks {
+			if err := c.check(); err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+		}
+		return nil
+	}
+}
+
+// namedCheck is one stage's readiness (nil error = ready).
+type namedCheck struct {
+	name  string
+	check func() error
+}
+
 // run serves until ctx ends, then shuts down within 5 s.
 func (o *opsServer) run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", o.addr)
