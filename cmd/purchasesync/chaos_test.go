@@ -252,8 +252,8 @@ type chaosLoad struct {
 	// webhook after 5 s, and a refusal must say when to come back.
 	slowest      time.Duration
 	noRetryAfter int
-	acks     []time.Time // times of 200/202 answers
-	sent     atomic.Int64
+	acks         []time.Time // times of 200/202 answers
+	sent         atomic.Int64
 }
 
 func (l *chaosLoad) record(code int, at time.Time) {

@@ -17,9 +17,9 @@ func TestForBrokersPicksReplicationFromTheCluster(t *testing.T) {
 		{0, 0, 2, 2, 1, ""},
 		{0, 0, 3, 3, 2, ""},
 		{0, 0, 5, 3, 2, ""},
-		{1, 0, 3, 1, 1, ""},  // an explicit flag wins
-		{3, 3, 3, 3, 3, ""},  // both explicit
-		{0, 1, 3, 3, 1, ""},  // explicit min ISR, picked RF
+		{1, 0, 3, 1, 1, ""}, // an explicit flag wins
+		{3, 3, 3, 3, 3, ""}, // both explicit
+		{0, 1, 3, 3, 1, ""}, // explicit min ISR, picked RF
 		{3, 0, 1, 0, 0, "more than the 1 broker(s)"},
 		{2, 3, 3, 0, 0, "min.insync.replicas"},
 	} {
