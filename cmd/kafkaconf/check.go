@@ -61,7 +61,13 @@ func (c Config) Check(ctx context.Context) error {
 	defer cl.Close()
 	timeout := CheckTimeout
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
-		timeout = time.Until(d).Round(time.Millisecond)
+		timeout = time.Until(d)
+	}
+	// What the message says: the caller's deadline as the caller wrote it
+	// (300ms, not the 299ms left after building the client).
+	said := timeout.Round(time.Millisecond)
+	if timeout >= 100*time.Millisecond {
+		said = timeout.Round(100 * time.Millisecond)
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -93,7 +99,7 @@ func (c Config) Check(ctx context.Context) error {
 		case errors.Is(ctx.Err(), context.Canceled):
 			return ctx.Err()
 		case errors.Is(r.err, context.DeadlineExceeded) && cctx.Err() != nil:
-			down = append(down, fmt.Sprintf("%s: no answer within %s", r.addr, timeout))
+			down = append(down, fmt.Sprintf("%s: no answer within %s", r.addr, said))
 			continue
 		}
 		if cerr := c.classify(r.addr, r.err, seen.last(r.addr)); cerr != nil {
