@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,7 +77,7 @@ func (k kafkaFlags) baseOpts(log *slog.Logger, reg prometheus.Registerer, role s
 	}
 	opts := append(slices.Clip(k.built.opts),
 		kgo.ClientID(k.built.conf.ClientID+"-"+role),
-		kgo.WithLogger(kgoLogger{log.With("component", "kafka", "role", role)}),
+		kgo.WithLogger(newKgoLogger(log.With("component", "kafka", "role", role))),
 	)
 	return append(opts, k.hooks(reg, role)...)
 }
@@ -113,21 +115,51 @@ func (k kafkaFlags) producerOpts(log *slog.Logger, reg prometheus.Registerer, ro
 	return opts, nil
 }
 
-// kgoLogger adapts slog to franz-go's logger; franz-go's info is chatty, so it
-// is logged at debug.
-type kgoLogger struct{ l *slog.Logger }
+// kgoLogger adapts slog to franz-go's logger. franz-go logs per attempt
+// (every failed dial, every retried request), while each stage logs an
+// outage once as an episode (not ready ... ready again); so franz-go's info
+// and warnings go to debug, and its errors, which "generally should not
+// happen", to warn at most once per message per errorEvery.
+type kgoLogger struct {
+	l *slog.Logger
 
-func (g kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelInfo }
+	mu   sync.Mutex
+	last map[string]time.Time // when each error message was last logged at warn
+}
 
-func (g kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	switch level {
-	case kgo.LogLevelError:
-		g.l.Error(msg, keyvals...)
-	case kgo.LogLevelWarn:
-		g.l.Warn(msg, keyvals...)
-	default:
-		g.l.Debug(msg, keyvals...)
+// errorEvery is how often one franz-go error message may reach warn.
+const errorEvery = 5 * time.Minute
+
+func newKgoLogger(l *slog.Logger) *kgoLogger {
+	return &kgoLogger{l: l, last: map[string]time.Time{}}
+}
+
+// Level skips franz-go's formatting of what would be dropped: with debug
+// logging off only its errors can reach the log.
+func (g *kgoLogger) Level() kgo.LogLevel {
+	if g.l.Enabled(context.Background(), slog.LevelDebug) {
+		return kgo.LogLevelInfo
 	}
+	return kgo.LogLevelError
+}
+
+func (g *kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	if level == kgo.LogLevelError && g.firstIn(msg, time.Now()) {
+		g.l.Warn(msg, append(keyvals, "repeats", "logged at debug for "+errorEvery.String())...)
+		return
+	}
+	g.l.Debug(msg, keyvals...)
+}
+
+// firstIn reports whether msg was not logged at warn within errorEvery of now.
+func (g *kgoLogger) firstIn(msg string, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if t, ok := g.last[msg]; ok && now.Sub(t) < errorEvery {
+		return false
+	}
+	g.last[msg] = now
+	return true
 }
 
 func (k kafkaFlags) codec() (kgo.CompressionCodec, error) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/cmd/kafkaconf"
 	"purchasesync/schemas"
@@ -196,4 +198,25 @@ func TestKafkaNotReachable(t *testing.T) {
 		t.Errorf("logs: want one \"Kafka not reachable yet\" and the SASL-without-TLS warning:\n%s", logs.String())
 	}
 	noSecrets(t, "logs", logs.String())
+}
+
+// TestKgoLoggerOneLinePerEpisode: franz-go's per-retry warnings never reach
+// warn, and a repeated error does once per errorEvery.
+func TestKgoLoggerOneLinePerEpisode(t *testing.T) {
+	var buf bytes.Buffer
+	g := newKgoLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	if g.Level() != kgo.LogLevelError {
+		t.Errorf("Level() = %v with debug off, want error only", g.Level())
+	}
+	for range 50 {
+		g.Log(kgo.LogLevelWarn, "unable to open connection to broker", "addr", "127.0.0.1:1")
+		g.Log(kgo.LogLevelError, "group manage loop errored", "err", "EOF")
+		g.Log(kgo.LogLevelInfo, "immediate metadata update triggered")
+	}
+	if n := strings.Count(buf.String(), "\n"); n != 1 || !strings.Contains(buf.String(), "group manage loop errored") {
+		t.Errorf("50 retries logged %d lines at info and above, want the error once:\n%s", n, buf.String())
+	}
+	if !g.firstIn("group manage loop errored", time.Now().Add(errorEvery)) {
+		t.Error("the error is not logged again after errorEvery")
+	}
 }
