@@ -119,22 +119,16 @@ func buildRun(c *common, f runFlags) (_ []actor, _ func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ready := allReady(namedCheck{"ingest", srv.Ready}, namedCheck{"join", proc.Ready})
-	ops := &opsServer{addr: *f.opsAddr, reg: c.reg, ready: ready, admin: admin, log: c.log.With("component", "ops"), pprof: *f.pprof}
-	actors := []actor{
-		{"site registry", c.sites.Run},
-		{"ops listener", ops.run},
-		{"ingest", srv.Run},
-		{"join", func(ctx context.Context) error {
-			if err := c.sites.WaitReady(ctx); err != nil {
-				return nil
-			}
-			return proc.Run(ctx)
-		}},
-		compl,
-	}
-	actors = append(actors, sinkActors...)
-	actors = append(actors, controlActors...)
+	// /readyz of `run` gates on what the load balancer in front of it needs:
+	// the ingest and the join. The stages behind Kafka (sinks, forwarders,
+	// control plane, compliance) are advisory: a ClickHouse or registry
+	// outage must not take the webhook endpoint out of service, since Kafka
+	// holds what they have not taken yet.
+	gating := []actor{{"ingest", srv.Run, srv.Ready}, joinActor(c, proc)}
+	behind := append(append([]actor{c.sitesActor(), compl}, sinkActors...), controlActors...)
+	checks := append(checksOf(false, gating...), checksOf(true, behind...)...)
+	ops := &opsServer{addr: *f.opsAddr, reg: c.reg, checks: checks, admin: admin, log: c.log.With("component", "ops"), pprof: *f.pprof}
+	actors := append(append(gating, behind...), actor{name: "ops listener", run: ops.run})
 	actors = append(actors, observers...)
 	return actors, closeAll, nil
 }

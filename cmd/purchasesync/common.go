@@ -121,6 +121,21 @@ func (c *common) checkKafka(ctx context.Context) error {
 type actor struct {
 	name string
 	run  func(ctx context.Context) error
+	// ready is the stage's readiness (nil error = ready); nil for parts
+	// that have none (the ops listener, the observers).
+	ready func() error
+}
+
+// checksOf lists the readiness checks of actors; advisory ones are shown by
+// /readyz?verbose but do not fail /readyz (see namedCheck).
+func checksOf(advisory bool, actors ...actor) []namedCheck {
+	var checks []namedCheck
+	for _, a := range actors {
+		if a.ready != nil {
+			checks = append(checks, namedCheck{name: a.name, check: a.ready, advisory: advisory})
+		}
+	}
+	return checks
 }
 
 // runActors runs every actor until ctx ends or one fails; then it cancels
@@ -154,10 +169,8 @@ func runActors(ctx context.Context, log *slog.Logger, actors ...actor) error {
 	return g.Wait()
 }
 
-// sitesReady is a readiness check: the site registry has loaded.
-func (c *common) sitesReady() error {
-	if !c.sites.Ready() {
-		return fmt.Errorf("site registry not loaded yet")
-	}
-	return nil
+// sitesActor runs the site registry; it is ready once sites.v1 is loaded
+// and while the registry can follow it.
+func (c *common) sitesActor() actor {
+	return actor{"site registry", c.sites.Run, c.sites.ReadyErr}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -154,7 +153,7 @@ func adminHandler(c *common, f *controlFlags, producer *kgo.Client) (http.Handle
 		}
 		return svc.Run(ctx)
 	}
-	return h, []actor{{"control plane", run}}, nil
+	return h, []actor{{"control plane", run, svc.Ready}}, nil
 }
 
 // complianceProcessor builds the privacy-request processor: compliance.v1 →
@@ -181,7 +180,7 @@ func complianceProcessor(c *common, f *controlFlags, conn driver.Conn) (actor, e
 			return nil
 		}
 		return p.Run(ctx)
-	}}, nil
+	}, p.Ready}, nil
 }
 
 // cmdControl runs the control plane on its own, for deployments that run
@@ -222,14 +221,12 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	ready := func() error {
-		if !c.sites.Ready() {
-			return errors.New("site registry not loaded yet")
-		}
-		return nil
-	}
-	ops := &opsServer{addr: *opsAddr, reg: c.reg, ready: ready, admin: admin, log: c.log.With("component", "ops"), pprof: *pprofOn}
-	actors := append([]actor{{"site registry", c.sites.Run}, {"ops listener", ops.run}, compl}, controlActors...)
+	// The admin API and the switch need the registry and the control plane;
+	// compliance redactions wait in compliance.v1 while ClickHouse is down.
+	gating := append([]actor{c.sitesActor()}, controlActors...)
+	checks := append(checksOf(false, gating...), checksOf(true, compl)...)
+	ops := &opsServer{addr: *opsAddr, reg: c.reg, checks: checks, admin: admin, log: c.log.With("component", "ops"), pprof: *pprofOn}
+	actors := append(gating, actor{name: "ops listener", run: ops.run}, compl)
 	c.log.Info("purchasesync control plane running", "ops", *opsAddr)
 	return runActors(ctx, c.log, actors...)
 }

@@ -160,10 +160,11 @@ func cmdIngest(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer inf.close()
-	ops := &opsServer{addr: *opsAddr, reg: c.reg, ready: srv.Ready, log: c.log, pprof: *pprofOn}
-	return runActors(ctx, c.log,
-		actor{"site registry", c.sites.Run},
-		actor{"ingest", srv.Run},
-		actor{"ops listener", ops.run},
-	)
+	stages := []actor{{"ingest", srv.Run, srv.Ready}}
+	// The registry is advisory: the ingest's own check already needs it
+	// loaded, and a registry that cannot follow sites.v1 for a while still
+	// answers from what it holds.
+	checks := append(checksOf(false, stages...), checksOf(true, c.sitesActor())...)
+	ops := &opsServer{addr: *opsAddr, reg: c.reg, checks: checks, log: c.log, pprof: *pprofOn}
+	return runActors(ctx, c.log, append(stages, c.sitesActor(), actor{name: "ops listener", run: ops.run})...)
 }

@@ -47,6 +47,17 @@ func (f *joinFlags) build(c *common) (*join.Processor, error) {
 	return p, nil
 }
 
+// joinActor runs the join once the site registry has loaded (its rules need
+// every site's order_key and grace).
+func joinActor(c *common, p *join.Processor) actor {
+	return actor{"join", func(ctx context.Context) error {
+		if err := c.sites.WaitReady(ctx); err != nil {
+			return nil
+		}
+		return p.Run(ctx)
+	}, p.Ready}
+}
+
 func cmdJoin(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlagSet("join", getenv)
 	kf, lf, jf := addKafkaFlags(fs), addLogFlags(fs), addJoinFlags(fs)
@@ -62,15 +73,8 @@ func cmdJoin(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	ops := &opsServer{addr: *opsAddr, reg: c.reg, log: c.log, ready: allReady(namedCheck{"sites", c.sitesReady}, namedCheck{"join", p.Ready})}
-	return runActors(ctx, c.log,
-		actor{"site registry", c.sites.Run},
-		actor{"ops listener", ops.run},
-		actor{"join", func(ctx context.Context) error {
-			if err := c.sites.WaitReady(ctx); err != nil {
-				return nil
-			}
-			return p.Run(ctx)
-		}},
-	)
+	join := joinActor(c, p)
+	checks := append(checksOf(false, join), checksOf(true, c.sitesActor())...)
+	ops := &opsServer{addr: *opsAddr, reg: c.reg, log: c.log, checks: checks}
+	return runActors(ctx, c.log, c.sitesActor(), actor{name: "ops listener", run: ops.run}, join)
 }

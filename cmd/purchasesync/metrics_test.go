@@ -82,6 +82,33 @@ func parseDesc(t *testing.T, d *prometheus.Desc) registered {
 // and control producers are, so they are in.
 func runRegistry(t *testing.T) (*recorder, map[string]registered) {
 	t.Helper()
+	rec, c, actors := buildTestRun(t)
+	if len(actors) < 8 {
+		t.Errorf("buildRun returned %d actors, want every stage", len(actors))
+	}
+	// The join's and sink's clients are created in Run, with the same kprom
+	// metrics under other role labels: one more client covers the names.
+	cl, err := kgo.NewClient(append(c.kafka.baseOpts(c.log, nil, "x"), c.kafka.hooks(prometheus.NewRegistry(), "x")...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+
+	out := map[string]registered{}
+	for _, d := range rec.descs {
+		r := parseDesc(t, d)
+		if prev, ok := out[r.name]; ok && strings.Join(prev.labels, ",") != strings.Join(r.labels, ",") {
+			t.Errorf("%s is registered twice with different labels: %v and %v", r.name, prev.labels, r.labels)
+		}
+		out[r.name] = r
+	}
+	return rec, out
+}
+
+// buildTestRun builds `run` with every optional stage on (the forwarders'
+// addresses are never dialled), without starting or connecting anything.
+func buildTestRun(t *testing.T) (*recorder, *common, []actor) {
+	t.Helper()
 	rec := &recorder{Registry: prometheus.NewRegistry()}
 	registerRuntime(rec)
 	fs := newFlagSet("run", func(k string) string {
@@ -103,26 +130,7 @@ func runRegistry(t *testing.T) (*recorder, map[string]registered) {
 		t.Fatal(err)
 	}
 	t.Cleanup(closeAll)
-	if len(actors) < 8 {
-		t.Errorf("buildRun returned %d actors, want every stage", len(actors))
-	}
-	// The join's and sink's clients are created in Run, with the same kprom
-	// metrics under other role labels: one more client covers the names.
-	cl, err := kgo.NewClient(append(c.kafka.baseOpts(c.log, nil, "x"), c.kafka.hooks(prometheus.NewRegistry(), "x")...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl.Close()
-
-	out := map[string]registered{}
-	for _, d := range rec.descs {
-		r := parseDesc(t, d)
-		if prev, ok := out[r.name]; ok && strings.Join(prev.labels, ",") != strings.Join(r.labels, ",") {
-			t.Errorf("%s is registered twice with different labels: %v and %v", r.name, prev.labels, r.labels)
-		}
-		out[r.name] = r
-	}
-	return rec, out
+	return rec, c, actors
 }
 
 // catalogueRow is one metric row of deploy/metrics.md.

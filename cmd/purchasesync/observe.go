@@ -39,7 +39,7 @@ func (f *observeFlags) build(c *common, groups []string, conn freshness.Querier)
 		if err != nil {
 			return nil, err
 		}
-		actors = append(actors, actor{"lag monitor", m.Run})
+		actors = append(actors, actor{name: "lag monitor", run: m.Run})
 	}
 	if *f.freshnessInterval > 0 {
 		cfg := freshness.DefaultConfig()
@@ -48,7 +48,7 @@ func (f *observeFlags) build(c *common, groups []string, conn freshness.Querier)
 		if err != nil {
 			return nil, err
 		}
-		actors = append(actors, actor{"freshness monitor", m.Run})
+		actors = append(actors, actor{name: "freshness monitor", run: m.Run})
 	}
 	return actors, nil
 }

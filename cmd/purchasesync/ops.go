@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -16,11 +18,13 @@ import (
 // opsServer is the ops listener: /metrics, /healthz, /readyz and the admin
 // API under /admin/v1/ (mounted when admin is non-nil).
 type opsServer struct {
-	addr  string
-	reg   registry
-	ready func() error // nil error = ready
-	admin http.Handler
-	log   *slog.Logger
+	addr string
+	reg  registry
+	// checks are the stages' readiness: /readyz fails while a check that is
+	// not advisory fails; /readyz?verbose lists every one.
+	checks []namedCheck
+	admin  http.Handler
+	log    *slog.Logger
 	// pprof mounts net/http/pprof under /debug/pprof/ (-ops.pprof): CPU
 	// profiles of a live process are how throughput problems get found.
 	pprof bool
@@ -30,14 +34,11 @@ func (o *opsServer) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{Registry: o.reg, EnableOpenMetrics: true}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if o.ready != nil {
-			if err := o.ready(); err != nil {
-				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-		}
-		fmt.Fprintln(w, "ready")
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		status, body := readyReport(o.checks, r.URL.Query().Has("verbose"))
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(status)
+		io.WriteString(w, body)
 	})
 	if o.admin != nil {
 		mux.Handle("/admin/v1/", o.admin)
@@ -50,23 +51,47 @@ func (o *opsServer) handler() http.Handler {
 	return mux
 }
 
-// allReady is a readiness check of several stages: the first that is not
-// ready says why, prefixed with its name.
-func allReady(checks ...namedCheck) func() error {
-	return func() error {
-		for _, c := range checks {
-			if err := c.check(); err != nil {
-				return fmt.Errorf("%s: %w", c.name, err)
+// readyReport answers /readyz: 503 naming the first failing check that is not
+// advisory, else 200 "ready". verbose lists every check, one per line, in the
+// style of the Kubernetes API server's /readyz?verbose ("[+]name ok",
+// "[-]name not ready: why").
+func readyReport(checks []namedCheck, verbose bool) (int, string) {
+	status, first := http.StatusOK, ""
+	var b strings.Builder
+	for _, c := range checks {
+		err := c.check()
+		switch {
+		case err == nil:
+			fmt.Fprintf(&b, "[+]%s ok\n", c.name)
+		case c.advisory:
+			fmt.Fprintf(&b, "[-]%s not ready (advisory, /readyz stays 200): %v\n", c.name, err)
+		default:
+			fmt.Fprintf(&b, "[-]%s not ready: %v\n", c.name, err)
+			if status == http.StatusOK {
+				status, first = http.StatusServiceUnavailable, fmt.Sprintf("not ready: %s: %v\n", c.name, err)
 			}
 		}
-		return nil
 	}
+	switch {
+	case verbose && status == http.StatusOK:
+		b.WriteString("ready\n")
+		return status, b.String()
+	case verbose:
+		return status, b.String()
+	case status == http.StatusOK:
+		return status, "ready\n"
+	}
+	return status, first
 }
 
-// namedCheck is one stage's readiness (nil error = ready).
+// namedCheck is one stage's readiness (nil error = ready). An advisory check
+// does not fail /readyz: in `run`, the ingest must keep taking webhooks
+// (and stay behind its load balancer) while ClickHouse or the registry is
+// down, since Kafka holds what they have not taken yet.
 type namedCheck struct {
-	name  string
-	check func() error
+	name     string
+	check    func() error
+	advisory bool
 }
 
 // run serves until ctx ends, then shuts down within 5 s.

@@ -105,7 +105,7 @@ func (f *sinkFlags) build(c *common) ([]actor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot configure the ClickHouse sink: %w", err)
 	}
-	actors := []actor{{"clickhouse sink", s.Run}}
+	actors := []actor{{"clickhouse sink", s.Run, s.Ready}}
 
 	if *f.registrarURL != "" {
 		rc := registrar.DefaultConfig()
@@ -118,7 +118,7 @@ func (f *sinkFlags) build(c *common) ([]actor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cannot configure the registrar: %w", err)
 		}
-		actors = append(actors, actor{"registrar", r.Run})
+		actors = append(actors, actor{"registrar", r.Run, r.Ready})
 	}
 	if *f.notifierURL != "" {
 		nc := discrepancy.DefaultConfig()
@@ -128,7 +128,7 @@ func (f *sinkFlags) build(c *common) ([]actor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("cannot configure the discrepancy notifier: %w", err)
 		}
-		actors = append(actors, actor{"discrepancy notifier", n.Run})
+		actors = append(actors, actor{"discrepancy notifier", n.Run, n.Ready})
 	}
 	return actors, nil
 }
@@ -166,6 +166,6 @@ func cmdSink(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	ops := &opsServer{addr: *opsAddr, reg: c.reg, log: c.log}
-	return runActors(ctx, c.log, append(actors, actor{"ops listener", ops.run})...)
+	ops := &opsServer{addr: *opsAddr, reg: c.reg, log: c.log, checks: checksOf(false, actors...)}
+	return runActors(ctx, c.log, append(actors, actor{name: "ops listener", run: ops.run})...)
 }
