@@ -16,7 +16,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"purchasesync/cmd/kafkaconf"
 	"purchasesync/deploy/testenv"
 	"purchasesync/schemas"
 	chsink "purchasesync/sinks/clickhouse"
@@ -36,36 +35,6 @@ func needChaos(t *testing.T) {
 	if os.Getenv("PURCHASESYNC_CHAOS_TESTS") != "1" {
 		t.Skip("chaos test: it stops shared Kafka brokers, so it runs only with PURCHASESYNC_CHAOS_TESTS=1, as deploy/local/test.sh sets it in its last phase")
 	}
-}
-
-// kafkaTarget is the Kafka a chaos run uses: its client settings (for the
-// processes and the test's own clients) and how to stop and start it.
-type kafkaTarget struct {
-	env     []string // PURCHASESYNC_KAFKA_* lines for the processes
-	getenv  func(string) string
-	profile []string // stack.sh options
-	nodes   int
-}
-
-func singleBroker(t *testing.T) kafkaTarget {
-	brokers := testenv.Kafka(t)
-	line := "PURCHASESYNC_KAFKA_BROKERS=" + strings.Join(brokers, ",")
-	return kafkaTarget{env: []string{line}, nodes: 1, getenv: func(k string) string {
-		if k == "PURCHASESYNC_KAFKA_BROKERS" {
-			return strings.Join(brokers, ",")
-		}
-		return ""
-	}}
-}
-
-func secureCluster(t *testing.T) kafkaTarget {
-	c := testenv.KafkaCluster(t)
-	return kafkaTarget{env: c.Env, getenv: c.Getenv, profile: c.Profile, nodes: len(c.Brokers)}
-}
-
-func (k kafkaTarget) stack(t *testing.T, args ...string) {
-	t.Helper()
-	testenv.Stack(t, append(args, k.profile...)...)
 }
 
 // chaosProc is one pipeline process with its ops listener.
@@ -656,14 +625,4 @@ func TestChaosRollingRestart(t *testing.T) {
 		}
 		return from, time.Now()
 	})
-}
-
-// kgoOptsFrom builds a test client's options from PURCHASESYNC_KAFKA_*
-// values, with the same builder the processes use.
-func kgoOptsFrom(getenv func(string) string) ([]kgo.Opt, error) {
-	cfg, err := kafkaconf.FromEnv(getenv)
-	if err != nil {
-		return nil, err
-	}
-	return cfg.Opts()
 }

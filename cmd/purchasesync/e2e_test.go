@@ -7,7 +7,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -37,27 +39,28 @@ func freeAddr(t *testing.T) string {
 type pipeline struct {
 	ingest, ops, db string
 	topics          schemas.Topics
-	brokers         []string
+	kafka           kafkaTarget
 	chAddr          string
 }
 
 const e2eSecret = "e2e-secret"
 const e2eToken = "e2e-admin-token"
 
-func startPipeline(t *testing.T) *pipeline {
+func startPipeline(t *testing.T, k kafkaTarget) *pipeline {
 	t.Helper()
-	brokers := testenv.Kafka(t)
 	chAddr := testenv.ClickHouse(t)
 	bin := buildBinary(t)
 	name := testenv.Name(t)
-	p := &pipeline{ingest: freeAddr(t), ops: freeAddr(t), db: name, topics: schemas.Topics{Prefix: name + "."}, brokers: brokers, chAddr: chAddr}
+	p := &pipeline{ingest: freeAddr(t), ops: freeAddr(t), db: name, topics: schemas.Topics{Prefix: name + "."}, kafka: k, chAddr: chAddr}
 	cmd := exec.Command(bin, "run",
-		"-kafka.brokers", strings.Join(brokers, ","), "-kafka.topicPrefix", p.topics.Prefix, "-kafka.partitions", "2",
+		"-kafka.topicPrefix", p.topics.Prefix, "-kafka.partitions", "2",
 		"-clickhouse.addr", chAddr, "-clickhouse.database", p.db,
 		"-ingest.addr", p.ingest, "-ops.addr", p.ops,
 		"-join.group", name+"-join", "-join.instance", name, "-sink.group", name+"-sink",
 		"-log.format", "text", "-log.level", "warn")
-	cmd.Env = append(os.Environ(), "PURCHASESYNC_SHOPIFY_API_SECRET="+e2eSecret, "PURCHASESYNC_ADMIN_TOKEN="+e2eToken)
+	// The target's PURCHASESYNC_KAFKA_* lines come last: for duplicate keys
+	// exec uses the last value.
+	cmd.Env = append(append(os.Environ(), "PURCHASESYNC_SHOPIFY_API_SECRET="+e2eSecret, "PURCHASESYNC_ADMIN_TOKEN="+e2eToken), k.env...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -65,6 +68,22 @@ func startPipeline(t *testing.T) *pipeline {
 	}
 	stopOnCleanup(t, cmd, 30*time.Second, true, nil, func() { t.Logf("pipeline log:\n%s", logs.String()) })
 	waitHTTP200(t, "http://"+p.ops+"/readyz", 60*time.Second)
+	// Every stage of `run`, advisory ones included, becomes ready on a
+	// healthy stack; /readyz?verbose names them.
+	testenv.Eventually(t, 30*time.Second, "every stage ready in /readyz?verbose", func() bool {
+		resp, err := http.Get("http://" + p.ops + "/readyz?verbose")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, stage := range []string{"ingest", "join", "site registry", "compliance", "clickhouse sink", "control plane"} {
+			if !strings.Contains(string(b), "[+]"+stage+" ok\n") {
+				return false
+			}
+		}
+		return !strings.Contains(string(b), "[-]")
+	})
 	return p
 }
 
@@ -95,8 +114,18 @@ func order(id string) string {
 // registered; an order with both events, a webhook-only order (short grace)
 // and a badly signed webhook go through ingest, join and sink; ClickHouse
 // then holds exactly the two expected purchases.
+//
+// It runs on the plaintext single broker and on the three-broker SASL_SSL
+// cluster (TLS, SCRAM, topics created with replication factor 3).
 func TestEndToEnd(t *testing.T) {
-	p := startPipeline(t)
+	for _, k := range []func(*testing.T) kafkaTarget{singleBroker, secureCluster} {
+		target := k(t)
+		t.Run(target.name, func(t *testing.T) { testEndToEnd(t, target) })
+	}
+}
+
+func testEndToEnd(t *testing.T, k kafkaTarget) {
+	p := startPipeline(t, k)
 	if code := p.do(t, "PUT", "http://"+p.ops+"/admin/v1/sites/e2e", map[string]string{"Authorization": "Bearer " + e2eToken},
 		`{"shop_domain":"e2e-store.myshopify.com","order_key":"order_id","purchase_syncing":true,"grace":"2s"}`); code != 200 {
 		t.Fatalf("PUT site: %d", code)
@@ -178,7 +207,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// Nothing of the badly signed webhook reached Kafka: the orders topic
 	// holds exactly the signed webhooks (two orders and the refund).
-	cl, err := kgo.NewClient(kgo.SeedBrokers(p.brokers...))
+	cl, err := kgo.NewClient(k.opts(t)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,5 +220,39 @@ func TestEndToEnd(t *testing.T) {
 	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
 	if n != 3 {
 		t.Fatalf("%d records in the webhook topics, want 3 (the bad signature must write nothing)", n)
+	}
+
+	// `run` created its topics with the replication the cluster allows:
+	// RF 3 and min.insync.replicas 2 on three brokers, RF 1 on one.
+	adm := kadm.NewClient(cl)
+	orders := p.topics.Name(schemas.TopicShopifyOrders)
+	td, err := adm.ListTopics(context.Background(), orders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRF := min(3, k.nodes)
+	for _, part := range td[orders].Partitions {
+		if len(part.Replicas) != wantRF {
+			t.Errorf("%s partition %d has %d replicas, want %d", orders, part.Partition, len(part.Replicas), wantRF)
+		}
+	}
+	rc, err := adm.DescribeTopicConfigs(context.Background(), orders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wantRF == 3 {
+		c, err := rc.On(orders, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		minISR := ""
+		for _, kv := range c.Configs {
+			if kv.Key == "min.insync.replicas" && kv.Value != nil {
+				minISR = *kv.Value
+			}
+		}
+		if minISR != "2" {
+			t.Errorf("%s min.insync.replicas = %q, want 2", orders, minISR)
+		}
 	}
 }
