@@ -29,6 +29,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"purchasesync/cmd/kafkaconf"
+	"purchasesync/schemas/topicadmin"
 )
 
 const (
@@ -37,7 +38,6 @@ const (
 	// deleted by hand.
 	floorTopicPrefix     = "purchasesync.loadgen.floor."
 	floorPartitions      = 6
-	floorReplication     = 1
 	floorProduceTimeout  = 2 * time.Second // the ingest's default -ingest.produceTimeout
 	floorProducerLinger  = 2 * time.Millisecond
 	floorClientID        = "purchasesync-loadgen-floor" // the default of -kafka.clientID
@@ -59,6 +59,8 @@ type floor struct {
 	brokers []string
 	cl      *kgo.Client // creates and deletes the topic; the producer too with -inprocess
 	srv     *refServer  // nil until the server runs
+	rf      int16       // the scratch topic's replication factor
+	minISR  int
 }
 
 // floorHandler is the floor server's state: a producer with the ingest's
@@ -178,11 +180,23 @@ func startFloorInProcess(cl *kgo.Client) (*refServer, error) {
 func (f *floor) createTopic(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, floorAdminTimeout)
 	defer cancel()
-	// With replication 1 a broker-wide min.insync.replicas above 1 would
-	// refuse every acks=all produce; the topic sets its own.
-	one := "1"
-	_, err := kadm.NewClient(f.cl).CreateTopic(ctx, floorPartitions, floorReplication,
-		map[string]*string{"min.insync.replicas": &one}, f.topic)
+	// The replication the ingest's topics get on this cluster (migrate's
+	// rule: RF min(3, brokers), min ISR RF-1), so that on three brokers the
+	// floor pays for replication as the ingest does; a broker-wide
+	// min.insync.replicas is overridden by the topic's own.
+	adm := kadm.NewClient(f.cl)
+	brokers, err := adm.ListBrokers(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot list the brokers of Kafka at %s (set -kafka.brokers or PURCHASESYNC_KAFKA_BROKERS): %w", strings.Join(f.brokers, ","), err)
+	}
+	rep, err := topicadmin.Config{Partitions: floorPartitions, OtherPartitions: floorPartitions}.ForBrokers(len(brokers))
+	if err != nil {
+		return err
+	}
+	f.rf, f.minISR = rep.ReplicationFactor, rep.MinInsyncReplicas
+	minISR := strconv.Itoa(rep.MinInsyncReplicas)
+	_, err = adm.CreateTopic(ctx, floorPartitions, rep.ReplicationFactor,
+		map[string]*string{"min.insync.replicas": &minISR}, f.topic)
 	if err != nil {
 		var why string
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
@@ -290,8 +304,8 @@ func runFloor(ctx context.Context, o options, reqs []request, logf func(string, 
 	if w := o.kafka.Warning(); w != "" {
 		logf("floor: %s", w)
 	}
-	logf("floor: fasthttp server %s producing to %s (%d partitions, acks=all, %s) on %s via %s",
-		f.srv.where, f.topic, floorPartitions, o.kafkaCompression, f.srv.addr, strings.Join(f.brokers, ","))
+	logf("floor: fasthttp server %s producing to %s (%d partitions, replication %d, min ISR %d, acks=all, %s) on %s via %s",
+		f.srv.where, f.topic, floorPartitions, f.rf, f.minISR, o.kafkaCompression, f.srv.addr, strings.Join(f.brokers, ","))
 	if o.onServer != nil {
 		o.onServer("floor", f.srv.addr, f.srv.pid)
 	}
