@@ -186,17 +186,17 @@ func (f *floor) createTopic(ctx context.Context) error {
 	// min.insync.replicas is overridden by the topic's own.
 	adm := kadm.NewClient(f.cl)
 	brokers, err := adm.ListBrokers(ctx)
-	if err != nil {
-		return fmt.Errorf("cannot list the brokers of Kafka at %s (set -kafka.brokers or PURCHASESYNC_KAFKA_BROKERS): %w", strings.Join(f.brokers, ","), err)
+	if err == nil {
+		var rep topicadmin.Config
+		rep, err = topicadmin.Config{Partitions: floorPartitions, OtherPartitions: floorPartitions}.ForBrokers(len(brokers))
+		if err != nil {
+			return err
+		}
+		f.rf, f.minISR = rep.ReplicationFactor, rep.MinInsyncReplicas
+		minISR := strconv.Itoa(rep.MinInsyncReplicas)
+		_, err = adm.CreateTopic(ctx, floorPartitions, rep.ReplicationFactor,
+			map[string]*string{"min.insync.replicas": &minISR}, f.topic)
 	}
-	rep, err := topicadmin.Config{Partitions: floorPartitions, OtherPartitions: floorPartitions}.ForBrokers(len(brokers))
-	if err != nil {
-		return err
-	}
-	f.rf, f.minISR = rep.ReplicationFactor, rep.MinInsyncReplicas
-	minISR := strconv.Itoa(rep.MinInsyncReplicas)
-	_, err = adm.CreateTopic(ctx, floorPartitions, rep.ReplicationFactor,
-		map[string]*string{"min.insync.replicas": &minISR}, f.topic)
 	if err != nil {
 		var why string
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {

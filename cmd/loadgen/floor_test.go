@@ -217,6 +217,22 @@ func checkTopic(conn []kgo.Opt, topic string, n int, want map[string]int) error 
 	if total != int64(n) {
 		return fmt.Errorf("scratch topic holds %d records, want exactly %d", total, n)
 	}
+	// Replicated as migrate replicates the ingest's topics: RF 3 on a
+	// three-broker cluster, so the floor pays what the ingest pays.
+	adm := kadm.NewClient(cl)
+	brokers, err := adm.ListBrokers(ctx)
+	if err != nil {
+		return fmt.Errorf("brokers: %w", err)
+	}
+	td, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("topic: %w", err)
+	}
+	for _, p := range td[topic].Partitions {
+		if want := min(3, len(brokers)); len(p.Replicas) != want {
+			return fmt.Errorf("scratch topic partition %d has %d replicas on %d brokers, want %d", p.Partition, len(p.Replicas), len(brokers), want)
+		}
+	}
 	left := make(map[string]int, len(want))
 	for k, v := range want {
 		left[k] = v
