@@ -27,6 +27,7 @@ func commands() map[string]command {
 		"sites":   {"manage the site registry (list, get, put, enable, disable, delete)", cmdSites},
 		"replay":  {"re-run the join from a point in time into other topics or a dry-run summary", cmdReplay},
 		"control": {"serve the admin API and run the control plane (watchdog, reconciliation, compliance) on its own", cmdControl},
+		"version": {"print the version, the git commit and the Go version of this binary", cmdVersion},
 	}
 }
 
