@@ -51,6 +51,15 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
+	if !*f.doMigrate { // migrate checks it first
+		cfg, err := f.sink.clickhouseConfig(c)
+		if err != nil {
+			return err
+		}
+		if err := checkClickHouse(ctx, c.log, cfg); err != nil {
+			return err
+		}
+	}
 	if *f.doMigrate {
 		if err := f.migrate.migrateKafka(ctx, c); err != nil {
 			return err

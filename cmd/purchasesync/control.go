@@ -204,8 +204,11 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	chCfg := chf.config()
-	if err := chCfg.Validate(); err != nil {
+	chCfg, err := chf.Config()
+	if err != nil {
+		return err
+	}
+	if err := checkClickHouse(ctx, c.log, chCfg); err != nil {
 		return err
 	}
 	admin, controlActors, err := adminHandler(c, cf, nil)

@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"crypto/tls"
 	"fmt"
 	"regexp"
 	"runtime"
@@ -17,6 +18,10 @@ type Config struct {
 	Database string
 	Username string
 	Password string // never logged
+	// TLS, when not nil, is the client TLS configuration of the native
+	// protocol's secure port (9440 by default): every address in Addr
+	// must then be a secure port. cmd/chconf builds it from the flags.
+	TLS *tls.Config
 	// DialTimeout also bounds the wait for a pooled connection.
 	DialTimeout time.Duration
 	// ReadTimeout bounds one server answer; the driver's 300 s default would

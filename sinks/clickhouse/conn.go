@@ -13,13 +13,15 @@ import (
 )
 
 // Open returns a native-protocol connection pool to cfg's database with LZ4
-// compression (18.16 speaks no HTTP the driver understands). database ""
+// compression (18.16 speaks no HTTP the driver understands), over TLS when
+// cfg.TLS is set. database ""
 // uses the server's default database, which the migrator needs before its
 // own database exists. Open does not dial: the first query does.
 func Open(cfg Config, database string) (driver.Conn, error) {
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr:             cfg.Addr,
 		Auth:             clickhouse.Auth{Database: database, Username: cfg.Username, Password: cfg.Password},
+		TLS:              cfg.TLS,
 		Compression:      &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
 		DialTimeout:      cfg.DialTimeout,
 		ReadTimeout:      cfg.ReadTimeout,
