@@ -12,6 +12,7 @@
 //	-clickhouse.database        PURCHASESYNC_CLICKHOUSE_DATABASE
 //	-clickhouse.user            PURCHASESYNC_CLICKHOUSE_USER
 //	-clickhouse.password        PURCHASESYNC_CLICKHOUSE_PASSWORD         or PURCHASESYNC_CLICKHOUSE_PASSWORD_FILE
+//	-clickhouse.cluster         PURCHASESYNC_CLICKHOUSE_CLUSTER          remote_servers cluster of cluster mode (sinks/clickhouse cluster.go)
 //	-clickhouse.tls             PURCHASESYNC_CLICKHOUSE_TLS              the secure native port (9440); implied by any -clickhouse.tls.* flag
 //	-clickhouse.tls.caFile      PURCHASESYNC_CLICKHOUSE_TLS_CAFILE       PEM CA(s) of the servers; default: the system roots
 //	-clickhouse.tls.serverName  PURCHASESYNC_CLICKHOUSE_TLS_SERVERNAME   name to verify instead of each address's host

@@ -27,7 +27,7 @@ const (
 type Flags struct {
 	fs *envflag.FlagSet
 
-	addr, database, user, password *string
+	addr, database, user, password, cluster *string
 
 	tls                *bool
 	caFile, serverName *string
@@ -44,6 +44,8 @@ func AddFlags(fs *envflag.FlagSet) *Flags {
 		database: fs.String("clickhouse.database", d.Database, "ClickHouse database of the purchases, discrepancies and raw_events tables"),
 		user:     fs.String("clickhouse.user", d.Username, "ClickHouse user"),
 		password: fs.Secret("clickhouse.password", "ClickHouse password of -clickhouse.user"),
+		cluster: fs.String("clickhouse.cluster", d.Cluster,
+			"cluster (remote_servers) of a self-hosted replicated ClickHouse: migrations run ON CLUSTER and create Replicated local tables and Distributed tables; empty = one server, or ClickHouse Cloud (which replicates by itself)"),
 
 		tls: fs.Bool("clickhouse.tls", false,
 			"connect to ClickHouse's secure native port with TLS (1.2 or later), verifying its certificate against the system roots or -clickhouse.tls.caFile; any -clickhouse.tls.* flag implies it (ClickHouse Cloud needs it)"),
@@ -59,7 +61,7 @@ func AddFlags(fs *envflag.FlagSet) *Flags {
 func (f *Flags) Config() (chsink.Config, error) {
 	cfg := chsink.DefaultConfig()
 	cfg.Addr = envflag.SplitList(*f.addr)
-	cfg.Database, cfg.Username, cfg.Password = *f.database, *f.user, *f.password
+	cfg.Database, cfg.Username, cfg.Password, cfg.Cluster = *f.database, *f.user, *f.password, *f.cluster
 	implied := *f.caFile != "" || *f.serverName != ""
 	if !*f.tls && implied && f.fs.IsSet("clickhouse.tls") {
 		return cfg, fmt.Errorf("%s=false contradicts %s or %s, which imply TLS: unset one or the other", flagTLS, flagCAFile, flagServerName)

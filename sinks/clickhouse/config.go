@@ -22,6 +22,11 @@ type Config struct {
 	// protocol's secure port (9440 by default): every address in Addr
 	// must then be a secure port. cmd/chconf builds it from the flags.
 	TLS *tls.Config
+	// Cluster, when set, is the remote_servers cluster of cluster mode
+	// (cluster.go): migrations ON CLUSTER, Replicated local tables and
+	// Distributed tables, synchronous distributed inserts. Empty: one
+	// server (or ClickHouse Cloud, which replicates by itself).
+	Cluster string
 	// DialTimeout also bounds the wait for a pooled connection.
 	DialTimeout time.Duration
 	// ReadTimeout bounds one server answer; the driver's 300 s default would
@@ -94,6 +99,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("no ClickHouse address: set -clickhouse.addr")
 	case !databaseRE.MatchString(c.Database):
 		return fmt.Errorf("invalid ClickHouse database %q (-clickhouse.database): want letters, digits and _", c.Database)
+	case c.Cluster != "" && !databaseRE.MatchString(c.Cluster):
+		return fmt.Errorf("invalid ClickHouse cluster %q (-clickhouse.cluster): want letters, digits and _, as in remote_servers", c.Cluster)
 	case c.Group == "":
 		return fmt.Errorf("empty consumer group")
 	case c.BatchRows < 1:

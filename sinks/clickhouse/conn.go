@@ -71,3 +71,14 @@ func errorKind(err error) string {
 	}
 	return "send"
 }
+
+// clusterInsertSettings adds to s what inserts into Distributed tables need:
+// insert_distributed_sync, so that the insert returns once the shards hold
+// the rows (else the acknowledgement only means the server queued them).
+func clusterInsertSettings(s clickhouse.Settings) clickhouse.Settings {
+	out := clickhouse.Settings{"insert_distributed_sync": 1}
+	for k, v := range s {
+		out[k] = v
+	}
+	return out
+}
