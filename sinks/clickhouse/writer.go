@@ -43,11 +43,11 @@ type chWriter struct {
 	// synchronous, else an acknowledged batch (and its committed offsets)
 	// would wait in the server's local queue for its shards.
 	cluster bool
-	log      *slog.Logger
-	buf      []byte        // scratch for native column encodings
-	src      bytes.Reader  // reads buf for rd
-	rd       *proto.Reader // created once, see appendNative
-	native   int           // columns loaded in Native format so far (tests check the path is taken)
+	log     *slog.Logger
+	buf     []byte        // scratch for native column encodings
+	src     bytes.Reader  // reads buf for rd
+	rd      *proto.Reader // created once, see appendNative
+	native  int           // columns loaded in Native format so far (tests check the path is taken)
 	// nativeOff is set after a native load failed; the driver's Append
 	// then does all the work.
 	nativeOff bool
