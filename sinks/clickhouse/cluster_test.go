@@ -71,7 +71,7 @@ func TestClusterStatements(t *testing.T) {
 
 	for _, bad := range []string{
 		"CREATE TABLE IF NOT EXISTS unknown_table (a String) ENGINE = MergeTree ORDER BY a;", // no sharding key
-		"ALTER TABLE purchases DROP COLUMN note;",                                             // no cluster form
+		"ALTER TABLE purchases DROP COLUMN note;",                                            // no cluster form
 	} {
 		st, _ := splitStatements(bad)
 		if _, err := clusterStatements(st[0], "db", "c"); err == nil {
