@@ -120,10 +120,11 @@ func buildRun(c *common, f runFlags) (_ []actor, _ func(), err error) {
 		return nil, nil, fmt.Errorf("cannot connect to ClickHouse for compliance redactions (-clickhouse.addr): %w", err)
 	}
 	closers = append(closers, func() { conn.Close() })
-	compl, err := complianceProcessor(c, f.control, conn)
+	compl, closeReplicas, err := complianceProcessor(c, f.control, conn, chCfg)
 	if err != nil {
 		return nil, nil, err
 	}
+	closers = append(closers, closeReplicas)
 	observers, err := f.observe.build(c, []string{*f.join.group, chCfg.Group}, conn)
 	if err != nil {
 		return nil, nil, err

@@ -7,6 +7,8 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -279,4 +281,18 @@ func (c CHCluster) Getenv(name string) string {
 		}
 	}
 	return ""
+}
+
+// CHClusterTLS is the TLS configuration of the cluster's clients: its throwaway CA.
+func CHClusterTLS(t testing.TB, c CHCluster) *tls.Config {
+	t.Helper()
+	pem, err := os.ReadFile(c.Getenv("PURCHASESYNC_CLICKHOUSE_TLS_CAFILE"))
+	if err != nil {
+		t.Fatalf("the ClickHouse cluster's CA (PURCHASESYNC_CHCLUSTER_CLICKHOUSE_TLS_CAFILE): %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("the ClickHouse cluster's CA file holds no certificate")
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 }
