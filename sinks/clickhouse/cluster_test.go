@@ -300,3 +300,17 @@ func TestFunctionalClusterSinkSurvivesReplicaKill(t *testing.T) {
 }
 
 func testLogger(w *syncLog) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// syncReplicas waits until every replica holds every part of the local
+// tables (SYSTEM SYNC REPLICA on each).
+func syncReplicas(t *testing.T, cfg Config) {
+	t.Helper()
+	for n := 1; n <= len(cfg.Addr); n++ {
+		r := replica(t, cfg, n)
+		for tbl := range shardingKeys {
+			if err := r.Exec(ctxT(t), "SYSTEM SYNC REPLICA `"+cfg.Database+"`.`"+tbl+LocalSuffix+"`"); err != nil {
+				t.Fatalf("sync %s on node %d: %v", tbl, n, err)
+			}
+		}
+	}
+}

@@ -70,8 +70,10 @@ func TestFunctionalRedactionOnCluster(t *testing.T) {
 		[]byte(`{"shop_id":2,"shop_domain":"gone.myshopify.com"}`)); err != nil {
 		t.Fatal(err)
 	}
-	// Right after Handle, on each replica's own tables.
+	// Right after Handle, on each replica's own tables (the request rows
+	// once the replica has fetched them).
 	for i, r := range replicas {
+		exec(t, r, "SYSTEM SYNC REPLICA compliance_requests_local")
 		for _, q := range []string{
 			"SELECT count() FROM purchases_local WHERE positionCaseInsensitive(email, 'jane') > 0 OR first_name = 'Jane' OR customer_id = '77'",
 			"SELECT count() FROM raw_events_local WHERE positionCaseInsensitive(body, 'jane') > 0",
