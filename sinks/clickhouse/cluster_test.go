@@ -314,3 +314,66 @@ func syncReplicas(t *testing.T, cfg Config) {
 		}
 	}
 }
+
+// TestFunctionalClusterSinkThroughput measures the whole sink (Kafka fetch
+// from an in-process kfake, decode, batch, insert, commit) into the single
+// plaintext server and into the two-replica TLS cluster, in one run. Only
+// with PURCHASESYNC_SINK_BENCH=1:
+//
+//	PURCHASESYNC_SINK_BENCH=1 go test ./sinks/clickhouse -run ClusterSinkThroughput -v
+func TestFunctionalClusterSinkThroughput(t *testing.T) {
+	if os.Getenv("PURCHASESYNC_SINK_BENCH") != "1" {
+		t.Skip("set PURCHASESYNC_SINK_BENCH=1 to measure the sink's rows/s on one server and on the cluster")
+	}
+	const n = 200_000
+	k := newKafka(t, 6)
+	for start := 0; start < n; start += 10_000 {
+		var recs []*kgo.Record
+		for i := start; i < start+10_000; i++ {
+			v, _ := schemas.MarshalPurchase(benchPurchase(i))
+			recs = append(recs, &kgo.Record{Topic: k.topics.Name(schemas.TopicPurchases), Key: []byte(fmt.Sprint(i)), Value: v})
+		}
+		k.produce(t, recs...)
+	}
+	single := testConfig(t)
+	cluster, _ := clusterConfig(t)
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{{"single plaintext server", single}, {"two-replica TLS cluster", cluster}} {
+		if _, err := Migrate(ctxT(t), c.cfg, quiet); err != nil {
+			t.Fatal(err)
+		}
+		conn := openDB(t, c.cfg)
+		s, _ := testSink(t, k, nil, func(sc *Config) {
+			sc.Addr, sc.Database, sc.Cluster, sc.TLS, sc.Username, sc.Password = c.cfg.Addr, c.cfg.Database, c.cfg.Cluster, c.cfg.TLS, c.cfg.Username, c.cfg.Password
+			sc.Group = "bench-" + c.cfg.Database
+			sc.FlushInterval = time.Second
+		})
+		s.w = &chWriter{conn: conn, cluster: c.cfg.Cluster != ""} // testSink's is a fake
+		cancel := runSink(t, s)
+		var start time.Time
+		var startRows uint64
+		deadline := time.Now().Add(5 * time.Minute)
+		for {
+			var got uint64
+			if err := conn.QueryRow(ctxT(t), "SELECT count() FROM purchases").Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got > 0 && start.IsZero() {
+				start, startRows = time.Now(), got
+			}
+			if got >= n {
+				t.Logf("%s: %.0f rows/s (%d purchases, from the first batch in ClickHouse to the last)", c.name, float64(n-startRows)/time.Since(start).Seconds(), n)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d of %d rows after 5 minutes", c.name, got, n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err := cancel(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
