@@ -986,11 +986,22 @@ wait_clickhouse() { # wait_clickhouse N PID STARTED_BY_US ERRLOG_OFFSET
   done
 }
 
-stop_clickhouse() { # stop_clickhouse [N...]: the given nodes of the profile (default: all), at once
+# stop_clickhouse [N...]: the given nodes of the profile (default: all, and then ZooKeeper if no
+# other replicated profile runs), at once.
+stop_clickhouse() {
   local n svcs=() nodes=("$@")
   if [[ ${#nodes[@]} -eq 0 ]]; then for ((n = 1; n <= CH_NODES; n++)); do nodes+=("$n"); done; fi
   for n in "${nodes[@]}"; do svcs+=("$(ch_svc "$n")"); done
   stop_svcs "$([[ $OPT_KILL == 1 ]] && echo --kill)" "${svcs[@]}"
+  # The whole profile stopped: ZooKeeper too, unless another replicated profile still uses it.
+  if [[ $# -eq 0 ]] && ((CH_NODES > 1)) && svc_pid zookeeper >/dev/null; then
+    local s
+    while read -r s; do
+      [[ $s == clickhouse-1-* ]] && continue
+      svc_pid "$s" >/dev/null && return 0
+    done < <(all_ch_profile_svcs)
+    stop_svc zookeeper
+  fi
 }
 
 # Every ClickHouse service of every profile but the default (for down and status).
