@@ -377,3 +377,51 @@ func TestFunctionalClusterSinkThroughput(t *testing.T) {
 		}
 	}
 }
+
+// An ADD COLUMN migration on the cluster: the local tables and the
+// Distributed table of both replicas get the column, and the sink's inserts
+// still land (the Distributed table was made again).
+func TestFunctionalClusterAddColumn(t *testing.T) {
+	cfg, _ := clusterConfig(t)
+	ms, err := Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := splitStatements("ALTER TABLE purchases ADD COLUMN cluster_test_note String DEFAULT '';")
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := append(append([]Migration(nil), ms...), Migration{Version: len(ms) + 1, Name: "note", Checksum: "x", Statements: st})
+	ctx := ctxT(t)
+	for range 2 { // the second time: recorded, nothing to do
+		if v, err := MigrateWith(ctx, cfg, extra, quiet); err != nil || v != len(extra) {
+			t.Fatalf("migrate with an ADD COLUMN on the cluster: %d, %v", v, err)
+		}
+	}
+	for n := 1; n <= 2; n++ {
+		r := replica(t, cfg, n)
+		var got uint64
+		if err := r.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = currentDatabase() AND name = 'cluster_test_note' AND table IN ('purchases', 'purchases_local')").Scan(&got); err != nil || got != 2 {
+			t.Errorf("node %d: the column is on %d of purchases and purchases_local (%v), want both", n, got, err)
+		}
+	}
+	w := &chWriter{conn: openDB(t, cfg), cluster: true}
+	tb := newPurchasesTable()
+	r, err := purchaseRowFrom(mustMarshal(t, benchPurchase(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.add(r, rowRef{}, 0)
+	if err := w.insert(ctx, &tb.table); err != nil {
+		t.Fatalf("insert after the ADD COLUMN: %v", err)
+	}
+}
+
+func mustMarshal(t *testing.T, p *schemas.Purchase) []byte {
+	t.Helper()
+	b, err := schemas.MarshalPurchase(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
