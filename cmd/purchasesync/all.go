@@ -51,6 +51,15 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
+	if !*f.doMigrate { // migrate checks it first
+		cfg, err := f.sink.clickhouseConfig(c)
+		if err != nil {
+			return err
+		}
+		if err := checkClickHouse(ctx, c.log, cfg); err != nil {
+			return err
+		}
+	}
 	if *f.doMigrate {
 		if err := f.migrate.migrateKafka(ctx, c); err != nil {
 			return err
@@ -111,10 +120,11 @@ func buildRun(c *common, f runFlags) (_ []actor, _ func(), err error) {
 		return nil, nil, fmt.Errorf("cannot connect to ClickHouse for compliance redactions (-clickhouse.addr): %w", err)
 	}
 	closers = append(closers, func() { conn.Close() })
-	compl, err := complianceProcessor(c, f.control, conn)
+	compl, closeReplicas, err := complianceProcessor(c, f.control, conn, chCfg)
 	if err != nil {
 		return nil, nil, err
 	}
+	closers = append(closers, closeReplicas)
 	observers, err := f.observe.build(c, []string{*f.join.group, chCfg.Group}, conn)
 	if err != nil {
 		return nil, nil, err

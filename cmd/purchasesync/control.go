@@ -160,11 +160,36 @@ func adminHandler(c *common, f *controlFlags, producer *kgo.Client) (http.Handle
 // ClickHouse redactions (DESIGN §7). conn must be a connection to the
 // purchasesync database (the sink's tables). Run it in one process: its
 // consumer group shares the topic, so more instances are safe but idle.
-func complianceProcessor(c *common, f *controlFlags, conn driver.Conn) (actor, error) {
+//
+// In cluster mode (chCfg.Cluster) its mutations go ON CLUSTER to the local
+// tables, and it waits for them on a connection to each address of
+// -clickhouse.addr, which must therefore list every replica; close the
+// returned func after the actor stopped.
+func complianceProcessor(c *common, f *controlFlags, conn driver.Conn, chCfg chsink.Config) (actor, func(), error) {
 	cfg := compliance.DefaultConfig(c.topics.Name(schemas.TopicCompliance))
 	cfg.ReportDir = *f.reportDir
+	cfg.Cluster, cfg.Database = chCfg.Cluster, chCfg.Database
+	var replicas []driver.Conn
+	closeAll := func() {
+		for _, r := range replicas {
+			r.Close()
+		}
+	}
+	if chCfg.Cluster != "" {
+		for _, a := range chCfg.Addr {
+			one := chCfg
+			one.Addr = []string{a}
+			r, err := chsink.Open(one, one.Database)
+			if err != nil {
+				closeAll()
+				return actor{}, nil, fmt.Errorf("cannot connect to ClickHouse replica %s for compliance redactions (-clickhouse.addr): %w", a, err)
+			}
+			replicas = append(replicas, r)
+		}
+	}
 	p, err := compliance.New(cfg, compliance.Deps{
 		Conn:         conn,
+		Replicas:     replicas,
 		Sites:        c.sites,
 		ConsumerOpts: c.kafka.baseOpts(c.log, nil, "compliance"),
 		Registerer:   c.stageReg("control"),
@@ -173,14 +198,15 @@ func complianceProcessor(c *common, f *controlFlags, conn driver.Conn) (actor, e
 		InsertSettings: chsink.InsertSettings,
 	})
 	if err != nil {
-		return actor{}, fmt.Errorf("cannot configure the compliance processor: %w", err)
+		closeAll()
+		return actor{}, nil, fmt.Errorf("cannot configure the compliance processor: %w", err)
 	}
 	return actor{"compliance", func(ctx context.Context) error {
 		if err := c.sites.WaitReady(ctx); err != nil {
 			return nil
 		}
 		return p.Run(ctx)
-	}, p.Ready}, nil
+	}, p.Ready}, closeAll, nil
 }
 
 // cmdControl runs the control plane on its own, for deployments that run
@@ -204,8 +230,11 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	chCfg := chf.config()
-	if err := chCfg.Validate(); err != nil {
+	chCfg, err := chf.Config()
+	if err != nil {
+		return err
+	}
+	if err := checkClickHouse(ctx, c.log, chCfg); err != nil {
 		return err
 	}
 	admin, controlActors, err := adminHandler(c, cf, nil)
@@ -217,10 +246,11 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("cannot connect to ClickHouse for compliance redactions (-clickhouse.addr): %w", err)
 	}
 	defer conn.Close()
-	compl, err := complianceProcessor(c, cf, conn)
+	compl, closeReplicas, err := complianceProcessor(c, cf, conn, chCfg)
 	if err != nil {
 		return err
 	}
+	defer closeReplicas()
 	// The admin API and the switch need the registry and the control plane;
 	// compliance redactions wait in compliance.v1 while ClickHouse is down.
 	gating := append([]actor{c.sitesActor()}, controlActors...)

@@ -41,6 +41,30 @@ type pipeline struct {
 	topics          schemas.Topics
 	kafka           kafkaTarget
 	chAddr          string
+	ch              chTarget
+}
+
+// chTarget is the ClickHouse of a pipeline: the stack's single plaintext
+// server, or its two-replica TLS cluster in cluster mode.
+type chTarget struct {
+	name string
+	env  []string      // PURCHASESYNC_CLICKHOUSE_* lines for the process
+	cfg  chsink.Config // a test client's connection (no database)
+}
+
+func singleClickHouse(t *testing.T) chTarget {
+	cfg := chsink.DefaultConfig()
+	cfg.Addr = []string{testenv.ClickHouse(t)}
+	return chTarget{name: "single", env: []string{"PURCHASESYNC_CLICKHOUSE_ADDR=" + cfg.Addr[0]}, cfg: cfg}
+}
+
+func clickHouseCluster(t *testing.T) chTarget {
+	cl := testenv.ClickHouseCluster(t)
+	cfg := chsink.DefaultConfig()
+	cfg.Addr, cfg.TLS = cl.Addrs, testenv.CHClusterTLS(t, cl)
+	cfg.Username, cfg.Password = cl.Getenv("PURCHASESYNC_CLICKHOUSE_USER"), cl.Getenv("PURCHASESYNC_CLICKHOUSE_PASSWORD")
+	cfg.Cluster = cl.Getenv("PURCHASESYNC_CLICKHOUSE_CLUSTER")
+	return chTarget{name: "clickhouse-cluster", env: cl.Env, cfg: cfg}
 }
 
 const e2eSecret = "e2e-secret"
@@ -48,19 +72,31 @@ const e2eToken = "e2e-admin-token"
 
 func startPipeline(t *testing.T, k kafkaTarget) *pipeline {
 	t.Helper()
-	chAddr := testenv.ClickHouse(t)
+	return startPipelineOn(t, k, singleClickHouse(t))
+}
+
+func startPipelineOn(t *testing.T, k kafkaTarget, ch chTarget) *pipeline {
+	t.Helper()
 	bin := buildBinary(t)
 	name := testenv.Name(t)
-	p := &pipeline{ingest: freeAddr(t), ops: freeAddr(t), db: name, topics: schemas.Topics{Prefix: name + "."}, kafka: k, chAddr: chAddr}
+	p := &pipeline{ingest: freeAddr(t), ops: freeAddr(t), db: name, topics: schemas.Topics{Prefix: name + "."}, kafka: k, chAddr: ch.cfg.Addr[0], ch: ch}
+	if ch.cfg.Cluster != "" {
+		t.Cleanup(func() {
+			if c, err := chsink.Open(ch.cfg, ""); err == nil {
+				_ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+name+"` ON CLUSTER `"+ch.cfg.Cluster+"`")
+				c.Close()
+			}
+		})
+	}
 	cmd := exec.Command(bin, "run",
 		"-kafka.topicPrefix", p.topics.Prefix, "-kafka.partitions", "2",
-		"-clickhouse.addr", chAddr, "-clickhouse.database", p.db,
+		"-clickhouse.database", p.db,
 		"-ingest.addr", p.ingest, "-ops.addr", p.ops,
 		"-join.group", name+"-join", "-join.instance", name, "-sink.group", name+"-sink",
 		"-log.format", "text", "-log.level", "warn")
 	// The target's PURCHASESYNC_KAFKA_* lines come last: for duplicate keys
 	// exec uses the last value.
-	cmd.Env = append(append(os.Environ(), "PURCHASESYNC_SHOPIFY_API_SECRET="+e2eSecret, "PURCHASESYNC_ADMIN_TOKEN="+e2eToken), k.env...)
+	cmd.Env = append(append(append(os.Environ(), "PURCHASESYNC_SHOPIFY_API_SECRET="+e2eSecret, "PURCHASESYNC_ADMIN_TOKEN="+e2eToken), k.env...), ch.env...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -116,16 +152,21 @@ func order(id string) string {
 // then holds exactly the two expected purchases.
 //
 // It runs on the plaintext single broker and on the three-broker SASL_SSL
-// cluster (TLS, SCRAM, topics created with replication factor 3).
+// cluster (TLS, SCRAM, topics created with replication factor 3), with the
+// single ClickHouse server; and on the single broker with the two-replica
+// ClickHouse cluster over TLS with a password, in cluster mode, where every
+// purchase must also be once in FINAL on each replica.
 func TestEndToEnd(t *testing.T) {
 	for _, k := range []func(*testing.T) kafkaTarget{singleBroker, secureCluster} {
 		target := k(t)
-		t.Run(target.name, func(t *testing.T) { testEndToEnd(t, target) })
+		t.Run(target.name, func(t *testing.T) { testEndToEnd(t, target, singleClickHouse(t)) })
 	}
+	k, ch := singleBroker(t), clickHouseCluster(t)
+	t.Run(k.name+"-"+ch.name, func(t *testing.T) { testEndToEnd(t, k, ch) })
 }
 
-func testEndToEnd(t *testing.T, k kafkaTarget) {
-	p := startPipeline(t, k)
+func testEndToEnd(t *testing.T, k kafkaTarget, ch chTarget) {
+	p := startPipelineOn(t, k, ch)
 	if code := p.do(t, "PUT", "http://"+p.ops+"/admin/v1/sites/e2e", map[string]string{"Authorization": "Bearer " + e2eToken},
 		`{"shop_domain":"e2e-store.myshopify.com","order_key":"order_id","purchase_syncing":true,"grace":"2s"}`); code != 200 {
 		t.Fatalf("PUT site: %d", code)
@@ -145,9 +186,7 @@ func testEndToEnd(t *testing.T, k kafkaTarget) {
 		t.Fatalf("bad signature: %d, want 401", code)
 	}
 
-	cfg := chsink.DefaultConfig()
-	cfg.Addr = []string{p.chAddr}
-	conn, err := chsink.Open(cfg, p.db)
+	conn, err := chsink.Open(p.ch.cfg, p.db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,6 +224,35 @@ func testEndToEnd(t *testing.T, k kafkaTarget) {
 	want := []row{{both, schemas.ViaStorefront}, {webhookOnly, schemas.ViaWebhook}}
 	if fmt.Sprint(rows) != fmt.Sprint(want) {
 		t.Fatalf("purchases FINAL = %v, want %v", rows, want)
+	}
+	if p.ch.cfg.Cluster != "" {
+		// Each replica's own table, once it has fetched every part.
+		for _, a := range p.ch.cfg.Addr {
+			one := p.ch.cfg
+			one.Addr = []string{a}
+			r, err := chsink.Open(one, p.db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			if err := r.Exec(context.Background(), "SYSTEM SYNC REPLICA purchases_local"); err != nil {
+				t.Fatalf("replica %s: %v", a, err)
+			}
+			rs, err := r.Query(context.Background(), "SELECT order_number, registered_via FROM purchases_local FINAL ORDER BY order_number")
+			if err != nil {
+				t.Fatalf("replica %s: %v", a, err)
+			}
+			for rs.Next() {
+				var x row
+				rs.Scan(&x.order, &x.via)
+				got = append(got, fmt.Sprint(x))
+			}
+			rs.Close()
+			r.Close()
+			if fmt.Sprint(got) != fmt.Sprint([]string{fmt.Sprint(want[0]), fmt.Sprint(want[1])}) {
+				t.Errorf("replica %s: purchases_local FINAL = %v, want %v", a, got, want)
+			}
+		}
 	}
 
 	// A refund (refunds/create, keyed by its order id) marks the purchase

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
+	"purchasesync/cmd/chconf"
 	chsink "purchasesync/sinks/clickhouse"
 	"purchasesync/sinks/discrepancy"
 	"purchasesync/sinks/registrar"
@@ -52,32 +54,35 @@ func addSinkFlags(fs *flagSet) *sinkFlags {
 	}
 }
 
-// chFlags are the ClickHouse connection flags, shared by the sink and the
+// chFlags are the ClickHouse connection flags (cmd/chconf: addresses,
+// database, user, password, TLS), shared by the sink, migrate and the
 // control plane (whose compliance processor redacts rows).
-type chFlags struct {
-	addr, database, user, password *string
-}
+type chFlags struct{ *chconf.Flags }
 
-func addClickHouseFlags(fs *flagSet) chFlags {
-	d := chsink.DefaultConfig()
-	return chFlags{
-		addr:     fs.String("clickhouse.addr", "127.0.0.1:19000", "comma-separated ClickHouse native-protocol addresses (host:port); later ones are failovers"),
-		database: fs.String("clickhouse.database", d.Database, "ClickHouse database of the purchases, discrepancies and raw_events tables"),
-		user:     fs.String("clickhouse.user", d.Username, "ClickHouse user"),
-		password: fs.String("clickhouse.password", "", "ClickHouse password (prefer the environment variable)"),
+func addClickHouseFlags(fs *flagSet) chFlags { return chFlags{chconf.AddFlags(fs.envFlagSet)} }
+
+// checkClickHouse pings ClickHouse once, before the stages start (chconf's
+// Check). A configuration error (a wrong password, an unknown CA,
+// plaintext on the secure port, ...) ends the process with its one line; an
+// unreachable server is logged once and the process goes on: the stages
+// retry and are not ready until ClickHouse answers.
+func checkClickHouse(ctx context.Context, log *slog.Logger, cfg chsink.Config) error {
+	err := chconf.Check(ctx, cfg)
+	switch {
+	case err == nil || ctx.Err() != nil:
+		return nil
+	case errors.Is(err, chconf.ErrUnreachable):
+		log.Warn("ClickHouse not reachable yet", "err", err.Error())
+		return nil
 	}
-}
-
-// config is the sink's default configuration with these connection settings.
-func (f chFlags) config() chsink.Config {
-	cfg := chsink.DefaultConfig()
-	cfg.Addr = splitList(*f.addr)
-	cfg.Database, cfg.Username, cfg.Password = *f.database, *f.user, *f.password
-	return cfg
+	return err
 }
 
 func (f *sinkFlags) clickhouseConfig(c *common) (chsink.Config, error) {
-	cfg := f.ch.config()
+	cfg, err := f.ch.Config()
+	if err != nil {
+		return cfg, err
+	}
 	cfg.Group = *f.group
 	cfg.BatchRows, cfg.BatchBytes, cfg.FlushInterval = *f.batchRows, *f.batchBytes, *f.flushInterval
 	cfg.DecodeWorkers = *f.decodeWorkers
@@ -141,6 +146,9 @@ func (f *sinkFlags) migrate(ctx context.Context, log *slog.Logger) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	if err := checkClickHouse(ctx, log, cfg); err != nil {
+		return err
+	}
 	v, err := chsink.Migrate(ctx, cfg, log)
 	if err != nil {
 		return fmt.Errorf("cannot migrate ClickHouse at %v (is it up? see -clickhouse.addr): %w", cfg.Addr, err)
@@ -160,6 +168,13 @@ func cmdSink(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	c, err := startCommon(ctx, kf, lf)
 	if err != nil {
+		return err
+	}
+	cfg, err := sf.clickhouseConfig(c)
+	if err != nil {
+		return err
+	}
+	if err := checkClickHouse(ctx, c.log, cfg); err != nil {
 		return err
 	}
 	actors, err := sf.build(c)

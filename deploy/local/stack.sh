@@ -4,19 +4,28 @@
 # same script works on a developer's machine and in CI (DESIGN.md §8).
 #
 # Usage:
-#   stack.sh up [--with-prometheus] [KAFKA]  install what is missing, start everything, wait until
+#   stack.sh up [--with-prometheus] [KAFKA] [CH]  install what is missing, start everything, wait until
 #                                    ready, then print PURCHASESYNC_*=value lines on stdout
 #   stack.sh down [--purge]          stop everything we started, every Kafka profile's nodes too
 #                                    (--purge also deletes the state dir)
 #   stack.sh status                  one line per service and per node of every running Kafka
 #                                    profile; always exits 0
-#   stack.sh env [KAFKA]             print the profile's PURCHASESYNC_*=value lines, start nothing
+#   stack.sh env [KAFKA] [CH]        print the profile's PURCHASESYNC_*=value lines, start nothing
 #   stack.sh start-kafka [--node N] [KAFKA]           for outage tests: without --node, every
 #   stack.sh stop-kafka [--node N] [--kill] [KAFKA]   node of the profile; start-* waits until ready
-#   stack.sh start-clickhouse | stop-clickhouse [--kill]
+#   stack.sh start-clickhouse [--node N] [CH]        without --node, every server of the ClickHouse
+#   stack.sh stop-clickhouse [--node N] [--kill] [CH] profile; start-* waits until ready
+#   stack.sh query [--node N] [CH] SQL     one query on one server (node 1 by default) with the
+#                                    profile's credentials; the result as TSV on stdout
 #   stack.sh start-prometheus | stop-prometheus [--kill]
 # KAFKA selects the Kafka profile: [--kafka-brokers 1|3] [--kafka-security plaintext|sasl_ssl]
 # (default: 1 broker, plaintext), or PURCHASESYNC_STACK_KAFKA_BROKERS / _SECURITY (the flags win).
+# CH selects the ClickHouse profile: [--clickhouse-replicas 1|2] [--clickhouse-tls] (default: one
+# plaintext server without a password), or PURCHASESYNC_STACK_CLICKHOUSE_REPLICAS / _TLS=1; `up` and
+# `env` take both KAFKA and CH. See the ClickHouse section for the profiles' ports; `up` prints
+# PURCHASESYNC_CLICKHOUSE_ADDR=<every node's client port> and _HTTP=<node 1>, and for the other
+# profiles also _USER, _PASSWORD, _CLUSTER=purchasesync (two replicas), _TLS=true and _TLS_CAFILE
+# (tls), and PURCHASESYNC_STACK_CLICKHOUSE_HTTP_ALL=<every node's HTTP URL>.
 #
 # Typical use:  set -a; eval "$(deploy/local/stack.sh up)"; set +a
 # Only the PURCHASESYNC_* lines go to stdout; every progress or error message goes to stderr.
@@ -144,6 +153,8 @@ set_marker() { # set_marker SERVICE: sets MARKER
   case $1 in
     kafka*) MARKER="kafka.Kafka $(kafka_svc_dir "$1")/server.properties " ;;
     clickhouse) MARKER="--config-file=$CH_DIR/" ;;
+    clickhouse-*-node*) MARKER="--config-file=$STATE_DIR/${1%-node*}/node${1##*-node}/conf/config.xml" ;;
+    zookeeper) MARKER="QuorumPeerMain $ZK_DIR/zoo.cfg " ;;
     prometheus) MARKER="--storage.tsdb.path=$PROM_DIR/" ;;
     *) die "internal: unknown service $1" ;;
   esac
@@ -243,7 +254,7 @@ stop_svc() { stop_svcs "${2:-}" "$1"; } # stop_svc SERVICE [--kill]
 # svc_label SERVICE: how messages name it: kafka, kafka-3-sasl_ssl/node2, clickhouse, ...
 svc_label() {
   case $1 in
-    kafka-*-node*) echo "${1%-node*}/node${1##*-node}" ;;
+    kafka-*-node* | clickhouse-*-node*) echo "${1%-node*}/node${1##*-node}" ;;
     *) echo "$1" ;;
   esac
 }
@@ -348,6 +359,8 @@ ensure_kafka_libs() {
 # Profile options, shared by up, env, start-kafka and stop-kafka; the flags override these.
 KAFKA_BROKERS=${PURCHASESYNC_STACK_KAFKA_BROKERS:-1}
 KAFKA_SECURITY=${PURCHASESYNC_STACK_KAFKA_SECURITY:-plaintext}
+CH_REPLICAS=${PURCHASESYNC_STACK_CLICKHOUSE_REPLICAS:-1}
+CH_TLS=${PURCHASESYNC_STACK_CLICKHOUSE_TLS:-0}
 
 # parse_opts COMMAND ALLOWED ARG...: ALLOWED is a space-separated list among profile (the
 # --kafka-brokers and --kafka-security options), --with-prometheus, --purge, --kill and --node;
@@ -364,7 +377,7 @@ parse_opts() {
       --*=*) val=${opt#*=} opt=${opt%%=*} ;;
     esac
     case $opt in
-      --kafka-brokers | --kafka-security | --node)
+      --kafka-brokers | --kafka-security | --node | --clickhouse-replicas)
         if [[ -z $val ]]; then
           [[ $# -gt 0 ]] || die "$cmd: $opt needs a value"
           val=$1
@@ -375,12 +388,17 @@ parse_opts() {
     if [[ $opt == --kafka-brokers || $opt == --kafka-security ]]; then
       [[ $cmd != down ]] || die "down stops every profile and takes no $opt (stop-kafka $opt ... stops one profile)"
       [[ $allowed == *" profile "* ]] || die "$cmd takes no $opt"
+    elif [[ $opt == --clickhouse-replicas || $opt == --clickhouse-tls ]]; then
+      [[ $cmd != down ]] || die "down stops every profile and takes no $opt (stop-clickhouse $opt ... stops one profile)"
+      [[ $allowed == *" chprofile "* ]] || die "$cmd takes no $opt"
     elif [[ $allowed != *" $opt "* ]]; then
       die "$cmd: unknown option $opt (see stack.sh help)"
     fi
     case $opt in
       --kafka-brokers) KAFKA_BROKERS=$val ;;
       --kafka-security) KAFKA_SECURITY=$val ;;
+      --clickhouse-replicas) CH_REPLICAS=$val ;;
+      --clickhouse-tls) CH_TLS=1 ;;
       --node) OPT_NODE=$val ;;
       --kill) OPT_KILL=1 ;;
       --with-prometheus) OPT_PROM=1 ;;
@@ -388,6 +406,14 @@ parse_opts() {
       *) die "$cmd: unknown option $opt (see stack.sh help)" ;;
     esac
   done
+  if [[ $allowed == *" chprofile "* ]]; then
+    set_ch_profile
+    if [[ -n $OPT_NODE && $allowed != *" profile "* ]]; then
+      if [[ ! $OPT_NODE =~ ^[0-9]+$ ]] || ((OPT_NODE < 1 || OPT_NODE > CH_NODES)); then
+        die "$cmd: --node must be between 1 and $CH_NODES (the profile's replicas), not '$OPT_NODE'"
+      fi
+    fi
+  fi
   [[ $allowed == *" profile "* ]] || return 0
   set_profile
   if [[ -n $OPT_NODE ]]; then
@@ -740,71 +766,291 @@ stop_kafka() { # stop_kafka [N...]: the given nodes of the profile (default: all
 # ---------------------------------------------------------------------------------------------
 # ClickHouse
 # ---------------------------------------------------------------------------------------------
+# ClickHouse profiles, like Kafka's: each is its own set of servers (own state dir, fixed ports),
+# all of them can run at once. Profile k's node N listens on 19500 + 100*k + 10*(N-1) + {0 native,
+# 1 secure native, 2 http, 3 interserver}:
+#   k replicas tls  state dir under $STATE_DIR          node 1 ports (node 2: +10)
+#   0 1        no   clickhouse/        (the default)    19000 / - / 18123 / 19009 (PURCHASESYNC_CLICKHOUSE_*PORT)
+#   1 1        yes  clickhouse-1-tls/node1/             19600 / 19601 / 19602 / 19603
+#   2 2        no   clickhouse-2-plaintext/node{1,2}/   19700 / - / 19702 / 19703
+#   3 2        yes  clickhouse-2-tls/node{1,2}/         19800 / 19801 / 19802 / 19803
+# Every profile but the default has user purchasesync (and default) with a random password, made once
+# in its state dir. Two replicas: one shard, two replicas (macros shard=01, replica=node<N>), cluster
+# "purchasesync" in remote_servers, ON CLUSTER DDL, and one ZooKeeper (Debian's zookeeper package,
+# a plain JVM on 127.0.0.1:$ZK_PORT, state in zookeeper/) shared by the replicated profiles, each
+# under its own root znode. tls: a throwaway CA and one server certificate (SAN IP:127.0.0.1,
+# DNS:localhost) in tls/; clients use the secure port only, while the plaintext native port stays
+# open on loopback for the servers' own Distributed connections and ON CLUSTER DDL.
+declare -A CH_PROFILE_INDEX=([1-plaintext]=0 [1-tls]=1 [2-plaintext]=2 [2-tls]=3)
+CH_CLUSTER=purchasesync
+CH_USER=purchasesync
+ZK_PORT=19590
+ZK_DIR=$STATE_DIR/zookeeper
+ZK_READY_TIMEOUT=60
+
+# set_ch_profile: from CH_REPLICAS and CH_TLS, sets CH_PROFILE (clickhouse for the default, else
+# clickhouse-<replicas>-<plaintext|tls>), CH_PROFILE_DIR, CH_NODES, CH_BASE and CH_SECURITY.
+set_ch_profile() {
+  [[ $CH_REPLICAS =~ ^[12]$ ]] ||
+    die "--clickhouse-replicas (or PURCHASESYNC_STACK_CLICKHOUSE_REPLICAS) must be 1 or 2, not '$CH_REPLICAS'"
+  CH_SECURITY=plaintext
+  [[ $CH_TLS == 1 ]] && CH_SECURITY=tls
+  CH_NODES=$CH_REPLICAS
+  local k=${CH_PROFILE_INDEX[$CH_REPLICAS-$CH_SECURITY]}
+  if ((k == 0)); then
+    CH_PROFILE=clickhouse CH_PROFILE_DIR=$CH_DIR CH_BASE=
+  else
+    CH_PROFILE=clickhouse-$CH_REPLICAS-$CH_SECURITY CH_PROFILE_DIR=$STATE_DIR/clickhouse-$CH_REPLICAS-$CH_SECURITY
+    CH_BASE=$((19500 + 100 * k))
+  fi
+  CH_TLS_DIR=$CH_PROFILE_DIR/tls
+  CH_SECRETS=$CH_PROFILE_DIR/password
+}
+ch_opts() { if [[ $CH_TLS == 1 ]]; then echo "--clickhouse-replicas $CH_REPLICAS --clickhouse-tls"; else echo "--clickhouse-replicas $CH_REPLICAS"; fi; }
+
+# Per node N of the current ClickHouse profile:
+ch_svc() { if [[ $CH_PROFILE == clickhouse ]]; then echo clickhouse; else echo "$CH_PROFILE-node$1"; fi; }
+ch_dir() { if [[ $CH_PROFILE == clickhouse ]]; then echo "$CH_DIR"; else echo "$CH_PROFILE_DIR/node$1"; fi; }
+ch_label() { svc_label "$(ch_svc "$1")"; }
+ch_port() { # ch_port N native|secure|http|interserver
+  if [[ $CH_PROFILE == clickhouse ]]; then
+    case $2 in native) echo "$CH_TCP_PORT" ;; http) echo "$CH_HTTP_PORT" ;; interserver) echo "$CH_INTERSERVER_PORT" ;; *) return 1 ;; esac
+    return
+  fi
+  local off
+  case $2 in native) off=0 ;; secure) off=1 ;; http) off=2 ;; interserver) off=3 ;; esac
+  echo $((CH_BASE + 10 * ($1 - 1) + off))
+}
+ch_client_port() { if [[ $CH_SECURITY == tls ]]; then ch_port "$1" secure; else ch_port "$1" native; fi; }
 
 clickhouse_bin() {
   if [[ -x /usr/sbin/clickhouse-server ]]; then echo /usr/sbin/clickhouse-server; return; fi
   command -v clickhouse-server 2>/dev/null || return 1
 }
 
-ch_query() { # ch_query SQL -> result on stdout (HTTP interface), fails if unreachable
-  curl -sf --max-time 3 "http://127.0.0.1:$CH_HTTP_PORT/" --data-binary "$1" 2>/dev/null
-}
-
-start_clickhouse() {
-  local pid bin
-  if pid=$(svc_pid clickhouse); then
-    log "clickhouse: already running (pid $pid)"
-    wait_clickhouse "$pid" 0
+# ch_query_node N SQL -> result on stdout (HTTP interface, the profile's credentials, TSV), fails if
+# unreachable or refused. The password goes to curl on stdin, never on a command line.
+ch_query_node() {
+  if [[ $CH_PROFILE == clickhouse ]]; then
+    curl -sf --max-time 10 "http://127.0.0.1:$(ch_port "$1" http)/" --data-binary "$2" 2>/dev/null
     return
   fi
-  command -v curl >/dev/null || die "curl not found: install curl (used to check ClickHouse readiness)"
-  if ! bin=$(clickhouse_bin); then
-    apt_install clickhouse-server clickhouse-client
-    bin=$(clickhouse_bin) || die "clickhouse-server still missing after apt-get install"
-  fi
-  require_free_port "$CH_TCP_PORT" PURCHASESYNC_CLICKHOUSE_PORT
-  require_free_port "$CH_HTTP_PORT" PURCHASESYNC_CLICKHOUSE_HTTP_PORT
-  require_free_port "$CH_INTERSERVER_PORT" PURCHASESYNC_CLICKHOUSE_INTERSERVER_PORT
+  load_ch_password || return 1
+  printf 'user = "%s:%s"\n' "$CH_USER" "$CH_PASSWORD" |
+    curl -sf --max-time 10 -K - "http://127.0.0.1:$(ch_port "$1" http)/" --data-binary "$2" 2>/dev/null
+}
+ch_query() { ch_query_node 1 "$1"; } # ch_query SQL: on node 1
 
-  # Own config instead of /etc/clickhouse-server: loopback only, our ports, every path under the
-  # state dir; the package's service (if any) is never touched.
-  mkdir -p "$CH_DIR/conf" "$CH_DIR/data" "$CH_DIR/logs"
-  sed -e "s|@TCP_PORT@|$CH_TCP_PORT|g" -e "s|@HTTP_PORT@|$CH_HTTP_PORT|g" \
-    -e "s|@INTERSERVER_PORT@|$CH_INTERSERVER_PORT|g" -e "s|@DATA_DIR@|$CH_DIR/data|g" \
-    -e "s|@LOG_DIR@|$CH_DIR/logs|g" -e "s|@CONF_DIR@|$CH_DIR/conf|g" \
-    "$SCRIPT_DIR/clickhouse/config.xml.tmpl" >"$CH_DIR/conf/config.xml"
-  cp "$SCRIPT_DIR/clickhouse/users.xml" "$CH_DIR/conf/users.xml"
-
-  rotate "$CH_DIR/logs/stdout.log"
-  log "clickhouse: starting on 127.0.0.1:$CH_TCP_PORT (native), :$CH_HTTP_PORT (http)"
-  # Foreground mode (no --daemon) so the recorded pid is the server itself.
-  local err_offset=0 # the error log is appended to across restarts (like Kafka's server.log)
-  [[ -f $CH_DIR/logs/clickhouse-server.err.log ]] && err_offset=$(stat -c %s "$CH_DIR/logs/clickhouse-server.err.log")
-  pid=$(launch clickhouse "$CH_DIR" "$CH_DIR/logs/stdout.log" "$bin" "--config-file=$CH_DIR/conf/config.xml")
-  wait_clickhouse "$pid" 1 "$err_offset"
+load_ch_password() { [[ -s $CH_SECRETS ]] && CH_PASSWORD=$(<"$CH_SECRETS") && [[ -n $CH_PASSWORD ]]; }
+ensure_ch_password() {
+  load_ch_password && return 0
+  mkdir -p "$CH_PROFILE_DIR"
+  (umask 077 && random_password >"$CH_SECRETS.tmp")
+  mv "$CH_SECRETS.tmp" "$CH_SECRETS"
+  load_ch_password
 }
 
-wait_clickhouse() { # wait_clickhouse PID STARTED_BY_US [ERRLOG_OFFSET]
-  local pid=$1 ours=$2 err_offset=${3:-0} start=$SECONDS
+ensure_ch_tls() {
+  local tmp
+  [[ -s $CH_TLS_DIR/ca.pem && -s $CH_TLS_DIR/server.crt && -s $CH_TLS_DIR/server.key ]] && return 0
+  command -v openssl >/dev/null || die "openssl not found: install it (apt-get install openssl) to make the $CH_PROFILE certificates"
+  mkdir -p "$CH_PROFILE_DIR"
+  tmp=$(mktemp -d "$CH_PROFILE_DIR/tls.tmp.XXXXXX")
+  log "$CH_PROFILE: making a throwaway CA and a server certificate in $CH_TLS_DIR"
+  if ! (umask 077 && openssl req -x509 -new -newkey rsa:2048 -nodes -sha256 -days 3650 \
+    -subj "/CN=purchasesync local test CA ($CH_PROFILE)" -keyout "$tmp/ca.key" -out "$tmp/ca.pem" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign &&
+    sign_cert "$tmp" server clickhouse serverAuth "subjectAltName=IP:127.0.0.1,DNS:localhost") >"$tmp/openssl.log" 2>&1; then
+    print_tail "$tmp/openssl.log"
+    rm -rf "$tmp"
+    die "$CH_PROFILE: openssl could not make the test certificates (see above)"
+  fi
+  rm -f "$tmp/openssl.log"
+  rm -rf "$CH_TLS_DIR"
+  mv "$tmp" "$CH_TLS_DIR"
+}
+
+# write_ch_config N: config.xml from the template (as for the default), plus, for the other
+# profiles, config.d/profile.xml (secure port, macros, ZooKeeper, cluster) and users.xml with the
+# password.
+write_ch_config() {
+  local n=$1 dir r hash
+  dir=$(ch_dir "$n")
+  mkdir -p "$dir/conf" "$dir/data" "$dir/logs"
+  sed -e "s|@TCP_PORT@|$(ch_port "$n" native)|g" -e "s|@HTTP_PORT@|$(ch_port "$n" http)|g" \
+    -e "s|@INTERSERVER_PORT@|$(ch_port "$n" interserver)|g" -e "s|@DATA_DIR@|$dir/data|g" \
+    -e "s|@LOG_DIR@|$dir/logs|g" -e "s|@CONF_DIR@|$dir/conf|g" \
+    "$SCRIPT_DIR/clickhouse/config.xml.tmpl" >"$dir/conf/config.xml"
+  if [[ $CH_PROFILE == clickhouse ]]; then
+    cp "$SCRIPT_DIR/clickhouse/users.xml" "$dir/conf/users.xml"
+    return
+  fi
+  hash=$(printf '%s' "$CH_PASSWORD" | sha256sum | cut -d' ' -f1)
+  (umask 077 && sed -e "s|<password></password>|<password_sha256_hex>$hash</password_sha256_hex>|" \
+    -e "s|^\( *\)<users>|&\n\1    <$CH_USER><password_sha256_hex>$hash</password_sha256_hex><networks><ip>::1</ip><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></$CH_USER>|" \
+    "$SCRIPT_DIR/clickhouse/users.xml" >"$dir/conf/users.xml")
+  mkdir -p "$dir/conf/config.d"
+  {
+    echo '<?xml version="1.0"?>'
+    echo "<!-- Generated by stack.sh for profile $CH_PROFILE, node $n. -->"
+    echo '<yandex>'
+    if [[ $CH_SECURITY == tls ]]; then
+      echo "    <tcp_port_secure>$(ch_port "$n" secure)</tcp_port_secure>"
+      echo "    <openSSL><server><certificateFile>$CH_TLS_DIR/server.crt</certificateFile><privateKeyFile>$CH_TLS_DIR/server.key</privateKeyFile>"
+      echo "        <verificationMode>none</verificationMode><loadDefaultCAFile>false</loadDefaultCAFile><cacheSessions>true</cacheSessions>"
+      echo "        <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols><preferServerCiphers>true</preferServerCiphers></server></openSSL>"
+    fi
+    echo "    <macros><shard>01</shard><replica>node$n</replica></macros>"
+    if ((CH_NODES > 1)); then
+      echo "    <zookeeper><node><host>127.0.0.1</host><port>$ZK_PORT</port></node><root>/$CH_PROFILE</root><session_timeout_ms>10000</session_timeout_ms></zookeeper>"
+      echo "    <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>"
+      echo "    <remote_servers><$CH_CLUSTER><shard><internal_replication>true</internal_replication>"
+      for ((r = 1; r <= CH_NODES; r++)); do
+        echo "        <replica><host>127.0.0.1</host><port>$(ch_port "$r" native)</port><user>$CH_USER</user><password>$CH_PASSWORD</password></replica>"
+      done
+      echo "    </shard></$CH_CLUSTER></remote_servers>"
+    fi
+    echo '</yandex>'
+  } >"$dir/conf/config.d/profile.xml"
+  chmod 600 "$dir/conf/config.d/profile.xml"
+}
+
+# start_clickhouse [N...]: the given nodes of the ClickHouse profile (default: all), and ZooKeeper
+# first when the profile is replicated.
+start_clickhouse() {
+  local pid bin n dir offset nodes=("$@") waits=() kind
+  if [[ ${#nodes[@]} -eq 0 ]]; then for ((n = 1; n <= CH_NODES; n++)); do nodes+=("$n"); done; fi
+  command -v curl >/dev/null || die "curl not found: install curl (used to check ClickHouse readiness)"
+  if ((CH_NODES > 1)); then
+    start_zookeeper
+    zk_ensure_root "/$CH_PROFILE"
+  fi
+  if [[ $CH_PROFILE != clickhouse ]]; then ensure_ch_password; fi
+  [[ $CH_SECURITY == tls ]] && ensure_ch_tls
+  for n in "${nodes[@]}"; do
+    if pid=$(svc_pid "$(ch_svc "$n")"); then
+      log "$(ch_label "$n"): already running (pid $pid)"
+      waits+=("$n:$pid:0:0")
+      continue
+    fi
+    if ! bin=$(clickhouse_bin); then
+      apt_install clickhouse-server clickhouse-client
+      bin=$(clickhouse_bin) || die "clickhouse-server still missing after apt-get install"
+    fi
+    for kind in native http interserver $([[ $CH_SECURITY == tls ]] && echo secure); do
+      if [[ $CH_PROFILE == clickhouse ]]; then
+        require_free_port "$(ch_port "$n" "$kind")" "set PURCHASESYNC_CLICKHOUSE_$(case $kind in native) ;; http) echo HTTP_ ;; interserver) echo INTERSERVER_ ;; esac)PORT to a free port"
+      else
+        require_free_port "$(ch_port "$n" "$kind")" "the ports of profile $CH_PROFILE are fixed (see the header of stack.sh's ClickHouse section): stop what holds it"
+      fi
+    done
+    # Own config instead of /etc/clickhouse-server: loopback only, our ports, every path under the
+    # state dir; the package's service (if any) is never touched.
+    write_ch_config "$n"
+    dir=$(ch_dir "$n")
+    rotate "$dir/logs/stdout.log"
+    log "$(ch_label "$n"): starting on 127.0.0.1:$(ch_client_port "$n") (native$([[ $CH_SECURITY == tls ]] && echo " TLS")), :$(ch_port "$n" http) (http)"
+    # Foreground mode (no --daemon) so the recorded pid is the server itself.
+    offset=0 # the error log is appended to across restarts (like Kafka's server.log)
+    [[ -f $dir/logs/clickhouse-server.err.log ]] && offset=$(stat -c %s "$dir/logs/clickhouse-server.err.log")
+    pid=$(launch "$(ch_svc "$n")" "$dir" "$dir/logs/stdout.log" "$bin" "--config-file=$dir/conf/config.xml")
+    waits+=("$n:$pid:1:$offset")
+  done
+  for e in "${waits[@]}"; do
+    IFS=: read -r n pid ours offset <<<"$e"
+    wait_clickhouse "$n" "$pid" "$ours" "$offset"
+  done
+}
+
+wait_clickhouse() { # wait_clickhouse N PID STARTED_BY_US ERRLOG_OFFSET
+  local n=$1 pid=$2 ours=$3 err_offset=$4 start=$SECONDS dir svc
+  dir=$(ch_dir "$n") svc=$(ch_svc "$n")
   while :; do
     if ! alive "$pid"; then
-      print_tail "$CH_DIR/logs/clickhouse-server.err.log" "$err_offset"
-      print_tail "$CH_DIR/logs/stdout.log"
-      rm -f "$RUN_DIR/clickhouse.pid"
-      die "clickhouse exited during startup (logs: $CH_DIR/logs)"
+      print_tail "$dir/logs/clickhouse-server.err.log" "$err_offset"
+      print_tail "$dir/logs/stdout.log"
+      rm -f "$RUN_DIR/$svc.pid"
+      die "$(ch_label "$n") exited during startup (logs: $dir/logs)"
     fi
-    if [[ $(curl -s --max-time 2 "http://127.0.0.1:$CH_HTTP_PORT/?query=SELECT%201" 2>/dev/null) == 1 ]]; then
-      log "clickhouse: ready on 127.0.0.1:$CH_TCP_PORT (pid $pid, $((SECONDS - start))s)"
+    if [[ $(ch_query_node "$n" 'SELECT 1') == 1 ]]; then
+      log "$(ch_label "$n"): ready on 127.0.0.1:$(ch_client_port "$n") (pid $pid, $((SECONDS - start))s)"
       return 0
     fi
     if ((SECONDS - start >= CH_READY_TIMEOUT)); then
-      print_tail "$CH_DIR/logs/clickhouse-server.err.log" "$err_offset"
-      print_tail "$CH_DIR/logs/stdout.log"
-      ((ours)) && stop_svc clickhouse
-      die "clickhouse not ready after ${CH_READY_TIMEOUT}s (logs: $CH_DIR/logs)"
+      print_tail "$dir/logs/clickhouse-server.err.log" "$err_offset"
+      print_tail "$dir/logs/stdout.log"
+      ((ours)) && stop_svc "$svc"
+      die "$(ch_label "$n") not ready after ${CH_READY_TIMEOUT}s (logs: $dir/logs)"
     fi
     sleep 0.5
   done
+}
+
+# stop_clickhouse [N...]: the given nodes of the profile (default: all, and then ZooKeeper if no
+# other replicated profile runs), at once.
+stop_clickhouse() {
+  local n svcs=() nodes=("$@")
+  if [[ ${#nodes[@]} -eq 0 ]]; then for ((n = 1; n <= CH_NODES; n++)); do nodes+=("$n"); done; fi
+  for n in "${nodes[@]}"; do svcs+=("$(ch_svc "$n")"); done
+  stop_svcs "$([[ $OPT_KILL == 1 ]] && echo --kill)" "${svcs[@]}"
+  # The whole profile stopped: ZooKeeper too, unless another replicated profile still uses it.
+  if [[ $# -eq 0 ]] && ((CH_NODES > 1)) && svc_pid zookeeper >/dev/null; then
+    local s
+    while read -r s; do
+      [[ $s == clickhouse-1-* ]] && continue
+      svc_pid "$s" >/dev/null && return 0
+    done < <(all_ch_profile_svcs)
+    stop_svc zookeeper
+  fi
+}
+
+# Every ClickHouse service of every profile but the default (for down and status).
+all_ch_profile_svcs() {
+  local p n
+  for p in 1-tls 2-plaintext 2-tls; do
+    for ((n = 1; n <= ${p%%-*}; n++)); do echo "clickhouse-$p-node$n"; done
+  done
+}
+
+# ZooKeeper for the replicated ClickHouse profiles: Debian's package (its jar's manifest names its
+# dependencies), standalone, on loopback.
+zookeeper_jar() { [[ -f /usr/share/java/zookeeper.jar ]] && echo /usr/share/java/zookeeper.jar; }
+zk_ok() { [[ $( (exec 5<>"/dev/tcp/127.0.0.1/$ZK_PORT" && echo ruok >&5 && timeout 2 cat <&5) 2>/dev/null) == imok ]]; }
+
+# zk_ensure_root ZNODE: the profile's root znode, which ClickHouse 18.16 needs to exist before it
+# starts (it crashes on a missing <root>). Made once, with the package's own client.
+zk_ensure_root() {
+  local out
+  [[ -f $ZK_DIR/roots && $(grep -cxF "$1" "$ZK_DIR/roots") -gt 0 ]] && return 0
+  need_java
+  out=$("$JAVA" -cp "$(zookeeper_jar)" org.apache.zookeeper.ZooKeeperMain -server "127.0.0.1:$ZK_PORT" create "$1" 2>&1) ||
+    [[ $out == *"already exists"* ]] || [[ $out == *"Created $1"* ]] || { printf '%s\n' "$out" | tail -5 >&2; die "zookeeper: cannot create $1"; }
+  echo "$1" >>"$ZK_DIR/roots"
+}
+
+start_zookeeper() {
+  local pid jar start=$SECONDS
+  if pid=$(svc_pid zookeeper); then
+    zk_ok || sleep 2
+    log "zookeeper: already running (pid $pid)"
+    return
+  fi
+  need_java
+  jar=$(zookeeper_jar) || { apt_install zookeeper; jar=$(zookeeper_jar) || die "zookeeper still missing after apt-get install"; }
+  require_free_port "$ZK_PORT" "ZooKeeper's port is fixed: stop what holds it"
+  mkdir -p "$ZK_DIR/data" "$ZK_DIR/logs"
+  printf '%s\n' "tickTime=2000" "dataDir=$ZK_DIR/data" "clientPort=$ZK_PORT" "clientPortAddress=127.0.0.1" \
+    "admin.enableServer=false" "4lw.commands.whitelist=ruok,srvr" "maxClientCnxns=0" >"$ZK_DIR/zoo.cfg"
+  rotate "$ZK_DIR/logs/stdout.log"
+  log "zookeeper: starting on 127.0.0.1:$ZK_PORT"
+  pid=$(launch zookeeper "$ZK_DIR" "$ZK_DIR/logs/stdout.log" "$JAVA" -Xms64m -Xmx256m \
+    "-Dzookeeper.log.dir=$ZK_DIR/logs" -cp "$jar" org.apache.zookeeper.server.quorum.QuorumPeerMain "$ZK_DIR/zoo.cfg")
+  until zk_ok; do
+    alive "$pid" || { print_tail "$ZK_DIR/logs/stdout.log"; die "zookeeper exited during startup (logs: $ZK_DIR/logs)"; }
+    ((SECONDS - start < ZK_READY_TIMEOUT)) || { stop_svc zookeeper; die "zookeeper not ready after ${ZK_READY_TIMEOUT}s"; }
+    sleep 0.5
+  done
+  log "zookeeper: ready on 127.0.0.1:$ZK_PORT (pid $pid, $((SECONDS - start))s)"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -883,10 +1129,26 @@ print_env() { # print_env [with-prometheus]: the profile's lines, on the saved s
       "PURCHASESYNC_STACK_KAFKA_CLIENT_KEY=$TLS_DIR/client.key"
     )
   fi
+  local n addrs=() https=()
+  for ((n = 1; n <= CH_NODES; n++)); do
+    addrs+=("127.0.0.1:$(ch_client_port "$n")")
+    https+=("http://127.0.0.1:$(ch_port "$n" http)")
+  done
   lines+=(
-    "PURCHASESYNC_CLICKHOUSE_ADDR=127.0.0.1:$CH_TCP_PORT"
-    "PURCHASESYNC_CLICKHOUSE_HTTP=http://127.0.0.1:$CH_HTTP_PORT"
+    "PURCHASESYNC_CLICKHOUSE_ADDR=$(IFS=,; echo "${addrs[*]}")"
+    "PURCHASESYNC_CLICKHOUSE_HTTP=${https[0]}"
   )
+  if [[ $CH_PROFILE != clickhouse ]]; then
+    load_ch_password || die "$CH_PROFILE has no password yet: run stack.sh up $(ch_opts) first"
+    lines+=("PURCHASESYNC_CLICKHOUSE_USER=$CH_USER" "PURCHASESYNC_CLICKHOUSE_PASSWORD=$CH_PASSWORD"
+      "PURCHASESYNC_STACK_CLICKHOUSE_HTTP_ALL=$(IFS=,; echo "${https[*]}")")
+    ((CH_NODES > 1)) && lines+=("PURCHASESYNC_CLICKHOUSE_CLUSTER=$CH_CLUSTER")
+  fi
+  if [[ $CH_SECURITY == tls ]]; then
+    [[ $CH_TLS_DIR =~ ^[A-Za-z0-9_./+-]+$ ]] ||
+      die "$CH_TLS_DIR has characters that eval would mangle: set PURCHASESYNC_STACK_DIR to a plainer path"
+    lines+=(PURCHASESYNC_CLICKHOUSE_TLS=true "PURCHASESYNC_CLICKHOUSE_TLS_CAFILE=$CH_TLS_DIR/ca.pem")
+  fi
   if [[ ${1:-} == with-prometheus ]] || svc_pid prometheus >/dev/null; then
     lines+=("PURCHASESYNC_PROMETHEUS_URL=http://127.0.0.1:$PROM_PORT")
   fi
@@ -894,7 +1156,7 @@ print_env() { # print_env [with-prometheus]: the profile's lines, on the saved s
 }
 
 cmd_up() {
-  parse_opts up "profile --with-prometheus" "$@"
+  parse_opts up "profile chprofile --with-prometheus" "$@"
   take_lock
   start_kafka
   start_clickhouse
@@ -907,7 +1169,8 @@ cmd_down() {
   parse_opts down "--purge" "$@"
   take_lock
   mapfile -t svcs < <(all_kafka_svcs)
-  svcs+=(clickhouse prometheus)
+  mapfile -t -O "${#svcs[@]}" svcs < <(all_ch_profile_svcs)
+  svcs+=(clickhouse zookeeper prometheus)
   # All services get SIGTERM at once, then share the one timeout.
   for svc in "${svcs[@]}"; do
     while read -r p; do [[ -n $p ]] && pids+=("$p"); done < <(svc_pids "$svc")
@@ -954,17 +1217,57 @@ cmd_status() {
       echo "$PROFILE: stopped (state in $PROFILE_DIR)"
     fi
   done
+  CH_REPLICAS=1 CH_TLS=0
+  set_ch_profile
   if pid=$(svc_pid clickhouse); then
     v=$(ch_query 'SELECT version()') || v='?'
     echo "clickhouse: running (pid $pid, native 127.0.0.1:$CH_TCP_PORT, http http://127.0.0.1:$CH_HTTP_PORT, ClickHouse $v)"
   else
     echo "clickhouse: stopped"
   fi
+  for p in 1-tls 2-plaintext 2-tls; do
+    CH_REPLICAS=${p%%-*} CH_TLS=$([[ $p == *tls ]] && echo 1 || echo 0)
+    set_ch_profile
+    lines=() up=0
+    for ((n = 1; n <= CH_NODES; n++)); do
+      if pid=$(svc_pid "$(ch_svc "$n")"); then
+        up=1
+        v=$(ch_query_node "$n" 'SELECT version()') || v='?'
+        lines+=("$(ch_label "$n"): running (pid $pid, native 127.0.0.1:$(ch_client_port "$n") ${CH_SECURITY^^}, http http://127.0.0.1:$(ch_port "$n" http), ClickHouse $v)")
+      else
+        lines+=("$(ch_label "$n"): stopped")
+      fi
+    done
+    if ((up)); then
+      printf '%s\n' "${lines[@]}"
+    elif [[ -d $CH_PROFILE_DIR ]]; then
+      echo "$CH_PROFILE: stopped (state in $CH_PROFILE_DIR)"
+    fi
+  done
+  if pid=$(svc_pid zookeeper); then echo "zookeeper: running (pid $pid, 127.0.0.1:$ZK_PORT)"; fi
   if pid=$(svc_pid prometheus); then
     echo "prometheus: running (pid $pid, http://127.0.0.1:$PROM_PORT)"
   else
     echo "prometheus: stopped"
   fi
+}
+
+# cmd_query [--node N] [CLICKHOUSE PROFILE] SQL: one query on one server of the profile, with its
+# credentials, over HTTP; the result as TSV on stdout.
+cmd_query() {
+  local sql=${*: -1}
+  [[ $# -ge 1 ]] || die "query: give the SQL as the last argument"
+  parse_opts query "chprofile --node" "${@:1:$#-1}"
+  local n=${OPT_NODE:-1} out auth=''
+  if [[ $CH_PROFILE != clickhouse ]]; then
+    load_ch_password || die "$CH_PROFILE has no password yet: run stack.sh up $(ch_opts) first"
+    auth="user = \"$CH_USER:$CH_PASSWORD\""
+  fi
+  out=$(printf '%s\n' "$auth" | curl -sS --max-time 30 -K - -w '\n%{http_code}' \
+    "http://127.0.0.1:$(ch_port "$n" http)/" --data-binary "$sql") || die "query: $(ch_label "$n") did not answer"
+  [[ ${out##*$'\n'} == 200 ]] || die "query on $(ch_label "$n"): $(printf '%s' "${out%$'\n'*}" | tr '\n' ' ')"
+  out=${out%$'\n'*}
+  printf '%s' "$out" >&3 # TSV, each row ending in a newline
 }
 
 usage() {
@@ -979,13 +1282,16 @@ main() {
     down) cmd_down "$@" ;;
     status) parse_opts status "" "$@"; cmd_status >&3 ;;
     env)
-      parse_opts env "profile --with-prometheus" "$@"
+      parse_opts env "profile chprofile --with-prometheus" "$@"
       print_env "$([[ $OPT_PROM == 1 ]] && echo with-prometheus)"
       ;;
     start-kafka) parse_opts start-kafka "profile --node" "$@"; take_lock; start_kafka ${OPT_NODE:+"$OPT_NODE"} ;;
     stop-kafka) parse_opts stop-kafka "profile --node --kill" "$@"; take_lock; stop_kafka ${OPT_NODE:+"$OPT_NODE"} ;;
-    start-clickhouse | start-prometheus) parse_opts "$cmd" "" "$@"; take_lock; "start_${cmd#start-}" ;;
-    stop-clickhouse | stop-prometheus)
+    start-clickhouse) parse_opts "$cmd" "chprofile --node" "$@"; take_lock; start_clickhouse ${OPT_NODE:+"$OPT_NODE"} ;;
+    stop-clickhouse) parse_opts "$cmd" "chprofile --node --kill" "$@"; take_lock; stop_clickhouse ${OPT_NODE:+"$OPT_NODE"} ;;
+    query) cmd_query "$@" ;;
+    start-prometheus) parse_opts "$cmd" "" "$@"; take_lock; "start_${cmd#start-}" ;;
+    stop-prometheus)
       parse_opts "$cmd" "--kill" "$@"
       ((OPT_KILL)) && mode=--kill
       take_lock

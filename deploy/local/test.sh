@@ -15,20 +15,31 @@
 # (PURCHASESYNC_CLUSTER_KAFKA_BROKERS, ..._KAFKA_TLS_CAFILE, ..._KAFKA_SASL_PASSWORD,
 # PURCHASESYNC_CLUSTER_STACK_KAFKA_CLIENT_CERT/_KEY), plus PURCHASESYNC_CLUSTER_PROFILE,
 # the stack.sh options of the cluster (see deploy/testenv: KafkaCluster, Stack).
+# Likewise the two-replica ClickHouse over TLS with a password (stack.sh up
+# --clickhouse-replicas 2 --clickhouse-tls, with its ZooKeeper): its lines with the prefix
+# PURCHASESYNC_CHCLUSTER_ (PURCHASESYNC_CHCLUSTER_CLICKHOUSE_ADDR, ..._PASSWORD, ...), plus
+# PURCHASESYNC_CHCLUSTER_PROFILE (see deploy/testenv: ClickHouseCluster).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 # The default stack must be the default profile, whatever the caller's shell selects
 # (the tests' own stack.sh calls inherit this environment too).
 unset PURCHASESYNC_STACK_KAFKA_BROKERS PURCHASESYNC_STACK_KAFKA_SECURITY
+unset PURCHASESYNC_STACK_CLICKHOUSE_REPLICAS PURCHASESYNC_STACK_CLICKHOUSE_TLS
 # Nor may a secured profile's client settings, eval'ed into the caller's shell earlier,
-# leak into the plaintext broker's PURCHASESYNC_KAFKA_* (the stack prints no such lines),
+# leak into the plaintext broker's PURCHASESYNC_KAFKA_* or the single ClickHouse's
+# PURCHASESYNC_CLICKHOUSE_* (the stack prints no such lines),
 # nor stale cluster lines into the fresh ones.
-for v in $(compgen -v PURCHASESYNC_KAFKA_TLS) $(compgen -v PURCHASESYNC_KAFKA_SASL) $(compgen -v PURCHASESYNC_CLUSTER_); do
+for v in $(compgen -v PURCHASESYNC_KAFKA_TLS) $(compgen -v PURCHASESYNC_KAFKA_SASL) $(compgen -v PURCHASESYNC_CLUSTER_) \
+  $(compgen -v PURCHASESYNC_CHCLUSTER_) $(compgen -v PURCHASESYNC_CLICKHOUSE_TLS) \
+  PURCHASESYNC_CLICKHOUSE_USER PURCHASESYNC_CLICKHOUSE_PASSWORD PURCHASESYNC_CLICKHOUSE_PASSWORD_FILE \
+  PURCHASESYNC_CLICKHOUSE_CLUSTER; do
   unset "$v"
 done
 CLUSTER_PROFILE="--kafka-brokers 3 --kafka-security sasl_ssl"
 read -r -a cluster_opts <<<"$CLUSTER_PROFILE"
+CHCLUSTER_PROFILE="--clickhouse-replicas 2 --clickhouse-tls"
+read -r -a chcluster_opts <<<"$CHCLUSTER_PROFILE"
 
 # Go may be installed but not on a non-login shell's PATH.
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
@@ -36,7 +47,7 @@ for tool in go python3; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is not installed (need Go 1.26+ and Python 3)" >&2; exit 1; }
 done
 
-started=0 cluster_started=0
+started=0 cluster_started=0 chcluster_started=0
 # Not a pipe into grep -q: with pipefail, grep closing early would make
 # `status` die of SIGPIPE and the check fail even when Kafka runs.
 status=$(bash deploy/local/stack.sh status)
@@ -46,13 +57,21 @@ fi
 if ! grep -q '^kafka-3-sasl_ssl/node[0-9]*: running' <<<"$status"; then
   cluster_started=1
 fi
+if ! grep -q '^clickhouse-2-tls/node[0-9]*: running' <<<"$status"; then
+  chcluster_started=1
+fi
 # `down` stops every profile; a cluster started beside an already running stack is
 # stopped on its own.
 stop_stack() {
   if [ "$started" = 1 ]; then
     bash deploy/local/stack.sh down >&2 || true
-  elif [ "$cluster_started" = 1 ]; then
+    return
+  fi
+  if [ "$cluster_started" = 1 ]; then
     bash deploy/local/stack.sh stop-kafka "${cluster_opts[@]}" >&2 || true
+  fi
+  if [ "$chcluster_started" = 1 ]; then
+    bash deploy/local/stack.sh stop-clickhouse "${chcluster_opts[@]}" >&2 || true
   fi
 }
 trap stop_stack EXIT
@@ -66,6 +85,12 @@ cluster_lines=$(bash deploy/local/stack.sh up "${cluster_opts[@]}" |
     -e 's/^PURCHASESYNC_STACK_KAFKA_/PURCHASESYNC_CLUSTER_STACK_KAFKA_/p')
 set -a; eval "$cluster_lines"; set +a
 export PURCHASESYNC_CLUSTER_PROFILE="$CLUSTER_PROFILE"
+# Only the ClickHouse cluster's lines (and ZooKeeper's start), renamed.
+chcluster_lines=$(bash deploy/local/stack.sh up "${chcluster_opts[@]}" |
+  sed -n -e 's/^PURCHASESYNC_CLICKHOUSE_/PURCHASESYNC_CHCLUSTER_CLICKHOUSE_/p' \
+    -e 's/^PURCHASESYNC_STACK_CLICKHOUSE_/PURCHASESYNC_CHCLUSTER_STACK_CLICKHOUSE_/p')
+set -a; eval "$chcluster_lines"; set +a
+export PURCHASESYNC_CHCLUSTER_PROFILE="$CHCLUSTER_PROFILE"
 echo "test.sh: stack and cluster ready in $(( $(date +%s) - t0 ))s" >&2
 
 # chdb-core runs the current ClickHouse engine in-process: the schema and analyst

@@ -7,6 +7,8 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -222,4 +224,75 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("timed out after %s waiting for %s", timeout, what)
+}
+
+const chClusterHowTo = "run deploy/local/test.sh, which starts it with " +
+	"`deploy/local/stack.sh up --clickhouse-replicas 2 --clickhouse-tls` and exports its lines with the prefix PURCHASESYNC_CHCLUSTER_"
+
+// CHCluster is the local stack's two-replica ClickHouse over TLS with a password (test.sh's
+// PURCHASESYNC_CHCLUSTER_* variables).
+type CHCluster struct {
+	Addrs   []string // secure native ports, one per replica
+	HTTP    []string // plaintext HTTP URL of each replica (loopback), for checks behind the client's back
+	Env     []string // PURCHASESYNC_CLICKHOUSE_*=value lines for a subprocess (the CHCLUSTER_ prefix removed)
+	Profile []string // stack.sh options of the profile
+}
+
+// ClickHouseCluster returns the two-replica TLS ClickHouse of the local stack, or skips/fails like
+// ClickHouse(t) when PURCHASESYNC_CHCLUSTER_CLICKHOUSE_ADDR is unset or its first address unreachable.
+func ClickHouseCluster(t testing.TB) CHCluster {
+	t.Helper()
+	const prefix = "PURCHASESYNC_CHCLUSTER_"
+	c := CHCluster{Profile: []string{"--clickhouse-replicas", "2", "--clickhouse-tls"}}
+	for _, kv := range os.Environ() {
+		name, value, _ := strings.Cut(kv, "=")
+		switch {
+		case name == prefix+"PROFILE":
+			c.Profile = strings.Fields(value)
+		case name == prefix+"STACK_CLICKHOUSE_HTTP_ALL":
+			c.HTTP = strings.Split(value, ",")
+		case strings.HasPrefix(name, prefix+"CLICKHOUSE_"):
+			c.Env = append(c.Env, "PURCHASESYNC_"+strings.TrimPrefix(name, prefix)+"="+value)
+		}
+	}
+	sort.Strings(c.Env)
+	for _, a := range strings.Split(c.Getenv("PURCHASESYNC_CLICKHOUSE_ADDR"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			c.Addrs = append(c.Addrs, a)
+		}
+	}
+	first := ""
+	if len(c.Addrs) > 0 {
+		first = c.Addrs[0]
+	}
+	needHow(t, "ClickHouse cluster", prefix+"CLICKHOUSE_ADDR", first, chClusterHowTo)
+	return c
+}
+
+// Getenv is os.Getenv for a program configured for this cluster: a PURCHASESYNC_CLICKHOUSE_* name
+// gets the cluster's value ("" if it has none, so the single node's settings never leak in).
+func (c CHCluster) Getenv(name string) string {
+	if !strings.HasPrefix(name, "PURCHASESYNC_CLICKHOUSE_") {
+		return os.Getenv(name)
+	}
+	for _, kv := range c.Env {
+		if n, v, _ := strings.Cut(kv, "="); n == name {
+			return v
+		}
+	}
+	return ""
+}
+
+// CHClusterTLS is the TLS configuration of the cluster's clients: its throwaway CA.
+func CHClusterTLS(t testing.TB, c CHCluster) *tls.Config {
+	t.Helper()
+	pem, err := os.ReadFile(c.Getenv("PURCHASESYNC_CLICKHOUSE_TLS_CAFILE"))
+	if err != nil {
+		t.Fatalf("the ClickHouse cluster's CA (PURCHASESYNC_CHCLUSTER_CLICKHOUSE_TLS_CAFILE): %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("the ClickHouse cluster's CA file holds no certificate")
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
 }

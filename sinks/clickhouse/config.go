@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"crypto/tls"
 	"fmt"
 	"regexp"
 	"runtime"
@@ -17,6 +18,15 @@ type Config struct {
 	Database string
 	Username string
 	Password string // never logged
+	// TLS, when not nil, is the client TLS configuration of the native
+	// protocol's secure port (9440 by default): every address in Addr
+	// must then be a secure port. cmd/chconf builds it from the flags.
+	TLS *tls.Config
+	// Cluster, when set, is the remote_servers cluster of cluster mode
+	// (cluster.go): migrations ON CLUSTER, Replicated local tables and
+	// Distributed tables, synchronous distributed inserts. Empty: one
+	// server (or ClickHouse Cloud, which replicates by itself).
+	Cluster string
 	// DialTimeout also bounds the wait for a pooled connection.
 	DialTimeout time.Duration
 	// ReadTimeout bounds one server answer; the driver's 300 s default would
@@ -89,6 +99,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("no ClickHouse address: set -clickhouse.addr")
 	case !databaseRE.MatchString(c.Database):
 		return fmt.Errorf("invalid ClickHouse database %q (-clickhouse.database): want letters, digits and _", c.Database)
+	case c.Cluster != "" && !databaseRE.MatchString(c.Cluster):
+		return fmt.Errorf("invalid ClickHouse cluster %q (-clickhouse.cluster): want letters, digits and _, as in remote_servers", c.Cluster)
 	case c.Group == "":
 		return fmt.Errorf("empty consumer group")
 	case c.BatchRows < 1:

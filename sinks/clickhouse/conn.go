@@ -13,13 +13,15 @@ import (
 )
 
 // Open returns a native-protocol connection pool to cfg's database with LZ4
-// compression (18.16 speaks no HTTP the driver understands). database ""
+// compression (18.16 speaks no HTTP the driver understands), over TLS when
+// cfg.TLS is set. database ""
 // uses the server's default database, which the migrator needs before its
 // own database exists. Open does not dial: the first query does.
 func Open(cfg Config, database string) (driver.Conn, error) {
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr:             cfg.Addr,
 		Auth:             clickhouse.Auth{Database: database, Username: cfg.Username, Password: cfg.Password},
+		TLS:              cfg.TLS,
 		Compression:      &clickhouse.Compression{Method: clickhouse.CompressionLZ4},
 		DialTimeout:      cfg.DialTimeout,
 		ReadTimeout:      cfg.ReadTimeout,
@@ -68,4 +70,15 @@ func errorKind(err error) string {
 		return "timeout"
 	}
 	return "send"
+}
+
+// clusterInsertSettings adds to s what inserts into Distributed tables need:
+// insert_distributed_sync, so that the insert returns once the shards hold
+// the rows (else the acknowledgement only means the server queued them).
+func clusterInsertSettings(s clickhouse.Settings) clickhouse.Settings {
+	out := clickhouse.Settings{"insert_distributed_sync": 1}
+	for k, v := range s {
+		out[k] = v
+	}
+	return out
 }

@@ -190,7 +190,11 @@ func MigrateWith(ctx context.Context, cfg Config, ms []Migration, log *slog.Logg
 	if err != nil {
 		return 0, err
 	}
-	err = boot.Exec(ctx, "CREATE DATABASE IF NOT EXISTS `"+cfg.Database+"`")
+	createDB := "CREATE DATABASE IF NOT EXISTS `" + cfg.Database + "`"
+	if cfg.Cluster != "" {
+		createDB += " ON CLUSTER `" + cfg.Cluster + "`"
+	}
+	err = boot.Exec(ctx, createDB)
 	boot.Close()
 	if err != nil {
 		return 0, fmt.Errorf("cannot create database %s: %w", cfg.Database, err)
@@ -200,12 +204,26 @@ func MigrateWith(ctx context.Context, cfg Config, ms []Migration, log *slog.Logg
 		return 0, err
 	}
 	defer conn.Close()
-	return migrate(ctx, conn, cfg.Database, ms, log)
+	return migrate(ctx, conn, cfg.Database, cfg.Cluster, ms, log)
 }
 
-func migrate(ctx context.Context, conn driver.Conn, db string, ms []Migration, log *slog.Logger) (int, error) {
-	if err := conn.Exec(ctx, migrationsTable); err != nil {
+// migrate applies ms to db, in cluster mode (cluster != "") in the cluster
+// form of each statement (clusterStatements).
+func migrate(ctx context.Context, conn driver.Conn, db, cluster string, ms []Migration, log *slog.Logger) (int, error) {
+	create := migrationsTable
+	if cluster != "" {
+		create = clusterMigrationsTable(db, cluster)
+	}
+	if err := conn.Exec(ctx, create); err != nil {
 		return 0, fmt.Errorf("cannot create schema_migrations in %s: %w", db, err)
+	}
+	if cluster != "" {
+		// What another server recorded reaches this one by replication:
+		// wait for it, so that a second migrate from any server is a no-op
+		// (re-running a statement would be harmless, but noisy).
+		if err := conn.Exec(ctx, "SYSTEM SYNC REPLICA `"+db+"`.schema_migrations"); err != nil {
+			return 0, fmt.Errorf("cannot sync schema_migrations in %s with the other replicas: %w", db, err)
+		}
 	}
 	applied := map[int]string{}
 	rows, err := conn.Query(ctx, "SELECT version, checksum FROM schema_migrations FINAL")
@@ -235,7 +253,18 @@ func migrate(ctx context.Context, conn driver.Conn, db string, ms []Migration, l
 			continue
 		}
 		start := time.Now()
-		for _, st := range m.Statements {
+		stmts := m.Statements
+		if cluster != "" {
+			stmts = nil
+			for _, st := range m.Statements {
+				cs, err := clusterStatements(st, db, cluster)
+				if err != nil {
+					return version, fmt.Errorf("migration %04d_%s: %w", m.Version, m.Name, err)
+				}
+				stmts = append(stmts, cs...)
+			}
+		}
+		for _, st := range stmts {
 			if st.AddColumn != nil {
 				exists, err := columnExists(ctx, conn, db, *st.AddColumn)
 				if err != nil {
@@ -262,7 +291,7 @@ func migrate(ctx context.Context, conn driver.Conn, db string, ms []Migration, l
 			return version, fmt.Errorf("cannot record migration %04d_%s in %s: %w", m.Version, m.Name, db, err)
 		}
 		version = m.Version
-		log.Info("applied ClickHouse migration", "database", db, "version", m.Version, "name", m.Name, "took", time.Since(start).String())
+		log.Info("applied ClickHouse migration", "database", db, "cluster", cluster, "version", m.Version, "name", m.Name, "took", time.Since(start).String())
 	}
 	return version, nil
 }

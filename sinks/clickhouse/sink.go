@@ -145,7 +145,7 @@ func New(cfg Config, deps Deps) (*Sink, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.conn, s.w = conn, &chWriter{conn: conn, log: s.log}
+		s.conn, s.w = conn, &chWriter{conn: conn, log: s.log, cluster: s.cfg.Cluster != ""}
 	}
 	s.kafkaOpts = append(append([]kgo.Opt{}, deps.KafkaOpts...), s.groupOpts()...)
 	if err := kgo.ValidateOpts(s.kafkaOpts...); err != nil {

@@ -39,11 +39,15 @@ type chWriter struct {
 	conn     driver.Conn
 	settings clickhouse.Settings
 	probed   bool
-	log      *slog.Logger
-	buf      []byte        // scratch for native column encodings
-	src      bytes.Reader  // reads buf for rd
-	rd       *proto.Reader // created once, see appendNative
-	native   int           // columns loaded in Native format so far (tests check the path is taken)
+	// cluster: the tables are Distributed, whose inserts must be
+	// synchronous, else an acknowledged batch (and its committed offsets)
+	// would wait in the server's local queue for its shards.
+	cluster bool
+	log     *slog.Logger
+	buf     []byte        // scratch for native column encodings
+	src     bytes.Reader  // reads buf for rd
+	rd      *proto.Reader // created once, see appendNative
+	native  int           // columns loaded in Native format so far (tests check the path is taken)
 	// nativeOff is set after a native load failed; the driver's Append
 	// then does all the work.
 	nativeOff bool
@@ -56,6 +60,9 @@ func (w *chWriter) insert(ctx context.Context, t *table) error {
 			return fmt.Errorf("cannot read ClickHouse server version: %w", err)
 		}
 		w.settings, w.probed = InsertSettings(v), true
+		if w.cluster {
+			w.settings = clusterInsertSettings(w.settings)
+		}
 	}
 	if w.settings != nil {
 		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(w.settings))

@@ -45,6 +45,12 @@ type Config struct {
 	// HealthInterval is how often the processor checks that Kafka and
 	// ClickHouse answer, so that Ready follows an outage while it is idle.
 	HealthInterval time.Duration
+	// Cluster is the ClickHouse cluster of the sink's cluster mode (its
+	// tables are Distributed over replicated <table>_local tables), and
+	// Database the database of Conn: the mutations then go to the local
+	// tables ON CLUSTER, and a request completes only when every replica in
+	// Deps.Replicas has applied them. Empty: one server.
+	Cluster, Database string
 }
 
 // DefaultConfig returns the defaults for topic.
@@ -58,6 +64,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Topic == "" || c.Group == "":
 		return errors.New("compliance: topic and group are required")
+	case c.Cluster != "" && c.Database == "":
+		return errors.New("compliance: cluster mode needs the database")
 	case c.MutationTimeout <= 0 || c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial || c.HealthInterval <= 0:
 		return errors.New("compliance: timeouts must be positive")
 	}
@@ -66,8 +74,12 @@ func (c Config) Validate() error {
 
 // Deps are the processor's collaborators.
 type Deps struct {
-	Conn  driver.Conn // the purchasesync database (tables of DESIGN §5)
-	Sites SiteLookup
+	Conn driver.Conn // the purchasesync database (tables of DESIGN §5)
+	// Replicas, in cluster mode, are connections to every replica (each to
+	// the database), on which waitMutations checks that a request's
+	// mutations are done; empty: Conn alone.
+	Replicas []driver.Conn
+	Sites    SiteLookup
 	// ConsumerOpts are the base Kafka options (seeds, logging).
 	ConsumerOpts []kgo.Opt
 	Registerer   prometheus.Registerer
@@ -80,12 +92,13 @@ type Deps struct {
 
 // Processor carries out privacy requests.
 type Processor struct {
-	cfg   Config
-	conn  driver.Conn
-	sites SiteLookup
-	opts  []kgo.Opt
-	log   *slog.Logger
-	m     *metrics
+	cfg      Config
+	conn     driver.Conn
+	replicas []driver.Conn
+	sites    SiteLookup
+	opts     []kgo.Opt
+	log      *slog.Logger
+	m        *metrics
 
 	insertSettings func(*driver.ServerVersion) clickhouse.Settings
 	settings       clickhouse.Settings // chosen at the first insert
@@ -115,7 +128,11 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Processor{cfg: cfg, conn: deps.Conn, sites: deps.Sites, opts: deps.ConsumerOpts, log: log, m: newMetrics(reg),
+	replicas := deps.Replicas
+	if len(replicas) == 0 {
+		replicas = []driver.Conn{deps.Conn}
+	}
+	p := &Processor{cfg: cfg, conn: deps.Conn, replicas: replicas, sites: deps.Sites, opts: deps.ConsumerOpts, log: log, m: newMetrics(reg),
 		insertSettings: deps.InsertSettings}
 	p.health = health.New("compliance processor", "compliance_", reg, log)
 	p.kafka, p.ch = p.health.Dep("Kafka"), p.health.Dep("ClickHouse")
@@ -585,6 +602,13 @@ func (p *Processor) redactCustomer(ctx context.Context, req *schemas.ComplianceR
 }
 
 func (p *Processor) mutate(ctx context.Context, table, sql string, args ...any) error {
+	if p.cfg.Cluster != "" {
+		// A Distributed table takes no mutation: its replicated local
+		// tables do, on every shard (ON CLUSTER) and, by replication, on
+		// every replica.
+		local := "ALTER TABLE `" + p.cfg.Database + "`.`" + table + localSuffix + "` ON CLUSTER `" + p.cfg.Cluster + "` "
+		sql = strings.Replace(sql, "ALTER TABLE "+table+" ", local, 1)
+	}
 	if err := p.conn.Exec(ctx, sql, args...); err != nil {
 		return fmt.Errorf("cannot apply a privacy mutation to %s: %w", table, err)
 	}
@@ -593,15 +617,25 @@ func (p *Processor) mutate(ctx context.Context, table, sql string, args ...any) 
 }
 
 // waitMutations waits until ClickHouse has applied every pending mutation
-// of our tables (mutations run in the background on every version).
+// of our tables (mutations run in the background on every version), on
+// every replica in cluster mode: a replica reports in its system.mutations
+// whether its own parts are done.
 func (p *Processor) waitMutations(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.MutationTimeout)
 	defer cancel()
+	tables := "'purchases', 'discrepancies', 'raw_events'"
+	if p.cfg.Cluster != "" {
+		tables = "'purchases" + localSuffix + "', 'discrepancies" + localSuffix + "', 'raw_events" + localSuffix + "'"
+	}
+	q := "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table IN (" + tables + ") AND is_done = 0"
 	for {
 		var pending uint64
-		err := p.conn.QueryRow(ctx, "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table IN ('purchases', 'discrepancies', 'raw_events') AND is_done = 0").Scan(&pending)
-		if err != nil {
-			return fmt.Errorf("cannot read mutation progress from system.mutations: %w", err)
+		for i, r := range p.replicas {
+			var n uint64
+			if err := r.QueryRow(ctx, q).Scan(&n); err != nil {
+				return fmt.Errorf("cannot read mutation progress from system.mutations of replica %d: %w", i+1, err)
+			}
+			pending += n
 		}
 		if pending == 0 {
 			return nil
@@ -613,6 +647,10 @@ func (p *Processor) waitMutations(ctx context.Context) error {
 		}
 	}
 }
+
+// localSuffix is sinks/clickhouse's LocalSuffix (cluster mode's local
+// tables; a stage does not import another).
+const localSuffix = "_local"
 
 // reportRow is one purchase in a data request report.
 type reportRow struct {
