@@ -109,12 +109,13 @@ if [ $# -gt 0 ]; then
   go test -count=1 -timeout 40m "$@"
 else
   # Phase 1: every package, in parallel. Phase 2: the chaos tests, which kill and
-  # restart the cluster's brokers, one at a time (-p 1) and after phase 1, so that no
-  # other test shares the cluster while a broker is down.
+  # restart the cluster's brokers (and a replica of the ClickHouse cluster), one at a
+  # time (-p 1) and after phase 1, so that no other test shares a cluster while one of
+  # its servers is down.
   go test -count=1 -timeout 40m -skip '^TestChaos' ./...
   echo "test.sh: phase 1 done in $(( $(date +%s) - t0 ))s; chaos tests next" >&2
   # -v: the measured figures (acknowledged during the fault, longest 503 stretch, time
   # to ready) are logged by the tests and belong in CI's output.
-  PURCHASESYNC_CHAOS_TESTS=1 go test -count=1 -p 1 -timeout 30m -run '^TestChaos' -v ./cmd/purchasesync
+  PURCHASESYNC_CHAOS_TESTS=1 go test -count=1 -p 1 -timeout 30m -run '^TestChaos' -v ./cmd/purchasesync ./sinks/clickhouse
 fi
 echo "test.sh: done in $(( $(date +%s) - t0 ))s" >&2

@@ -47,6 +47,12 @@
 // "Schema"); only per-insert settings depend on the server version
 // (async_insert=0 where it exists).
 //
+// Cluster mode (Config.Cluster, cluster.go): the same migration files,
+// rewritten ON CLUSTER into Replicated <table>_local tables and Distributed
+// <table> tables sharded by purchase, which the sink writes with
+// insert_distributed_sync=1; schema_migrations is replicated over every
+// server. Empty Cluster is one server, or ClickHouse Cloud.
+//
 // Metrics (prefix purchasesync_sink_): rows_total{table}, batches_total{table},
 // batch_duration_seconds{table}, insert_errors_total{table,kind}, retrying,
 // retries_total, dead_letters_total{topic,kind}, buffered_rows,
