@@ -97,7 +97,9 @@ declare -A PROFILE_INDEX=([1-plaintext]=0 [1-sasl_ssl]=1 [3-plaintext]=2 [3-sasl
 SASL_USER=purchasesync
 SASL_MECHANISMS=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN,OAUTHBEARER
 
-KAFKA_READY_TIMEOUT=120
+# A SIGKILLed broker recovers every partition's log before it listens; with the thousands of
+# partitions test runs leave in a long-lived state folder that took over 2 minutes here.
+KAFKA_READY_TIMEOUT=300
 CH_READY_TIMEOUT=60
 PROM_READY_TIMEOUT=60
 STOP_TIMEOUT=30
