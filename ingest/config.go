@@ -16,6 +16,12 @@ import (
 // so it gets an honest 413 instead.
 const MaxRecordBodyBytes = 960 << 10
 
+// MaxStorefrontBodyLimit caps -ingest.maxStorefrontBodyBytes. The join
+// keeps up to ~1.2× a storefront body per key (purchase and facts) and
+// writes it to join.state.v1 and purchases.v1, both limited to one Kafka
+// record: 256 KiB keeps those records far below it, whatever the event.
+const MaxStorefrontBodyLimit = 256 << 10
+
 // Config configures the public HTTP ingest. cmd/purchasesync fills it from
 // flags (named in each field's comment) and PURCHASESYNC_* variables.
 type Config struct {
@@ -133,8 +139,8 @@ func (c Config) Validate() error {
 	if c.MaxWebhookBodyBytes < 1<<10 || c.MaxWebhookBodyBytes > MaxRecordBodyBytes {
 		bad("-ingest.maxWebhookBodyBytes must be between 1024 and %d (what one Kafka record can carry), got %d", MaxRecordBodyBytes, c.MaxWebhookBodyBytes)
 	}
-	if c.MaxStorefrontBodyBytes < 1<<10 {
-		bad("-ingest.maxStorefrontBodyBytes must be at least 1024, got %d", c.MaxStorefrontBodyBytes)
+	if c.MaxStorefrontBodyBytes < 1<<10 || c.MaxStorefrontBodyBytes > MaxStorefrontBodyLimit {
+		bad("-ingest.maxStorefrontBodyBytes must be between 1024 and %d (what the join's state records can carry), got %d", MaxStorefrontBodyLimit, c.MaxStorefrontBodyBytes)
 	}
 	if c.MaxHeaderBytes < 4<<10 {
 		bad("-ingest.maxHeaderBytes must be at least 4096, got %d", c.MaxHeaderBytes)
