@@ -71,6 +71,7 @@ type Server struct {
 	kafkaOK   atomic.Bool
 	stopping  atomic.Bool
 	idPrefix  string
+	bodies    bodyBuffers
 }
 
 // Indexes into Server.topics and topicLabels.
@@ -126,23 +127,24 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.srv = &fasthttp.Server{
 		Handler:      s.handle,
 		ErrorHandler: s.handleTransportError,
-		// Storefront events are small, webhooks are not: the limit is chosen
-		// per route once the headers are in, before the body is read.
-		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-			if bytes.HasPrefix(h.RequestURI(), []byte(storefrontPrefix)) {
-				return fasthttp.RequestConfig{MaxRequestBodySize: cfg.MaxStorefrontBodyBytes}
-			}
-			return fasthttp.RequestConfig{MaxRequestBodySize: cfg.MaxWebhookBodyBytes}
+		// Bodies are read by the route's handler with the route's limit
+		// (body.go), so an announced Content-Length reserves nothing. A
+		// streamed body is still prefetched up to min(limit, 8 KiB) before
+		// the handler runs; a limit of 1 here makes that one byte, so that
+		// an oversize announcement is refused after its first byte, not
+		// after 8 KiB or the read timeout.
+		StreamRequestBody: true,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{MaxRequestBodySize: 1}
 		},
-		Name:               "purchasesync",
-		Concurrency:        cfg.MaxConns,
-		MaxConnsPerIP:      cfg.MaxConnsPerIP,
-		ReadBufferSize:     cfg.MaxHeaderBytes,
-		ReadTimeout:        cfg.ReadTimeout,
-		WriteTimeout:       cfg.WriteTimeout,
-		IdleTimeout:        cfg.IdleTimeout,
-		MaxRequestBodySize: max(cfg.MaxWebhookBodyBytes, cfg.MaxStorefrontBodyBytes),
-		CloseOnShutdown:    true,
+		Name:            "purchasesync",
+		Concurrency:     cfg.MaxConns,
+		MaxConnsPerIP:   cfg.MaxConnsPerIP,
+		ReadBufferSize:  cfg.MaxHeaderBytes,
+		ReadTimeout:     cfg.ReadTimeout,
+		WriteTimeout:    cfg.WriteTimeout,
+		IdleTimeout:     cfg.IdleTimeout,
+		CloseOnShutdown: true,
 		// Nothing here is a form: don't parse multipart bodies eagerly.
 		DisablePreParseMultipartForm: true,
 		NoDefaultContentType:         true,
@@ -165,6 +167,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	var endpoint string
 	var err error
 	switch {
+	case !canonicalTarget(ctx):
+		endpoint = endpointOther
+		ctx.SetConnectionClose()
+		err = statusErrorf(fasthttp.StatusBadRequest, "request target must be a plain path (no empty or dot segments, no percent-encoding)")
 	case string(path) == webhookPath:
 		endpoint = endpointWebhook
 		if !ctx.IsPost() {
@@ -188,6 +194,15 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		default:
 			err = methodNotAllowed(ctx, "POST, OPTIONS")
 		}
+	case announcesBody(&ctx.Request.Header):
+		// Nothing else takes a body; refusing it unread (and closing) means
+		// no route but the two above ever buffers one.
+		endpoint = endpointOther
+		if string(path) == "/healthz" || string(path) == "/readyz" {
+			endpoint = endpointHealth
+		}
+		ctx.SetConnectionClose()
+		err = &StatusError{Code: fasthttp.StatusRequestEntityTooLarge, Err: errNoBody}
 	case string(path) == "/healthz":
 		endpoint = endpointHealth
 		if !ctx.IsGet() {
@@ -213,6 +228,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		err = statusErrorf(fasthttp.StatusNotFound, "no such endpoint")
 	}
 	if err != nil {
+		if announcesBody(&ctx.Request.Header) {
+			// A refusal may leave the body unread; don't spend the read
+			// timeout draining it for a keep-alive.
+			ctx.SetConnectionClose()
+		}
 		ctx.Response.Header.Set("X-Request-Id", s.requestID(ctx))
 		writeError(ctx, err, s.log)
 	}

@@ -24,6 +24,9 @@ const maxUserAgent = 512
 // probing for site names costs the prober its own tokens.
 func (s *Server) storefront(ctx *fasthttp.RequestCtx, slug string) error {
 	receivedAt := time.Now()
+	if err := checkAnnounced(ctx, s.cfg.MaxStorefrontBodyBytes); err != nil {
+		return err
+	}
 	ip := s.clientIP(ctx)
 	if ok, wait := s.ipLimit.allow(rateKey(ip), receivedAt); !ok {
 		s.m.rateLimited.WithLabelValues("ip").Inc()
@@ -46,7 +49,12 @@ func (s *Server) storefront(ctx *fasthttp.RequestCtx, slug string) error {
 	if !isJSON(ctx.Request.Header.ContentType()) {
 		return statusErrorf(fasthttp.StatusUnsupportedMediaType, "Content-Type must be application/json")
 	}
-	body := ctx.PostBody()
+	buf := s.bodies.get()
+	defer s.bodies.put(buf)
+	body, err := readBody(ctx, s.cfg.MaxStorefrontBodyBytes, buf)
+	if err != nil {
+		return err
+	}
 	s.m.bodyBytes.WithLabelValues(endpointStorefront).Observe(float64(len(body)))
 	key, err := storefrontKey(site, body)
 	if err != nil {
