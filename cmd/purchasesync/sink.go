@@ -46,7 +46,8 @@ func addSinkFlags(fs *flagSet) *sinkFlags {
 			"base URL of a Talkable-compatible purchase registry (POST <url>/api/v2/origins); empty = do not forward purchases"),
 		registrarAPIKey: fs.Secret("registrar.apiKey", "bearer API key of the purchase registry"),
 		registrarTest:   fs.Bool("registrar.forwardTest", rd.ForwardTest, "also forward Shopify test orders"),
-		notifierURL: fs.String("notifier.url", "",
+		// The URL is the webhook's credential (whoever has it can post).
+		notifierURL: fs.Secret("notifier.url",
 			"Slack-compatible incoming-webhook URL for per-site discrepancy digests; empty = no notifications"),
 		notifierInterval: fs.Duration("notifier.interval", nd.Interval, "at most one discrepancy message per site per this interval"),
 	}
@@ -64,7 +65,7 @@ func addClickHouseFlags(fs *flagSet) chFlags {
 		addr:     fs.String("clickhouse.addr", "127.0.0.1:19000", "comma-separated ClickHouse native-protocol addresses (host:port); later ones are failovers"),
 		database: fs.String("clickhouse.database", d.Database, "ClickHouse database of the purchases, discrepancies and raw_events tables"),
 		user:     fs.String("clickhouse.user", d.Username, "ClickHouse user"),
-		password: fs.String("clickhouse.password", "", "ClickHouse password (prefer the environment variable)"),
+		password: fs.Secret("clickhouse.password", "ClickHouse password"),
 	}
 }
 
