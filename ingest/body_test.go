@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"purchasesync/ingest/shopify"
 	"runtime"
 	"strings"
 	"testing"
@@ -90,5 +91,32 @@ func TestRequestTargetSpellings(t *testing.T) {
 	}
 	if r := e.do(t, req{method: "GET", path: "/healthz?probe=1"}); r.code != 200 {
 		t.Errorf("GET /healthz?probe=1: %d, want 200", r.code)
+	}
+}
+
+// TestCustomAppSecretIsBoundToItsShop: a webhook for shop B signed with
+// shop A's custom-app secret gets 401 and writes nothing; A's own webhooks
+// verify, and so do every shop's under the public secret (H5).
+func TestCustomAppSecretIsBoundToItsShop(t *testing.T) {
+	const custom = "shpss_custom_bolt"
+	e := startInproc(t, func(c *Config) { c.ShopSecrets = map[string][][]byte{"bolt.myshopify.com": {[]byte(custom)}} })
+	body := []byte(`{"id":820982911946154508,"name":"#1001","order_number":1001,"email":"jane@example.com"}`)
+	signed := func(shop, secret string) req {
+		r := webhook("orders/create", shop, body)
+		r.headers["X-Shopify-Hmac-Sha256"] = shopify.Sign([]byte(secret), body)
+		return r
+	}
+	if r := e.do(t, signed("acme.myshopify.com", custom)); r.code != 401 {
+		t.Errorf("acme's webhook signed with bolt's custom secret: %d, want 401", r.code)
+	}
+	if r := e.do(t, signed("bolt.myshopify.com", custom)); r.code != 200 {
+		t.Errorf("bolt's webhook signed with its custom secret: %d (%s), want 200", r.code, r.body)
+	}
+	if r := e.do(t, signed("acme.myshopify.com", testSecret)); r.code != 200 {
+		t.Errorf("acme's webhook signed with the public secret: %d (%s), want 200", r.code, r.body)
+	}
+	recs := readAll(t, e.seeds, rawTopics(e.topics))
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2 (the forged one must not be written)", len(recs))
 	}
 }

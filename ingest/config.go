@@ -30,9 +30,15 @@ type Config struct {
 	Addr string
 	// Topics names the raw topics (prefix from -kafka.topicPrefix).
 	Topics schemas.Topics
-	// Secrets are the Shopify app secrets that may sign webhooks
-	// (-shopify.apiSecret, comma-separated for rotation). Required.
+	// Secrets are the public Shopify app's secrets, which may sign webhooks
+	// of every shop (-shopify.apiSecret, comma-separated for rotation).
 	Secrets [][]byte
+	// ShopSecrets are custom apps' secrets by shop domain
+	// (-shopify.apiSecret entries "shop.myshopify.com=secret"): each
+	// verifies only its shop's webhooks, because the merchant who owns a
+	// custom app knows its secret. At least one of Secrets and ShopSecrets
+	// is required.
+	ShopSecrets map[string][][]byte
 
 	// MaxWebhookBodyBytes bounds a webhook body (-ingest.maxWebhookBodyBytes);
 	// larger ones get 413. Orders with hundreds of line items stay well below.
@@ -128,8 +134,15 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if len(c.Secrets) == 0 {
+	if len(c.Secrets) == 0 && len(c.ShopSecrets) == 0 {
 		bad("no Shopify app secret: set -shopify.apiSecret or PURCHASESYNC_SHOPIFY_API_SECRET")
+	}
+	for shop, keys := range c.ShopSecrets {
+		for _, k := range keys {
+			if len(k) == 0 {
+				bad("the Shopify app secret for %s is empty (-shopify.apiSecret)", shop)
+			}
+		}
 	}
 	for i, s := range c.Secrets {
 		if len(s) == 0 {

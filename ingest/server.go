@@ -90,7 +90,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Client == nil || deps.Sites == nil {
 		return nil, errors.New("ingest: Deps.Client and Deps.Sites are required")
 	}
-	v, err := shopify.NewVerifier(cfg.Secrets)
+	v, err := shopify.NewBoundVerifier(cfg.Secrets, cfg.ShopSecrets)
 	if err != nil {
 		return nil, fmt.Errorf("cannot build the webhook verifier (-shopify.apiSecret): %w", err)
 	}

@@ -34,7 +34,7 @@ func (s *Server) webhook(ctx *fasthttp.RequestCtx) error {
 		return err
 	}
 	s.m.bodyBytes.WithLabelValues(endpointWebhook).Observe(float64(len(body)))
-	if !s.verifier.Verify(body, h.Peek(hdrHmac)) {
+	if !s.verifier.Verify(body, h.Peek(hdrHmac), string(h.Peek(hdrShopDomain))) {
 		s.m.signatureFailures.Inc()
 		return statusErrorf(fasthttp.StatusUnauthorized, "missing or invalid %s", hdrHmac)
 	}
