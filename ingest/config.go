@@ -58,11 +58,14 @@ type Config struct {
 	// IdleTimeout closes keep-alive connections idle this long
 	// (-ingest.idleTimeout).
 	IdleTimeout time.Duration
-	// MaxConns bounds concurrent connections (-ingest.maxConns).
+	// MaxConns bounds concurrent connections (-ingest.maxConns). Past 7/8
+	// of it the longest-idle keep-alive connections are closed to make
+	// room (conns.go).
 	MaxConns int
-	// MaxConnsPerIP bounds connections from one address
-	// (-ingest.maxConnsPerIP); 0 = unlimited. Behind a load balancer every
-	// connection comes from its address: raise it there.
+	// MaxConnsPerIP bounds connections from one client, an IPv4 address or
+	// an IPv6 /64 (-ingest.maxConnsPerIP); 0 = unlimited. Behind a load
+	// balancer every connection comes from its address: raise it there,
+	// and cap connections per client at the balancer.
 	MaxConnsPerIP int
 
 	// ProduceTimeout bounds the wait for Kafka's acknowledgement

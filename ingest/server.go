@@ -72,6 +72,7 @@ type Server struct {
 	stopping  atomic.Bool
 	idPrefix  string
 	bodies    bodyBuffers
+	guard     *connGuard // set by Run, before Serve
 }
 
 // Indexes into Server.topics and topicLabels.
@@ -137,9 +138,11 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 			return fasthttp.RequestConfig{MaxRequestBodySize: 1}
 		},
-		Name:            "purchasesync",
-		Concurrency:     cfg.MaxConns,
-		MaxConnsPerIP:   cfg.MaxConnsPerIP,
+		Name:        "purchasesync",
+		Concurrency: cfg.MaxConns,
+		// Connections per client are capped by connGuard (per IPv6 /64,
+		// not per exact address), which also evicts idle ones.
+		ConnState:       func(c net.Conn, st fasthttp.ConnState) { s.guard.connState(c, st) },
 		ReadBufferSize:  cfg.MaxHeaderBytes,
 		ReadTimeout:     cfg.ReadTimeout,
 		WriteTimeout:    cfg.WriteTimeout,
@@ -317,6 +320,8 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	s.log.Info("ingest listening", "addr", ln.Addr().String())
+	s.guard = newConnGuard(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerIP, s.m)
+	ln = s.guard
 	bg, stopBg := context.WithCancel(context.Background())
 	defer stopBg()
 	go s.watchKafka(bg)

@@ -1,0 +1,72 @@
+package ingest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestIdleConnectionsDoNotStarveWorkers: with every connection slot held
+// by idle keep-alive connections, a new client is still served (M3 of the
+// security review: it got 503 "Server.Concurrency limit exceeded").
+func TestIdleConnectionsDoNotStarveWorkers(t *testing.T) {
+	const maxConns = 20
+	e := startInproc(t, func(c *Config) { c.MaxConns = maxConns; c.IdleTimeout = time.Minute })
+	for i := range maxConns {
+		c, err := e.ln.DialWithLocalAddr(&net.TCPAddr{IP: net.IPv4(198, 51, 100, byte(i+1)), Port: 40000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprint(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.Contains(line, "200") {
+			t.Fatalf("idle connection %d: %q %v", i, line, err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // the last ones are idle now
+	for i := range 3 {
+		r := e.do(t, req{method: "GET", path: "/healthz", from: fmt.Sprintf("203.0.113.%d", i+1)})
+		if r.code != 200 {
+			t.Errorf("new client %d with %d idle connections open: %d %s, want 200", i, maxConns, r.code, r.body)
+		}
+	}
+	if v := value(t, e.srv.m.idleConnsClosed); v < 1 {
+		t.Errorf("idle_connections_closed_total = %v, want > 0", v)
+	}
+}
+
+// TestConnectionCapPerIPv6Prefix: the per-client connection cap counts an
+// IPv6 /64 as one client, as the rate limits do (M3: fasthttp counted exact
+// addresses, so one /64 could open every slot).
+func TestConnectionCapPerIPv6Prefix(t *testing.T) {
+	e := startInproc(t, func(c *Config) { c.MaxConnsPerIP = 3 })
+	dial := func(ip string) string {
+		t.Helper()
+		c, err := e.ln.DialWithLocalAddr(&net.TCPAddr{IP: net.ParseIP(ip), Port: 40000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprint(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		return line
+	}
+	for i := range 3 {
+		if got := dial(fmt.Sprintf("2001:db8:1:2::%x", i+1)); !strings.Contains(got, "200") {
+			t.Fatalf("connection %d of the /64: %q, want 200", i+1, got)
+		}
+	}
+	if got := dial("2001:db8:1:2:ffff::9"); !strings.Contains(got, "429") {
+		t.Errorf("4th connection from the same /64: %q, want 429", got)
+	}
+	if got := dial("2001:db8:1:3::1"); !strings.Contains(got, "200") {
+		t.Errorf("another /64: %q, want 200", got)
+	}
+	if v := value(t, e.srv.m.connsRefused); v != 1 {
+		t.Errorf("connections_refused_total = %v, want 1", v)
+	}
+}
