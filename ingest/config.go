@@ -97,7 +97,11 @@ type Config struct {
 	IPRate  float64
 	IPBurst int
 	// SiteRate and SiteBurst are the storefront token bucket per site
-	// (-ingest.siteRate, -ingest.siteBurst); SiteRate 0 disables it.
+	// (-ingest.siteRate, -ingest.siteBurst); SiteRate 0 disables it. Over
+	// it, only clients that have spent more than two events of their own
+	// burst are refused, so a few flooding addresses shed their own
+	// traffic instead of locking the site's shoppers out. IPv6 clients are
+	// also limited per /48, at 16 times the per-client rate and burst.
 	SiteRate  float64
 	SiteBurst int
 }

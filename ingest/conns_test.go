@@ -70,3 +70,44 @@ func TestConnectionCapPerIPv6Prefix(t *testing.T) {
 		t.Errorf("connections_refused_total = %v, want 1", v)
 	}
 }
+
+// TestIPv6NetworkLimit: the /64s of one /48 share a bucket of 16 clients'
+// rate, so a residential /56 (256 /64s) cannot send 256 times the
+// per-client rate (M2 of the security review).
+func TestIPv6NetworkLimit(t *testing.T) {
+	e := startInproc(t, func(c *Config) { c.IPRate, c.IPBurst = 1, 2; c.SiteRate = 0 })
+	body := []byte(`{"purchase":{"order_number":"1","subtotal":"1"},"customer":{"email":"a@b.example"}}`)
+	accepted := 0
+	for i := range 40 { // 20 /64s of 2001:db8:7:ff00::/56, two events each
+		r := storefrontReq("acme", body)
+		r.from = fmt.Sprintf("2001:db8:7:ff%02x::1", i/2)
+		if e.do(t, r).code == 202 {
+			accepted++
+		}
+	}
+	if accepted > 2*netFactor+1 {
+		t.Errorf("%d of 40 events from one /48 accepted, want at most its burst of %d", accepted, 2*netFactor)
+	}
+	r := storefrontReq("acme", body)
+	r.from = "2001:db8:8::1" // another /48
+	if code := e.do(t, r).code; code != 202 {
+		t.Errorf("another /48: %d, want 202", code)
+	}
+}
+
+// TestPreflightIsRateLimited: CORS preflights charge the per-IP bucket, so
+// site slugs cannot be enumerated for free (L5 of the security review).
+func TestPreflightIsRateLimited(t *testing.T) {
+	e := startInproc(t, func(c *Config) { c.IPRate, c.IPBurst = 1, 20 })
+	limited := 0
+	for i := range 60 {
+		r := req{method: "OPTIONS", path: fmt.Sprintf("/v1/sites/probe%d/purchases", i), from: "198.51.100.77",
+			headers: map[string]string{"Origin": "https://acme.myshopify.com"}}
+		if e.do(t, r).code == 429 {
+			limited++
+		}
+	}
+	if limited < 30 {
+		t.Errorf("%d of 60 preflight probes from one address got 429, want most of those past the burst of 20", limited)
+	}
+}

@@ -65,6 +65,7 @@ type Server struct {
 	inflight  *inflightLimiter
 	ipLimit   *tokenBuckets[netip.Addr]
 	siteLimit *tokenBuckets[string]
+	netLimit  *tokenBuckets[netip.Addr] // IPv6 /48s
 	srv       *fasthttp.Server
 	ln        net.Listener
 	topics    [4]string // full names, indexed like topicLabels
@@ -116,6 +117,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		inflight:  newInflightLimiter(cfg.MaxInflightProduces, cfg.MaxQueueDuration, cfg.RetryAfter, m),
 		ipLimit:   newTokenBuckets[netip.Addr](cfg.IPRate, cfg.IPBurst),
 		siteLimit: newTokenBuckets[string](cfg.SiteRate, cfg.SiteBurst),
+		netLimit:  newTokenBuckets[netip.Addr](cfg.IPRate*netFactor, cfg.IPBurst*netFactor),
 		ln:        deps.Listener,
 		idPrefix:  hex.EncodeToString(rnd[:]),
 	}
@@ -396,6 +398,7 @@ func (s *Server) sweepBuckets(ctx context.Context) {
 		case now := <-t.C:
 			s.ipLimit.sweep(now)
 			s.siteLimit.sweep(now)
+			s.netLimit.sweep(now)
 		}
 	}
 }
