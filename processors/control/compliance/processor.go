@@ -513,9 +513,26 @@ func (p *Processor) customerKeys(ctx context.Context, req *schemas.ComplianceReq
 		}
 	}
 	if e := req.Customer.Email; e != "" {
-		// Held or unjoined events exist only as raw bodies.
-		if err := p.collect(ctx, add, "SELECT DISTINCT site, order_number FROM raw_events WHERE site IN ? AND positionCaseInsensitive(body, ?) > 0", inSet(names), e); err != nil {
-			return nil, err
+		// Held or unjoined events exist only as raw bodies. The substring
+		// search only narrows the candidates; the match is on the parsed
+		// email fields (bodyHasEmail), or bob@x.com would take jimbob@x.com's
+		// and bob@x.com.au's data with it.
+		rows, err := p.conn.Query(ctx, "SELECT site, order_number, body FROM raw_events WHERE site IN ? AND positionCaseInsensitive(body, ?) > 0", inSet(names), e)
+		if err != nil {
+			return nil, fmt.Errorf("cannot look up the customer's raw events: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var site, order, body string
+			if err := rows.Scan(&site, &order, &body); err != nil {
+				return nil, fmt.Errorf("cannot look up the customer's raw events: %w", err)
+			}
+			if bodyHasEmail([]byte(body), e) {
+				add(site, order)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("cannot look up the customer's raw events: %w", err)
 		}
 	}
 	out := map[string][]string{}
@@ -552,6 +569,29 @@ func (p *Processor) collect(ctx context.Context, add func(site, order string), q
 		add(site, order)
 	}
 	return rows.Err()
+}
+
+// bodyHasEmail reports whether a raw event belongs to the customer with
+// this email: the Shopify order's email or customer.email, or the
+// storefront event's customer.email, equal to it after trimming and case
+// folding. Lenient on purpose: a body that today's validation would refuse
+// may still have been stored, and it must still be found.
+func bodyHasEmail(body []byte, email string) bool {
+	var b struct {
+		Email    any `json:"email"`
+		Customer *struct {
+			Email any `json:"email"`
+		} `json:"customer"`
+	}
+	if json.Unmarshal(body, &b) != nil {
+		return false
+	}
+	email = strings.TrimSpace(email)
+	same := func(v any) bool {
+		s, ok := v.(string)
+		return ok && strings.EqualFold(strings.TrimSpace(s), email)
+	}
+	return same(b.Email) || (b.Customer != nil && same(b.Customer.Email))
 }
 
 // piiFields are the discrepancy fields whose values are personal data.
