@@ -252,6 +252,14 @@ func (h *Handler) put(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	// One shop belongs to one site: a second site would split or steal
+	// its webhooks and compliance requests.
+	for _, other := range h.deps.Sites.All() {
+		if other.Site != slug && other.ShopDomain == s.ShopDomain {
+			return 0, nil, &httpError{code: http.StatusConflict, field: "shop_domain", msg: fmt.Sprintf(
+				"%s is already linked to site %s; delete that site or change its shop_domain first", s.ShopDomain, other.Site)}
+		}
+	}
 	old, exists := h.deps.Sites.Get(slug)
 	if exists && old.WebhookSubscriptionID != "" {
 		if old.ShopDomain != s.ShopDomain {

@@ -270,6 +270,20 @@ func TestPutKeepsSubscriptionIDAndRefusesShopMove(t *testing.T) {
 	}
 }
 
+// TestPutRefusesASecondSiteForAShop: one shop domain belongs to at most
+// one site (M5 of the security review).
+func TestPutRefusesASecondSiteForAShop(t *testing.T) {
+	e := defaultEnv(t)
+	e.reg.seed(schemas.Site{Site: "a", ShopDomain: "a.myshopify.com"})
+	code, body := e.do("PUT", "/admin/v1/sites/b", `{"shop_domain":"A.myshopify.com"}`)
+	if code != 409 || body["field"] != "shop_domain" || !strings.Contains(fmt.Sprint(body["error"]), "site a") {
+		t.Fatalf("second site for a.myshopify.com: %d %v, want 409 on shop_domain naming site a", code, body)
+	}
+	if code, body := e.do("PUT", "/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com","grace":"5m"}`); code != 200 {
+		t.Fatalf("the site itself: %d %v", code, body)
+	}
+}
+
 func TestPutBadRequestsNameTheField(t *testing.T) {
 	e := defaultEnv(t)
 	f := func(path, body string, wantCode int, wantField string) {
