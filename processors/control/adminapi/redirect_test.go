@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 
@@ -38,5 +40,27 @@ func TestAccessTokenNeverFollowsARedirect(t *testing.T) {
 	}
 	if hits.Load() != 0 || leaked.Load() != 0 {
 		t.Errorf("the redirect was followed (%d requests, %d with the access token)", hits.Load(), leaked.Load())
+	}
+}
+
+// TestTokenFileExposed: a tokens file readable by its group or others is
+// reported, so the control plane can warn (L11 of the security review).
+func TestTokenFileExposed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	if err := os.WriteFile(path, []byte(`{"demo.myshopify.com":"shpat_x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := adminapi.NewTokenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, exposed := f.Exposed(); exposed {
+		t.Error("a 0600 file reported as exposed")
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if mode, exposed := f.Exposed(); !exposed || mode != 0o644 {
+		t.Errorf("a 0644 file: %v %v, want exposed 0644", mode, exposed)
 	}
 }
