@@ -3,6 +3,7 @@ package compliance
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -306,4 +307,43 @@ func counterValue(c prometheus.Counter) float64 {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestFunctionalLargeOrderLists: a customer with tens of thousands of
+// order ids is looked up, reported and redacted in chunks; one IN list of
+// them all would pass ClickHouse's max_query_size and fail at every retry,
+// blocking compliance.v1 (L2 of the security review).
+func TestFunctionalLargeOrderLists(t *testing.T) {
+	conn := openTestDB(t)
+	seed(t, conn)
+	dir := t.TempDir()
+	cfg := DefaultConfig("unused")
+	cfg.ReportDir = dir
+	sites := oneSite{acmeShop: {Site: "acme", ShopDomain: acmeShop, OrderKey: schemas.OrderKeyID}}
+	p, err := New(cfg, Deps{Conn: conn, Sites: sites, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	ids := []string{"5002"}
+	for i := range 30000 {
+		ids = append(ids, fmt.Sprint(1_000_000_000+i))
+	}
+	list := strings.Join(ids, ",")
+	if err := p.Handle(ctx, RequestRef{ID: "compliance.v1/0/7"}, schemas.ComplianceCustomersDataRequest,
+		[]byte(`{"shop_domain":"acme.myshopify.com","customer":{"id":88},"orders_requested":[`+list+`],"data_request":{"id":4242}}`)); err != nil {
+		t.Fatalf("data request with %d order ids: %v", len(ids), err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "acme.myshopify.com-4242.json"))
+	if err != nil || !strings.Contains(string(b), `"email": "bob@example.com"`) {
+		t.Errorf("report: %v\n%.300s", err, b)
+	}
+	if err := p.Handle(ctx, RequestRef{ID: "compliance.v1/0/8"}, schemas.ComplianceCustomersRedact,
+		[]byte(`{"shop_domain":"acme.myshopify.com","customer":{"id":88},"orders_to_redact":[`+list+`]}`)); err != nil {
+		t.Fatalf("redact with %d order ids: %v", len(ids), err)
+	}
+	if n := count(t, conn, "SELECT count() FROM purchases WHERE email = 'bob@example.com'"); n != 0 {
+		t.Errorf("Bob's purchase not redacted")
+	}
 }
