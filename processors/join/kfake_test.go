@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -226,4 +227,30 @@ func TestFakeRangeCoAssignment(t *testing.T) {
 	coAssigned(3)
 	startFake(t, c, topics, "d")
 	coAssigned(4)
+}
+
+// TestFakeUndecodableStateNamesItsOffset: a join.state.v1 value that does
+// not decode stalls the partition (going on without it could register the
+// key twice) with an error naming the key, the offset and the way out, a
+// tombstone; after the tombstone the join goes on (L13 of the security
+// review).
+func TestFakeUndecodableStateNamesItsOffset(t *testing.T) {
+	c, topics := fakeCluster(t, 1)
+	state := topics.Name(schemas.TopicJoinState)
+	produceManual(t, c,
+		&kgo.Record{Topic: state, Key: []byte("demo/1"), Value: []byte(`{"site":"demo","order_number":"1"}`)},
+		&kgo.Record{Topic: state, Key: []byte("demo/7"), Value: []byte(`{not json`)},
+		storefrontRecord(topics, "1001", 0))
+	p := startFake(t, c, topics, "a")
+	waitFor(t, 20*time.Second, "the restore error in Ready", func() bool {
+		err := p.Ready()
+		return err != nil && strings.Contains(err.Error(), `"demo/7" at offset 1`) && strings.Contains(err.Error(), "tombstone")
+	})
+	if got := registered(t, c, topics); len(got) != 0 {
+		t.Fatalf("registered %v while the partition's state is not restored", got)
+	}
+	produceManual(t, c, &kgo.Record{Topic: state, Key: []byte("demo/7")})
+	waitFor(t, 20*time.Second, "demo/1001 registered after the tombstone", func() bool {
+		return fmt.Sprint(registered(t, c, topics)) == "[demo/1001]"
+	})
 }
