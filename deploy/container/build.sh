@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the purchasesync image with podman or docker, whichever is installed
-# (podman is installed with apt when neither is):
+# (podman is installed with apt when neither podman nor a running docker is):
 #
 #   deploy/container/build.sh            -> localhost/purchasesync:<version> and :dev
 #
@@ -20,15 +20,18 @@ cd "$ROOT"
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 
 # engine prints podman or docker, installing podman (Debian) when neither is.
+# docker counts only with a daemon that answers: these machines ship the docker
+# CLI without one.
 engine() {
   if command -v podman >/dev/null; then echo podman; return; fi
-  if command -v docker >/dev/null; then echo docker; return; fi
+  if command -v docker >/dev/null && docker info >/dev/null 2>&1; then echo docker; return; fi
   echo "build.sh: installing podman and runc (apt-get install podman runc)" >&2
   local sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo -n"
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q podman runc >&2 ||
     { $sudo apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q podman runc >&2; } ||
     { echo "build.sh: cannot install podman; install podman or docker" >&2; exit 1; }
+  command -v podman >/dev/null || { echo "build.sh: podman installed but not on PATH" >&2; exit 1; }
   echo podman
 }
 ENGINE=$(engine)

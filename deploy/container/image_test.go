@@ -27,7 +27,8 @@ const (
 	token  = "image-test-admin-token"
 )
 
-// engine is podman (with the project's containers.conf) or docker.
+// engine is the one build.sh used: podman (with the project's
+// containers.conf) if installed (build.sh installs it), else docker.
 func engine(t *testing.T) (string, []string) {
 	here := filepath.Join(testenv.RepoRoot(), "deploy", "container")
 	if p, err := exec.LookPath("podman"); err == nil {
