@@ -158,6 +158,7 @@ func TestManifests(t *testing.T) {
 				checkPod(t, o, tmpl, env, configMaps)
 			}
 			checkWiring(t, objs, configMaps, guideSecrets(t))
+			checkPartitions(t, objs)
 			if dir == "overlays/production" {
 				for _, o := range objs {
 					tmpl, ok := podSpecOf(o)
@@ -553,6 +554,39 @@ func checkVolumes(t *testing.T, what string, spec corev1.PodSpec, configMaps map
 					t.Errorf("%s: %s=%s, but the Secret %s that deploy/README.md creates has no key %q", what, name, path, v.Secret.SecretName, rel)
 				}
 			}
+		}
+	}
+}
+
+// checkPartitions: the join and sink pods share the partitions that the
+// migrate Job fixes for good; a pod beyond that count would sit idle.
+func checkPartitions(t *testing.T, objs []object) {
+	t.Helper()
+	partitions := 0
+	for _, o := range objs {
+		if j, ok := o.obj.(*batchv1.Job); ok {
+			for _, e := range j.Spec.Template.Spec.Containers[0].Env {
+				if e.Name == "PURCHASESYNC_KAFKA_PARTITIONS" {
+					fmt.Sscan(e.Value, &partitions)
+				}
+			}
+		}
+	}
+	if partitions == 0 {
+		t.Fatal("the migrate Job does not set PURCHASESYNC_KAFKA_PARTITIONS")
+	}
+	for _, o := range objs {
+		var replicas *int32
+		switch v := o.obj.(type) {
+		case *appsv1.StatefulSet:
+			replicas = v.Spec.Replicas
+		case *appsv1.Deployment:
+			if v.Name == "purchasesync-sink" {
+				replicas = v.Spec.Replicas
+			}
+		}
+		if replicas != nil && int(*replicas) > partitions {
+			t.Errorf("%s %s: %d replicas, more than the %d partitions they share", o.kind, o.name, *replicas, partitions)
 		}
 	}
 }
