@@ -46,6 +46,7 @@ func newRegistry() *prometheus.Registry {
 }
 
 func registerRuntime(reg prometheus.Registerer) {
+	stampBuildInfo()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

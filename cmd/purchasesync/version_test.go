@@ -25,3 +25,24 @@ func TestVersion(t *testing.T) {
 		t.Errorf("String() = %q, want %q", got, want)
 	}
 }
+
+// TestVersionStamp: the -ldflags stamps (what deploy/container/build.sh
+// sets) win over the toolchain's; without them the version is still printed.
+func TestVersionStamp(t *testing.T) {
+	print := func() string {
+		var b bytes.Buffer
+		if err := cmdVersion(context.Background(), nil, func(string) string { return "" }, &b); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	if got := print(); !strings.HasPrefix(got, "purchasesync ") || !strings.Contains(got, " with go1.") {
+		t.Errorf("unstamped version: %q", got)
+	}
+	saved := [3]string{ldVersion, ldRevision, ldBuildDate}
+	t.Cleanup(func() { ldVersion, ldRevision, ldBuildDate = saved[0], saved[1], saved[2] })
+	ldVersion, ldRevision, ldBuildDate = "v1.2.3-dirty", "0123abcd", "2026-12-03T13:00:00Z"
+	if got, want := print(), "purchasesync v1.2.3-dirty commit 0123abcd built 2026-12-03T13:00:00Z with go1."; !strings.HasPrefix(got, want) {
+		t.Errorf("stamped version: %q, want %q...", got, want)
+	}
+}

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Builds the purchasesync image with podman or docker, whichever is installed
-# (podman is installed with apt when neither is):
+# (podman is installed with apt when neither podman nor a running docker is):
 #
 #   deploy/container/build.sh            -> localhost/purchasesync:<version> and :dev
 #
 # The binary is built here, beside the image (CGO_ENABLED=0, -trimpath, version
-# and commit stamped from git by the Go toolchain: `purchasesync version`), and
+# and commit stamped from git with -ldflags: `purchasesync version`), and
 # copied into a FROM scratch image with CA certificates and time-zone data taken
 # from this machine, so no registry is needed. Prints the image's tags and size.
 #
 # On this project's machines podman needs runc, cgroupfs and no default ulimits
 # (the sandbox refuses crun and setrlimit): CONTAINERS_CONF points at
 # deploy/container/containers.conf unless already set. Run the image with
-# deploy/container/run.sh, or `podman run --network=host localhost/purchasesync:dev`.
+# `podman run --network=host localhost/purchasesync:dev` (deploy/README.md).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -20,15 +20,18 @@ cd "$ROOT"
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 
 # engine prints podman or docker, installing podman (Debian) when neither is.
+# docker counts only with a daemon that answers: these machines ship the docker
+# CLI without one.
 engine() {
   if command -v podman >/dev/null; then echo podman; return; fi
-  if command -v docker >/dev/null; then echo docker; return; fi
+  if command -v docker >/dev/null && docker info >/dev/null 2>&1; then echo docker; return; fi
   echo "build.sh: installing podman and runc (apt-get install podman runc)" >&2
   local sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo -n"
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q podman runc >&2 ||
     { $sudo apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q podman runc >&2; } ||
     { echo "build.sh: cannot install podman; install podman or docker" >&2; exit 1; }
+  command -v podman >/dev/null || { echo "build.sh: podman installed but not on PATH" >&2; exit 1; }
   echo podman
 }
 ENGINE=$(engine)
@@ -40,12 +43,25 @@ t0=$(date +%s)
 ctx=$HERE/.build
 rm -rf "$ctx"
 mkdir -p "$ctx/etc/ssl/certs" "$ctx/usr/share"
-# -buildvcs=true: this machine's GOFLAGS may turn VCS stamping off.
-CGO_ENABLED=0 GOFLAGS= go build -trimpath -buildvcs=true -ldflags "-s -w" -o "$ctx/purchasesync" ./cmd/purchasesync
-version=$("$ctx/purchasesync" version | awk '{print $2}')
-commit=$("$ctx/purchasesync" version | awk '{print $4}')
-# A tag may not contain "+" (a dirty tree's version ends in +dirty).
-tag=${version//+/-}
+# The version comes from git, stamped with -ldflags into the variables that
+# `purchasesync version` and the purchasesync_build_info metric read (the Go
+# toolchain's own VCS stamp is off under GOFLAGS=-buildvcs=false and in git
+# worktrees). A tag vX.Y.Z on HEAD is the version; otherwise a Go-style
+# pseudo-version of the commit; -dirty when the tree has uncommitted changes.
+commit=$(git rev-parse HEAD)
+dirty=""
+[ -z "$(git status --porcelain --untracked-files=no)" ] || dirty="-dirty"
+if version=$(git describe --tags --exact-match --match 'v[0-9]*' 2>/dev/null); then
+  version=$version$dirty
+else
+  version=v0.0.0-$(TZ=UTC git show -s --format=%cd --date=format-local:%Y%m%d%H%M%S HEAD)-$(git rev-parse --short=12 HEAD)$dirty
+fi
+built=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+pv=github.com/prometheus/common/version
+CGO_ENABLED=0 go build -trimpath \
+  -ldflags "-s -w -X $pv.Version=$version -X $pv.Revision=$commit -X $pv.BuildDate=$built" \
+  -o "$ctx/purchasesync" ./cmd/purchasesync
+tag=$version
 
 for f in /etc/ssl/certs/ca-certificates.crt /usr/share/zoneinfo/UTC; do
   [ -e "$f" ] || { echo "build.sh: $f is missing (apt-get install ca-certificates tzdata)" >&2; exit 1; }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -26,7 +27,8 @@ const (
 	token  = "image-test-admin-token"
 )
 
-// engine is podman (with the project's containers.conf) or docker.
+// engine is the one build.sh used: podman (with the project's
+// containers.conf) if installed (build.sh installs it), else docker.
 func engine(t *testing.T) (string, []string) {
 	here := filepath.Join(testenv.RepoRoot(), "deploy", "container")
 	if p, err := exec.LookPath("podman"); err == nil {
@@ -85,9 +87,12 @@ func TestImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	commit := strings.TrimSpace(string(head))
+	// build.sh stamps the version it tags the image with.
+	version := strings.TrimPrefix(image, "localhost/purchasesync:")
 	v, err := podman("run", "--rm", "--network=host", image, "version")
-	if err != nil || !strings.Contains(v, "commit "+strings.TrimSpace(string(head))) || !strings.Contains(v, "with go1.") {
-		t.Errorf("version in the image: %q (%v), want the commit %s and the Go version", v, err, head)
+	if err != nil || !strings.HasPrefix(v, "purchasesync "+version+" commit "+commit+" ") || !strings.Contains(v, "with go1.") {
+		t.Errorf("version in the image: %q (%v), want version %s, commit %s and the Go version", v, err, version, commit)
 	}
 
 	name := testenv.Name(t)
@@ -120,6 +125,16 @@ func TestImage(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
+	// The metric says what `version` says: one stamp.
+	resp, err := http.Get("http://" + ops + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `revision="` + commit + `"`; !bytes.Contains(metrics, []byte(want)) || !bytes.Contains(metrics, []byte(`version="`+version+`"`)) {
+		t.Errorf("purchasesync_build_info lacks %s and version=%q:\n%s", want, version, grepLines(metrics, "build_info"))
+	}
 	insp, err := podman("inspect", "--format", "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}}", ctr)
 	if err != nil || insp != "65532:65532 true" {
 		t.Errorf("container user and read-only root: %q (%v), want \"65532:65532 true\"", insp, err)
@@ -178,4 +193,15 @@ func TestImage(t *testing.T) {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "image %s ran as %s", image, insp)
 	t.Log(b.String())
+}
+
+// grepLines returns the lines of b that contain word.
+func grepLines(b []byte, word string) string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, word) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

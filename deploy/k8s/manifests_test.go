@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -156,6 +157,8 @@ func TestManifests(t *testing.T) {
 				}
 				checkPod(t, o, tmpl, env, configMaps)
 			}
+			checkWiring(t, objs, configMaps, guideSecrets(t))
+			checkPartitions(t, objs)
 			if dir == "overlays/production" {
 				for _, o := range objs {
 					tmpl, ok := podSpecOf(o)
@@ -341,5 +344,249 @@ func TestPrometheusRuleFromAlerts(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("no rules in alerts.yml")
+	}
+}
+
+// guideSecrets reads the Secrets the deploy guide tells the SRE to create
+// (`kubectl create secret generic NAME --from-file=KEY=...`): name → keys.
+func guideSecrets(t *testing.T) map[string][]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "deploy", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	cmd := regexp.MustCompile(`create secret generic (\S+)((?:[^\n]*\\\n)*[^\n]*)`)
+	key := regexp.MustCompile(`--from-file=([^=\s]+)=`)
+	for _, m := range cmd.FindAllStringSubmatch(string(b), -1) {
+		for _, k := range key.FindAllStringSubmatch(m[2], -1) {
+			out[m[1]] = append(out[m[1]], k[1])
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("deploy/README.md creates no Secret (kubectl create secret generic NAME --from-file=KEY=...)")
+	}
+	return out
+}
+
+// workload is a rendered pod template with what other objects refer to.
+type workload struct {
+	what   string
+	kind   string
+	labels map[string]string
+	ports  map[string]int32 // container port name → number
+	job    bool
+}
+
+// selects reports whether a label selector (matchLabels only, as these
+// manifests use) picks the workload's pods.
+func selects(sel map[string]string, labels map[string]string) bool {
+	for k, v := range sel {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// checkWiring checks what the API server accepts but a cluster would get
+// wrong: Services, PDBs, NetworkPolicies and PodMonitors select pods that
+// exist and name ports those pods have; every container port is open to
+// someone (a NetworkPolicy that selects a pod denies what it does not
+// allow) and only the ingest's http port to everyone; the StatefulSet's
+// governing Service exists and is headless; the HPA scales a Deployment
+// that exists; every volume, claim and secret key a pod reads exists in
+// the manifests or in what the deploy guide creates.
+func checkWiring(t *testing.T, objs []object, configMaps map[string]map[string]string, secrets map[string][]string) {
+	t.Helper()
+	var ws []workload
+	services := map[string]*corev1.Service{}
+	claims := map[string]bool{}
+	deployments := map[string]bool{}
+	for _, o := range objs {
+		switch v := o.obj.(type) {
+		case *corev1.Service:
+			services[v.Name] = v
+		case *corev1.PersistentVolumeClaim:
+			claims[v.Name] = true
+		case *appsv1.Deployment:
+			deployments[v.Name] = true
+		}
+	}
+	for _, o := range objs {
+		tmpl, ok := podSpecOf(o)
+		if !ok {
+			continue
+		}
+		w := workload{what: o.kind + " " + o.name, kind: o.kind, labels: tmpl.Labels, ports: map[string]int32{}, job: o.kind == "Job"}
+		for _, c := range tmpl.Spec.Containers {
+			for _, p := range c.Ports {
+				w.ports[p.Name] = p.ContainerPort
+			}
+		}
+		ws = append(ws, w)
+		checkVolumes(t, w.what, tmpl.Spec, configMaps, claims, secrets)
+		if ss, ok := o.obj.(*appsv1.StatefulSet); ok {
+			if svc := services[ss.Spec.ServiceName]; svc == nil || svc.Spec.ClusterIP != corev1.ClusterIPNone {
+				t.Errorf("%s: serviceName %q is not a headless Service of the manifests", w.what, ss.Spec.ServiceName)
+			}
+		}
+	}
+	matching := func(what string, sel map[string]string) []workload {
+		var out []workload
+		for _, w := range ws {
+			if selects(sel, w.labels) {
+				out = append(out, w)
+			}
+		}
+		if len(sel) == 0 || len(out) == 0 {
+			t.Errorf("%s: its selector %v picks no pod of the manifests", what, sel)
+		}
+		return out
+	}
+	// open[workload][port] = allowed by some NetworkPolicy.
+	open := map[string]map[int32]bool{}
+	for _, o := range objs {
+		switch v := o.obj.(type) {
+		case *corev1.Service:
+			for _, w := range matching("Service "+v.Name, v.Spec.Selector) {
+				for _, p := range v.Spec.Ports {
+					tp := p.TargetPort
+					if _, ok := w.ports[tp.StrVal]; tp.StrVal != "" && !ok || tp.StrVal == "" && !slices.Contains(slices.Collect(maps.Values(w.ports)), tp.IntVal) {
+						t.Errorf("Service %s: targetPort %s is not a container port of %s", v.Name, tp.String(), w.what)
+					}
+				}
+			}
+		case *policyv1.PodDisruptionBudget:
+			matching("PodDisruptionBudget "+v.Name, v.Spec.Selector.MatchLabels)
+		case *autoscalingv2.HorizontalPodAutoscaler:
+			if ref := v.Spec.ScaleTargetRef; ref.Kind != "Deployment" || !deployments[ref.Name] {
+				t.Errorf("HorizontalPodAutoscaler %s scales %s %s, not a Deployment of the manifests", v.Name, ref.Kind, ref.Name)
+			}
+		case *networkingv1.NetworkPolicy:
+			for _, w := range matching("NetworkPolicy "+v.Name, v.Spec.PodSelector.MatchLabels) {
+				for _, rule := range v.Spec.Ingress {
+					for _, p := range rule.Ports {
+						n := p.Port.IntVal
+						if p.Port.StrVal != "" {
+							n = w.ports[p.Port.StrVal]
+						}
+						if open[w.what] == nil {
+							open[w.what] = map[int32]bool{}
+						}
+						open[w.what][n] = true
+						if len(rule.From) == 0 && n != w.ports["http"] {
+							t.Errorf("NetworkPolicy %s opens port %s of %s to everyone; only an ingest's http port may be public", v.Name, p.Port.String(), w.what)
+						}
+					}
+				}
+			}
+		case *monitoringv1.PodMonitor:
+			for _, w := range matching("PodMonitor "+v.Name, v.Spec.Selector.MatchLabels) {
+				for _, ep := range v.Spec.PodMetricsEndpoints {
+					if _, ok := w.ports[ptrString(ep.Port)]; !ok && !w.job {
+						t.Errorf("PodMonitor %s: port %q is not a container port of %s", v.Name, ptrString(ep.Port), w.what)
+					}
+				}
+			}
+		}
+	}
+	for _, w := range ws {
+		for name, n := range w.ports {
+			if !open[w.what][n] {
+				t.Errorf("%s: container port %s (%d) is open to no one in the NetworkPolicies", w.what, name, n)
+			}
+		}
+	}
+}
+
+func ptrString(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// checkVolumes: every mount names a volume; every claim is in the
+// manifests; every Secret is one the guide creates, and every _FILE
+// variable under a Secret's mount names a key of it.
+func checkVolumes(t *testing.T, what string, spec corev1.PodSpec, configMaps map[string]map[string]string, claims map[string]bool, secrets map[string][]string) {
+	t.Helper()
+	vols := map[string]corev1.Volume{}
+	for _, v := range spec.Volumes {
+		vols[v.Name] = v
+		if v.PersistentVolumeClaim != nil && !claims[v.PersistentVolumeClaim.ClaimName] {
+			t.Errorf("%s: volume %s claims %s, not a PersistentVolumeClaim of the manifests", what, v.Name, v.PersistentVolumeClaim.ClaimName)
+		}
+		if v.Secret != nil {
+			if _, ok := secrets[v.Secret.SecretName]; !ok {
+				t.Errorf("%s: volume %s is Secret %s, which deploy/README.md does not create", what, v.Name, v.Secret.SecretName)
+			}
+		}
+	}
+	for _, c := range spec.Containers {
+		files := map[string]string{} // path → variable (…_FILE, …FILE such as TLS_CAFILE)
+		for _, e := range c.Env {
+			if strings.HasSuffix(e.Name, "FILE") {
+				files[e.Value] = e.Name
+			}
+		}
+		for _, ef := range c.EnvFrom {
+			if ef.ConfigMapRef != nil {
+				for k, v := range configMaps[ef.ConfigMapRef.Name] {
+					if strings.HasSuffix(k, "FILE") {
+						files[v] = k
+					}
+				}
+			}
+		}
+		for _, m := range c.VolumeMounts {
+			v, ok := vols[m.Name]
+			if !ok {
+				t.Errorf("%s: mount %s names no volume", what, m.Name)
+				continue
+			}
+			if v.Secret == nil {
+				continue
+			}
+			for path, name := range files {
+				if rel, ok := strings.CutPrefix(path, strings.TrimSuffix(m.MountPath, "/")+"/"); ok && !slices.Contains(secrets[v.Secret.SecretName], rel) {
+					t.Errorf("%s: %s=%s, but the Secret %s that deploy/README.md creates has no key %q", what, name, path, v.Secret.SecretName, rel)
+				}
+			}
+		}
+	}
+}
+
+// checkPartitions: the join and sink pods share the partitions that the
+// migrate Job fixes for good; a pod beyond that count would sit idle.
+func checkPartitions(t *testing.T, objs []object) {
+	t.Helper()
+	partitions := 0
+	for _, o := range objs {
+		if j, ok := o.obj.(*batchv1.Job); ok {
+			for _, e := range j.Spec.Template.Spec.Containers[0].Env {
+				if e.Name == "PURCHASESYNC_KAFKA_PARTITIONS" {
+					fmt.Sscan(e.Value, &partitions)
+				}
+			}
+		}
+	}
+	if partitions == 0 {
+		t.Fatal("the migrate Job does not set PURCHASESYNC_KAFKA_PARTITIONS")
+	}
+	for _, o := range objs {
+		var replicas *int32
+		switch v := o.obj.(type) {
+		case *appsv1.StatefulSet:
+			replicas = v.Spec.Replicas
+		case *appsv1.Deployment:
+			if v.Name == "purchasesync-sink" {
+				replicas = v.Spec.Replicas
+			}
+		}
+		if replicas != nil && int(*replicas) > partitions {
+			t.Errorf("%s %s: %d replicas, more than the %d partitions they share", o.kind, o.name, *replicas, partitions)
+		}
 	}
 }

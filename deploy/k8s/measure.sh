@@ -8,6 +8,7 @@
 # topics and a fresh database, sends `loadgen -scenario both -xff` at -rate events/s
 # (purchases with both sides, each shopper from its own address), waits for the sink to
 # catch up, and prints one line per process: peak RSS and CPU seconds per 1,000 events.
+# With PURCHASESYNC_KAFKA_BROKERS and PURCHASESYNC_CLICKHOUSE_ADDR set, it uses that stack.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
@@ -17,14 +18,18 @@ while [ $# -gt 0 ]; do
   case $1 in
     -rate) rate=$2; shift 2 ;;
     -duration) duration=$2; shift 2 ;;
-    -h | --help) sed -n 2,10p "$0"; exit 0 ;;
+    -h | --help) sed -n 2,11p "$0"; exit 0 ;;
     *) echo "measure.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 mkdir -p bin
 go build -o bin/purchasesync ./cmd/purchasesync
 go build -o bin/loadgen ./cmd/loadgen
-set -a; eval "$(bash deploy/local/stack.sh up)"; set +a
+# A stack whose client settings are already in the environment (e.g. one started from
+# another checkout) is used as it is; otherwise the local stack is started.
+if [ -z "${PURCHASESYNC_KAFKA_BROKERS:-}" ] || [ -z "${PURCHASESYNC_CLICKHOUSE_ADDR:-}" ]; then
+  set -a; eval "$(bash deploy/local/stack.sh up)"; set +a
+fi
 export PURCHASESYNC_SHOPIFY_API_SECRET=measure-secret PURCHASESYNC_ADMIN_TOKEN=measure-admin-token
 export PURCHASESYNC_LOG_FORMAT=text PURCHASESYNC_LOG_LEVEL=warn
 export PURCHASESYNC_KAFKA_TOPICPREFIX="measure$$." PURCHASESYNC_CLICKHOUSE_DATABASE="measure$$"
