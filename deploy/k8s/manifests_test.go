@@ -235,7 +235,7 @@ func checkPod(t *testing.T, o object, tmpl *corev1.PodTemplateSpec, env map[stri
 		if slices.Contains(secretVars, name) && value != "" {
 			t.Errorf("%s: secret %s has its value in the manifest; use %s_FILE", what, name, name)
 		}
-		if strings.HasSuffix(name, "_FILE") && value != "" && !mounted(spec, c, value) {
+		if strings.HasSuffix(name, "_FILE") && value != "" && !mounted(c, value) {
 			t.Errorf("%s: %s=%s is not under a mounted volume", what, name, value)
 		}
 	}
@@ -283,7 +283,7 @@ func checkPod(t *testing.T, o object, tmpl *corev1.PodTemplateSpec, env map[stri
 }
 
 // mounted reports whether path is under one of the container's mounts.
-func mounted(spec corev1.PodSpec, c corev1.Container, path string) bool {
+func mounted(c corev1.Container, path string) bool {
 	for _, m := range c.VolumeMounts {
 		if strings.HasPrefix(path, strings.TrimSuffix(m.MountPath, "/")+"/") {
 			return true
