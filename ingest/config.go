@@ -16,6 +16,12 @@ import (
 // so it gets an honest 413 instead.
 const MaxRecordBodyBytes = 960 << 10
 
+// MaxStorefrontBodyLimit caps -ingest.maxStorefrontBodyBytes. The join
+// keeps up to ~1.2× a storefront body per key (purchase and facts) and
+// writes it to join.state.v1 and purchases.v1, both limited to one Kafka
+// record: 256 KiB keeps those records far below it, whatever the event.
+const MaxStorefrontBodyLimit = 256 << 10
+
 // Config configures the public HTTP ingest. cmd/purchasesync fills it from
 // flags (named in each field's comment) and PURCHASESYNC_* variables.
 type Config struct {
@@ -24,9 +30,15 @@ type Config struct {
 	Addr string
 	// Topics names the raw topics (prefix from -kafka.topicPrefix).
 	Topics schemas.Topics
-	// Secrets are the Shopify app secrets that may sign webhooks
-	// (-shopify.apiSecret, comma-separated for rotation). Required.
+	// Secrets are the public Shopify app's secrets, which may sign webhooks
+	// of every shop (-shopify.apiSecret, comma-separated for rotation).
 	Secrets [][]byte
+	// ShopSecrets are custom apps' secrets by shop domain
+	// (-shopify.apiSecret entries "shop.myshopify.com=secret"): each
+	// verifies only its shop's webhooks, because the merchant who owns a
+	// custom app knows its secret. At least one of Secrets and ShopSecrets
+	// is required.
+	ShopSecrets map[string][][]byte
 
 	// MaxWebhookBodyBytes bounds a webhook body (-ingest.maxWebhookBodyBytes);
 	// larger ones get 413. Orders with hundreds of line items stay well below.
@@ -46,11 +58,14 @@ type Config struct {
 	// IdleTimeout closes keep-alive connections idle this long
 	// (-ingest.idleTimeout).
 	IdleTimeout time.Duration
-	// MaxConns bounds concurrent connections (-ingest.maxConns).
+	// MaxConns bounds concurrent connections (-ingest.maxConns). Past 7/8
+	// of it the longest-idle keep-alive connections are closed to make
+	// room (conns.go).
 	MaxConns int
-	// MaxConnsPerIP bounds connections from one address
-	// (-ingest.maxConnsPerIP); 0 = unlimited. Behind a load balancer every
-	// connection comes from its address: raise it there.
+	// MaxConnsPerIP bounds connections from one client, an IPv4 address or
+	// an IPv6 /64 (-ingest.maxConnsPerIP); 0 = unlimited. Behind a load
+	// balancer every connection comes from its address: raise it there,
+	// and cap connections per client at the balancer.
 	MaxConnsPerIP int
 
 	// ProduceTimeout bounds the wait for Kafka's acknowledgement
@@ -82,7 +97,11 @@ type Config struct {
 	IPRate  float64
 	IPBurst int
 	// SiteRate and SiteBurst are the storefront token bucket per site
-	// (-ingest.siteRate, -ingest.siteBurst); SiteRate 0 disables it.
+	// (-ingest.siteRate, -ingest.siteBurst); SiteRate 0 disables it. Over
+	// it, only clients that have spent more than two events of their own
+	// burst are refused, so a few flooding addresses shed their own
+	// traffic instead of locking the site's shoppers out. IPv6 clients are
+	// also limited per /48, at 16 times the per-client rate and burst.
 	SiteRate  float64
 	SiteBurst int
 }
@@ -122,8 +141,15 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if len(c.Secrets) == 0 {
+	if len(c.Secrets) == 0 && len(c.ShopSecrets) == 0 {
 		bad("no Shopify app secret: set -shopify.apiSecret or PURCHASESYNC_SHOPIFY_API_SECRET")
+	}
+	for shop, keys := range c.ShopSecrets {
+		for _, k := range keys {
+			if len(k) == 0 {
+				bad("the Shopify app secret for %s is empty (-shopify.apiSecret)", shop)
+			}
+		}
 	}
 	for i, s := range c.Secrets {
 		if len(s) == 0 {
@@ -133,8 +159,8 @@ func (c Config) Validate() error {
 	if c.MaxWebhookBodyBytes < 1<<10 || c.MaxWebhookBodyBytes > MaxRecordBodyBytes {
 		bad("-ingest.maxWebhookBodyBytes must be between 1024 and %d (what one Kafka record can carry), got %d", MaxRecordBodyBytes, c.MaxWebhookBodyBytes)
 	}
-	if c.MaxStorefrontBodyBytes < 1<<10 {
-		bad("-ingest.maxStorefrontBodyBytes must be at least 1024, got %d", c.MaxStorefrontBodyBytes)
+	if c.MaxStorefrontBodyBytes < 1<<10 || c.MaxStorefrontBodyBytes > MaxStorefrontBodyLimit {
+		bad("-ingest.maxStorefrontBodyBytes must be between 1024 and %d (what the join's state records can carry), got %d", MaxStorefrontBodyLimit, c.MaxStorefrontBodyBytes)
 	}
 	if c.MaxHeaderBytes < 4<<10 {
 		bad("-ingest.maxHeaderBytes must be at least 4096, got %d", c.MaxHeaderBytes)

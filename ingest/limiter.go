@@ -77,8 +77,15 @@ func newTokenBuckets[K comparable](rate float64, burst int) *tokenBuckets[K] {
 
 // allow takes a token for k; when there is none it says how long until one.
 func (b *tokenBuckets[K]) allow(k K, now time.Time) (bool, time.Duration) {
+	ok, wait, _ := b.take(k, now)
+	return ok, wait
+}
+
+// take is allow that also reports how many tokens of the burst k has
+// spent, this one included (0 for a nil table).
+func (b *tokenBuckets[K]) take(k K, now time.Time) (bool, time.Duration, float64) {
 	if b == nil {
-		return true, 0
+		return true, 0, 0
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -87,7 +94,7 @@ func (b *tokenBuckets[K]) allow(k K, now time.Time) (bool, time.Duration) {
 		if len(b.m) >= maxBuckets {
 			b.sweepLocked(now)
 			if len(b.m) >= maxBuckets {
-				return false, time.Second
+				return false, time.Second, b.burst
 			}
 		}
 		bk = &bucket{tokens: b.burst, last: now}
@@ -99,9 +106,9 @@ func (b *tokenBuckets[K]) allow(k K, now time.Time) (bool, time.Duration) {
 	}
 	if bk.tokens >= 1 {
 		bk.tokens--
-		return true, 0
+		return true, 0, b.burst - bk.tokens
 	}
-	return false, time.Duration((1 - bk.tokens) / b.rate * float64(time.Second))
+	return false, time.Duration((1 - bk.tokens) / b.rate * float64(time.Second)), b.burst
 }
 
 // sweep forgets buckets that have refilled: they behave exactly like new ones.
@@ -140,3 +147,25 @@ func rateKey(a netip.Addr) netip.Addr {
 	}
 	return a.Unmap()
 }
+
+// netKey is the wider network an IPv6 client is also limited by: its /48,
+// the usual allocation to one site or customer. A /56 holds 256 /64s, so
+// per-/64 buckets alone let one residential line send 256 times the
+// per-client rate.
+func netKey(a netip.Addr) (netip.Addr, bool) {
+	if a.Is6() && !a.Is4In6() {
+		p, _ := a.Prefix(48)
+		return p.Addr(), true
+	}
+	return netip.Addr{}, false
+}
+
+// netFactor is how many clients' rate and burst an IPv6 /48 gets.
+const netFactor = 16
+
+// lightSpent is how much of its burst a client may have spent and still
+// count as light: when a site is over its rate only heavy clients are
+// refused, so a few addresses flooding a site cannot lock its shoppers out.
+// A shopper sends one event per purchase, two with a reload of the
+// thank-you page.
+const lightSpent = 2

@@ -41,6 +41,8 @@ type metrics struct {
 	inflightCurrent   prometheus.Gauge
 	limitReached      prometheus.Counter
 	limitTimeouts     prometheus.Counter
+	connsRefused      prometheus.Counter
+	idleConnsClosed   prometheus.Counter
 }
 
 // newMetrics registers the ingest metrics on reg, which the caller has
@@ -89,6 +91,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		limitTimeouts: f.NewCounter(prometheus.CounterOpts{
 			Name: "limit_timeouts_total", Help: "Requests answered 503 after waiting -ingest.maxQueueDuration for an in-flight slot.",
+		}),
+		connsRefused: f.NewCounter(prometheus.CounterOpts{
+			Name: "connections_refused_total", Help: "Connections answered 429 and closed at once: their client (IPv4 address or IPv6 /64) had -ingest.maxConnsPerIP open.",
+		}),
+		idleConnsClosed: f.NewCounter(prometheus.CounterOpts{
+			Name: "idle_connections_closed_total", Help: "Idle keep-alive connections closed to make room, past 7/8 of -ingest.maxConns.",
 		}),
 	}
 	// Known label values start at zero, so rates and alerts work before the

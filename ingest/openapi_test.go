@@ -110,13 +110,22 @@ func TestOpenAPI(t *testing.T) {
 		}},
 		{"POST " + sf + " 503", func() int { return notReady.do(t, storefrontReq("acme", event)).code }},
 		{"OPTIONS " + sf + " 204", func() int {
-			return e.do(t, origin(req{method: "OPTIONS", path: "/v1/sites/acme/purchases"}, "https://acme.myshopify.com")).code
+			return e.do(t, origin(req{method: "OPTIONS", path: "/v1/sites/acme/purchases", from: from()}, "https://acme.myshopify.com")).code
 		}},
 		{"OPTIONS " + sf + " 403", func() int {
-			return e.do(t, origin(req{method: "OPTIONS", path: "/v1/sites/acme/purchases"}, "https://evil.example")).code
+			return e.do(t, origin(req{method: "OPTIONS", path: "/v1/sites/acme/purchases", from: from()}, "https://evil.example")).code
 		}},
 		{"OPTIONS " + sf + " 404", func() int {
-			return e.do(t, origin(req{method: "OPTIONS", path: "/v1/sites/nosuch/purchases"}, "https://acme.myshopify.com")).code
+			return e.do(t, origin(req{method: "OPTIONS", path: "/v1/sites/nosuch/purchases", from: from()}, "https://acme.myshopify.com")).code
+		}},
+		{"OPTIONS " + sf + " 429", func() int {
+			q := origin(req{method: "OPTIONS", path: "/v1/sites/acme/purchases", from: from()}, "https://acme.myshopify.com")
+			for range 5000 { // past the test config's burst of 1000, whatever the refill
+				if code := e.do(t, q).code; code != 204 {
+					return code
+				}
+			}
+			return 204
 		}},
 		{"OPTIONS " + sf + " 503", func() int {
 			return notReady.do(t, origin(req{method: "OPTIONS", path: "/v1/sites/acme/purchases"}, "https://acme.myshopify.com")).code

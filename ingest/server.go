@@ -65,12 +65,15 @@ type Server struct {
 	inflight  *inflightLimiter
 	ipLimit   *tokenBuckets[netip.Addr]
 	siteLimit *tokenBuckets[string]
+	netLimit  *tokenBuckets[netip.Addr] // IPv6 /48s
 	srv       *fasthttp.Server
 	ln        net.Listener
 	topics    [4]string // full names, indexed like topicLabels
 	kafkaOK   atomic.Bool
 	stopping  atomic.Bool
 	idPrefix  string
+	bodies    bodyBuffers
+	guard     *connGuard // set by Run, before Serve
 }
 
 // Indexes into Server.topics and topicLabels.
@@ -89,7 +92,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if deps.Client == nil || deps.Sites == nil {
 		return nil, errors.New("ingest: Deps.Client and Deps.Sites are required")
 	}
-	v, err := shopify.NewVerifier(cfg.Secrets)
+	v, err := shopify.NewBoundVerifier(cfg.Secrets, cfg.ShopSecrets)
 	if err != nil {
 		return nil, fmt.Errorf("cannot build the webhook verifier (-shopify.apiSecret): %w", err)
 	}
@@ -114,6 +117,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		inflight:  newInflightLimiter(cfg.MaxInflightProduces, cfg.MaxQueueDuration, cfg.RetryAfter, m),
 		ipLimit:   newTokenBuckets[netip.Addr](cfg.IPRate, cfg.IPBurst),
 		siteLimit: newTokenBuckets[string](cfg.SiteRate, cfg.SiteBurst),
+		netLimit:  newTokenBuckets[netip.Addr](cfg.IPRate*netFactor, cfg.IPBurst*netFactor),
 		ln:        deps.Listener,
 		idPrefix:  hex.EncodeToString(rnd[:]),
 	}
@@ -126,23 +130,26 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.srv = &fasthttp.Server{
 		Handler:      s.handle,
 		ErrorHandler: s.handleTransportError,
-		// Storefront events are small, webhooks are not: the limit is chosen
-		// per route once the headers are in, before the body is read.
-		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-			if bytes.HasPrefix(h.RequestURI(), []byte(storefrontPrefix)) {
-				return fasthttp.RequestConfig{MaxRequestBodySize: cfg.MaxStorefrontBodyBytes}
-			}
-			return fasthttp.RequestConfig{MaxRequestBodySize: cfg.MaxWebhookBodyBytes}
+		// Bodies are read by the route's handler with the route's limit
+		// (body.go), so an announced Content-Length reserves nothing. A
+		// streamed body is still prefetched up to min(limit, 8 KiB) before
+		// the handler runs; a limit of 1 here makes that one byte, so that
+		// an oversize announcement is refused after its first byte, not
+		// after 8 KiB or the read timeout.
+		StreamRequestBody: true,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{MaxRequestBodySize: 1}
 		},
-		Name:               "purchasesync",
-		Concurrency:        cfg.MaxConns,
-		MaxConnsPerIP:      cfg.MaxConnsPerIP,
-		ReadBufferSize:     cfg.MaxHeaderBytes,
-		ReadTimeout:        cfg.ReadTimeout,
-		WriteTimeout:       cfg.WriteTimeout,
-		IdleTimeout:        cfg.IdleTimeout,
-		MaxRequestBodySize: max(cfg.MaxWebhookBodyBytes, cfg.MaxStorefrontBodyBytes),
-		CloseOnShutdown:    true,
+		Name:        "purchasesync",
+		Concurrency: cfg.MaxConns,
+		// Connections per client are capped by connGuard (per IPv6 /64,
+		// not per exact address), which also evicts idle ones.
+		ConnState:       func(c net.Conn, st fasthttp.ConnState) { s.guard.connState(c, st) },
+		ReadBufferSize:  cfg.MaxHeaderBytes,
+		ReadTimeout:     cfg.ReadTimeout,
+		WriteTimeout:    cfg.WriteTimeout,
+		IdleTimeout:     cfg.IdleTimeout,
+		CloseOnShutdown: true,
 		// Nothing here is a form: don't parse multipart bodies eagerly.
 		DisablePreParseMultipartForm: true,
 		NoDefaultContentType:         true,
@@ -165,6 +172,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	var endpoint string
 	var err error
 	switch {
+	case !canonicalTarget(ctx):
+		endpoint = endpointOther
+		ctx.SetConnectionClose()
+		err = statusErrorf(fasthttp.StatusBadRequest, "request target must be a plain path (no empty or dot segments, no percent-encoding)")
 	case string(path) == webhookPath:
 		endpoint = endpointWebhook
 		if !ctx.IsPost() {
@@ -188,6 +199,15 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		default:
 			err = methodNotAllowed(ctx, "POST, OPTIONS")
 		}
+	case announcesBody(&ctx.Request.Header):
+		// Nothing else takes a body; refusing it unread (and closing) means
+		// no route but the two above ever buffers one.
+		endpoint = endpointOther
+		if string(path) == "/healthz" || string(path) == "/readyz" {
+			endpoint = endpointHealth
+		}
+		ctx.SetConnectionClose()
+		err = &StatusError{Code: fasthttp.StatusRequestEntityTooLarge, Err: errNoBody}
 	case string(path) == "/healthz":
 		endpoint = endpointHealth
 		if !ctx.IsGet() {
@@ -213,6 +233,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		err = statusErrorf(fasthttp.StatusNotFound, "no such endpoint")
 	}
 	if err != nil {
+		if announcesBody(&ctx.Request.Header) {
+			// A refusal may leave the body unread; don't spend the read
+			// timeout draining it for a keep-alive.
+			ctx.SetConnectionClose()
+		}
 		ctx.Response.Header.Set("X-Request-Id", s.requestID(ctx))
 		writeError(ctx, err, s.log)
 	}
@@ -297,6 +322,8 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	s.log.Info("ingest listening", "addr", ln.Addr().String())
+	s.guard = newConnGuard(ln, s.cfg.MaxConns, s.cfg.MaxConnsPerIP, s.m)
+	ln = s.guard
 	bg, stopBg := context.WithCancel(context.Background())
 	defer stopBg()
 	go s.watchKafka(bg)
@@ -371,6 +398,7 @@ func (s *Server) sweepBuckets(ctx context.Context) {
 		case now := <-t.C:
 			s.ipLimit.sweep(now)
 			s.siteLimit.sweep(now)
+			s.netLimit.sweep(now)
 		}
 	}
 }

@@ -309,12 +309,20 @@ func TestRateLimits(t *testing.T) {
 	if r := send("10.1.2.3", "198.51.100.7, 203.0.113.9"); r.code != 202 {
 		t.Fatalf("via trusted proxy: %d, want 202", r.code)
 	}
-	// The site's bucket (5) is now empty whatever the address.
+	// The site's bucket (5) is now empty. Over it, a shopper's event
+	// still passes (M2: a few flooding addresses must not lock the site's
+	// shoppers out); a client spending its burst is refused.
 	if r := send("198.51.100.99", ""); r.code != 202 {
 		t.Fatalf("fifth request of the site: %d", r.code)
 	}
+	if r := send("198.51.100.100", ""); r.code != 202 {
+		t.Fatalf("a shopper's first event over the site burst: %d, want 202", r.code)
+	}
+	if r := send("198.51.100.100", ""); r.code != 202 {
+		t.Fatalf("a shopper's reload over the site burst: %d, want 202", r.code)
+	}
 	if r := send("198.51.100.100", ""); r.code != 429 {
-		t.Fatalf("over the site burst: %d, want 429", r.code)
+		t.Fatalf("a client's third event in a burst over the site's: %d, want 429", r.code)
 	}
 	if got := value(t, e.srv.m.rateLimited.WithLabelValues("site")); got != 1 {
 		t.Errorf("rate_limited_total{scope=site} = %v, want 1", got)
@@ -324,7 +332,7 @@ func TestRateLimits(t *testing.T) {
 	for _, r := range recs {
 		ips[headerMap(r)[schemas.HeaderClientIP]]++
 	}
-	if len(recs) != 5 || ips["203.0.113.9"] != 1 || ips["198.51.100.7"] != 3 {
+	if len(recs) != 7 || ips["203.0.113.9"] != 1 || ips["198.51.100.7"] != 3 || ips["198.51.100.100"] != 2 {
 		t.Fatalf("records by client-ip: %v", ips)
 	}
 }

@@ -24,10 +24,13 @@ const maxUserAgent = 512
 // probing for site names costs the prober its own tokens.
 func (s *Server) storefront(ctx *fasthttp.RequestCtx, slug string) error {
 	receivedAt := time.Now()
+	if err := checkAnnounced(ctx, s.cfg.MaxStorefrontBodyBytes); err != nil {
+		return err
+	}
 	ip := s.clientIP(ctx)
-	if ok, wait := s.ipLimit.allow(rateKey(ip), receivedAt); !ok {
-		s.m.rateLimited.WithLabelValues("ip").Inc()
-		return &StatusError{Code: fasthttp.StatusTooManyRequests, RetryAfter: wait, Err: errors.New("too many requests from this address")}
+	spent, err := s.chargeClient(ip, receivedAt)
+	if err != nil {
+		return err
 	}
 	site, err := s.lookupSite(slug)
 	if err != nil {
@@ -39,14 +42,21 @@ func (s *Server) storefront(ctx *fasthttp.RequestCtx, slug string) error {
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderAccessControlAllowOrigin, origin)
 		ctx.Response.Header.Set(fasthttp.HeaderVary, "Origin")
 	}
-	if ok, wait := s.siteLimit.allow(site.Site, receivedAt); !ok {
+	// Over its rate, a site refuses only heavy clients (lightSpent): the
+	// flood is shed, the shoppers' one event per purchase still passes.
+	if ok, wait := s.siteLimit.allow(site.Site, receivedAt); !ok && spent > lightSpent {
 		s.m.rateLimited.WithLabelValues("site").Inc()
 		return &StatusError{Code: fasthttp.StatusTooManyRequests, RetryAfter: wait, Err: errors.New("too many requests for this site")}
 	}
 	if !isJSON(ctx.Request.Header.ContentType()) {
 		return statusErrorf(fasthttp.StatusUnsupportedMediaType, "Content-Type must be application/json")
 	}
-	body := ctx.PostBody()
+	buf := s.bodies.get()
+	defer s.bodies.put(buf)
+	body, err := readBody(ctx, s.cfg.MaxStorefrontBodyBytes, buf)
+	if err != nil {
+		return err
+	}
 	s.m.bodyBytes.WithLabelValues(endpointStorefront).Observe(float64(len(body)))
 	key, err := storefrontKey(site, body)
 	if err != nil {
@@ -72,9 +82,31 @@ func (s *Server) storefront(ctx *fasthttp.RequestCtx, slug string) error {
 	return nil
 }
 
+// chargeClient takes a token from the client's bucket (IPv4 address or
+// IPv6 /64) and, for IPv6, from its /48's; it returns how many tokens of
+// its burst the client has spent, or a 429.
+func (s *Server) chargeClient(ip netip.Addr, now time.Time) (float64, error) {
+	ok, wait, spent := s.ipLimit.take(rateKey(ip), now)
+	if ok {
+		if n, v6 := netKey(ip); v6 {
+			ok, wait = s.netLimit.allow(n, now)
+		}
+	}
+	if !ok {
+		s.m.rateLimited.WithLabelValues("ip").Inc()
+		return 0, &StatusError{Code: fasthttp.StatusTooManyRequests, RetryAfter: wait, Err: errors.New("too many requests from this address")}
+	}
+	return spent, nil
+}
+
 // preflight answers the browser's CORS preflight (OPTIONS) for a site: only
 // pages on the site's shop domain or its custom domains may post events.
 func (s *Server) preflight(ctx *fasthttp.RequestCtx, slug string) error {
+	// Charged like an event, before the lookup: probing for site names
+	// costs the prober its own tokens.
+	if _, err := s.chargeClient(s.clientIP(ctx), time.Now()); err != nil {
+		return err
+	}
 	site, err := s.lookupSite(slug)
 	if err != nil {
 		return err

@@ -181,6 +181,7 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) { c.ProduceTimeout = 6 * time.Second }, "-ingest.produceTimeout")
 	f(func(c *Config) { c.ReadTimeout = 0 }, "-ingest.readTimeout")
 	f(func(c *Config) { c.MaxStorefrontBodyBytes = 10 }, "-ingest.maxStorefrontBodyBytes")
+	f(func(c *Config) { c.MaxStorefrontBodyBytes = MaxStorefrontBodyLimit + 1 }, "-ingest.maxStorefrontBodyBytes") // L9
 	f(func(c *Config) { c.MaxInflightProduces = 0 }, "-ingest.maxInflightProduces")
 	f(func(c *Config) { c.IPRate, c.IPBurst = 1, 0 }, "-ingest.ipBurst")
 	f(func(c *Config) { c.RetryAfter = 10 * time.Millisecond }, "-ingest.retryAfter")

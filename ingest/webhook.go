@@ -27,9 +27,14 @@ var destTopic = [...]int{shopify.ToOrders: tOrders, shopify.ToCompliance: tCompl
 func (s *Server) webhook(ctx *fasthttp.RequestCtx) error {
 	receivedAt := time.Now()
 	h := &ctx.Request.Header
-	body := ctx.PostBody()
+	buf := s.bodies.get()
+	defer s.bodies.put(buf)
+	body, err := readBody(ctx, s.cfg.MaxWebhookBodyBytes, buf)
+	if err != nil {
+		return err
+	}
 	s.m.bodyBytes.WithLabelValues(endpointWebhook).Observe(float64(len(body)))
-	if !s.verifier.Verify(body, h.Peek(hdrHmac)) {
+	if !s.verifier.Verify(body, h.Peek(hdrHmac), string(h.Peek(hdrShopDomain))) {
 		s.m.signatureFailures.Inc()
 		return statusErrorf(fasthttp.StatusUnauthorized, "missing or invalid %s", hdrHmac)
 	}

@@ -89,9 +89,12 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 
-// Normalize fills defaults (order_key, grace) and lower-cases the domain.
+// Normalize fills defaults (order_key, grace) and lower-cases the domains.
 func (s *Site) Normalize() {
 	s.ShopDomain = strings.ToLower(strings.TrimSpace(s.ShopDomain))
+	for i, d := range s.CustomDomains {
+		s.CustomDomains[i] = strings.ToLower(strings.TrimSpace(d))
+	}
 	if s.OrderKey == "" {
 		s.OrderKey = OrderKeyID
 	}
@@ -111,8 +114,34 @@ func (s *Site) Validate() error {
 		return &FieldError{"order_key", "must be one of order_id, order_number, order_name"}
 	case s.Grace < 0 || time.Duration(s.Grace) > 7*24*time.Hour:
 		return &FieldError{"grace", "must be between 0s and 168h"}
+	case len(s.CustomDomains) > maxCustomDomains:
+		return &FieldError{"custom_domains", fmt.Sprintf("at most %d domains", maxCustomDomains)}
+	}
+	// Custom domains decide which pages may post storefront events (CORS),
+	// so a record read from sites.v1 is held to the admin API's rules: a
+	// host, or an http(s) origin, never a wildcard or a path.
+	for _, d := range s.CustomDomains {
+		if !ValidCustomDomain(d) {
+			return &FieldError{"custom_domains", fmt.Sprintf("%q: want a host such as shop.example.com or an origin such as https://shop.example.com", d)}
+		}
 	}
 	return nil
+}
+
+const maxCustomDomains = 32
+
+var hostRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(:[0-9]{1,5})?$`)
+
+// ValidCustomDomain reports whether d (lower-case) is a host[:port] or an
+// http(s) origin of one, with at most a trailing slash.
+func ValidCustomDomain(d string) bool {
+	for _, scheme := range []string{"https://", "http://"} {
+		if rest, ok := strings.CutPrefix(d, scheme); ok {
+			d = strings.TrimSuffix(rest, "/")
+			break
+		}
+	}
+	return len(d) <= 253 && hostRE.MatchString(d)
 }
 
 // MarshalSite encodes a site record for sites.v1.

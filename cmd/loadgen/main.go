@@ -115,6 +115,10 @@ type options struct {
 	quiet       bool
 	cpuprofile  string
 
+	idleAnnounce int           // -scenario idle only
+	idlePID      int           // -scenario idle only
+	idleHold     time.Duration // -scenario idle only
+
 	kafka            kafkaconf.Config // -floor only
 	kafkaCompression string           // -floor only
 
@@ -137,7 +141,10 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	fs.BoolVar(&o.baseline, "baseline", false, "also run the same load against a do-nothing fasthttp server (a child process; see -inprocess) and print the ratio")
 	fs.BoolVar(&o.floor, "floor", false, "also run the same load against a fasthttp server (a child process; see -inprocess) that only produces each body to Kafka (scratch topic, acks=all, the ingest's producer settings) and print the ratios: Kafka's share of the gap to the baseline vs the ingest's own")
 	fs.BoolVar(&o.inprocess, "inprocess", false, "run the -baseline and -floor servers inside loadgen instead of in child processes; only to compare: they then share loadgen's Go runtime and skip cross-process wake-ups, which flatters them against the ingest (a separate process) by roughly 1.3-1.4x on 2 cores")
-	fs.StringVar(&o.scenario, "scenario", scenarioWebhook, "traffic: webhook, storefront, both (storefront event then webhook per purchase), badsig (401s)")
+	fs.StringVar(&o.scenario, "scenario", scenarioWebhook, "traffic: webhook, storefront, both (storefront event then webhook per purchase), badsig (401s), idle (-concurrency connections that send headers and wait; see -idle.*)")
+	fs.IntVar(&o.idleAnnounce, "idle.announce", 0, "-scenario idle: Content-Length each connection announces and never sends; 0 = idle keep-alive connections after a GET /healthz")
+	fs.IntVar(&o.idlePID, "idle.pid", 0, "-scenario idle: the ingest's process id, whose RSS is sampled")
+	fs.DurationVar(&o.idleHold, "idle.hold", 3*time.Second, "-scenario idle: how long the connections are held and the RSS sampled (keep it below the ingest's -ingest.readTimeout)")
 	fs.Float64Var(&o.rate, "rate", 0, "requests per second in total; 0 = as fast as the concurrency allows")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "requests in flight at once (connections)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to send (per target); 0 = until -requests are sent")
@@ -199,9 +206,9 @@ Flags:
 		o.shop = o.site + ".myshopify.com"
 	}
 	switch {
-	case o.scenario != scenarioBoth && o.scenario != scenarioWebhook && o.scenario != scenarioStorefront && o.scenario != scenarioBadSig:
-		return o, fmt.Errorf("unknown -scenario %q: want webhook, storefront, both or badsig", o.scenario)
-	case o.scenario != scenarioStorefront && o.secret == "":
+	case o.scenario != scenarioBoth && o.scenario != scenarioWebhook && o.scenario != scenarioStorefront && o.scenario != scenarioBadSig && o.scenario != scenarioIdle:
+		return o, fmt.Errorf("unknown -scenario %q: want webhook, storefront, both, badsig or idle", o.scenario)
+	case o.scenario != scenarioStorefront && o.scenario != scenarioIdle && o.secret == "":
 		return o, errors.New("webhooks need a secret: set -secret or PURCHASESYNC_SHOPIFY_API_SECRET")
 	case o.concurrency < 1:
 		return o, errors.New("-concurrency must be at least 1")
@@ -272,6 +279,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return nil
 		}
 		return err
+	}
+	if o.scenario == scenarioIdle {
+		return runIdle(ctx, o, stdout)
 	}
 	return execute(ctx, o, stdout)
 }

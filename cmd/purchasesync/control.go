@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -59,12 +60,16 @@ func addControlFlags(fs *flagSet) *controlFlags {
 
 // tokens combines the file and the environment/flag; the file wins for a
 // shop in both, since it is the one a rotation job keeps fresh.
-func (f *controlFlags) tokens() (adminapi.TokenSource, error) {
+func (f *controlFlags) tokens(log *slog.Logger) (adminapi.TokenSource, error) {
 	var srcs adminapi.MultiTokens
 	if *f.accessTokensFile != "" {
 		tf, err := adminapi.NewTokenFile(*f.accessTokensFile)
 		if err != nil {
 			return nil, fmt.Errorf("-shopify.accessTokensFile (PURCHASESYNC_SHOPIFY_ACCESSTOKENSFILE): %w", err)
+		}
+		if mode, exposed := tf.Exposed(); exposed {
+			log.Warn("the access tokens file is readable by other users; chmod 600 it (or set the secret volume's defaultMode)",
+				"file", *f.accessTokensFile, "mode", mode.String())
 		}
 		srcs = append(srcs, tf)
 	}
@@ -100,7 +105,7 @@ func adminHandler(c *common, f *controlFlags, producer *kgo.Client) (http.Handle
 			producer.Close()
 		}
 	}
-	tokens, err := f.tokens()
+	tokens, err := f.tokens(c.log)
 	if err != nil {
 		closeOwn()
 		return nil, nil, err

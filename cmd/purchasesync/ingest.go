@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/ingest"
+	"purchasesync/ingest/shopify"
 )
 
 // secretEnv is the variable DESIGN §6 names for the Shopify app secret(s).
@@ -47,7 +48,7 @@ func addIngestFlags(fs *flagSet) *ingestFlags {
 	return &ingestFlags{
 		addr: fs.String("ingest.addr", d.Addr, "public listen address for webhooks and storefront events"),
 		secret: fs.SecretEnv("shopify.apiSecret", secretEnv,
-			"Shopify app secret(s) that sign webhooks, comma-separated during a rotation"),
+			"Shopify app secret(s) that sign webhooks, comma-separated during a rotation; a custom app's as shop.myshopify.com=secret, which verifies that shop's webhooks only"),
 		maxWebhookBody:    fs.Int("ingest.maxWebhookBodyBytes", d.MaxWebhookBodyBytes, "largest webhook body accepted; larger get 413"),
 		maxStorefrontBody: fs.Int("ingest.maxStorefrontBodyBytes", d.MaxStorefrontBodyBytes, "largest storefront event accepted; larger get 413"),
 		maxHeader:         fs.Int("ingest.maxHeaderBytes", d.MaxHeaderBytes, "largest request line plus headers; larger get 431"),
@@ -72,10 +73,12 @@ func addIngestFlags(fs *flagSet) *ingestFlags {
 // config turns the flags into an ingest.Config for topics of c.
 func (f *ingestFlags) config(c *common) (ingest.Config, error) {
 	cfg := ingest.DefaultConfig()
-	for _, s := range splitList(*f.secret) {
-		cfg.Secrets = append(cfg.Secrets, []byte(s))
+	var err error
+	cfg.Secrets, cfg.ShopSecrets, err = shopify.ParseSecrets(splitList(*f.secret))
+	if err != nil {
+		return cfg, fmt.Errorf("-shopify.apiSecret (%s): %w", secretEnv, err)
 	}
-	if len(cfg.Secrets) == 0 {
+	if len(cfg.Secrets) == 0 && len(cfg.ShopSecrets) == 0 {
 		return cfg, fmt.Errorf("no Shopify app secret: set %s or %s_FILE (comma-separated during a rotation), or -shopify.apiSecret", secretEnv, secretEnv)
 	}
 	proxies, err := ingest.ParseTrustedProxies(splitList(*f.trustedProxies))

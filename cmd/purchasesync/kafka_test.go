@@ -27,6 +27,8 @@ var secretVars = map[string]string{
 	"PURCHASESYNC_ADMIN_TOKEN":          "hunter2-admin",
 	"PURCHASESYNC_SHOPIFY_ACCESSTOKENS": "a.myshopify.com=hunter2-access",
 	"PURCHASESYNC_REGISTRAR_APIKEY":     "hunter2-registrar",
+	"PURCHASESYNC_NOTIFIER_URL":         "https://hooks.slack.example/services/hunter2-notifier",
+	"PURCHASESYNC_CLICKHOUSE_PASSWORD":  "hunter2-clickhouse",
 }
 
 // secretEnvs is secretVars as variables, and as _FILE variables naming
@@ -87,6 +89,16 @@ func TestHelpHidesSecrets(t *testing.T) {
 				t.Errorf("%s -h (%s): %v", name, how, err)
 			}
 			help += stdout.String()
+			// A mistyped flag prints the usage too, into the service's log.
+			typo := captureStderr(t, func() {
+				err = run(context.Background(), []string{"purchasesync", name, "-no.such.flag=x"}, func(k string) string { return env[k] }, &stdout)
+			})
+			if err == nil {
+				t.Errorf("%s -no.such.flag: no error", name)
+			} else {
+				typo += err.Error()
+			}
+			noSecrets(t, name+" with a mistyped flag ("+how+")", typo+stdout.String())
 			if name == "version" { // no flags, so nothing to show
 				noSecrets(t, name+" -h ("+how+")", help)
 				continue

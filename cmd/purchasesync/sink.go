@@ -48,7 +48,8 @@ func addSinkFlags(fs *flagSet) *sinkFlags {
 			"base URL of a Talkable-compatible purchase registry (POST <url>/api/v2/origins); empty = do not forward purchases"),
 		registrarAPIKey: fs.Secret("registrar.apiKey", "bearer API key of the purchase registry"),
 		registrarTest:   fs.Bool("registrar.forwardTest", rd.ForwardTest, "also forward Shopify test orders"),
-		notifierURL: fs.String("notifier.url", "",
+		// The URL is the webhook's credential (whoever has it can post).
+		notifierURL: fs.Secret("notifier.url",
 			"Slack-compatible incoming-webhook URL for per-site discrepancy digests; empty = no notifications"),
 		notifierInterval: fs.Duration("notifier.interval", nd.Interval, "at most one discrepancy message per site per this interval"),
 	}

@@ -128,7 +128,7 @@ func podSpecOf(o object) (*corev1.PodTemplateSpec, bool) {
 // secretVars may only come from files (their _FILE variables), never from
 // a value in a manifest.
 var secretVars = []string{"PURCHASESYNC_SHOPIFY_API_SECRET", "PURCHASESYNC_ADMIN_TOKEN", "PURCHASESYNC_KAFKA_SASL_PASSWORD",
-	"PURCHASESYNC_CLICKHOUSE_PASSWORD", "PURCHASESYNC_REGISTRAR_APIKEY", "PURCHASESYNC_SHOPIFY_ACCESSTOKENS"}
+	"PURCHASESYNC_CLICKHOUSE_PASSWORD", "PURCHASESYNC_REGISTRAR_APIKEY", "PURCHASESYNC_SHOPIFY_ACCESSTOKENS", "PURCHASESYNC_NOTIFIER_URL"}
 
 func TestManifests(t *testing.T) {
 	root := testenv.RepoRoot()

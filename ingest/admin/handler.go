@@ -48,6 +48,22 @@ type Syncing interface {
 	Disable(ctx context.Context, site string) (schemas.Site, error)
 }
 
+// SiteLocker is what a Syncing may also offer: the per-site lock its switch
+// and watchdog take around their read-modify-write of a site. The admin
+// PUT and DELETE take it too, so that a watchdog store cannot overwrite
+// an operator's change with the record it read before it, or the reverse.
+type SiteLocker interface {
+	Lock(site string) (unlock func())
+}
+
+// lockSite takes the site's lock when Syncing offers one.
+func (h *Handler) lockSite(site string) func() {
+	if l, ok := h.deps.Syncing.(SiteLocker); ok {
+		return l.Lock(site)
+	}
+	return func() {}
+}
+
 // Deps are the handler's collaborators.
 type Deps struct {
 	Sites   SiteReader
@@ -252,6 +268,15 @@ func (h *Handler) put(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	defer h.lockSite(slug)()
+	// One shop belongs to one site: a second site would split or steal
+	// its webhooks and compliance requests.
+	for _, other := range h.deps.Sites.All() {
+		if other.Site != slug && other.ShopDomain == s.ShopDomain {
+			return 0, nil, &httpError{code: http.StatusConflict, field: "shop_domain", msg: fmt.Sprintf(
+				"%s is already linked to site %s; delete that site or change its shop_domain first", s.ShopDomain, other.Site)}
+		}
+	}
 	old, exists := h.deps.Sites.Get(slug)
 	if exists && old.WebhookSubscriptionID != "" {
 		if old.ShopDomain != s.ShopDomain {
@@ -364,6 +389,9 @@ func (h *Handler) decode(r *http.Request, dst any) error {
 }
 
 func (h *Handler) delete(r *http.Request) (int, any, error) {
+	if schemas.ValidSiteSlug(r.PathValue("site")) {
+		defer h.lockSite(r.PathValue("site"))()
+	}
 	s, err := h.lookup(r)
 	if err != nil {
 		return 0, nil, err

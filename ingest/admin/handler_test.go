@@ -110,7 +110,10 @@ type fakeSyncing struct {
 	reg   *fakeRegistry
 	err   error
 	calls []string
+	mu    sync.Mutex // the per-site lock (one for all sites here)
 }
+
+func (f *fakeSyncing) Lock(string) func() { f.mu.Lock(); return f.mu.Unlock }
 
 func (f *fakeSyncing) set(ctx context.Context, site string, on bool) (schemas.Site, error) {
 	f.calls = append(f.calls, fmt.Sprintf("%s=%v", site, on))
@@ -267,6 +270,42 @@ func TestPutKeepsSubscriptionIDAndRefusesShopMove(t *testing.T) {
 	code, body = e.do("PUT", "/admin/v1/sites/a", `{"shop_domain":"b.myshopify.com"}`)
 	if code != 409 || body["field"] != "shop_domain" {
 		t.Fatalf("shop move with a subscription: %d %v, want 409 on shop_domain", code, body)
+	}
+}
+
+// TestPutRefusesASecondSiteForAShop: one shop domain belongs to at most
+// one site (M5 of the security review).
+func TestPutRefusesASecondSiteForAShop(t *testing.T) {
+	e := defaultEnv(t)
+	e.reg.seed(schemas.Site{Site: "a", ShopDomain: "a.myshopify.com"})
+	code, body := e.do("PUT", "/admin/v1/sites/b", `{"shop_domain":"A.myshopify.com"}`)
+	if code != 409 || body["field"] != "shop_domain" || !strings.Contains(fmt.Sprint(body["error"]), "site a") {
+		t.Fatalf("second site for a.myshopify.com: %d %v, want 409 on shop_domain naming site a", code, body)
+	}
+	if code, body := e.do("PUT", "/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com","grace":"5m"}`); code != 200 {
+		t.Fatalf("the site itself: %d %v", code, body)
+	}
+}
+
+// TestPutTakesTheSiteLock: an admin PUT waits for the per-site lock the
+// watchdog and the switch hold around their read-modify-write, so neither
+// overwrites the other's change (L12 of the security review).
+func TestPutTakesTheSiteLock(t *testing.T) {
+	e := defaultEnv(t)
+	unlock := e.syn.Lock("a")
+	done := make(chan int, 1)
+	go func() {
+		code, _ := e.do("PUT", "/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com"}`)
+		done <- code
+	}()
+	select {
+	case code := <-done:
+		t.Fatalf("PUT answered %d while the site's lock was held", code)
+	case <-time.After(300 * time.Millisecond):
+	}
+	unlock()
+	if code := <-done; code != 200 {
+		t.Fatalf("PUT after the lock was released: %d", code)
 	}
 }
 

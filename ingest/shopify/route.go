@@ -26,10 +26,15 @@ const (
 	// only sites whose key is the order id (the standard integration, and
 	// the only one Talkable's Purchase Syncing supports) can join it.
 	ReasonRefundNeedsOrderID = "refund_needs_order_id"
+	// ReasonShopMismatch: a compliance request whose signed body names
+	// another shop than the (unsigned) shop header. The compliance
+	// processor acts on the body's shop_domain, so a custom app's secret,
+	// bound to the header's shop, must not sign a redaction of another shop.
+	ReasonShopMismatch = "shop_mismatch"
 )
 
 // Reasons lists every reason, for metrics initialisation and docs.
-var Reasons = []string{ReasonTopicNotHandled, ReasonUnknownShop, ReasonSyncingDisabled, ReasonUnparsable, ReasonRefundNeedsOrderID}
+var Reasons = []string{ReasonTopicNotHandled, ReasonUnknownShop, ReasonSyncingDisabled, ReasonUnparsable, ReasonRefundNeedsOrderID, ReasonShopMismatch}
 
 // Destination is the raw topic a verified webhook goes to.
 type Destination uint8
@@ -105,6 +110,13 @@ func Decide(topic, shop string, body []byte, sites Sites) Decision {
 	shop = NormalizeShop(shop)
 	r := RouteTopic(topic)
 	d := Decision{Route: r, Key: shop, Shop: shop}
+	if r.Dest == ToCompliance {
+		// An unreadable body still goes to compliance.v1, whose processor
+		// records and skips it; a readable one must be about this shop.
+		if req, err := schemas.ParseComplianceRequest(topic, body); err == nil && req.ShopDomain != shop {
+			return unrouted(shop, ReasonShopMismatch)
+		}
+	}
 	if r.Dest != ToOrders {
 		return d
 	}

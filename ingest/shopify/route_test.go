@@ -78,9 +78,14 @@ func TestDecide(t *testing.T) {
 	f("orders/create", "acme.myshopify.com", `{"name": "#1"}`, ToUnrouted, ReasonUnparsable, "acme.myshopify.com")
 	f("orders/create", "bolt.myshopify.com", `{"id": 5}`, ToUnrouted, ReasonUnparsable, "bolt.myshopify.com")
 	f("orders/create", "acme.myshopify.com", `[1]`, ToUnrouted, ReasonUnparsable, "acme.myshopify.com")
-	// Other topics never look at the registry or the body.
+	// Compliance never looks at the registry; an unreadable body goes on.
 	f("customers/redact", "nobody.myshopify.com", `not json`, ToCompliance, "", "nobody.myshopify.com")
 	f("shop/redact", "acme.myshopify.com", `{}`, ToCompliance, "", "acme.myshopify.com")
+	f("shop/redact", "acme.myshopify.com", `{"shop_domain":"ACME.myshopify.com"}`, ToCompliance, "", "acme.myshopify.com")
+	// A body about another shop than the header (H5: a custom app's secret
+	// is bound to the header's shop, and the processor acts on the body's).
+	f("shop/redact", "acme.myshopify.com", `{"shop_domain":"victim.myshopify.com"}`, ToUnrouted, ReasonShopMismatch, "acme.myshopify.com")
+	f("customers/redact", "acme.myshopify.com", `{"shop_domain":"victim.myshopify.com","customer":{"email":"a@b.co"}}`, ToUnrouted, ReasonShopMismatch, "acme.myshopify.com")
 	// Refunds join their purchase by order id; other modes cannot key them.
 	f("refunds/create", "acme.myshopify.com", `{"id": 7, "order_id": 9007199254740993}`, ToOrders, "", "acme/9007199254740993")
 	f("refunds/create", "bolt.myshopify.com", `{"id": 7, "order_id": 1}`, ToUnrouted, ReasonRefundNeedsOrderID, "bolt.myshopify.com")

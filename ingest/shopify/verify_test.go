@@ -38,7 +38,7 @@ func TestVerify(t *testing.T) {
 	}
 	f := func(v *Verifier, body, header string, want bool) {
 		t.Helper()
-		if got := v.Verify([]byte(body), []byte(header)); got != want {
+		if got := v.Verify([]byte(body), []byte(header), "a.myshopify.com"); got != want {
 			t.Errorf("Verify(%.30q, %q) = %v, want %v", body, header, got, want)
 		}
 	}
@@ -78,7 +78,7 @@ func TestVerifierCopiesSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	copy(secret, "xxxx")
-	if !v.Verify([]byte(vectorBody), []byte(vectorHush)) {
+	if !v.Verify([]byte(vectorBody), []byte(vectorHush), "a.myshopify.com") {
 		t.Fatal("signature rejected after the caller's secret buffer changed")
 	}
 }
@@ -92,7 +92,7 @@ func FuzzVerify(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, body, header []byte) {
-		got := v.Verify(body, header)
+		got := v.Verify(body, header, "a.myshopify.com")
 		// Accepted exactly when the header is one of the two signatures.
 		want := bytes.Equal(header, []byte(Sign([]byte("hush"), body))) ||
 			bytes.Equal(header, []byte(Sign([]byte("shpss_old_secret"), body)))
@@ -109,8 +109,47 @@ func BenchmarkVerify(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if !v.Verify(body, sig) {
+		if !v.Verify(body, sig, "a.myshopify.com") {
 			b.Fatal("rejected")
 		}
+	}
+}
+
+// TestShopBoundSecrets: a custom app's secret verifies only its shop's
+// webhooks; the public app's verifies every shop's (H5 of the security
+// review: any configured secret used to verify any shop).
+func TestShopBoundSecrets(t *testing.T) {
+	public, byShop, err := ParseSecrets([]string{"shpss_public", "Shop-A.myshopify.com=shpss_custom_a", "b.myshopify.com=shpss_custom_b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewBoundVerifier(public, byShop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"id":1}`)
+	f := func(secret, shop string, want bool) {
+		t.Helper()
+		if got := v.Verify(body, []byte(Sign([]byte(secret), body)), shop); got != want {
+			t.Errorf("signed with %s, for shop %q: %v, want %v", secret, shop, got, want)
+		}
+	}
+	f("shpss_public", "a.myshopify.com", true)
+	f("shpss_public", "anyone.myshopify.com", true)
+	f("shpss_custom_a", "shop-a.myshopify.com", true)
+	f("shpss_custom_a", " SHOP-A.myshopify.com", true)
+	f("shpss_custom_a", "b.myshopify.com", false) // shop B's webhook signed with A's secret
+	f("shpss_custom_a", "victim.myshopify.com", false)
+	f("shpss_custom_a", "", false)
+	f("shpss_custom_b", "b.myshopify.com", true)
+	f("shpss_custom_b", "shop-a.myshopify.com", false)
+
+	if _, _, err := ParseSecrets([]string{"x.myshopify.com="}); err == nil || strings.Contains(err.Error(), "shpss") {
+		t.Errorf("empty bound secret: %v", err)
+	}
+	// A secret that happens to contain '=' is a public secret unless what
+	// precedes it is a shop domain.
+	if p, b, _ := ParseSecrets([]string{"abc=def"}); len(p) != 1 || len(b) != 0 {
+		t.Errorf("abc=def read as %d public, %d bound", len(p), len(b))
 	}
 }

@@ -138,6 +138,11 @@ func (s *Service) Run(ctx context.Context) error {
 
 // lock serializes the switch and the watchdog per site, so that a disable
 // and a watchdog recreation cannot interleave.
+// Lock takes the per-site lock that the switch and the watchdog hold
+// around their read-modify-write of a site record; the admin API's PUT and
+// DELETE take it too (ingest/admin.SiteLocker).
+func (s *Service) Lock(site string) (unlock func()) { return s.lock(site) }
+
 func (s *Service) lock(site string) func() {
 	v, _ := s.locks.LoadOrStore(site, &sync.Mutex{})
 	mu := v.(*sync.Mutex)

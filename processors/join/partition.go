@@ -75,7 +75,7 @@ func (p *partition) restoreAll(latest map[string][]byte) error {
 				var s State
 				err := json.Unmarshal(j.value, &s)
 				if err != nil {
-					err = fmt.Errorf("cannot decode join state of %s: %w", j.key, err)
+					err = &stateDecodeError{key: j.key, err: err}
 				}
 				results <- result{j.key, &s, err}
 			}
@@ -104,6 +104,18 @@ func (p *partition) restoreAll(latest map[string][]byte) error {
 	}
 	return firstErr
 }
+
+// stateDecodeError is a join.state.v1 value that does not decode.
+type stateDecodeError struct {
+	key string
+	err error
+}
+
+func (e *stateDecodeError) Error() string {
+	return fmt.Sprintf("cannot decode join state of %s: %v", e.key, e.err)
+}
+
+func (e *stateDecodeError) Unwrap() error { return e.err }
 
 // finishRestore rebuilds the timer index after a restore.
 func (p *partition) finishRestore() {

@@ -611,6 +611,7 @@ func (p *Processor) restore(ctx context.Context, part *partition) error {
 		// Keep only each key's last value (the changelog is compacted
 		// lazily), then decode them in parallel: decoding dominates.
 		latest := map[string][]byte{}
+		offsets := map[string]int64{} // of each latest value, for errors
 		next := begin.Offset
 		for next < end {
 			fs := cl.PollFetches(ctx)
@@ -628,12 +629,24 @@ func (p *Processor) restore(ctx context.Context, part *partition) error {
 				n++
 				if r.Value == nil {
 					delete(latest, string(r.Key))
+					delete(offsets, string(r.Key))
 				} else {
 					latest[string(r.Key)] = r.Value
+					offsets[string(r.Key)] = r.Offset
 				}
 			})
 		}
 		if err := part.restoreAll(latest); err != nil {
+			// The partition stalls (sessions retry; /readyz says why):
+			// going on without the key's state could register it twice.
+			// The error says where the record is and how an operator
+			// skips it.
+			var de *stateDecodeError
+			if errors.As(err, &de) {
+				return fmt.Errorf("join: cannot restore %s/%d: the value of key %q at offset %d does not decode (%v); "+
+					"to go on without it, produce a tombstone (null value) for that key to %s partition %d: the key's past decisions are then forgotten",
+					topic, part.id, de.key, offsets[de.key], de.err, topic, part.id)
+			}
 			return err
 		}
 	}

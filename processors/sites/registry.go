@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,9 @@ type Registry struct {
 	chMu    chanMu
 	health  *health.Health // Started once loaded
 	kafka   *health.Dep
+	// conflicts is the number of shop conflicts last logged (apply runs on
+	// the one consuming goroutine).
+	conflicts int
 }
 
 // New creates a registry. clientOpts are the base Kafka options (seeds,
@@ -230,12 +234,49 @@ func (r *Registry) apply(recs []*kgo.Record) {
 		}
 		next.bySite[slug] = s
 	}
-	for slug, s := range next.bySite {
-		next.byShop[s.ShopDomain] = slug
+	conflicts := next.linkShops()
+	if c := len(conflicts); c != r.conflicts {
+		r.conflicts = c
+		if c > 0 {
+			// The admin API refuses a second site for a shop (409); this is
+			// an old record or a direct write to sites.v1.
+			r.log.Warn("sites: shop domains linked to more than one site; each routes to its most recently updated site", "conflicts", strings.Join(conflicts, "; "))
+		}
 	}
+	r.m.shopConflicts.Set(float64(len(conflicts)))
 	r.snap.Store(next)
 	r.m.sites.Set(float64(len(next.bySite)))
 	r.chMu.broadcast()
+}
+
+// linkShops fills byShop. A shop domain belongs to one site; if several
+// records name it (written before the admin API refused that, or straight
+// to sites.v1), the most recently updated one wins, then the smallest
+// slug, so every process routes the shop to the same site whatever the
+// order it read the records in. It returns the conflicts, as
+// "shop: winner over loser, ...", sorted.
+func (s *snapshot) linkShops() []string {
+	losers := map[string][]string{}
+	for slug, site := range s.bySite {
+		cur, ok := s.byShop[site.ShopDomain]
+		if !ok {
+			s.byShop[site.ShopDomain] = slug
+			continue
+		}
+		win, lose := cur, slug
+		if c := s.bySite[cur]; site.UpdatedAt.After(c.UpdatedAt) || (site.UpdatedAt.Equal(c.UpdatedAt) && slug < cur) {
+			win, lose = slug, cur
+		}
+		s.byShop[site.ShopDomain] = win
+		losers[site.ShopDomain] = append(losers[site.ShopDomain], lose)
+	}
+	var out []string
+	for shop, l := range losers {
+		sort.Strings(l)
+		out = append(out, fmt.Sprintf("%s: %s over %s", shop, s.byShop[shop], strings.Join(l, ", ")))
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Writer writes site records to sites.v1 with a synchronous produce, so a

@@ -275,14 +275,23 @@ func (n *Notifier) digest(site string, s *siteState, now time.Time) string {
 		b.WriteString("Examples:\n")
 		for _, e := range examples {
 			if e.field == "webhook_missing" {
-				fmt.Fprintf(&b, "• order %s: no Shopify webhook\n", e.order)
+				fmt.Fprintf(&b, "• order %s: no Shopify webhook\n", mrkdwn(e.order))
 				continue
 			}
-			fmt.Fprintf(&b, "• order %s %s: storefront `%s`, Shopify `%s`\n", e.order, e.field, e.storefront, e.shopify)
+			fmt.Fprintf(&b, "• order %s %s: storefront `%s`, Shopify `%s`\n", mrkdwn(e.order), mrkdwn(e.field), mrkdwn(e.storefront), mrkdwn(e.shopify))
 		}
 	}
 	return b.String()
 }
+
+// mrkdwnEscaper escapes text from events (order numbers and values come
+// from unauthenticated storefront events) for Slack's mrkdwn: &, < and >
+// as entities (else "<!channel>" pings everyone and "<url|text>" makes a
+// link), backticks dropped (they would close the code span), line breaks
+// as spaces.
+var mrkdwnEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "`", "", "\n", " ", "\r", " ")
+
+func mrkdwn(s string) string { return mrkdwnEscaper.Replace(s) }
 
 func plural(n int, one, many string) string {
 	if n == 1 {

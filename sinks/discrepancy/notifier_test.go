@@ -194,3 +194,26 @@ func TestCommitStopsAtUndeliveredDigest(t *testing.T) {
 		t.Fatalf("commit offsets = %v, want partition 0 at 12 and 1 at 70", offs)
 	}
 }
+
+// TestDigestEscapesMarkup: order numbers and values come from storefront
+// events; in a digest they cannot ping a channel, make a link or leave
+// their code span (L1 of the security review).
+func TestDigestEscapesMarkup(t *testing.T) {
+	n := &Notifier{cfg: DefaultConfig()}
+	s := &siteState{parts: map[int32]*partDigest{0: {counts: map[string]int{"email": 1, "webhook_missing": 1}, since: time.Unix(0, 0),
+		examples: []example{
+			{order: "<!channel>", field: "email", storefront: "a`<https://evil.example|click>`", shopify: "b&c"},
+			{order: "<@U123>", field: "webhook_missing"},
+		}}}}
+	got := n.digest("acme", s, time.Unix(60, 0))
+	for _, bad := range []string{"<!channel>", "<https://", "<@U123>", "a`"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("digest contains %q:\n%s", bad, got)
+		}
+	}
+	for _, want := range []string{"&lt;!channel&gt;", "&lt;@U123&gt;", "b&amp;c"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("digest lacks %q:\n%s", want, got)
+		}
+	}
+}

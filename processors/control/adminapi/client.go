@@ -106,7 +106,13 @@ func New(cfg Config, tokens TokenSource, reg prometheus.Registerer, log *slog.Lo
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Client{
-		cfg: cfg, http: &http.Client{Timeout: cfg.Timeout}, tokens: tokens, log: log, m: newMetrics(reg),
+		cfg: cfg, tokens: tokens, log: log, m: newMetrics(reg),
+		http: &http.Client{Timeout: cfg.Timeout,
+			// Never follow a redirect: Go re-sends custom headers, the
+			// access token among them, to whatever host it points at (and
+			// keeps a 307/308's body). Shopify's Admin API does not redirect;
+			// an answer that does is an error.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		buckets: map[string]bucket{}, lastCost: map[string]float64{},
 	}, nil
 }

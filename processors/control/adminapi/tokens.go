@@ -108,6 +108,18 @@ func (f *TokenFile) reload() error {
 	return nil
 }
 
+// Exposed reports whether the file's permissions let its group or other
+// users read it, and the mode: the tokens grant read_orders on merchants'
+// stores. (It is a warning, not a refusal: a mounted Kubernetes secret is
+// 0644 unless its defaultMode says otherwise.)
+func (f *TokenFile) Exposed() (os.FileMode, bool) {
+	st, err := os.Stat(f.path)
+	if err != nil {
+		return 0, false
+	}
+	return st.Mode().Perm(), st.Mode().Perm()&0o077 != 0
+}
+
 // Token implements TokenSource. A file that became unreadable keeps the
 // last good tokens: a rotation job's half-written file must not cut us off.
 func (f *TokenFile) Token(shop string) (string, bool) {

@@ -3,6 +3,7 @@ package compliance
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -128,7 +129,11 @@ func seed(t *testing.T, conn driver.Conn) {
 		`'shopify', 'acme', '5002', now(), 'acme.myshopify.com', 'o', 0, 2, '{"id":5002,"email":"bob@example.com"}'`,
 		`'shopify', 'acme', '5004', now(), 'acme.myshopify.com', 'o', 0, 3, '{"id":5004,"email":"jane@example.com"}'`,
 		`'shopify', 'gone', '9001', now(), 'gone.myshopify.com', 'o', 0, 4, '{"id":9001,"email":"zed@example.com"}'`,
-		`'shopify', '', '', now(), 'gone.myshopify.com', 'u', 0, 5, '{"id":9002,"email":"zed@example.com"}'`)
+		`'shopify', '', '', now(), 'gone.myshopify.com', 'u', 0, 5, '{"id":9002,"email":"zed@example.com"}'`,
+		// Other customers whose emails contain Jane's (M4 of the security
+		// review: a substring match redacted and reported them too).
+		`'shopify', 'acme', '5005', now(), 'acme.myshopify.com', 'o', 0, 6, '{"id":5005,"email":"mary.jane@example.com","note":"not jane@example.com"}'`,
+		`'storefront', 'acme', '5006', now(), '', 's', 0, 2, '{"customer":{"email":"jane@example.com.au"}}'`)
 }
 
 // TestFunctionalRedaction on the real ClickHouse: after customers/redact no
@@ -168,7 +173,7 @@ func TestFunctionalRedaction(t *testing.T) {
 	}
 	for _, q := range []string{
 		"SELECT count() FROM purchases WHERE positionCaseInsensitive(email, ?) > 0",
-		"SELECT count() FROM raw_events WHERE positionCaseInsensitive(body, ?) > 0",
+		"SELECT count() FROM raw_events WHERE positionCaseInsensitive(body, ?) > 0 AND order_number NOT IN ('5005', '5006')",
 		"SELECT count() FROM discrepancies WHERE positionCaseInsensitive(storefront_value, ?) > 0 OR positionCaseInsensitive(shopify_value, 'jane.doe') > 0",
 	} {
 		if n := count(t, conn, q, jane); n != 0 {
@@ -183,6 +188,9 @@ func TestFunctionalRedaction(t *testing.T) {
 	}
 	if n := count(t, conn, "SELECT count() FROM raw_events WHERE positionCaseInsensitive(body, 'bob@example.com') > 0"); n != 1 {
 		t.Error("Bob's raw event was touched")
+	}
+	if n := count(t, conn, "SELECT count() FROM raw_events WHERE positionCaseInsensitive(body, 'mary.jane@example.com') > 0 OR positionCaseInsensitive(body, 'jane@example.com.au') > 0"); n != 2 {
+		t.Errorf("raw events of customers whose email only contains Jane's were redacted: %d of 2 left", n)
 	}
 	if n := count(t, conn, "SELECT count() FROM discrepancies WHERE field = 'subtotal' AND storefront_value = '10.00'"); n != 1 {
 		t.Error("a non-personal discrepancy value was blanked")
@@ -299,4 +307,43 @@ func counterValue(c prometheus.Counter) float64 {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestFunctionalLargeOrderLists: a customer with tens of thousands of
+// order ids is looked up, reported and redacted in chunks; one IN list of
+// them all would pass ClickHouse's max_query_size and fail at every retry,
+// blocking compliance.v1 (L2 of the security review).
+func TestFunctionalLargeOrderLists(t *testing.T) {
+	conn := openTestDB(t)
+	seed(t, conn)
+	dir := t.TempDir()
+	cfg := DefaultConfig("unused")
+	cfg.ReportDir = dir
+	sites := oneSite{acmeShop: {Site: "acme", ShopDomain: acmeShop, OrderKey: schemas.OrderKeyID}}
+	p, err := New(cfg, Deps{Conn: conn, Sites: sites, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	ids := []string{"5002"}
+	for i := range 30000 {
+		ids = append(ids, fmt.Sprint(1_000_000_000+i))
+	}
+	list := strings.Join(ids, ",")
+	if err := p.Handle(ctx, RequestRef{ID: "compliance.v1/0/7"}, schemas.ComplianceCustomersDataRequest,
+		[]byte(`{"shop_domain":"acme.myshopify.com","customer":{"id":88},"orders_requested":[`+list+`],"data_request":{"id":4242}}`)); err != nil {
+		t.Fatalf("data request with %d order ids: %v", len(ids), err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "acme.myshopify.com-4242.json"))
+	if err != nil || !strings.Contains(string(b), `"email": "bob@example.com"`) {
+		t.Errorf("report: %v\n%.300s", err, b)
+	}
+	if err := p.Handle(ctx, RequestRef{ID: "compliance.v1/0/8"}, schemas.ComplianceCustomersRedact,
+		[]byte(`{"shop_domain":"acme.myshopify.com","customer":{"id":88},"orders_to_redact":[`+list+`]}`)); err != nil {
+		t.Fatalf("redact with %d order ids: %v", len(ids), err)
+	}
+	if n := count(t, conn, "SELECT count() FROM purchases WHERE email = 'bob@example.com'"); n != 0 {
+		t.Errorf("Bob's purchase not redacted")
+	}
 }

@@ -511,9 +511,16 @@ func (p *Processor) customerKeys(ctx context.Context, req *schemas.ComplianceReq
 	for _, id := range orderIDs {
 		ids = append(ids, string(id))
 	}
+	// Order ids go in chunks: one IN list of every id of a customer with
+	// thousands of orders would pass ClickHouse's max_query_size (256 KiB)
+	// and fail the same way at every retry, blocking compliance.v1.
+	for start := 0; start < len(ids); start += inChunk {
+		chunk := ids[start:min(start+inChunk, len(ids))]
+		if err := p.collect(ctx, add, "SELECT site, order_number FROM purchases WHERE site IN ? AND shopify_order_id IN ?", inSet(names), inSet(chunk)); err != nil {
+			return nil, err
+		}
+	}
 	if len(ids) > 0 {
-		conds = append(conds, "shopify_order_id IN ?")
-		args = append(args, inSet(ids))
 		// In order_id mode the order id is the key: this also finds raw
 		// events of orders not (yet) in purchases.
 		for _, s := range sites {
@@ -530,9 +537,26 @@ func (p *Processor) customerKeys(ctx context.Context, req *schemas.ComplianceReq
 		}
 	}
 	if e := req.Customer.Email; e != "" {
-		// Held or unjoined events exist only as raw bodies.
-		if err := p.collect(ctx, add, "SELECT DISTINCT site, order_number FROM raw_events WHERE site IN ? AND positionCaseInsensitive(body, ?) > 0", inSet(names), e); err != nil {
-			return nil, err
+		// Held or unjoined events exist only as raw bodies. The substring
+		// search only narrows the candidates; the match is on the parsed
+		// email fields (bodyHasEmail), or bob@x.com would take jimbob@x.com's
+		// and bob@x.com.au's data with it.
+		rows, err := p.conn.Query(ctx, "SELECT site, order_number, body FROM raw_events WHERE site IN ? AND positionCaseInsensitive(body, ?) > 0", inSet(names), e)
+		if err != nil {
+			return nil, fmt.Errorf("cannot look up the customer's raw events: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var site, order, body string
+			if err := rows.Scan(&site, &order, &body); err != nil {
+				return nil, fmt.Errorf("cannot look up the customer's raw events: %w", err)
+			}
+			if bodyHasEmail([]byte(body), e) {
+				add(site, order)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("cannot look up the customer's raw events: %w", err)
 		}
 	}
 	out := map[string][]string{}
@@ -547,6 +571,9 @@ func (p *Processor) customerKeys(ctx context.Context, req *schemas.ComplianceReq
 
 // inSet binds a list as "('a', 'b')" for IN: the driver binds a plain
 // slice as an array literal.
+// inChunk is how many values one IN list carries (about 25 KiB of SQL).
+const inChunk = 1000
+
 func inSet(xs []string) clickhouse.GroupSet {
 	v := make([]any, len(xs))
 	for i, x := range xs {
@@ -571,6 +598,29 @@ func (p *Processor) collect(ctx context.Context, add func(site, order string), q
 	return rows.Err()
 }
 
+// bodyHasEmail reports whether a raw event belongs to the customer with
+// this email: the Shopify order's email or customer.email, or the
+// storefront event's customer.email, equal to it after trimming and case
+// folding. Lenient on purpose: a body that today's validation would refuse
+// may still have been stored, and it must still be found.
+func bodyHasEmail(body []byte, email string) bool {
+	var b struct {
+		Email    any `json:"email"`
+		Customer *struct {
+			Email any `json:"email"`
+		} `json:"customer"`
+	}
+	if json.Unmarshal(body, &b) != nil {
+		return false
+	}
+	email = strings.TrimSpace(email)
+	same := func(v any) bool {
+		s, ok := v.(string)
+		return ok && strings.EqualFold(strings.TrimSpace(s), email)
+	}
+	return same(b.Email) || (b.Customer != nil && same(b.Customer.Email))
+}
+
 // piiFields are the discrepancy fields whose values are personal data.
 var piiFields = []string{"email", "customer_id", "shipping_zip"}
 
@@ -582,8 +632,8 @@ func (p *Processor) redactCustomer(ctx context.Context, req *schemas.ComplianceR
 	n := 0
 	for site, orders := range keys {
 		n += len(orders)
-		for start := 0; start < len(orders); start += 1000 {
-			chunk := orders[start:min(start+1000, len(orders))]
+		for start := 0; start < len(orders); start += inChunk {
+			chunk := orders[start:min(start+inChunk, len(orders))]
 			stmts := []struct{ table, sql string }{
 				{"purchases", "ALTER TABLE purchases UPDATE email = '', first_name = '', last_name = '', customer_id = '', shipping_zip = '', shipping_address = '', ip_address = '' WHERE site = ? AND order_number IN ?"},
 				{"raw_events", "ALTER TABLE raw_events UPDATE body = '' WHERE site = ? AND order_number IN ?"},
@@ -676,24 +726,27 @@ func (p *Processor) report(ctx context.Context, req *schemas.ComplianceRequest, 
 		return 0, err
 	}
 	rows := []reportRow{}
-	for site, orders := range keys {
-		q := "SELECT site, order_number, shopify_order_id, email, customer_id, first_name, last_name, shipping_zip, shipping_address, ip_address, coupon_codes, currency FROM purchases FINAL WHERE site = ? AND order_number IN ?"
-		res, err := p.conn.Query(ctx, q, site, inSet(orders))
-		if err != nil {
-			return 0, fmt.Errorf("cannot read the customer's purchases: %w", err)
-		}
-		for res.Next() {
-			var r reportRow
-			if err := res.Scan(&r.Site, &r.OrderNumber, &r.ShopifyOrderID, &r.Email, &r.CustomerID, &r.FirstName, &r.LastName, &r.ShippingZip, &r.ShippingAddress, &r.IPAddress, &r.CouponCodes, &r.Currency); err != nil {
-				res.Close()
+	for site, all := range keys {
+		for start := 0; start < len(all); start += inChunk {
+			orders := all[start:min(start+inChunk, len(all))]
+			q := "SELECT site, order_number, shopify_order_id, email, customer_id, first_name, last_name, shipping_zip, shipping_address, ip_address, coupon_codes, currency FROM purchases FINAL WHERE site = ? AND order_number IN ?"
+			res, err := p.conn.Query(ctx, q, site, inSet(orders))
+			if err != nil {
 				return 0, fmt.Errorf("cannot read the customer's purchases: %w", err)
 			}
-			rows = append(rows, r)
-		}
-		err = res.Err()
-		res.Close()
-		if err != nil {
-			return 0, fmt.Errorf("cannot read the customer's purchases: %w", err)
+			for res.Next() {
+				var r reportRow
+				if err := res.Scan(&r.Site, &r.OrderNumber, &r.ShopifyOrderID, &r.Email, &r.CustomerID, &r.FirstName, &r.LastName, &r.ShippingZip, &r.ShippingAddress, &r.IPAddress, &r.CouponCodes, &r.Currency); err != nil {
+					res.Close()
+					return 0, fmt.Errorf("cannot read the customer's purchases: %w", err)
+				}
+				rows = append(rows, r)
+			}
+			err = res.Err()
+			res.Close()
+			if err != nil {
+				return 0, fmt.Errorf("cannot read the customer's purchases: %w", err)
+			}
 		}
 	}
 	sort.Slice(rows, func(i, j int) bool {
