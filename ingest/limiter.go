@@ -59,8 +59,13 @@ const maxBuckets = 1 << 20
 // a second, at most burst saved up. A nil *tokenBuckets allows everything.
 type tokenBuckets[K comparable] struct {
 	rate, burst float64
+	capacity    int // maxBuckets; smaller in tests
 	mu          sync.Mutex
 	m           map[K]*bucket
+	// fullSweep is when a full table was last swept for room: at most
+	// once a second, since a sweep visits every bucket under mu.
+	fullSweep time.Time
+	sweeps    int // full-table sweeps done for room (tests)
 }
 
 type bucket struct {
@@ -72,7 +77,7 @@ func newTokenBuckets[K comparable](rate float64, burst int) *tokenBuckets[K] {
 	if rate <= 0 {
 		return nil
 	}
-	return &tokenBuckets[K]{rate: rate, burst: float64(burst), m: map[K]*bucket{}}
+	return &tokenBuckets[K]{rate: rate, burst: float64(burst), capacity: maxBuckets, m: map[K]*bucket{}}
 }
 
 // allow takes a token for k; when there is none it says how long until one.
@@ -91,11 +96,15 @@ func (b *tokenBuckets[K]) take(k K, now time.Time) (bool, time.Duration, float64
 	defer b.mu.Unlock()
 	bk := b.m[k]
 	if bk == nil {
-		if len(b.m) >= maxBuckets {
+		if len(b.m) >= b.capacity && now.Sub(b.fullSweep) >= time.Second {
+			// Without the bound, every request of a new key would sweep
+			// the whole table while holding the lock.
+			b.fullSweep = now
+			b.sweeps++
 			b.sweepLocked(now)
-			if len(b.m) >= maxBuckets {
-				return false, time.Second, b.burst
-			}
+		}
+		if len(b.m) >= b.capacity {
+			return false, time.Second, b.burst
 		}
 		bk = &bucket{tokens: b.burst, last: now}
 		b.m[k] = bk

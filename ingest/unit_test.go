@@ -85,6 +85,33 @@ func TestTokenBuckets(t *testing.T) {
 	}
 }
 
+// A full table of active buckets refuses new keys; the sweep that looks for
+// room runs at most once a second, not once per refused request, because it
+// holds the lock every request needs.
+func TestTokenBucketsFullTableSweepsOncePerSecond(t *testing.T) {
+	b := newTokenBuckets[int](1, 2)
+	b.capacity = 4
+	now := time.Unix(1000, 0)
+	for k := range 4 {
+		b.allow(k, now) // each key spends a token: not refilled, not swept
+	}
+	for k := 4; k < 104; k++ {
+		if ok, _ := b.allow(k, now.Add(time.Duration(k)*time.Millisecond)); ok {
+			t.Fatalf("key %d admitted into a full table", k)
+		}
+	}
+	if b.sweeps != 1 {
+		t.Fatalf("%d sweeps for 100 refused keys within a second, want 1", b.sweeps)
+	}
+	// Two seconds on, the first keys have refilled: the next sweep makes room.
+	if ok, _ := b.allow(500, now.Add(3*time.Second)); !ok {
+		t.Fatal("a new key refused after the table's buckets refilled")
+	}
+	if b.sweeps != 2 {
+		t.Fatalf("%d sweeps, want 2", b.sweeps)
+	}
+}
+
 func TestAllowedOrigin(t *testing.T) {
 	site := schemas.Site{Site: "acme", ShopDomain: "acme.myshopify.com",
 		CustomDomains: []string{"shop.acme.example", "https://www.acme.example/", " eu.acme.example:8443 "}}
