@@ -30,7 +30,7 @@ func addRunFlags(fs *flagSet) runFlags {
 		ingest: addIngestFlags(fs), join: addJoinFlags(fs), sink: addSinkFlags(fs), control: addControlFlags(fs),
 		migrate: addMigrateFlags(fs), observe: addObserveFlags(fs),
 		opsAddr:   fs.String("ops.addr", "127.0.0.1:9464", "ops listener: /metrics, /healthz, /readyz, /admin/v1/"),
-		pprof:     fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (loopback or a trusted network only)"),
+		pprof:     fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (behind the admin token where there is one; loopback or a trusted network only)"),
 		doMigrate: fs.Bool("run.migrate", true, "create topics and apply ClickHouse migrations at start"),
 	}
 }
@@ -137,7 +137,7 @@ func buildRun(c *common, f runFlags) (_ []actor, _ func(), err error) {
 	gating := []actor{{"ingest", srv.Run, srv.Ready}, joinActor(c, proc)}
 	behind := append(append([]actor{c.sitesActor(), compl}, sinkActors...), controlActors...)
 	checks := append(checksOf(false, gating...), checksOf(true, behind...)...)
-	ops := &opsServer{addr: *f.opsAddr, reg: c.reg, checks: checks, admin: admin, log: c.log.With("component", "ops"), pprof: *f.pprof}
+	ops := &opsServer{addr: *f.opsAddr, reg: c.reg, checks: checks, admin: admin, log: c.log.With("component", "ops"), pprof: *f.pprof, pprofToken: *f.control.adminToken}
 	actors := append(append(gating, behind...), actor{name: "ops listener", run: ops.run})
 	actors = append(actors, observers...)
 	return actors, closeAll, nil

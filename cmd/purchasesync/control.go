@@ -227,7 +227,7 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 	cf := addControlFlags(fs)
 	chf := addClickHouseFlags(fs)
 	opsAddr := fs.String("ops.addr", "127.0.0.1:9464", "ops listener: /metrics, /healthz, /readyz, /admin/v1/")
-	pprofOn := fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (loopback or a trusted network only)")
+	pprofOn := fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (behind the admin token where there is one; loopback or a trusted network only)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -260,7 +260,7 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 	// compliance redactions wait in compliance.v1 while ClickHouse is down.
 	gating := append([]actor{c.sitesActor()}, controlActors...)
 	checks := append(checksOf(false, gating...), checksOf(true, compl)...)
-	ops := &opsServer{addr: *opsAddr, reg: c.reg, checks: checks, admin: admin, log: c.log.With("component", "ops"), pprof: *pprofOn}
+	ops := &opsServer{addr: *opsAddr, reg: c.reg, checks: checks, admin: admin, log: c.log.With("component", "ops"), pprof: *pprofOn, pprofToken: *cf.adminToken}
 	actors := append(gating, actor{name: "ops listener", run: ops.run}, compl)
 	c.log.Info("purchasesync control plane running", "ops", *opsAddr)
 	return runActors(ctx, c.log, actors...)

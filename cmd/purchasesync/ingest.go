@@ -150,7 +150,7 @@ func cmdIngest(ctx context.Context, args []string, getenv func(string) string, s
 	lf := addLogFlags(fs)
 	inf := addIngestFlags(fs)
 	opsAddr := fs.String("ops.addr", "127.0.0.1:9464", "ops listener address: /metrics, /healthz, /readyz")
-	pprofOn := fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (loopback or a trusted network only)")
+	pprofOn := fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (behind the admin token where there is one; loopback or a trusted network only)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}

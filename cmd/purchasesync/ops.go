@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,10 @@ type opsServer struct {
 	// pprof mounts net/http/pprof under /debug/pprof/ (-ops.pprof): CPU
 	// profiles of a live process are how throughput problems get found.
 	pprof bool
+	// pprofToken, when set (the admin token), is the bearer token
+	// /debug/pprof/ asks for: a CPU profile or trace costs CPU, and is not
+	// for whoever reaches the ops port.
+	pprofToken string
 }
 
 func (o *opsServer) handler() http.Handler {
@@ -44,11 +49,28 @@ func (o *opsServer) handler() http.Handler {
 		mux.Handle("/admin/v1/", o.admin)
 	}
 	if o.pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.Handle("/debug/pprof/", o.bearer(pprof.Index))
+		mux.Handle("/debug/pprof/profile", o.bearer(pprof.Profile))
+		mux.Handle("/debug/pprof/trace", o.bearer(pprof.Trace))
 	}
 	return mux
+}
+
+// bearer lets a request through only with the pprof token, when there is
+// one (compared in constant time).
+func (o *opsServer) bearer(h http.HandlerFunc) http.Handler {
+	if o.pprofToken == "" {
+		return h
+	}
+	want := []byte("Bearer " + o.pprofToken)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			http.Error(w, "unauthorized: /debug/pprof/ takes the admin token", http.StatusUnauthorized)
+			return
+		}
+		h(w, r)
+	})
 }
 
 // readyReport answers /readyz: 503 naming the first failing check that is not
@@ -100,7 +122,10 @@ func (o *opsServer) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot listen on ops address %s (-ops.addr): %w", o.addr, err)
 	}
-	srv := &http.Server{Handler: o.handler(), ReadHeaderTimeout: 5 * time.Second}
+	// A body may not trickle in forever, and idle keep-alives close: the
+	// ops port must stay reachable for the probes.
+	srv := &http.Server{Handler: o.handler(), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	o.log.Info("ops listener up", "addr", ln.Addr().String())

@@ -3,8 +3,11 @@ package main
 import (
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestReadyReport(t *testing.T) {
@@ -64,5 +67,37 @@ func TestRunReadinessCoversEveryStage(t *testing.T) {
 	}
 	for name := range want {
 		t.Errorf("run has no stage %q", name)
+	}
+}
+
+// L3 of the security review: with an admin token, /debug/pprof/ asks for it;
+// without one (an ingest alone on loopback) it stays open.
+func TestPprofTakesTheAdminToken(t *testing.T) {
+	get := func(o *opsServer, auth string) int {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/debug/pprof/", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		o.handler().ServeHTTP(rec, req)
+		return rec.Code
+	}
+	o := &opsServer{reg: prometheus.NewRegistry(), pprof: true, pprofToken: "s3cret-token"}
+	for auth, want := range map[string]int{
+		"":                    http.StatusUnauthorized,
+		"Bearer wrong":        http.StatusUnauthorized,
+		"Bearer s3cret-toke":  http.StatusUnauthorized,
+		"s3cret-token":        http.StatusUnauthorized,
+		"Bearer s3cret-token": http.StatusOK,
+	} {
+		if got := get(o, auth); got != want {
+			t.Errorf("Authorization %q: %d, want %d", auth, got, want)
+		}
+	}
+	if got := get(&opsServer{reg: prometheus.NewRegistry(), pprof: true}, ""); got != http.StatusOK {
+		t.Errorf("no admin token: %d, want 200", got)
+	}
+	if got := get(&opsServer{reg: prometheus.NewRegistry(), pprofToken: "s3cret-token"}, "Bearer s3cret-token"); got != http.StatusNotFound {
+		t.Errorf("-ops.pprof off: %d, want 404", got)
 	}
 }
