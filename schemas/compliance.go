@@ -9,9 +9,9 @@ import (
 // Shopify's mandatory privacy webhook topics, carried on compliance.v1 (key:
 // shop domain; header "topic" says which).
 const (
-	ComplianceCustomersDataRequest = "customers/data_request"
-	ComplianceCustomersRedact      = "customers/redact"
-	ComplianceShopRedact           = "shop/redact"
+	ComplianceCustomersDataRequest = WebhookCustomersDataRequest
+	ComplianceCustomersRedact      = WebhookCustomersRedact
+	ComplianceShopRedact           = WebhookShopRedact
 )
 
 // ComplianceCustomer is the customer a privacy request is about.

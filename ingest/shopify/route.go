@@ -6,13 +6,14 @@ import (
 	"purchasesync/schemas"
 )
 
-// Webhook topics (the X-Shopify-Topic values) the route table names.
+// Webhook topics (the X-Shopify-Topic values); schemas.WebhookTopics says
+// where each goes.
 const (
-	TopicOrdersCreate         = "orders/create"
-	TopicRefundsCreate        = "refunds/create"
-	TopicCustomersDataRequest = "customers/data_request"
-	TopicCustomersRedact      = "customers/redact"
-	TopicShopRedact           = "shop/redact"
+	TopicOrdersCreate         = schemas.WebhookOrdersCreate
+	TopicRefundsCreate        = schemas.WebhookRefundsCreate
+	TopicCustomersDataRequest = schemas.WebhookCustomersDataRequest
+	TopicCustomersRedact      = schemas.WebhookCustomersRedact
+	TopicShopRedact           = schemas.WebhookShopRedact
 )
 
 // Reasons, the "reason" header of records on shopify.unrouted.v1. They are
@@ -66,27 +67,19 @@ type Route struct {
 	Reason string
 }
 
-// routes is the whole route table: a topic not listed here is unrouted with
-// ReasonTopicNotHandled. Signed webhooks are always kept (a 2xx answer and a
-// record), because Shopify retrying them would not help and dropping them
-// would lose data we may want later.
-var routes = map[string]Route{
-	TopicOrdersCreate: {Dest: ToOrders},
-	// Refunds join their purchase (the join marks it refunded); the record
-	// keeps its X-Shopify-Topic in the "topic" header, which is how the join
-	// tells a refund from an order on the same topic.
-	TopicRefundsCreate:        {Dest: ToOrders},
-	TopicCustomersDataRequest: {Dest: ToCompliance},
-	TopicCustomersRedact:      {Dest: ToCompliance},
-	TopicShopRedact:           {Dest: ToCompliance},
-}
-
-// RouteTopic looks a webhook topic up in the route table.
+// RouteTopic routes a webhook topic by schemas.WebhookTopics: a topic not
+// listed there is unrouted with ReasonTopicNotHandled. Signed webhooks are
+// always kept (a 2xx answer and a record), because Shopify retrying them
+// would not help and dropping them would lose data we may want later.
 func RouteTopic(topic string) Route {
-	if r, ok := routes[strings.TrimSpace(topic)]; ok {
-		return r
+	t, ok := schemas.LookupWebhookTopic(topic)
+	switch {
+	case !ok:
+		return Route{Dest: ToUnrouted, Reason: ReasonTopicNotHandled}
+	case t.Kafka == schemas.TopicCompliance:
+		return Route{Dest: ToCompliance}
 	}
-	return Route{Dest: ToUnrouted, Reason: ReasonTopicNotHandled}
+	return Route{Dest: ToOrders}
 }
 
 // Sites is the part of the site registry routing needs.

@@ -228,7 +228,7 @@ func (s *Service) recoverOrder(ctx context.Context, site schemas.Site, ref admin
 			// recovery of the same order is recognisable as a repeat.
 			{Key: schemas.HeaderWebhookID, Value: []byte("reconciled-" + ref.LegacyResourceID)},
 			{Key: schemas.HeaderEventID, Value: []byte("reconciled-" + ref.LegacyResourceID)},
-			{Key: schemas.HeaderTopic, Value: []byte("orders/create")},
+			{Key: schemas.HeaderTopic, Value: []byte(schemas.WebhookOrdersCreate)},
 			{Key: schemas.HeaderAPIVersion, Value: []byte(s.shopify.APIVersion())},
 			{Key: schemas.HeaderTriggeredAt, Value: []byte(order.CreatedAt)},
 			{Key: schemas.HeaderReceivedAt, Value: []byte(now.Format(time.RFC3339Nano))},

@@ -9,9 +9,10 @@ import (
 	"purchasesync/schemas"
 )
 
-// subscriptionTopics are the webhook topics Purchase Syncing needs; the
-// first one's id is the site record's webhook_subscription_id.
-var subscriptionTopics = []string{adminapi.TopicOrdersCreate, adminapi.TopicRefundsCreate}
+// subscriptionTopics are the webhook topics Purchase Syncing needs
+// (schemas.WebhookTopics with a GraphQL enum); the first one's id, the
+// orders/create subscription's, is the site record's webhook_subscription_id.
+var subscriptionTopics = schemas.SubscribedWebhookTopics()
 
 // Enable turns Purchase Syncing on for site (DESIGN §7). Without
 // read_orders it fails with ErrMissingScope and changes nothing.

@@ -328,7 +328,7 @@ func decodeEvent(rec *kgo.Record, storefront bool) (Event, error) {
 
 // RefundsTopic is the X-Shopify-Topic of refunds, carried in the "topic"
 // header of shopify.orders.v1 records.
-const RefundsTopic = "refunds/create"
+const RefundsTopic = schemas.WebhookRefundsCreate
 
 // overdueHolds counts the held purchases past their deadline (received_at +
 // grace) that are still held, because rule 9 waits for the storefront input,

@@ -335,7 +335,7 @@ func rawRowFrom(rec rawRecord) (*rawRow, error) {
 		// Shopify's triggered-at is informative only; a bad one is dropped
 		// rather than losing the event.
 		r.TriggeredAt, _ = parseHeaderTime(schemas.HeaderTriggeredAt, rec.Header(schemas.HeaderTriggeredAt), false)
-		if r.ShopifyTopic == "" || r.ShopifyTopic == "orders/create" {
+		if r.ShopifyTopic == "" || r.ShopifyTopic == schemas.WebhookOrdersCreate {
 			r.OrderCreatedAt = orderCreatedAt(rec.Value)
 		}
 	}

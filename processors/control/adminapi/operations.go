@@ -7,13 +7,21 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"purchasesync/schemas"
 )
 
-// Webhook subscription topics (WebhookSubscriptionTopic enum values).
-const (
-	TopicOrdersCreate  = "ORDERS_CREATE"
-	TopicRefundsCreate = "REFUNDS_CREATE"
+// Webhook subscription topics (WebhookSubscriptionTopic enum values, as
+// schemas.WebhookTopics has them).
+var (
+	TopicOrdersCreate  = graphQLTopic(schemas.WebhookOrdersCreate)
+	TopicRefundsCreate = graphQLTopic(schemas.WebhookRefundsCreate)
 )
+
+func graphQLTopic(name string) string {
+	t, _ := schemas.LookupWebhookTopic(name)
+	return t.GraphQL
+}
 
 // uriField is the WebhookSubscription field holding the endpoint: "uri"
 // from 2025-04 on, "callbackUrl" (deprecated since) before.
