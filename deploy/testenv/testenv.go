@@ -140,11 +140,15 @@ func clusterFromEnv(environ []string) Cluster {
 // Getenv is os.Getenv for a program configured for this cluster, usable wherever a getenv func is
 // taken: a PURCHASESYNC_KAFKA_* name gets the cluster's value ("" if the cluster has none, so the
 // single broker's settings never leak in); any other name is looked up in the process environment.
-func (c Cluster) Getenv(name string) string {
-	if !strings.HasPrefix(name, "PURCHASESYNC_KAFKA_") {
+func (c Cluster) Getenv(name string) string { return scopedGetenv(c.Env, "PURCHASESYNC_KAFKA_", name) }
+
+// scopedGetenv looks a name with prefix up in env only (KEY=value lines,
+// "" when absent), and any other name in the process environment.
+func scopedGetenv(env []string, prefix, name string) string {
+	if !strings.HasPrefix(name, prefix) {
 		return os.Getenv(name)
 	}
-	for _, kv := range c.Env {
+	for _, kv := range env {
 		if n, v, _ := strings.Cut(kv, "="); n == name {
 			return v
 		}
@@ -272,15 +276,7 @@ func ClickHouseCluster(t testing.TB) CHCluster {
 // Getenv is os.Getenv for a program configured for this cluster: a PURCHASESYNC_CLICKHOUSE_* name
 // gets the cluster's value ("" if it has none, so the single node's settings never leak in).
 func (c CHCluster) Getenv(name string) string {
-	if !strings.HasPrefix(name, "PURCHASESYNC_CLICKHOUSE_") {
-		return os.Getenv(name)
-	}
-	for _, kv := range c.Env {
-		if n, v, _ := strings.Cut(kv, "="); n == name {
-			return v
-		}
-	}
-	return ""
+	return scopedGetenv(c.Env, "PURCHASESYNC_CLICKHOUSE_", name)
 }
 
 // CHClusterTLS is the TLS configuration of the cluster's clients: its throwaway CA.

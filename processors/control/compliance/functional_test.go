@@ -141,16 +141,7 @@ func seed(t *testing.T, conn driver.Conn) {
 // other customers are untouched; after shop/redact nothing of that shop is
 // left; a data request writes a report. The last request goes through Kafka.
 func TestFunctionalRedaction(t *testing.T) {
-	conn := openTestDB(t)
-	seed(t, conn)
-	dir := t.TempDir()
-	cfg := DefaultConfig("unused")
-	cfg.ReportDir = dir
-	sites := oneSite{acmeShop: {Site: "acme", ShopDomain: acmeShop, OrderKey: schemas.OrderKeyID}}
-	p, err := New(cfg, Deps{Conn: conn, Sites: sites, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, p, dir := seededAcme(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
@@ -231,7 +222,7 @@ func TestFunctionalRedaction(t *testing.T) {
 	}
 	kcfg := DefaultConfig(topics.Name(schemas.TopicCompliance))
 	kcfg.Group = testenv.Name(t)
-	kp, err := New(kcfg, Deps{Conn: conn, Sites: sites, ConsumerOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}})
+	kp, err := New(kcfg, Deps{Conn: conn, Sites: acmeSites(), ConsumerOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,16 +305,7 @@ func counterValue(c prometheus.Counter) float64 {
 // them all would pass ClickHouse's max_query_size and fail at every retry,
 // blocking compliance.v1 (L2 of the security review).
 func TestFunctionalLargeOrderLists(t *testing.T) {
-	conn := openTestDB(t)
-	seed(t, conn)
-	dir := t.TempDir()
-	cfg := DefaultConfig("unused")
-	cfg.ReportDir = dir
-	sites := oneSite{acmeShop: {Site: "acme", ShopDomain: acmeShop, OrderKey: schemas.OrderKeyID}}
-	p, err := New(cfg, Deps{Conn: conn, Sites: sites, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, p, dir := seededAcme(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	ids := []string{"5002"}
@@ -346,4 +328,24 @@ func TestFunctionalLargeOrderLists(t *testing.T) {
 	if n := count(t, conn, "SELECT count() FROM purchases WHERE email = 'bob@example.com'"); n != 0 {
 		t.Errorf("Bob's purchase not redacted")
 	}
+}
+
+// seededAcme is the seeded test database and a processor for the acme site
+// (order_id mode) writing its reports to the returned directory.
+func seededAcme(t *testing.T) (driver.Conn, *Processor, string) {
+	t.Helper()
+	conn := openTestDB(t)
+	seed(t, conn)
+	cfg := DefaultConfig("unused")
+	cfg.ReportDir = t.TempDir()
+	p, err := New(cfg, Deps{Conn: conn, Sites: acmeSites(), Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, p, cfg.ReportDir
+}
+
+// acmeSites is the registry of the seeded data: acme, in order_id mode.
+func acmeSites() oneSite {
+	return oneSite{acmeShop: {Site: "acme", ShopDomain: acmeShop, OrderKey: schemas.OrderKeyID}}
 }
