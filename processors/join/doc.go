@@ -30,13 +30,20 @@
 //     it. The input that made it is then sent to the dead-letter topic
 //     (reason and source position in headers; without its body if even the
 //     dead letter is too large), and everything else is re-done.
-//   - Wall-clock timers: holds and webhook_missing deadlines fire on wall
-//     time, not stream time, so a quiet store does not sit on a webhook-only
-//     purchase; but a hold is never released while the partition's storefront
-//     input is behind the hold's deadline (rule 9).
+//   - Timers by event time: the clock of every decision is the ingest's
+//     received-at stamp. Each poll is applied per partition in received-at
+//     order, and before a record received at T every timer of its partition
+//     due at or before T fires (partition.decide, which Replay uses too), so
+//     a join that lags decides as one that does not. Periodic ticks advance
+//     a caught-up partition by wall time, so a quiet store does not sit on a
+//     webhook-only purchase, and one that is behind only as far as both its
+//     inputs have been read; a hold is never released while the partition's
+//     storefront input is behind the hold's deadline (rule 9). Records of one
+//     partition whose received-at goes backwards across polls (ingest clock
+//     skew, a produce retried for longer than the skew) are applied when read.
 //
 // Metrics (prefix purchasesync_join_): decisions_total{outcome},
-// discrepancies_total{field}, held_purchases, overdue_holds,
+// discrepancies_total{field}, hold_releases_total{clock}, held_purchases, overdue_holds,
 // oldest_overdue_hold_seconds, state_keys, restore_seconds,
 // restored_keys_total, transaction_seconds, transaction_aborts_total,
 // input_lag_records{topic,partition}, invalid_records_total{topic}, ready,

@@ -18,6 +18,7 @@ type metrics struct {
 	aborts        prometheus.Counter
 	lag           *prometheus.GaugeVec
 	invalid       *prometheus.CounterVec
+	holdReleases  *prometheus.CounterVec
 	// Kafka faults.
 	sessionRestarts prometheus.Counter
 	produceRefused  *prometheus.CounterVec
@@ -28,6 +29,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return &metrics{
 		decisions: f.NewCounterVec(prometheus.CounterOpts{Name: "decisions_total",
 			Help: "Join decisions by outcome (registered_storefront, registered_webhook, registered_reconciliation, matched, matched_late, duplicate, held, webhook_missing, expired, refunded)."}, []string{"outcome"}),
+		holdReleases: f.NewCounterVec(prometheus.CounterOpts{Name: "hold_releases_total",
+			Help: "Held webhook purchases released, by the clock that released them: event (before a later record, by its received-at: the join was behind) or wall (at a periodic tick)."}, []string{"clock"}),
 		discrepancies: f.NewCounterVec(prometheus.CounterOpts{Name: "discrepancies_total",
 			Help: "Discrepancies emitted, by field (webhook_missing has field \"none\")."}, []string{"field"}),
 		held: f.NewGauge(prometheus.GaugeOpts{Name: "held_purchases", Help: "Webhook purchases waiting for their storefront event (rule 3)."}),

@@ -36,7 +36,7 @@ func TestOverdueHolds(t *testing.T) {
 	emit := func(r *kgo.Record) { out = append(out, r) }
 
 	now := t0.Add(5 * time.Minute)
-	p.tick(now, t0.Add(-time.Minute), now, emit) // storefront input behind both deadlines
+	p.tick(now, t0.Add(-time.Minute), now, clockWall, emit) // storefront input behind both deadlines
 	if len(out) != 0 {
 		t.Fatalf("tick released %d records while the storefront input was behind", len(out))
 	}
@@ -45,7 +45,7 @@ func TestOverdueHolds(t *testing.T) {
 		t.Errorf("overdueHolds = %d, %s; want 2, 5m0s (a and b, a is 5m past its deadline)", n, oldest)
 	}
 
-	p.tick(now, now, now, emit) // caught up: both are released
+	p.tick(now, now, now, clockWall, emit) // caught up: both are released
 	if n, oldest := p.overdueHolds(now); n != 0 || oldest != 0 {
 		t.Errorf("after release, overdueHolds = %d, %s; want 0, 0s", n, oldest)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -37,7 +38,14 @@ type partition struct {
 	sfNext, whNext int64
 	sfLast, whLast time.Time
 
-	retryLater []timer
+	// blocked are due timers that a watermark held back (rule 9), with the
+	// watermarks they were tried at: they are tried again only once a
+	// watermark moves, so ticking before every record stays O(due timers).
+	blocked              []timer
+	blockedSF, blockedWH time.Time
+	// input is the record being applied (nil while timers fire), for the
+	// processor to know which input a refused output came from.
+	input *kgo.Record
 	// poisonedKeys are keys whose timer outputs Kafka refused for good
 	// (the processor's map; nil in a replay).
 	poisonedKeys map[string]string
@@ -140,17 +148,11 @@ func (p *partition) settings(site string) Settings {
 // handle decodes one input record, decides, and writes the results.
 func (p *partition) handle(rec *kgo.Record, storefront bool, out output) {
 	ev, err := decodeEvent(rec, storefront)
-	p.handleDecoded(rec, ev, err, storefront, out)
+	p.handleDecoded(rec, ev, err, out)
 }
 
-// handleDecoded is handle for a record already decoded (replay decodes
-// first, to order both inputs by received-at).
-func (p *partition) handleDecoded(rec *kgo.Record, ev Event, err error, storefront bool, out output) {
-	if storefront {
-		p.sfNext, p.sfLast = rec.Offset+1, ev.ReceivedAt
-	} else {
-		p.whNext, p.whLast = rec.Offset+1, ev.ReceivedAt
-	}
+// handleDecoded is handle for a record already decoded.
+func (p *partition) handleDecoded(rec *kgo.Record, ev Event, err error, out output) {
 	if err != nil {
 		p.m.invalid.WithLabelValues(rec.Topic).Inc()
 		p.emitDeadLetter(rec, err.Error(), true, out)
@@ -160,18 +162,68 @@ func (p *partition) handleDecoded(rec *kgo.Record, ev Event, err error, storefro
 	p.apply(key, Decide(p.states[key], ev, p.settings(ev.Site)), out)
 }
 
-// deadLetter sends an input to the dead-letter topic instead of deciding on
-// it (its outputs were refused by Kafka; see Processor.poison), keeping the
-// input positions moving. withValue false leaves the body out, for an input
-// too large for the dead-letter topic itself: the source headers still say
-// where to find it.
-func (p *partition) deadLetter(rec *kgo.Record, storefront bool, reason string, withValue bool, out output) {
-	if storefront {
-		p.sfNext = rec.Offset + 1
-	} else {
-		p.whNext = rec.Offset + 1
+// inputEvent is one input record of a partition, decoded, or marked
+// poisoned (its outputs were refused by Kafka; see Processor.poison).
+type inputEvent struct {
+	rec        *kgo.Record
+	ev         Event
+	err        error
+	storefront bool
+	poison     string // dead-letter reason; "" = decide on it
+	dropValue  bool   // a poisoned input too large for the dead-letter topic
+}
+
+// sortByReceivedAt orders one partition's inputs by the ingest's
+// received-at stamp, the clock of every decision. Stable: records of one
+// topic keep their offset order on ties, and Shopify's sort before the
+// storefront's.
+func sortByReceivedAt(evs []inputEvent) {
+	sort.SliceStable(evs, func(i, j int) bool {
+		if a, b := evs[i].ev.ReceivedAt, evs[j].ev.ReceivedAt; !a.Equal(b) {
+			return a.Before(b)
+		}
+		return !evs[i].storefront && evs[j].storefront
+	})
+}
+
+// noteRead advances the input positions of rule 9's watermarks past evs:
+// the next offset to read and the latest received-at read, per input. The
+// live processor calls it for a whole poll before deciding on any of it.
+func (p *partition) noteRead(evs []inputEvent) {
+	for i := range evs {
+		e := &evs[i]
+		next, last := &p.whNext, &p.whLast
+		if e.storefront {
+			next, last = &p.sfNext, &p.sfLast
+		}
+		*next = max(*next, e.rec.Offset+1)
+		if e.ev.ReceivedAt.After(*last) {
+			*last = e.ev.ReceivedAt
+		}
 	}
-	p.emitDeadLetter(rec, reason, withValue, out)
+}
+
+// decide applies one partition's inputs in received-at order, and before
+// each record received at T fires every timer due at or before T (DESIGN
+// §3 rule 9): the clock of a decision is the ingest's received-at, not how
+// far behind the join reads, so live and replay decide alike. sfWM and whWM
+// say up to which received-at each input has been read (all of evs
+// included); a hold whose deadline is past the storefront watermark waits.
+// The live processor and Replay both decide through here.
+func (p *partition) decide(evs []inputEvent, sfWM, whWM time.Time, out output) {
+	sortByReceivedAt(evs)
+	for i := range evs {
+		e := &evs[i]
+		p.input = nil
+		p.tick(e.ev.ReceivedAt, sfWM, whWM, clockEvent, out)
+		p.input = e.rec
+		if e.poison != "" {
+			p.emitDeadLetter(e.rec, e.poison, !e.dropValue, out)
+		} else {
+			p.handleDecoded(e.rec, e.ev, e.err, out)
+		}
+	}
+	p.input = nil
 }
 
 func (p *partition) emitDeadLetter(rec *kgo.Record, reason string, withValue bool, out output) {
@@ -210,8 +262,23 @@ func (p *partition) deadLetterState(key string, s *State, reason string, out out
 	out(&kgo.Record{Topic: state, Key: []byte(key), Partition: p.id})
 }
 
-// tick runs due timers at now with the given input watermarks.
-func (p *partition) tick(now, sfWM, whWM time.Time, out output) {
+// The clocks timers fire by, for purchasesync_join_hold_releases_total:
+// before a record, at its received-at (clockEvent), or at a periodic tick
+// (clockWall: wall time for a caught-up partition, its watermark else).
+const (
+	clockEvent = "event"
+	clockWall  = "wall"
+)
+
+// tick runs the timers due at now with the given input watermarks.
+func (p *partition) tick(now, sfWM, whWM time.Time, clock string, out output) {
+	if len(p.blocked) > 0 && (!sfWM.Equal(p.blockedSF) || !whWM.Equal(p.blockedWH)) {
+		for _, t := range p.blocked {
+			heap.Push(&p.timers, t)
+		}
+		p.blocked = p.blocked[:0]
+	}
+	p.blockedSF, p.blockedWH = sfWM, whWM
 	for len(p.timers) > 0 && !p.timers[0].at.After(now) {
 		t := heap.Pop(&p.timers).(timer)
 		s, ok := p.states[t.key]
@@ -224,16 +291,15 @@ func (p *partition) tick(now, sfWM, whWM time.Time, out output) {
 		}
 		d := Tick(s, now, sfWM, whWM, p.settings(s.Site))
 		if !d.StateChanged {
-			// Blocked by a watermark (rule 9): look again at the next tick.
-			p.retryLater = append(p.retryLater, t)
+			// Blocked by a watermark (rule 9): tried again once one moves.
+			p.blocked = append(p.blocked, t)
 			continue
+		}
+		if s.Held != nil && d.State != nil && d.State.Held == nil {
+			p.m.holdReleases.WithLabelValues(clock).Inc()
 		}
 		p.apply(t.key, d, out)
 	}
-	for _, t := range p.retryLater {
-		heap.Push(&p.timers, t)
-	}
-	p.retryLater = p.retryLater[:0]
 }
 
 func (p *partition) apply(key string, d Decision, out output) {
@@ -285,21 +351,30 @@ func (p *partition) apply(key string, d Decision, out output) {
 	}
 }
 
+// receivedAt is the ingest's received-at stamp of a raw record (its header;
+// the record's timestamp if the header is missing or unreadable).
+func receivedAt(rec *kgo.Record) time.Time {
+	for _, h := range rec.Headers {
+		if h.Key == schemas.HeaderReceivedAt {
+			if t, err := time.Parse(time.RFC3339Nano, string(h.Value)); err == nil {
+				return t.UTC()
+			}
+		}
+	}
+	return rec.Timestamp.UTC()
+}
+
 // decodeEvent turns a raw record into an Event. The key was computed by
 // ingest with the site's order_key mode, so it is the join key as is.
 func decodeEvent(rec *kgo.Record, storefront bool) (Event, error) {
 	site, orderNumber, err := schemas.SplitKey(string(rec.Key))
-	ev := Event{Site: site, OrderNumber: orderNumber, ReceivedAt: rec.Timestamp.UTC()}
+	ev := Event{Site: site, OrderNumber: orderNumber, ReceivedAt: receivedAt(rec)}
 	var reconciled bool
 	var webhookTopic string
 	for _, h := range rec.Headers {
 		switch h.Key {
 		case schemas.HeaderTopic:
 			webhookTopic = string(h.Value)
-		case schemas.HeaderReceivedAt:
-			if t, err := time.Parse(time.RFC3339Nano, string(h.Value)); err == nil {
-				ev.ReceivedAt = t.UTC()
-			}
 		case schemas.HeaderClientIP:
 			ev.Meta.ClientIP = string(h.Value)
 		case schemas.HeaderUserAgent:
@@ -337,12 +412,7 @@ const RefundsTopic = schemas.WebhookRefundsCreate
 // only them.
 func (p *partition) overdueHolds(now time.Time) (n int, oldest time.Duration) {
 	var seen map[string]bool // a key may have stale duplicate timers
-	var walk func(i int)
-	walk = func(i int) {
-		if i >= len(p.timers) || p.timers[i].at.After(now) {
-			return
-		}
-		k := p.timers[i].key
+	count := func(k string) {
 		if s := p.states[k]; s != nil && s.Held != nil && !now.Before(s.HeldUntil) && !seen[k] {
 			if seen == nil {
 				seen = map[string]bool{}
@@ -351,10 +421,20 @@ func (p *partition) overdueHolds(now time.Time) (n int, oldest time.Duration) {
 			n++
 			oldest = max(oldest, now.Sub(s.HeldUntil))
 		}
+	}
+	var walk func(i int)
+	walk = func(i int) {
+		if i >= len(p.timers) || p.timers[i].at.After(now) {
+			return
+		}
+		count(p.timers[i].key)
 		walk(2*i + 1)
 		walk(2*i + 2)
 	}
 	walk(0)
+	for _, t := range p.blocked { // held back by rule 9: overdue by definition
+		count(t.key)
+	}
 	return n, oldest
 }
 

@@ -250,9 +250,12 @@ func (p *Processor) session(ctx context.Context) error {
 		}
 		var failMu sync.Mutex
 		var failed []produceFailure
-		var in *kgo.Record // the input whose outputs are being produced; nil for timers
+		var cur *partition // the partition whose outputs are being produced
 		out := func(r *kgo.Record) {
-			from := in
+			var from *kgo.Record // the input whose outputs these are; nil for timers
+			if cur != nil {
+				from = cur.input
+			}
 			sess.Produce(ctx, r, func(r *kgo.Record, err error) {
 				if err != nil {
 					failMu.Lock()
@@ -261,24 +264,8 @@ func (p *Processor) session(ctx context.Context) error {
 				}
 			})
 		}
-		var restoreErr error
-		fs.EachRecord(func(rec *kgo.Record) {
-			if restoreErr != nil {
-				return
-			}
-			part, err := p.partitionFor(ctx, rec.Partition)
-			if err != nil {
-				restoreErr = err
-				return
-			}
-			in = rec
-			if pz, ok := p.poisoned[positionOf(rec)]; ok {
-				part.deadLetter(rec, rec.Topic == sf, pz.reason, !pz.dropValue, out)
-				return
-			}
-			part.handle(rec, rec.Topic == sf, out)
-		})
-		in = nil
+		restoreErr := p.decidePoll(ctx, fs, sf, now, func(part *partition) { cur = part }, out)
+		cur = nil
 		var lagErr error
 		if restoreErr == nil && doTick {
 			lastTick = now
@@ -287,7 +274,10 @@ func (p *Processor) session(ctx context.Context) error {
 			// the next tick.
 			if lagErr = p.refreshLag(ctx); lagErr == nil {
 				for _, part := range p.parts {
-					part.tick(now, p.watermark(schemas.TopicStorefrontPurchases, part, now), p.watermark(schemas.TopicShopifyOrders, part, now), out)
+					// A caught-up partition advances by wall time; one
+					// behind only as far as both its inputs have been read.
+					sfWM, whWM := p.watermark(schemas.TopicStorefrontPurchases, part, now), p.watermark(schemas.TopicShopifyOrders, part, now)
+					part.tick(minTime(now, sfWM, whWM), sfWM, whWM, clockWall, out)
 				}
 			}
 		}
@@ -353,6 +343,51 @@ func (p *Processor) session(ctx context.Context) error {
 		// restored and input re-read on the same session.
 		p.log.Info("join: transaction aborted by a rebalance; state will be restored")
 	}
+}
+
+// decidePoll applies one poll's records, partition by partition, in
+// received-at order (partition.decide). Each partition's input positions
+// move past the whole poll first, so the watermarks cover what was read;
+// use is told which partition is producing.
+func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic string, now time.Time, use func(*partition), out output) error {
+	byPart := map[int32][]inputEvent{}
+	var order []int32
+	fs.EachRecord(func(rec *kgo.Record) {
+		if _, ok := byPart[rec.Partition]; !ok {
+			order = append(order, rec.Partition)
+		}
+		byPart[rec.Partition] = append(byPart[rec.Partition], inputEvent{rec: rec, storefront: rec.Topic == sfTopic})
+	})
+	for _, id := range order {
+		part, err := p.partitionFor(ctx, id)
+		if err != nil {
+			return err
+		}
+		evs := byPart[id]
+		for i := range evs {
+			e := &evs[i]
+			if pz, ok := p.poisoned[positionOf(e.rec)]; ok {
+				e.poison, e.dropValue = pz.reason, pz.dropValue
+				// Still ordered by its received-at, as far as it is known.
+				e.ev.ReceivedAt = receivedAt(e.rec)
+				continue
+			}
+			e.ev, e.err = decodeEvent(e.rec, e.storefront)
+		}
+		part.noteRead(evs)
+		use(part)
+		part.decide(evs, p.watermark(schemas.TopicStorefrontPurchases, part, now), p.watermark(schemas.TopicShopifyOrders, part, now), out)
+	}
+	return nil
+}
+
+func minTime(t time.Time, more ...time.Time) time.Time {
+	for _, u := range more {
+		if u.Before(t) {
+			t = u
+		}
+	}
+	return t
 }
 
 // produceFailure is one output record that Kafka did not take.
@@ -723,7 +758,7 @@ func (p *Processor) initPositions(ctx context.Context, part *partition) error {
 
 func (p *Processor) hasDueTimers(now time.Time) bool {
 	for _, part := range p.parts {
-		if len(part.timers) > 0 && !part.timers[0].at.After(now) {
+		if len(part.blocked) > 0 || (len(part.timers) > 0 && !part.timers[0].at.After(now)) {
 			return true
 		}
 	}

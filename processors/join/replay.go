@@ -149,34 +149,28 @@ func Replay(ctx context.Context, cfg ReplayConfig, clientOpts []kgo.Opt, sites S
 	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
 	for _, pid := range parts {
 		recs := byPart[pid]
-		events := make([]replayed, len(recs))
+		events := make([]inputEvent, len(recs))
+		var last time.Time
 		for i, r := range recs {
 			sfRec := r.Topic == sfTopic
 			ev, err := decodeEvent(r, sfRec)
-			events[i] = replayed{rec: r, ev: ev, err: err, storefront: sfRec}
-		}
-		// Stable: records of one topic keep their offset order on ties.
-		sort.SliceStable(events, func(i, j int) bool {
-			if a, b := events[i].ev.ReceivedAt, events[j].ev.ReceivedAt; !a.Equal(b) {
-				return a.Before(b)
-			}
-			return events[i].rec.Topic < events[j].rec.Topic
-		})
-		part := newPartition(pid, cfgJoin, sites, m)
-		var last time.Time
-		for _, e := range events {
-			at := e.ev.ReceivedAt
-			part.tick(at, at, at, out)
-			part.handleDecoded(e.rec, e.ev, e.err, e.storefront, out)
-			sum.Records++
-			last = at
-			done++
-			if progress != nil && done%1000 == 0 {
-				progress("decide", done, total)
+			events[i] = inputEvent{rec: r, ev: ev, err: err, storefront: sfRec}
+			if ev.ReceivedAt.After(last) {
+				last = ev.ReceivedAt
 			}
 		}
+		// Both inputs were read to their end: each is complete up to the
+		// end of the replay, and at the end timers run at the last
+		// received-at plus the webhook wait, so every pending hold resolves.
 		endAt := last.Add(cfg.WebhookWait)
-		part.tick(endAt, endAt, endAt, out)
+		part := newPartition(pid, cfgJoin, sites, m)
+		part.decide(events, endAt, endAt, out)
+		part.tick(endAt, endAt, endAt, clockWall, out)
+		sum.Records += int64(len(events))
+		done += int64(len(events))
+		if progress != nil {
+			progress("decide", done, total)
+		}
 	}
 	if cfg.Output != nil {
 		if err := cl.Flush(ctx); err != nil {
@@ -193,13 +187,6 @@ func Replay(ctx context.Context, cfg ReplayConfig, clientOpts []kgo.Opt, sites S
 		progress("decide", total, total)
 	}
 	return sum, nil
-}
-
-type replayed struct {
-	rec        *kgo.Record
-	ev         Event
-	err        error
-	storefront bool
 }
 
 func countOutput(sum *ReplaySummary, r *kgo.Record, topics schemas.Topics) {
