@@ -264,7 +264,7 @@ func (p *Processor) session(ctx context.Context) error {
 				}
 			})
 		}
-		restoreErr := p.decidePoll(ctx, fs, sf, now, func(part *partition) { cur = part }, out)
+		restoreErr := p.decidePoll(ctx, fs, sf, func(part *partition) { cur = part }, out)
 		cur = nil
 		var lagErr error
 		if restoreErr == nil && doTick {
@@ -349,7 +349,7 @@ func (p *Processor) session(ctx context.Context) error {
 // received-at order (partition.decide). Each partition's input positions
 // move past the whole poll first, so the watermarks cover what was read;
 // use is told which partition is producing.
-func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic string, now time.Time, use func(*partition), out output) error {
+func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic string, use func(*partition), out output) error {
 	byPart := map[int32][]inputEvent{}
 	var order []int32
 	fs.EachRecord(func(rec *kgo.Record) {
@@ -376,7 +376,12 @@ func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic stri
 		}
 		part.noteRead(evs)
 		use(part)
-		part.decide(evs, p.watermark(schemas.TopicStorefrontPurchases, part, now), p.watermark(schemas.TopicShopifyOrders, part, now), out)
+		// The watermarks are what has been read, never "now": an input
+		// that looked caught up at the last tick's end offsets may since
+		// have taken records received before a hold's deadline (an ingest
+		// retrying its produce through a broker restart). Only the
+		// periodic tick, with fresh end offsets, moves a quiet input to now.
+		part.decide(evs, part.sfLast, part.whLast, out)
 	}
 	return nil
 }
