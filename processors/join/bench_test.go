@@ -153,3 +153,10 @@ func TestFunctionalBenchBacklog(t *testing.T) {
 	t.Logf("restore: %d held keys in %s (%.0f keys/s)", held, took, float64(held)/took.Seconds())
 	fmt.Fprintf(os.Stderr, "BENCH events=%d eos_events_per_s=%.0f restore_keys=%d restore_s=%.2f\n", n, eosRate, held, took.Seconds())
 }
+
+// handle decodes one input record, decides, and writes the results (the
+// processor decides through decide; tests feed records one at a time).
+func (p *partition) handle(rec *kgo.Record, storefront bool, out output) {
+	ev, err := decodeEvent(rec, storefront)
+	p.handleDecoded(rec, ev, err, out)
+}

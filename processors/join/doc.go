@@ -33,8 +33,10 @@
 //   - Timers by event time: the clock of every decision is the ingest's
 //     received-at stamp. Each poll is applied per partition in received-at
 //     order, and before a record received at T every timer of its partition
-//     due at or before T fires (partition.decide, which Replay uses too), so
-//     a join that lags decides as one that does not. Periodic ticks advance
+//     due at or before T fires (partition.decide, which Replay uses too).
+//     Not yet done: an input read ahead of the other across polls is
+//     applied as read, so a lagging join can still decide a record before
+//     the other input's earlier records (issue 19). Periodic ticks advance
 //     a caught-up partition by wall time, so a quiet store does not sit on a
 //     webhook-only purchase, and one that is behind only as far as both its
 //     inputs have been read; a hold is never released while the partition's

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
-	"sort"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -145,13 +145,7 @@ func (p *partition) settings(site string) Settings {
 	return set
 }
 
-// handle decodes one input record, decides, and writes the results.
-func (p *partition) handle(rec *kgo.Record, storefront bool, out output) {
-	ev, err := decodeEvent(rec, storefront)
-	p.handleDecoded(rec, ev, err, out)
-}
-
-// handleDecoded is handle for a record already decoded.
+// handleDecoded decides on one decoded input record and writes the results.
 func (p *partition) handleDecoded(rec *kgo.Record, ev Event, err error, out output) {
 	if err != nil {
 		p.m.invalid.WithLabelValues(rec.Topic).Inc()
@@ -178,11 +172,17 @@ type inputEvent struct {
 // topic keep their offset order on ties, and Shopify's sort before the
 // storefront's.
 func sortByReceivedAt(evs []inputEvent) {
-	sort.SliceStable(evs, func(i, j int) bool {
-		if a, b := evs[i].ev.ReceivedAt, evs[j].ev.ReceivedAt; !a.Equal(b) {
-			return a.Before(b)
+	slices.SortStableFunc(evs, func(a, b inputEvent) int {
+		if c := a.ev.ReceivedAt.Compare(b.ev.ReceivedAt); c != 0 {
+			return c
 		}
-		return !evs[i].storefront && evs[j].storefront
+		switch {
+		case !a.storefront && b.storefront:
+			return -1
+		case a.storefront && !b.storefront:
+			return 1
+		}
+		return 0
 	})
 }
 
@@ -206,7 +206,9 @@ func (p *partition) noteRead(evs []inputEvent) {
 // decide applies one partition's inputs in received-at order, and before
 // each record received at T fires every timer due at or before T (DESIGN
 // §3 rule 9): the clock of a decision is the ingest's received-at, not how
-// far behind the join reads, so live and replay decide alike. sfWM and whWM
+// the records happened to be fetched. This makes one poll decide as a
+// replay does; it does not yet hold back an input read ahead of the other
+// across polls (issue 19). sfWM and whWM
 // say up to which received-at each input has been read (all of evs
 // included); a hold whose deadline is past the storefront watermark waits.
 // The live processor and Replay both decide through here.
