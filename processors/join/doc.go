@@ -30,22 +30,26 @@
 //     it. The input that made it is then sent to the dead-letter topic
 //     (reason and source position in headers; without its body if even the
 //     dead letter is too large), and everything else is re-done.
-//   - Timers by event time: the clock of every decision is the ingest's
-//     received-at stamp. Each poll is applied per partition in received-at
-//     order, and before a record received at T every timer of its partition
-//     due at or before T fires (partition.decide, which Replay uses too).
-//     Not yet done: an input read ahead of the other across polls is
-//     applied as read, so a lagging join can still decide a record before
-//     the other input's earlier records (issue 19). Periodic ticks advance
-//     a caught-up partition by wall time, so a quiet store does not sit on a
-//     webhook-only purchase, and one that is behind only as far as both its
-//     inputs have been read; a hold is never released while the partition's
-//     storefront input is behind the hold's deadline (rule 9). Records of one
-//     partition whose received-at goes backwards across polls (ingest clock
-//     skew, a produce retried for longer than the skew) are applied when read.
+//   - Decisions by event time (DESIGN §3 rule 9): the clock of every
+//     decision is the ingest's received-at stamp. Each input of a partition
+//     has a watermark (the latest received-at read, or a periodic tick at
+//     which it was caught up with its end offset); the partition's clock is
+//     the earlier of the two. partition.read takes a poll's records into a
+//     pending list in received-at order; partition.advance applies those at
+//     or before the clock, firing before each record received at T every
+//     timer due by T. Live and Replay share read and advance. Pending records
+//     are not committed (keepPending rewrites the transaction's offset
+//     commit to the first pending offset of each input partition), so an
+//     abort or a restart reads them again; a partition with more than 2x
+//     MaxPollRecords pending pauses fetching of the input that is ahead
+//     (throttle). Periodic ticks advance a caught-up partition by wall time,
+//     so a quiet store does not sit on a webhook-only purchase. Records whose
+//     received-at is older than the clock (ingest clock skew, a produce
+//     retried for longer than a tick) are applied when read.
 //
 // Metrics (prefix purchasesync_join_): decisions_total{outcome},
-// discrepancies_total{field}, hold_releases_total{clock}, held_purchases, overdue_holds,
+// discrepancies_total{field}, hold_releases_total{clock}, pending_records,
+// paused_inputs, held_purchases, overdue_holds,
 // oldest_overdue_hold_seconds, state_keys, restore_seconds,
 // restored_keys_total, transaction_seconds, transaction_aborts_total,
 // input_lag_records{topic,partition}, invalid_records_total{topic}, ready,

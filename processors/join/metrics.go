@@ -19,6 +19,8 @@ type metrics struct {
 	lag           *prometheus.GaugeVec
 	invalid       *prometheus.CounterVec
 	holdReleases  *prometheus.CounterVec
+	pending       prometheus.Gauge
+	paused        prometheus.Gauge
 	// Kafka faults.
 	sessionRestarts prometheus.Counter
 	produceRefused  *prometheus.CounterVec
@@ -31,6 +33,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Join decisions by outcome (registered_storefront, registered_webhook, registered_reconciliation, matched, matched_late, duplicate, held, webhook_missing, expired, refunded)."}, []string{"outcome"}),
 		holdReleases: f.NewCounterVec(prometheus.CounterOpts{Name: "hold_releases_total",
 			Help: "Held webhook purchases released, by the clock that released them: event (before a later record, by its received-at: the join was behind) or wall (at a periodic tick)."}, []string{"clock"}),
+		pending: f.NewGauge(prometheus.GaugeOpts{Name: "pending_records",
+			Help: "Input records read but not yet applied: each waits until the other input is read up to its received-at (event-time order); their offsets are not committed."}),
+		paused: f.NewGauge(prometheus.GaugeOpts{Name: "paused_inputs",
+			Help: "Input partitions whose fetching is paused because they are too far ahead of the other input (more than 2x max poll records pending)."}),
 		discrepancies: f.NewCounterVec(prometheus.CounterOpts{Name: "discrepancies_total",
 			Help: "Discrepancies emitted, by field (webhook_missing has field \"none\")."}, []string{"field"}),
 		held: f.NewGauge(prometheus.GaugeOpts{Name: "held_purchases", Help: "Webhook purchases waiting for their storefront event (rule 3)."}),

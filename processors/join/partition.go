@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -33,10 +32,21 @@ type partition struct {
 	timers timerHeap
 	held   int
 
-	// Input positions for the watermarks of rule 9: the next offset to read
-	// and the received-at of the last record read, per input.
+	// Input positions and watermarks, per input: the next offset to read,
+	// and the time up to which the input is known to be read (the latest
+	// received-at read, or a periodic tick at which it was caught up with
+	// its end offset). Watermarks only move forward.
 	sfNext, whNext int64
-	sfLast, whLast time.Time
+	sfWM, whWM     time.Time
+	// sfQ and whQ are inputs read but not applied yet, per input in offset
+	// order. The two are merged by received-at, and a record received at T
+	// is applied only once both watermarks reach T (the partition's event
+	// clock): an input read ahead of the other waits for it, so decisions
+	// follow received-at whatever each input's lag. What waits is a suffix
+	// of its input, so committing the offset of its first record
+	// (Processor.keepPending) makes a restart read exactly it again.
+	sfQ, whQ inputQueue
+	paused   bool // fetching of the input ahead is paused (Processor.throttle)
 
 	// blocked are due timers that a watermark held back (rule 9), with the
 	// watermarks they were tried at: they are tried again only once a
@@ -167,65 +177,130 @@ type inputEvent struct {
 	dropValue  bool   // a poisoned input too large for the dead-letter topic
 }
 
-// sortByReceivedAt orders one partition's inputs by the ingest's
-// received-at stamp, the clock of every decision. Stable: records of one
-// topic keep their offset order on ties, and Shopify's sort before the
-// storefront's.
-func sortByReceivedAt(evs []inputEvent) {
-	slices.SortStableFunc(evs, func(a, b inputEvent) int {
-		if c := a.ev.ReceivedAt.Compare(b.ev.ReceivedAt); c != 0 {
-			return c
-		}
-		switch {
-		case !a.storefront && b.storefront:
-			return -1
-		case a.storefront && !b.storefront:
-			return 1
-		}
-		return 0
-	})
+// receivedBefore: a is decided before b, by received-at; Shopify's first
+// on a tie (its purchase is then held when the storefront event comes).
+func receivedBefore(a, b *inputEvent) bool {
+	if c := a.ev.ReceivedAt.Compare(b.ev.ReceivedAt); c != 0 {
+		return c < 0
+	}
+	return !a.storefront && b.storefront
 }
 
-// noteRead advances the input positions of rule 9's watermarks past evs:
-// the next offset to read and the latest received-at read, per input. The
-// live processor calls it for a whole poll before deciding on any of it.
-func (p *partition) noteRead(evs []inputEvent) {
+// read takes one poll's inputs of the partition (each input in offset
+// order): the positions and watermarks move past them, and they wait in
+// their input's queue. A record below an input's position was read before
+// (a client that fetched again what this partition holds) and is skipped.
+func (p *partition) read(evs []inputEvent) {
 	for i := range evs {
 		e := &evs[i]
-		next, last := &p.whNext, &p.whLast
+		next, wm, q := &p.whNext, &p.whWM, &p.whQ
 		if e.storefront {
-			next, last = &p.sfNext, &p.sfLast
+			next, wm, q = &p.sfNext, &p.sfWM, &p.sfQ
 		}
-		*next = max(*next, e.rec.Offset+1)
-		if e.ev.ReceivedAt.After(*last) {
-			*last = e.ev.ReceivedAt
+		if e.rec.Offset < *next {
+			continue
 		}
+		*next = e.rec.Offset + 1
+		if e.ev.ReceivedAt.After(*wm) {
+			*wm = e.ev.ReceivedAt
+		}
+		q.push(*e)
 	}
 }
 
-// decide applies one partition's inputs in received-at order, and before
-// each record received at T fires every timer due at or before T (DESIGN
-// §3 rule 9): the clock of a decision is the ingest's received-at, not how
-// the records happened to be fetched. This makes one poll decide as a
-// replay does; it does not yet hold back an input read ahead of the other
-// across polls (issue 19). sfWM and whWM
-// say up to which received-at each input has been read (all of evs
-// included); a hold whose deadline is past the storefront watermark waits.
+// pendingLen is how many inputs wait.
+func (p *partition) pendingLen() int { return p.sfQ.len() + p.whQ.len() }
+
+// inputQueue is a FIFO of inputs that reuses its array.
+type inputQueue struct {
+	evs  []inputEvent
+	head int
+}
+
+func (q *inputQueue) len() int          { return len(q.evs) - q.head }
+func (q *inputQueue) push(e inputEvent) { q.evs = append(q.evs, e) }
+func (q *inputQueue) peek() *inputEvent {
+	if q.head == len(q.evs) {
+		return nil
+	}
+	return &q.evs[q.head]
+}
+
+func (q *inputQueue) pop() {
+	q.evs[q.head] = inputEvent{} // the record is not kept reachable
+	q.head++
+	switch {
+	case q.head == len(q.evs):
+		q.evs, q.head = q.evs[:0], 0
+	case q.head >= 1024 && 2*q.head >= len(q.evs):
+		n := copy(q.evs, q.evs[q.head:])
+		clear(q.evs[n:])
+		q.evs, q.head = q.evs[:n], 0
+	}
+}
+
+// raise moves the watermarks forward to at least sf and wh (a periodic
+// tick that saw an input caught up; the end of a replay).
+func (p *partition) raise(sf, wh time.Time) {
+	if sf.After(p.sfWM) {
+		p.sfWM = sf
+	}
+	if wh.After(p.whWM) {
+		p.whWM = wh
+	}
+}
+
+// clock is the partition's event time: both inputs are read up to it.
+func (p *partition) clock() time.Time { return minTime(p.sfWM, p.whWM) }
+
+// advance applies every waiting input received at or before the clock,
+// in received-at order, and before each record received at T fires every
+// timer due at or before T (DESIGN §3 rule 9): the clock of a decision is
+// the ingest's received-at, not how the records happened to be fetched.
 // The live processor and Replay both decide through here.
-func (p *partition) decide(evs []inputEvent, sfWM, whWM time.Time, out output) {
-	sortByReceivedAt(evs)
-	for i := range evs {
-		e := &evs[i]
+func (p *partition) advance(out output) {
+	clock := p.clock()
+	for {
+		q := &p.whQ
+		e := q.peek()
+		if s := p.sfQ.peek(); s != nil && (e == nil || receivedBefore(s, e)) {
+			q, e = &p.sfQ, s
+		}
+		if e == nil || e.ev.ReceivedAt.After(clock) {
+			break
+		}
 		p.input = nil
-		p.tick(e.ev.ReceivedAt, sfWM, whWM, clockEvent, out)
+		p.tick(e.ev.ReceivedAt, p.sfWM, p.whWM, clockEvent, out)
 		p.input = e.rec
 		if e.poison != "" {
 			p.emitDeadLetter(e.rec, e.poison, !e.dropValue, out)
 		} else {
 			p.handleDecoded(e.rec, e.ev, e.err, out)
 		}
+		q.pop()
 	}
 	p.input = nil
+}
+
+// replay decides on a partition's whole input, read to its end: both
+// inputs are complete up to endAt, and the timers then run at endAt.
+func (p *partition) replay(evs []inputEvent, endAt time.Time, out output) {
+	p.read(evs)
+	p.raise(endAt, endAt)
+	p.advance(out)
+	p.tick(endAt, endAt, endAt, clockWall, out)
+}
+
+// pendingFrom returns, per input, the first record waiting (nil when
+// none): the offset to commit for that input.
+func (p *partition) pendingFrom() (sf, wh *kgo.Record) {
+	if e := p.sfQ.peek(); e != nil {
+		sf = e.rec
+	}
+	if e := p.whQ.peek(); e != nil {
+		wh = e.rec
+	}
+	return sf, wh
 }
 
 func (p *partition) emitDeadLetter(rec *kgo.Record, reason string, withValue bool, out output) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"purchasesync/schemas"
 	"purchasesync/schemas/topicadmin"
@@ -226,14 +228,18 @@ func (p *Processor) session(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err := p.syncAssignment(ctx); err != nil {
-			return err
-		}
+		p.throttle(sess.Client())
 		pctx, cancel := context.WithTimeout(ctx, p.cfg.TickInterval)
 		fs := sess.PollRecords(pctx, p.cfg.MaxPollRecords)
 		cancel()
 		if ctx.Err() != nil {
 			return nil // nothing of this poll was processed or committed
+		}
+		// After the poll: an assignment made during it started fetching at
+		// the committed offsets, so the state, and the inputs waiting in
+		// it, must be the committed ones before this poll is applied.
+		if err := p.syncAssignment(ctx); err != nil {
+			return err
 		}
 		p.noteFetchErrors(fs)
 		now := p.deps.Now()
@@ -274,10 +280,13 @@ func (p *Processor) session(ctx context.Context) error {
 			// the next tick.
 			if lagErr = p.refreshLag(ctx); lagErr == nil {
 				for _, part := range p.parts {
-					// A caught-up partition advances by wall time; one
-					// behind only as far as both its inputs have been read.
-					sfWM, whWM := p.watermark(schemas.TopicStorefrontPurchases, part, now), p.watermark(schemas.TopicShopifyOrders, part, now)
-					part.tick(minTime(now, sfWM, whWM), sfWM, whWM, clockWall, out)
+					// A caught-up input advances by wall time; one behind
+					// only as far as it has been read.
+					part.raise(p.watermark(schemas.TopicStorefrontPurchases, part, now), p.watermark(schemas.TopicShopifyOrders, part, now))
+					cur = part
+					part.advance(out)
+					cur = nil
+					part.tick(minTime(now, part.sfWM, part.whWM), part.sfWM, part.whWM, clockWall, out)
 				}
 			}
 		}
@@ -302,7 +311,9 @@ func (p *Processor) session(ctx context.Context) error {
 			commit = kgo.TryAbort
 		}
 		failMu.Unlock()
-		committed, err := sess.End(ectx, commit)
+		// Inputs read but not applied yet (pending) stay uncommitted, so
+		// that a restart or an abort reads them again.
+		committed, err := sess.End(kgo.PreTxnCommitFnContext(ectx, p.keepPending()), commit)
 		ecancel()
 		p.m.txn.Observe(time.Since(start).Seconds())
 		failMu.Lock()
@@ -345,10 +356,13 @@ func (p *Processor) session(ctx context.Context) error {
 	}
 }
 
-// decidePoll applies one poll's records, partition by partition, in
-// received-at order (partition.decide). Each partition's input positions
-// move past the whole poll first, so the watermarks cover what was read;
-// use is told which partition is producing.
+// decidePoll reads one poll's records into their partitions and applies
+// what the partitions' event clocks allow (partition.read, advance); use is
+// told which partition is producing. The watermarks are what has been
+// read, never "now": an input that looked caught up at the last tick's end
+// offsets may since have taken records received before a hold's deadline
+// (an ingest retrying its produce through a broker restart). Only the
+// periodic tick, with fresh end offsets, moves a quiet input to now.
 func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic string, use func(*partition), out output) error {
 	byPart := map[int32][]inputEvent{}
 	var order []int32
@@ -374,14 +388,9 @@ func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic stri
 			}
 			e.ev, e.err = decodeEvent(e.rec, e.storefront)
 		}
-		part.noteRead(evs)
+		part.read(evs)
 		use(part)
-		// The watermarks are what has been read, never "now": an input
-		// that looked caught up at the last tick's end offsets may since
-		// have taken records received before a hold's deadline (an ingest
-		// retrying its produce through a broker restart). Only the
-		// periodic tick, with fresh end offsets, moves a quiet input to now.
-		part.decide(evs, part.sfLast, part.whLast, out)
+		part.advance(out)
 	}
 	return nil
 }
@@ -603,6 +612,8 @@ func (p *Processor) syncAssignment(ctx context.Context) error {
 func (p *Processor) dropAll() {
 	p.parts = map[int32]*partition{}
 	p.m.held.Set(0)
+	p.m.pending.Set(0)
+	p.m.paused.Set(0)
 	p.m.stateKeys.Set(0)
 	p.m.overdue.Set(0)
 	p.m.oldestOverdue.Set(0)
@@ -763,7 +774,7 @@ func (p *Processor) initPositions(ctx context.Context, part *partition) error {
 
 func (p *Processor) hasDueTimers(now time.Time) bool {
 	for _, part := range p.parts {
-		if len(part.blocked) > 0 || (len(part.timers) > 0 && !part.timers[0].at.After(now)) {
+		if len(part.blocked) > 0 || part.pendingLen() > 0 || (len(part.timers) > 0 && !part.timers[0].at.After(now)) {
 			return true
 		}
 	}
@@ -806,30 +817,101 @@ func (p *Processor) refreshLag(ctx context.Context) error {
 }
 
 // watermark is the time up to which an input partition has been read: now
-// when it is caught up with the end offset seen at this tick, else the
-// received-at of the last record read (zero when nothing was read yet).
+// when it is caught up with the end offset seen at this tick, else its
+// watermark so far (the latest received-at read).
 func (p *Processor) watermark(t string, part *partition, now time.Time) time.Time {
-	next, last := part.whNext, part.whLast
+	next, wm := part.whNext, part.whWM
 	if t == schemas.TopicStorefrontPurchases {
-		next, last = part.sfNext, part.sfLast
+		next, wm = part.sfNext, part.sfWM
 	}
 	end, ok := p.ends[p.topic(t)][part.id]
 	if ok && next >= end {
 		return now
 	}
-	return last
+	return wm
+}
+
+// keepPending rewrites a transaction's offset commit so that each input
+// partition commits its first pending record's offset instead of the end of
+// what was polled.
+func (p *Processor) keepPending() func(*kmsg.TxnOffsetCommitRequest) error {
+	from := map[position]*kgo.Record{} // offset 0: topic and partition only
+	shop, sf := p.topic(schemas.TopicShopifyOrders), p.topic(schemas.TopicStorefrontPurchases)
+	for id, part := range p.parts {
+		s, w := part.pendingFrom()
+		if s != nil {
+			from[position{sf, id, 0}] = s
+		}
+		if w != nil {
+			from[position{shop, id, 0}] = w
+		}
+	}
+	return func(req *kmsg.TxnOffsetCommitRequest) error {
+		for i := range req.Topics {
+			t := &req.Topics[i]
+			for j := range t.Partitions {
+				pp := &t.Partitions[j]
+				if r, ok := from[position{t.Topic, pp.Partition, 0}]; ok && r.Offset < pp.Offset {
+					pp.Offset, pp.LeaderEpoch = r.Offset, r.LeaderEpoch
+				}
+			}
+		}
+		return nil
+	}
+}
+
+// throttle bounds the pending inputs: a partition holding more than
+// 2×MaxPollRecords stops fetching the input that is ahead until it has
+// applied half of them; the other input, the one it waits for, goes on.
+func (p *Processor) throttle(cl *kgo.Client) {
+	limit := 2 * p.cfg.MaxPollRecords
+	want := map[string][]int32{}
+	for id, part := range p.parts {
+		n := part.pendingLen()
+		if n == 0 || (n <= limit/2) || (n <= limit && !part.paused) {
+			part.paused = false
+			continue
+		}
+		part.paused = true
+		t := p.topic(schemas.TopicShopifyOrders)
+		if part.sfQ.len() > part.whQ.len() {
+			t = p.topic(schemas.TopicStorefrontPurchases)
+		}
+		want[t] = append(want[t], id)
+	}
+	now := cl.PauseFetchPartitions(nil)
+	resume := map[string][]int32{}
+	for t, ids := range now {
+		for _, id := range ids {
+			if !slices.Contains(want[t], id) {
+				resume[t] = append(resume[t], id)
+			}
+		}
+	}
+	if len(resume) > 0 {
+		cl.ResumeFetchPartitions(resume)
+	}
+	if len(want) > 0 {
+		cl.PauseFetchPartitions(want)
+	}
 }
 
 func (p *Processor) updateGauges() {
-	keys, held, overdue, oldest, now := 0, 0, 0, time.Duration(0), p.deps.Now()
+	keys, held, pending, paused, overdue, oldest, now := 0, 0, 0, 0, 0, time.Duration(0), p.deps.Now()
 	for _, part := range p.parts {
 		keys += len(part.states)
 		held += part.held
+		pending += part.pendingLen()
+		if part.paused {
+			paused++
+		}
 		n, o := part.overdueHolds(now)
 		overdue, oldest = overdue+n, max(oldest, o)
 	}
 	p.m.stateKeys.Set(float64(keys))
 	p.m.held.Set(float64(held))
+	p.m.pending.Set(float64(pending))
+	p.m.paused.Set(float64(paused))
 	p.m.overdue.Set(float64(overdue))
 	p.m.oldestOverdue.Set(oldest.Seconds())
 }

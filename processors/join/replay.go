@@ -164,8 +164,7 @@ func Replay(ctx context.Context, cfg ReplayConfig, clientOpts []kgo.Opt, sites S
 		// received-at plus the webhook wait, so every pending hold resolves.
 		endAt := last.Add(cfg.WebhookWait)
 		part := newPartition(pid, cfgJoin, sites, m)
-		part.decide(events, endAt, endAt, out)
-		part.tick(endAt, endAt, endAt, clockWall, out)
+		part.replay(events, endAt, out)
 		sum.Records += int64(len(events))
 		done += int64(len(events))
 		if progress != nil {
