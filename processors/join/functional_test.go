@@ -48,8 +48,14 @@ func childMain() int {
 		lvl = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	clientOpts := []kgo.Opt{kgo.SeedBrokers(strings.Split(os.Getenv("PURCHASESYNC_KAFKA_BROKERS"), ",")...), kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgoLevel(), nil))}
+	if b, _ := strconv.Atoi(os.Getenv("JOIN_FETCH_PARTITION_BYTES")); b > 0 {
+		// Small fetches: the inputs advance by bytes, not by time, so one
+		// runs ahead of the other across polls (the lag of a cold join).
+		clientOpts = append(clientOpts, kgo.FetchMaxPartitionBytes(int32(b)))
+	}
 	p, err := New(cfg, Deps{
-		ClientOpts: []kgo.Opt{kgo.SeedBrokers(strings.Split(os.Getenv("PURCHASESYNC_KAFKA_BROKERS"), ",")...), kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgoLevel(), nil))},
+		ClientOpts: clientOpts,
 		Sites:      staticSites{grace: grace}, Registerer: prometheus.NewRegistry(), Logger: log,
 	})
 	if err != nil {
