@@ -52,8 +52,10 @@ type Processor struct {
 	dirty    bool           // assignment changed: drop and restore state
 
 	parts map[int32]*partition
-	adm   *kadm.Client
-	ends  map[string]map[int32]int64
+	// readBuf is decidePoll's buffer of one input partition's records.
+	readBuf []inputEvent
+	adm     *kadm.Client
+	ends    map[string]map[int32]int64
 
 	health        health
 	started       bool
@@ -313,7 +315,7 @@ func (p *Processor) session(ctx context.Context) error {
 		failMu.Unlock()
 		// Inputs read but not applied yet (pending) stay uncommitted, so
 		// that a restart or an abort reads them again.
-		committed, err := sess.End(kgo.PreTxnCommitFnContext(ectx, p.keepPending()), commit)
+		committed, err := sess.End(p.keepPending(ectx), commit)
 		ecancel()
 		p.m.txn.Observe(time.Since(start).Seconds())
 		failMu.Lock()
@@ -364,31 +366,42 @@ func (p *Processor) session(ctx context.Context) error {
 // (an ingest retrying its produce through a broker restart). Only the
 // periodic tick, with fresh end offsets, moves a quiet input to now.
 func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic string, use func(*partition), out output) error {
-	byPart := map[int32][]inputEvent{}
-	var order []int32
-	fs.EachRecord(func(rec *kgo.Record) {
-		if _, ok := byPart[rec.Partition]; !ok {
-			order = append(order, rec.Partition)
+	// Each input partition is read on its own (read queues it); only once
+	// the whole poll is read are the partitions advanced, so both of their
+	// watermarks cover this poll.
+	var touched []*partition
+	var err error
+	fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
+		if err != nil || len(ftp.Records) == 0 {
+			return
 		}
-		byPart[rec.Partition] = append(byPart[rec.Partition], inputEvent{rec: rec, storefront: rec.Topic == sfTopic})
-	})
-	for _, id := range order {
-		part, err := p.partitionFor(ctx, id)
-		if err != nil {
-			return err
+		var part *partition
+		if part, err = p.partitionFor(ctx, ftp.Partition); err != nil {
+			return
 		}
-		evs := byPart[id]
-		for i := range evs {
-			e := &evs[i]
-			if pz, ok := p.poisoned[positionOf(e.rec)]; ok {
-				e.poison, e.dropValue = pz.reason, pz.dropValue
-				// Still ordered by its received-at, as far as it is known.
-				e.ev.ReceivedAt = receivedAt(e.rec)
-				continue
+		storefront := ftp.Topic == sfTopic
+		evs := p.readBuf[:0]
+		for _, rec := range ftp.Records {
+			e := inputEvent{rec: rec, storefront: storefront}
+			if pz, ok := p.poisoned[positionOf(rec)]; ok {
+				// Still merged by its received-at, as far as it is known.
+				e.poison, e.dropValue, e.ev.ReceivedAt = pz.reason, pz.dropValue, receivedAt(rec)
+			} else {
+				e.ev, e.err = decodeEvent(rec, storefront)
 			}
-			e.ev, e.err = decodeEvent(e.rec, e.storefront)
+			evs = append(evs, e)
 		}
 		part.read(evs)
+		clear(evs) // read copied them; the buffer keeps no record reachable
+		p.readBuf = evs[:0]
+		if !slices.Contains(touched, part) {
+			touched = append(touched, part)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for _, part := range touched {
 		use(part)
 		part.advance(out)
 	}
@@ -833,31 +846,38 @@ func (p *Processor) watermark(t string, part *partition, now time.Time) time.Tim
 
 // keepPending rewrites a transaction's offset commit so that each input
 // partition commits its first pending record's offset instead of the end of
-// what was polled.
-func (p *Processor) keepPending() func(*kmsg.TxnOffsetCommitRequest) error {
-	from := map[position]*kgo.Record{} // offset 0: topic and partition only
-	shop, sf := p.topic(schemas.TopicShopifyOrders), p.topic(schemas.TopicStorefrontPurchases)
+// what was polled. Without pending records it leaves ctx as it is.
+func (p *Processor) keepPending(ctx context.Context) context.Context {
+	from := map[string]map[int32]*kgo.Record{}
+	add := func(topic string, id int32, r *kgo.Record) {
+		if r == nil {
+			return
+		}
+		if from[topic] == nil {
+			from[topic] = map[int32]*kgo.Record{}
+		}
+		from[topic][id] = r
+	}
 	for id, part := range p.parts {
 		s, w := part.pendingFrom()
-		if s != nil {
-			from[position{sf, id, 0}] = s
-		}
-		if w != nil {
-			from[position{shop, id, 0}] = w
-		}
+		add(p.topic(schemas.TopicStorefrontPurchases), id, s)
+		add(p.topic(schemas.TopicShopifyOrders), id, w)
 	}
-	return func(req *kmsg.TxnOffsetCommitRequest) error {
+	if len(from) == 0 {
+		return ctx
+	}
+	return kgo.PreTxnCommitFnContext(ctx, func(req *kmsg.TxnOffsetCommitRequest) error {
 		for i := range req.Topics {
 			t := &req.Topics[i]
 			for j := range t.Partitions {
 				pp := &t.Partitions[j]
-				if r, ok := from[position{t.Topic, pp.Partition, 0}]; ok && r.Offset < pp.Offset {
+				if r, ok := from[t.Topic][pp.Partition]; ok && r.Offset < pp.Offset {
 					pp.Offset, pp.LeaderEpoch = r.Offset, r.LeaderEpoch
 				}
 			}
 		}
 		return nil
-	}
+	})
 }
 
 // throttle bounds the pending inputs: a partition holding more than
@@ -865,10 +885,10 @@ func (p *Processor) keepPending() func(*kmsg.TxnOffsetCommitRequest) error {
 // applied half of them; the other input, the one it waits for, goes on.
 func (p *Processor) throttle(cl *kgo.Client) {
 	limit := 2 * p.cfg.MaxPollRecords
-	want := map[string][]int32{}
+	var want map[string][]int32
 	for id, part := range p.parts {
 		n := part.pendingLen()
-		if n == 0 || (n <= limit/2) || (n <= limit && !part.paused) {
+		if n <= limit/2 || (n <= limit && !part.paused) {
 			part.paused = false
 			continue
 		}
@@ -877,9 +897,15 @@ func (p *Processor) throttle(cl *kgo.Client) {
 		if part.sfQ.len() > part.whQ.len() {
 			t = p.topic(schemas.TopicStorefrontPurchases)
 		}
+		if want == nil {
+			want = map[string][]int32{}
+		}
 		want[t] = append(want[t], id)
 	}
 	now := cl.PauseFetchPartitions(nil)
+	if len(now) == 0 && len(want) == 0 {
+		return // the usual case: nothing paused, nothing to pause
+	}
 	resume := map[string][]int32{}
 	for t, ids := range now {
 		for _, id := range ids {
