@@ -51,6 +51,13 @@ type Purchase struct {
 	// Drift makes the storefront event disagree with Shopify on one field,
 	// the way real integrations do (one of Drifts; "" = agree).
 	Drift string
+	// Test marks a Shopify test order ("test": true in the webhook).
+	Test bool
+	// ShopCurrency, when set and not Currency, is the shop's own currency:
+	// the buyer paid in Currency (Shopify's presentment currency), and the
+	// order's shop_money amounts and top-level prices are in ShopCurrency at
+	// a rate of 1.10, as for a store selling abroad.
+	ShopCurrency string
 }
 
 // Drifts are the storefront mistakes Drift can simulate, each a field the
@@ -181,8 +188,25 @@ type moneySet struct {
 	PresentmentMoney money `json:"presentment_money"`
 }
 
-func set(cents int64, cur string) moneySet {
-	return moneySet{money{Money(cents), cur}, money{Money(cents), cur}}
+// set is a money set of cents in the presentment currency.
+func (p Purchase) set(cents int64) moneySet {
+	shopCur, shopCents := p.shopMoney(cents)
+	return moneySet{money{Money(shopCents), shopCur}, money{Money(cents), p.Currency}}
+}
+
+// shopMoney converts presentment cents to the shop's currency.
+func (p Purchase) shopMoney(cents int64) (string, int64) {
+	if p.ShopCurrency == "" || p.ShopCurrency == p.Currency {
+		return p.Currency, cents
+	}
+	return p.ShopCurrency, cents * 11 / 10
+}
+
+// shopPrice is a top-level price string, which Shopify gives in the shop's
+// currency.
+func (p Purchase) shopPrice(cents int64) string {
+	_, c := p.shopMoney(cents)
+	return Money(c)
 }
 
 // OrderBody renders the orders/create webhook body. Ids are uint64 so the
@@ -216,7 +240,7 @@ func (p Purchase) OrderBody() []byte {
 			"grams":                        250 + it.PriceCents%700,
 			"name":                         it.Title + " - " + it.Variant,
 			"price":                        Money(it.PriceCents),
-			"price_set":                    set(it.PriceCents, p.Currency),
+			"price_set":                    p.set(it.PriceCents),
 			"product_exists":               true,
 			"product_id":                   it.ProductID,
 			"properties":                   []map[string]string{{"name": "engraving", "value": "Für " + p.FirstName}},
@@ -226,12 +250,12 @@ func (p Purchase) OrderBody() []byte {
 			"taxable":                      true,
 			"title":                        it.Title,
 			"total_discount":               "0.00",
-			"total_discount_set":           set(0, p.Currency),
+			"total_discount_set":           p.set(0),
 			"variant_id":                   it.VariantID,
 			"variant_inventory_management": "shopify",
 			"variant_title":                it.Variant,
 			"vendor":                       it.Vendor,
-			"tax_lines":                    []map[string]any{{"channel_liable": false, "price": Money(it.PriceCents * 13 / 100), "price_set": set(it.PriceCents*13/100, p.Currency), "rate": 0.13, "title": "HST"}},
+			"tax_lines":                    []map[string]any{{"channel_liable": false, "price": Money(it.PriceCents * 13 / 100), "price_set": p.set(it.PriceCents * 13 / 100), "rate": 0.13, "title": "HST"}},
 			"duties":                       []any{},
 			"discount_allocations":         []any{},
 		})
@@ -244,6 +268,7 @@ func (p Purchase) OrderBody() []byte {
 		"latitude": 45.4215, "longitude": -75.6972,
 	}
 	created := p.CreatedAt.Format(time.RFC3339)
+	shopCur, _ := p.shopMoney(0)
 	total := sub - disc + tax + ship
 	order := map[string]any{
 		"id":                       p.ID,
@@ -261,9 +286,9 @@ func (p Purchase) OrderBody() []byte {
 		"confirmed":                true,
 		"contact_email":            p.Email,
 		"created_at":               created,
-		"currency":                 p.Currency,
-		"current_subtotal_price":   Money(sub - disc),
-		"current_total_price":      Money(total),
+		"currency":                 shopCur,
+		"current_subtotal_price":   p.shopPrice(sub - disc),
+		"current_total_price":      p.shopPrice(total),
 		"customer_locale":          "fr-CA",
 		"discount_codes":           codes,
 		"email":                    p.Email,
@@ -282,21 +307,21 @@ func (p Purchase) OrderBody() []byte {
 		"presentment_currency":     p.Currency,
 		"processed_at":             created,
 		"source_name":              "web",
-		"subtotal_price":           Money(sub - disc),
-		"subtotal_price_set":       set(sub-disc, p.Currency),
+		"subtotal_price":           p.shopPrice(sub - disc),
+		"subtotal_price_set":       p.set(sub - disc),
 		"tags":                     "talkable, referral",
-		"tax_lines":                []map[string]any{{"price": Money(tax), "rate": 0.13, "title": "HST", "price_set": set(tax, p.Currency), "channel_liable": false}},
+		"tax_lines":                []map[string]any{{"price": Money(tax), "rate": 0.13, "title": "HST", "price_set": p.set(tax), "channel_liable": false}},
 		"taxes_included":           false,
-		"test":                     false,
+		"test":                     p.Test,
 		"token":                    fmt.Sprintf("%032x", p.ID^0x5a5a5a5a),
-		"total_discounts":          Money(disc),
-		"total_discounts_set":      set(disc, p.Currency),
-		"total_line_items_price":   Money(sub),
-		"total_price":              Money(total),
-		"total_price_set":          set(total, p.Currency),
-		"total_shipping_price_set": set(ship, p.Currency),
-		"total_tax":                Money(tax),
-		"total_tax_set":            set(tax, p.Currency),
+		"total_discounts":          p.shopPrice(disc),
+		"total_discounts_set":      p.set(disc),
+		"total_line_items_price":   p.shopPrice(sub),
+		"total_price":              p.shopPrice(total),
+		"total_price_set":          p.set(total),
+		"total_shipping_price_set": p.set(ship),
+		"total_tax":                p.shopPrice(tax),
+		"total_tax_set":            p.set(tax),
 		"total_weight":             1200,
 		"updated_at":               created,
 		"user_id":                  nil,
@@ -310,7 +335,7 @@ func (p Purchase) OrderBody() []byte {
 			"default_address":      addr,
 		},
 		"line_items":     lineItems,
-		"shipping_lines": []map[string]any{{"code": "Standard", "price": Money(ship), "price_set": set(ship, p.Currency), "source": "shopify", "title": "Standard — 3 à 5 jours", "tax_lines": []any{}}},
+		"shipping_lines": []map[string]any{{"code": "Standard", "price": Money(ship), "price_set": p.set(ship), "source": "shopify", "title": "Standard — 3 à 5 jours", "tax_lines": []any{}}},
 		"fulfillments":   []any{},
 		"refunds":        []any{},
 	}
