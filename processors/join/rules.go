@@ -205,6 +205,12 @@ func decideStorefront(s *State, ev Event, set Settings, d *Decision) {
 		}
 		d.Purchases = append(d.Purchases, cp(s.Purchase))
 		s.ExpiresAt = ev.ReceivedAt.Add(set.DedupeHorizon)
+	case brokenRule4:
+		// Test-only build (broken_rule_on.go): registers the late browser's
+		// purchase again, a second version 1.
+		s.Purchase = purchaseFromStorefront(s.Site, s.OrderNumber, ev.Storefront, ev.Meta, ev.ReceivedAt)
+		d.Purchases = append(d.Purchases, cp(s.Purchase))
+		d.Outcomes = append(d.Outcomes, OutcomeRegisteredStorefront)
 	default:
 		// Registered from a webhook or reconciliation already.
 		s.Purchase = bumped(s.Purchase, ev.ReceivedAt)
