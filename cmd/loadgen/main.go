@@ -38,6 +38,10 @@
 //
 // Targets must be loopback addresses: this is a benchmark and demo tool, not
 // a way to flood someone else's server.
+//
+// `loadgen ledger` is the end-to-end ledger check of deploy/ledger instead:
+// orders of every scenario with their known outcome, sent to the ingests
+// (loopback or a staging deployment), then compared with ClickHouse.
 package main
 
 import (
@@ -164,6 +168,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	fs.StringVar(&o.kafkaCompression, "kafka.compression", compressionLZ4, "-floor only: producer compression, lz4 (the ingest's default) or none")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: loadgen [flags]
+       loadgen ledger [flags]   (the end-to-end ledger check; loadgen ledger -h)
 
 Drives signed Shopify webhooks and storefront events at a purchasesync ingest
 on this machine and prints requests/s, latency percentiles and status codes.
@@ -273,6 +278,13 @@ func checkLoopback(target string) error {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "ledger" {
+		err := runLedger(ctx, args[1:], getenv, stdout)
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
 	o, err := parse(args, getenv, stdout)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
