@@ -50,13 +50,31 @@ Flags:
 
 // runLedger is `loadgen ledger`.
 func runLedger(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := parseLedger(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	cfg.Progress = os.Stderr
+	if st, err := os.Stderr.Stat(); err == nil {
+		cfg.Terminal = st.Mode()&os.ModeCharDevice != 0
+	}
+	cfg.Out = stdout
+	return ledger.Run(ctx, cfg)
+}
+
+// parseLedger reads `loadgen ledger`'s flags and environment.
+func parseLedger(args []string, getenv func(string) string, stdout io.Writer) (ledger.Config, error) {
 	cfg := ledger.DefaultConfig()
 	fs := envflag.New("loadgen ledger", getenv)
 	fs.SetOutput(stdout)
-	var targets, prefix string
+	// The check's own knobs come from the command line only; the settings
+	// it shares with the pipeline (its topic prefix, secrets, Kafka and
+	// ClickHouse) also from the pipeline's PURCHASESYNC_* variables, so a
+	// shell set up for the pipeline runs the check as it is.
+	var targets string
 	fs.StringVar(&targets, "target", strings.Join(cfg.Targets, ","), "comma-separated ingest base URLs; requests go round robin, a webhook's retry to the next")
 	fs.StringVar(&cfg.AdminURL, "admin.url", cfg.AdminURL, "control plane ops listener, whose admin API creates the check's sites (token: PURCHASESYNC_ADMIN_TOKEN or _FILE)")
-	fs.StringVar(&cfg.Secret, "secret", "", "Shopify app secret to sign webhooks with (default: the first of $PURCHASESYNC_SHOPIFY_API_SECRET or of the file $PURCHASESYNC_SHOPIFY_API_SECRET_FILE)")
+	secret := fs.SecretEnv("shopify.apiSecret", "PURCHASESYNC_SHOPIFY_API_SECRET", "Shopify app secret to sign webhooks with (the first of a comma-separated list)")
 	fs.IntVar(&cfg.Orders, "orders", cfg.Orders, "orders to send")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "orders per second")
 	fs.StringVar(&cfg.RunID, "runID", "", "names the check's sites ledger-<runID>-{id,number,name}; default: the time")
@@ -67,8 +85,10 @@ func runLedger(ctx context.Context, args []string, getenv func(string) string, s
 	fs.DurationVar(&cfg.RetryFor, "retryFor", cfg.RetryFor, "how long an unacknowledged webhook is retried")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "per-request timeout (Shopify's is 5s)")
 	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "how long to wait for ClickHouse to hold every outcome after the last order")
+	fs.Float64Var(&cfg.MaxRefused, "maxRefused", cfg.MaxRefused, "fraction of storefront events that may be refused (503, no answer) before the run is an error")
 	fs.StringVar(&cfg.SentFile, "sentFile", "", "create this file once every order is sent")
-	fs.StringVar(&prefix, "kafka.topicPrefix", schemas.DefaultTopicPrefix, "the pipeline's topic prefix (with -kafka.brokers)")
+	fs.StringVar(&cfg.WaitFor, "waitFor", "", "wait for this file to exist before judging (the chaos run creates it when its faults are over)")
+	prefix := fs.String("kafka.topicPrefix", cfg.Topics.Prefix, "the pipeline's topic prefix (with -kafka.brokers)")
 	ch := chconf.AddFlags(fs)
 	kafka := kafkaconf.AddFlags(fs, "purchasesync-ledger")
 	fs.Usage = func() {
@@ -76,45 +96,34 @@ func runLedger(ctx context.Context, args []string, getenv func(string) string, s
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return cfg, err
 	}
 	cfg.Targets = envflag.SplitList(targets)
-	cfg.Topics = schemas.Topics{Prefix: prefix}
+	cfg.Topics = schemas.Topics{Prefix: *prefix}
 	if cfg.RunID == "" {
 		cfg.RunID = time.Now().UTC().Format("0102-150405")
 	}
-	var err error
-	if cfg.Secret == "" {
-		secrets, err := envflag.ReadSecret(getenv, "PURCHASESYNC_SHOPIFY_API_SECRET")
-		if err != nil {
-			return err
-		}
-		if s := envflag.SplitList(secrets); len(s) > 0 {
-			cfg.Secret = s[0]
-		}
+	if s := envflag.SplitList(*secret); len(s) > 0 {
+		cfg.Secret = s[0]
 	}
+	var err error
 	if cfg.AdminToken, err = envflag.ReadSecret(getenv, "PURCHASESYNC_ADMIN_TOKEN"); err != nil {
-		return err
+		return cfg, err
 	}
 	if cfg.ClickHouse, err = ch.Config(); err != nil {
-		return err
+		return cfg, err
 	}
 	if fs.IsSet("kafka.brokers") {
 		kc, err := kafka.Config()
 		if err != nil {
-			return err
+			return cfg, err
 		}
 		if cfg.Kafka, err = kc.Opts(); err != nil {
-			return err
+			return cfg, err
 		}
 	}
 	cfg.SourceAddrs = allLoopback(cfg.Targets)
-	cfg.Progress = os.Stderr
-	if st, err := os.Stderr.Stat(); err == nil {
-		cfg.Terminal = st.Mode()&os.ModeCharDevice != 0
-	}
-	cfg.Out = stdout
-	return ledger.Run(ctx, cfg)
+	return cfg, nil
 }
 
 // allLoopback: each shopper can have its own source address only when

@@ -65,6 +65,15 @@ type Config struct {
 	// SentFile, when set, is created once every order has been sent (the
 	// chaos run stops injecting faults then).
 	SentFile string
+	// WaitFor, when set, is a file the check waits for before it judges:
+	// the chaos run creates it once its last fault is over, so that a
+	// pipeline still recovering is not judged too early.
+	WaitFor string
+	// MaxRefused is the fraction of storefront events that may be refused
+	// (503 or no answer, not landed) before the run is an error: each such
+	// refusal is honest, but a pipeline that refuses many shoppers is not
+	// working.
+	MaxRefused float64
 	// Progress gets the progress bar; Out the report.
 	Progress, Out io.Writer
 	// Terminal redraws the progress bar in place; otherwise a line is
@@ -76,18 +85,24 @@ type Config struct {
 // local defaults of DESIGN §6.
 func DefaultConfig() Config {
 	return Config{
-		Targets:   []string{"http://127.0.0.1:8080"},
-		AdminURL:  "http://127.0.0.1:9464",
-		Orders:    1000,
-		Rate:      50,
-		Seed:      1,
-		Grace:     6 * time.Second,
-		Redeliver: 1,
-		RetryFor:  10 * time.Minute,
-		Timeout:   5 * time.Second,
-		Settle:    5 * time.Minute,
-		Topics:    schemas.Topics{Prefix: schemas.DefaultTopicPrefix},
+		Targets:    []string{"http://127.0.0.1:8080"},
+		AdminURL:   "http://127.0.0.1:9464",
+		Orders:     1000,
+		Rate:       50,
+		Seed:       1,
+		Grace:      6 * time.Second,
+		Redeliver:  3,
+		MaxRefused: 0.05,
+		RetryFor:   10 * time.Minute,
+		Timeout:    5 * time.Second,
+		Settle:     5 * time.Minute,
+		Topics:     schemas.Topics{Prefix: schemas.DefaultTopicPrefix},
 	}
+}
+
+// rules are the settings the ground truth depends on.
+func (c Config) rules() rules {
+	return rules{grace: c.Grace, webhookWait: c.WebhookWait, ownAddrs: c.SourceAddrs}
 }
 
 // Validate names the flag that fixes a mistake.
@@ -105,17 +120,21 @@ func (c Config) Validate() error {
 	case c.AdminToken == "":
 		return errors.New("ledger: the admin API needs its token (PURCHASESYNC_ADMIN_TOKEN or _FILE)")
 	case c.Secret == "":
-		return errors.New("ledger: webhooks need the Shopify app secret (-secret or PURCHASESYNC_SHOPIFY_API_SECRET)")
-	case c.Orders < 1:
-		return errors.New("ledger: -orders must be at least 1")
+		return errors.New("ledger: webhooks need the Shopify app secret (PURCHASESYNC_SHOPIFY_API_SECRET or _FILE, or -shopify.apiSecret)")
 	case c.Rate <= 0:
 		return errors.New("ledger: -rate must be positive")
 	case c.Grace < 2*time.Second:
 		// Stamps are kept to the second in raw_events: a shorter grace
 		// would leave most close orders ambiguous.
 		return errors.New("ledger: -grace must be at least 2s")
+	case c.Orders < len(scenarios)*len(modes):
+		return fmt.Errorf("ledger: -orders must be at least %d, one of each scenario on each order_key mode", len(scenarios)*len(modes))
 	case c.Redeliver < 1:
 		return errors.New("ledger: -redeliver must be at least 1")
+	case c.Timeout <= 0 || c.RetryFor <= 0 || c.Settle <= 0:
+		return errors.New("ledger: -timeout, -retryFor and -settle must be positive")
+	case c.MaxRefused < 0 || c.MaxRefused > 1:
+		return errors.New("ledger: -maxRefused is a fraction between 0 and 1")
 	case !schemas.ValidSiteSlug(siteName(c.RunID, schemas.OrderKeyNumber)):
 		return fmt.Errorf("ledger: -runID %q does not make a site slug", c.RunID)
 	case len(c.ClickHouse.Addr) == 0:

@@ -67,7 +67,7 @@ func TestFunctionalLedgerFindsABrokenRule(t *testing.T) {
 			cfg.Targets, cfg.AdminURL = []string{"http://" + ingest}, "http://"+ops
 			cfg.AdminToken, cfg.Secret = token, secret
 			cfg.Orders, cfg.Rate, cfg.Seed = 2*len(scenarios)*len(modes), 25, 7
-			cfg.RunID = "t" + tc.name[:1]
+			cfg.RunID = "t" + tc.name[:2]
 			cfg.Grace, cfg.WebhookWait, cfg.Redeliver = 3*time.Second, 8*time.Second, 3
 			cfg.RetryFor, cfg.Settle = time.Minute, 2*time.Minute
 			cfg.SourceAddrs = true
@@ -87,7 +87,7 @@ func TestFunctionalLedgerFindsABrokenRule(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, errFindings) {
+			if !errors.Is(err, ErrFindings) {
 				t.Fatalf("the ledger of a pipeline with rule 4 broken: err = %v, want findings", err)
 			}
 			var named []string

@@ -13,6 +13,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"purchasesync/ingest/ingesttest"
+	"purchasesync/schemas"
 )
 
 // Run sends the orders, waits for ClickHouse to hold their outcome, prints
@@ -36,8 +39,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := createSites(ctx, cfg); err != nil {
 		return err
 	}
-	began := time.Now()
 	s := newSender(cfg)
+	canaries, err := proveJoin(ctx, cfg, s, rd)
+	if err != nil {
+		return err
+	}
+	began := time.Now()
 	orders, lastSent := send(ctx, cfg, s)
 	sentIn := time.Since(began)
 	if ctx.Err() != nil {
@@ -52,7 +59,57 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	return report(cfg, s, orders, obs, sentIn, settledIn)
+	return report(cfg, s, orders, canaries, obs, sentIn, settledIn)
+}
+
+// proveJoin sends one webhook-only order per site and waits until
+// ClickHouse holds its purchase, which the join registers once the site's
+// grace has passed. A join that has not read the new sites yet would hold
+// it for schemas.DefaultGrace (ten minutes) and decide the check's first
+// orders with another site's settings; the ingests knowing a site says
+// nothing of the join. It returns the canaries' keys.
+func proveJoin(ctx context.Context, cfg Config, s *sender, rd *reader) ([]string, error) {
+	bar := newProgress(cfg.Progress, cfg.Terminal, "canaries")
+	var status statusLine
+	status.set("one webhook-only order per site, registered after the grace once the join knows the site")
+	stop := bar.every(status.get)
+	var keys []string
+	var wg sync.WaitGroup
+	for i, mode := range modes {
+		rng := rand.New(rand.NewPCG(cfg.Seed, 1<<40+uint64(i)))
+		p := ingesttest.NewPurchase(rng, 1<<30+int64(i), 1)
+		o := &order{site: siteName(cfg.RunID, mode), mode: mode, webhook: p.OrderBody(),
+			webhookID: fmt.Sprintf("ledger-%s-canary-%d", cfg.RunID, i)}
+		o.key = schemas.NormalizeOrderNumber(mode, p.OrderNumberFor(mode))
+		keys = append(keys, schemas.Key(o.site, o.key))
+		wg.Go(func() { s.deliver(ctx, o, o.webhookID) })
+	}
+	wg.Wait()
+	deadline := time.Now().Add(cfg.Grace + 3*time.Minute)
+	for ctx.Err() == nil {
+		obs, err := rd.read(ctx)
+		if err == nil {
+			n := 0
+			for _, k := range keys {
+				if obs.rows[k] != nil {
+					n++
+				}
+			}
+			status.set(bar.bar(n, len(keys)) + " canaries registered")
+			if n == len(keys) {
+				stop(status.get())
+				return keys, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			stop(status.get())
+			return nil, fmt.Errorf("ledger: the join has not registered the canary webhooks within %s: is it running and reading the sites?",
+				cfg.Grace+3*time.Minute)
+		}
+		sleep(ctx, time.Second)
+	}
+	stop(status.get())
+	return nil, ctx.Err()
 }
 
 // createSites writes the run's sites through the admin API, syncing on,
@@ -159,5 +216,6 @@ func countSent(orders []*order) int {
 	return len(orders)
 }
 
-// errFindings is returned when the report has errors.
-var errFindings = errors.New("ledger: the pipeline's outcome differs from the ground truth")
+// ErrFindings is what Run returns, wrapped with the scenarios at fault, when
+// the pipeline's outcome differs from the ground truth.
+var ErrFindings = errors.New("ledger: the pipeline's outcome differs from the ground truth")

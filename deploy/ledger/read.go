@@ -2,8 +2,12 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/big"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -18,7 +22,7 @@ type observed struct {
 	seen      map[string]*seen           // site/order_number → raw_events
 	rows      map[string]*row            // site/order_number → purchases FINAL
 	discs     map[string]map[string]bool // site/order_number → kind|field
-	kafkaRegs map[string]int             // site/order_number → version-1 records; nil: not read
+	kafka     map[string]*kafkaFacts     // site/order_number → output topics; nil: not read
 	byOrderID map[string][]string        // shopify_order_id → site/order_number of its rows
 }
 
@@ -144,58 +148,80 @@ func (o *observed) counts() [5]int {
 	return c
 }
 
-// settle waits until the outcome can be complete (the last webhook's grace
-// and, when checked, the last storefront registration's webhook wait have
-// passed), then until ClickHouse holds every acknowledged event and a
-// purchase for each, and nothing has changed for three reads in a row, or
-// until cfg.Settle. It returns the last snapshot.
-func (r *reader) settle(ctx context.Context, cfg Config, orders []*order, lastSent time.Time) (*observed, time.Duration, error) {
-	began := time.Now()
-	until := lastSent.Add(cfg.Grace + 3*time.Second)
-	if cfg.WebhookWait > 0 {
-		until = lastSent.Add(max(cfg.Grace, cfg.WebhookWait) + 3*time.Second)
-	}
-	acked := 0
-	for _, o := range orders {
-		if o.whAcked || ackedSF(o) {
-			acked++
+// facts gathers what the snapshot holds of one order.
+func (o *observed) facts(ord *order) facts {
+	k := schemas.Key(ord.site, ord.key)
+	f := facts{seen: o.seen[k], row: o.rows[k], discs: o.discs[k]}
+	if o.kafka != nil {
+		f.kafka = o.kafka[k]
+		if f.kafka == nil {
+			f.kafka = &kafkaFacts{}
 		}
 	}
+	return f
+}
+
+// wrong counts the orders the snapshot judges wrong.
+func (o *observed) wrong(orders []*order, ru rules) int {
+	n := 0
+	for _, ord := range orders {
+		if len(judge(ord, o.facts(ord), ru).findings) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// stableFor is how long a snapshot that still judges orders wrong must stay
+// the same before the check gives up waiting and reports it.
+const stableFor = 30 * time.Second
+
+// settle waits until the outcome can be complete (the last order's grace
+// and webhook wait passed; with WaitFor, the faults over), then reads
+// ClickHouse every two seconds until every order is judged right, or the
+// snapshot has not changed for stableFor, or cfg.Settle has passed. It
+// returns the last snapshot with the output topics' facts.
+func (r *reader) settle(ctx context.Context, cfg Config, orders []*order, lastSent time.Time) (*observed, time.Duration, error) {
+	began := time.Now()
+	until := lastSent.Add(max(cfg.Grace, cfg.WebhookWait) + 3*time.Second)
 	bar := newProgress(cfg.Progress, cfg.Terminal, "waiting")
-	var obs *observed
-	var status string
-	have := 0
-	stop := bar.every(func() string { return status })
-	defer func() { stop(status) }()
-	status = fmt.Sprintf("for the grace and webhook wait to pass (until %s)", until.Format("15:04:05"))
+	var status statusLine
+	stop := bar.every(status.get)
+	defer func() { stop(status.get()) }()
+	status.set(fmt.Sprintf("for the grace and webhook wait to pass (until %s)", until.Format("15:04:05")))
 	sleep(ctx, time.Until(until))
-	var prev [5]int
-	stable := 0
+	if cfg.WaitFor != "" {
+		status.set("for " + cfg.WaitFor + " (-waitFor: the faults are not over yet)")
+		for ctx.Err() == nil {
+			if _, err := os.Stat(cfg.WaitFor); err == nil {
+				break
+			}
+			sleep(ctx, time.Second)
+		}
+	}
+	ru := cfg.rules()
+	var obs *observed
+	var prev [6]int
+	stableSince, stable := time.Now(), 0
 	deadline := time.Now().Add(cfg.Settle)
 	for ctx.Err() == nil {
 		snap, err := r.read(ctx)
 		if err != nil {
 			// ClickHouse may be restarting (the chaos run kills it too).
-			status = fmt.Sprintf("%s ClickHouse: %v", bar.bar(have, acked), oneLine(err))
+			status.set("ClickHouse: " + oneLine(err))
 		} else {
 			obs = snap
-			have = 0
-			for _, o := range orders {
-				k := schemas.Key(o.site, o.key)
-				s, w := obs.seen[k], obs.rows[k]
-				if (o.whAcked || ackedSF(o)) && s != nil && w != nil && (!o.whAcked || s.wh > 0) && (!ackedSF(o) || s.sf > 0) {
-					have++
-				}
-			}
-			status = bar.bar(have, acked) + " acknowledged orders in ClickHouse"
+			wrong := obs.wrong(orders, ru)
 			c := obs.counts()
-			if c == prev {
+			fp := [6]int{c[0], c[1], c[2], c[3], c[4], wrong}
+			if fp == prev {
 				stable++
 			} else {
-				stable = 0
+				stable, stableSince = 0, time.Now()
 			}
-			prev = c
-			if have == acked && stable >= 2 {
+			prev = fp
+			status.set(fmt.Sprintf("%s orders judged right so far", bar.bar(len(orders)-wrong, len(orders))))
+			if (wrong == 0 && stable >= 2) || time.Since(stableSince) >= stableFor {
 				break
 			}
 		}
@@ -208,29 +234,47 @@ func (r *reader) settle(ctx context.Context, cfg Config, orders []*order, lastSe
 		return nil, 0, fmt.Errorf("ledger: ClickHouse could not be read within -settle")
 	}
 	if cfg.Kafka != nil {
-		regs, err := countRegistrations(ctx, cfg)
+		status.set("reading purchases.v1 and discrepancies.v1")
+		kf, err := readKafka(ctx, cfg)
 		if err != nil {
 			return nil, 0, err
 		}
-		obs.kafkaRegs = regs
+		if len(kf) == 0 && len(obs.rows) > 0 {
+			return nil, 0, fmt.Errorf("ledger: %s holds nothing of the run's sites, though ClickHouse does: is -kafka.topicPrefix the pipeline's?",
+				cfg.Topics.Name(schemas.TopicPurchases))
+		}
+		obs.kafka = kf
 	}
 	return obs, time.Since(began), ctx.Err()
 }
 
-func ackedSF(o *order) bool {
-	for _, a := range o.sf {
-		if a.code == 202 {
-			return true
-		}
-	}
-	return false
+// statusLine is the progress bar's text, written by the wait loop and read
+// by the bar's goroutine.
+type statusLine struct {
+	mu sync.Mutex
+	s  string
 }
 
-// countRegistrations counts the version-1 records of purchases.v1 per key
-// of the run's sites (read_committed, from the start).
-func countRegistrations(ctx context.Context, cfg Config) (map[string]int, error) {
-	topic := cfg.Topics.Name(schemas.TopicPurchases)
-	opts := append(append([]kgo.Opt(nil), cfg.Kafka...), kgo.ConsumeTopics(topic),
+func (l *statusLine) set(s string) {
+	l.mu.Lock()
+	l.s = s
+	l.mu.Unlock()
+}
+
+func (l *statusLine) get() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s
+}
+
+// readKafka reads purchases.v1 and discrepancies.v1 from the start
+// (read_committed) and gathers, per key of the run's sites, every version of
+// its purchase and every discrepancy record. It is called once ClickHouse
+// holds the outcome, so the topics hold it too: it stops after three
+// five-second polls in a row bring nothing.
+func readKafka(ctx context.Context, cfg Config) (map[string]*kafkaFacts, error) {
+	purchases, discrepancies := cfg.Topics.Name(schemas.TopicPurchases), cfg.Topics.Name(schemas.TopicDiscrepancies)
+	opts := append(append([]kgo.Opt(nil), cfg.Kafka...), kgo.ConsumeTopics(purchases, discrepancies),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -238,13 +282,26 @@ func countRegistrations(ctx context.Context, cfg Config) (map[string]int, error)
 	}
 	defer cl.Close()
 	prefix := "ledger-" + cfg.RunID + "-"
-	regs := map[string]int{}
-	for idle := 0; idle < 2; {
-		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	out := map[string]*kafkaFacts{}
+	get := func(k string) *kafkaFacts {
+		f := out[k]
+		if f == nil {
+			f = &kafkaFacts{vias: map[string]bool{}, values: map[string]bool{}, discs: map[string]int{}}
+			out[k] = f
+		}
+		return f
+	}
+	for idle := 0; idle < 3; {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		fs := cl.PollFetches(pctx)
 		cancel()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		for _, fe := range fs.Errors() {
+			if !errors.Is(fe.Err, context.DeadlineExceeded) && !errors.Is(fe.Err, context.Canceled) {
+				return nil, fmt.Errorf("ledger: reading %s: %w", fe.Topic, fe.Err)
+			}
 		}
 		if fs.NumRecords() == 0 {
 			idle++
@@ -256,16 +313,36 @@ func countRegistrations(ctx context.Context, cfg Config) (map[string]int, error)
 			if !strings.HasPrefix(string(rec.Key), prefix) {
 				continue
 			}
+			if rec.Topic == discrepancies {
+				d, err := schemas.UnmarshalDiscrepancy(rec.Value)
+				if err != nil {
+					return nil, fmt.Errorf("ledger: a record of %s does not decode: %w", rec.Topic, err)
+				}
+				get(string(rec.Key)).discs[d.Kind+"|"+d.Field]++
+				continue
+			}
 			p, err := schemas.UnmarshalPurchase(rec.Value)
 			if err != nil {
-				return nil, fmt.Errorf("ledger: a record of %s does not decode: %w", topic, err)
+				return nil, fmt.Errorf("ledger: a record of %s does not decode: %w", rec.Topic, err)
 			}
+			f := get(string(rec.Key))
 			if p.Version == 1 {
-				regs[string(rec.Key)]++
+				f.registrations++
 			}
+			f.vias[p.RegisteredVia] = true
+			f.values[normDecimal(p.Subtotal)+" "+strings.ToUpper(p.Currency)] = true
 		}
 	}
-	return regs, nil
+	return out, nil
+}
+
+// normDecimal spells equal amounts alike ("12.50" and "12.5000").
+func normDecimal(s string) string {
+	x, ok := new(big.Rat).SetString(strings.TrimSpace(s))
+	if !ok {
+		return s
+	}
+	return x.RatString()
 }
 
 func oneLine(err error) string {

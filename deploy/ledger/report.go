@@ -17,9 +17,10 @@ type tally struct {
 	examples                   map[string][]string
 }
 
-// report judges every order, prints the table and returns errFindings
+// report judges every order, prints the table and returns ErrFindings
 // (wrapped with the scenarios that have errors) if any order is wrong.
-func report(cfg Config, s *sender, orders []*order, obs *observed, sentIn, settledIn time.Duration) error {
+// canaries are the keys of the orders that proved the join knows the sites.
+func report(cfg Config, s *sender, orders []*order, canaries []string, obs *observed, sentIn, settledIn time.Duration) error {
 	tallies := map[string]*tally{}
 	get := func(name string) *tally {
 		t := tallies[name]
@@ -30,14 +31,16 @@ func report(cfg Config, s *sender, orders []*order, obs *observed, sentIn, settl
 		return t
 	}
 	known := map[string]bool{}
+	for _, k := range canaries {
+		known[k] = true
+	}
+	ru := cfg.rules()
+	storefrontEvents := 0
 	for _, o := range orders {
 		k := schemas.Key(o.site, o.key)
 		known[k] = true
-		regs := -1
-		if obs.kafkaRegs != nil {
-			regs = obs.kafkaRegs[k]
-		}
-		out := judge(o, obs.seen[k], obs.rows[k], obs.discs[k], regs, cfg.Grace, cfg.WebhookWait)
+		storefrontEvents += len(o.sf)
+		out := judge(o, obs.facts(o), ru)
 		if w := obs.rows[k]; w != nil && len(obs.byOrderID[w.orderID]) > 1 {
 			out.findings = append(out.findings, finding{catDoubled, fmt.Sprintf("Shopify order %s has %d purchases: %s", w.orderID,
 				len(obs.byOrderID[w.orderID]), strings.Join(obs.byOrderID[w.orderID], ", "))})
@@ -98,10 +101,10 @@ func report(cfg Config, s *sender, orders []*order, obs *observed, sentIn, settl
 		fmt.Fprintln(tw)
 	}
 	fmt.Fprintf(tw, "total\t%d\t%d\t%d\t", total.orders, total.refused, total.ambiguous)
-	errors := 0
+	nErrs := 0
 	for _, c := range categories {
 		fmt.Fprintf(tw, "%d\t", total.errs[c])
-		errors += total.errs[c]
+		nErrs += total.errs[c]
 	}
 	fmt.Fprintln(tw)
 	tw.Flush()
@@ -111,11 +114,17 @@ func report(cfg Config, s *sender, orders []*order, obs *observed, sentIn, settl
 	}
 	fmt.Fprintln(w, "refused: storefront events answered 503 or not at all that did not land (a browser does not retry): the truth expects their orders from the webhook alone")
 	fmt.Fprintln(w, "ambiguous: orders whose received-at stamps (raw_events keeps seconds) cannot tell which side registers; either is accepted")
-	if errors == 0 {
+	var bad []string
+	if limit := int(cfg.MaxRefused * float64(storefrontEvents)); total.refused > limit {
+		fmt.Fprintf(w, "refused: %d orders lost their storefront events to refusals, more than -maxRefused %.0f%% of %d events allows\n",
+			total.refused, 100*cfg.MaxRefused, storefrontEvents)
+		bad = append(bad, fmt.Sprintf("refused×%d", total.refused))
+		nErrs++
+	}
+	if nErrs == 0 {
 		fmt.Fprintln(w, "result: OK, 0 errors")
 		return nil
 	}
-	var bad []string
 	for _, name := range names {
 		t := tallies[name]
 		cats := make([]string, 0, len(t.errs))
@@ -131,6 +140,6 @@ func report(cfg Config, s *sender, orders []*order, obs *observed, sentIn, settl
 			bad = append(bad, fmt.Sprintf("%s %s×%d", name, c, t.errs[c]))
 		}
 	}
-	fmt.Fprintf(w, "result: FAILED, %d errors\n", errors)
-	return fmt.Errorf("%w: %s", errFindings, strings.Join(bad, ", "))
+	fmt.Fprintf(w, "result: FAILED, %d errors\n", nErrs)
+	return fmt.Errorf("%w: %s", ErrFindings, strings.Join(bad, ", "))
 }

@@ -54,7 +54,7 @@ func (s *sender) shopper(n int) *http.Client {
 
 // post sends one request and records its answer under kind.
 func (s *sender) post(ctx context.Context, c *http.Client, kind, path string, hdr http.Header, body []byte) answer {
-	a := answer{start: time.Now()}
+	var a answer
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.target()+path, bytes.NewReader(body))
 	if err != nil {
 		panic("BUG: " + err.Error())
@@ -65,7 +65,7 @@ func (s *sender) post(ctx context.Context, c *http.Client, kind, path string, hd
 	a.end = time.Now()
 	class := ""
 	if err != nil {
-		a.err, class = errClass(err), errClass(err)
+		class = errClass(err)
 	} else {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
@@ -148,7 +148,7 @@ func (s *sender) play(ctx context.Context, o *order, redeliveries int) {
 		case stepStorefront, stepReload:
 			o.sf = append(o.sf, s.post(ctx, shopper, "storefront", sfPath, sfHeader, o.storefront))
 		case stepMalformed:
-			o.sf = append(o.sf, s.post(ctx, shopper, "storefront-malformed", sfPath, sfHeader, o.malformed))
+			o.malformedAns = append(o.malformedAns, s.post(ctx, shopper, "storefront-malformed", sfPath, sfHeader, o.malformed))
 		case stepWebhook:
 			if !s.deliver(ctx, o, o.webhookID) {
 				o.whGaveUp = true

@@ -31,8 +31,8 @@ func TestJudge(t *testing.T) {
 		t.Fatalf("no scenario %q", name)
 		return nil
 	}
-	ok := answer{code: 200}
-	accepted := answer{code: 202}
+	ok := answer{code: 200, end: t0.Add(2100 * time.Millisecond)}
+	accepted := answer{code: 202, end: t0.Add(100 * time.Millisecond)}
 	both := &seen{sf: 1, wh: 1, sfMin: t0, sfMax: t0, whMin: t0.Add(2 * time.Second), whMax: t0.Add(2 * time.Second)}
 	sfRow := &row{via: schemas.ViaStorefront, matched: true, subtotal: "10.00", currency: "EUR"}
 	mk := func(sc string, sf, wh []answer) *order {
@@ -46,6 +46,7 @@ func TestJudge(t *testing.T) {
 		r       *row
 		discs   map[string]bool
 		regs    int
+		kafka   *kafkaFacts // default: regs registrations, nothing else
 		wait    time.Duration
 		want    []string
 		refused int
@@ -71,14 +72,34 @@ func TestJudge(t *testing.T) {
 		{name: "storefront refused (503) and not landed: webhook alone", o: mk("storefront-first", []answer{{code: 503}}, []answer{ok}),
 			s: &seen{wh: 1, whMin: t0, whMax: t0}, r: &row{via: schemas.ViaWebhook, subtotal: "10", currency: "EUR"}, regs: 1, refused: 1},
 		{name: "forged webhook accepted", o: &order{sc: byName("bad-signature"), forged: []answer{ok}}, want: []string{catWrongAnswer}},
-		{name: "malformed storefront accepted", o: mk("malformed-storefront", []answer{accepted}, []answer{ok}),
+		{name: "malformed storefront accepted", o: &order{sc: byName("malformed-storefront"), malformedAns: []answer{accepted}, wh: []answer{ok}, whAcked: true, whSubtotal: "10", whCurrency: "EUR"},
 			s: &seen{wh: 1, whMin: t0, whMax: t0}, r: &row{via: schemas.ViaWebhook, subtotal: "10", currency: "EUR"}, regs: 1, want: []string{catWrongAnswer}},
 		{name: "registered though nothing was accepted", o: &order{sc: byName("bad-signature"), forged: []answer{{code: 401}}},
 			r: sfRow, want: []string{catUnexpected}},
+		{name: "registered_via changed between versions", o: mk("storefront-first", []answer{accepted}, []answer{ok}), s: both, r: sfRow,
+			kafka: &kafkaFacts{registrations: 1, vias: map[string]bool{"storefront": true, "webhook": true}}, want: []string{catVia}},
+		{name: "a discrepancy recorded twice", o: mk("mismatch-subtotal", []answer{accepted}, []answer{ok}), s: both, r: sfRow,
+			discs: map[string]bool{schemas.KindFieldMismatch + "|subtotal": true},
+			kafka: &kafkaFacts{registrations: 1, discs: map[string]int{schemas.KindFieldMismatch + "|subtotal": 2}}, want: []string{catDoubled}},
+		{name: "in ClickHouse, not in purchases.v1", o: mk("storefront-first", []answer{accepted}, []answer{ok}), s: both, r: sfRow, regs: 0, want: []string{catLost}},
+		{name: "an id above 2^53 rounded", o: func() *order {
+			o := mk("storefront-first", []answer{accepted}, []answer{ok})
+			o.orderID = "9007199254740993"
+			return o
+		}(),
+			s: both, r: &row{via: schemas.ViaStorefront, matched: true, subtotal: "10", currency: "EUR", orderID: "9007199254740992"}, regs: 1, want: []string{catID}},
+		{name: "a shopper with its own address rate limited", o: mk("storefront-first", []answer{{code: 429}}, []answer{ok}),
+			s: &seen{wh: 1, whMin: t0, whMax: t0}, r: &row{via: schemas.ViaWebhook, subtotal: "10", currency: "EUR"}, regs: 1, want: []string{catWrongAnswer}, refused: 1},
+		{name: "a storefront event answered 503 that landed late: either side", o: mk("storefront-first", []answer{{code: 503, end: t0.Add(2 * time.Second)}}, []answer{ok}),
+			s: both, r: &row{via: schemas.ViaWebhook, matched: true, subtotal: "10", currency: "EUR"}, regs: 1},
 		{name: "webhook never acknowledged", o: &order{sc: byName("browser-missing"), wh: []answer{{code: 503}}, whGaveUp: true}, want: []string{catUndelivered}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := judge(tc.o, tc.s, tc.r, tc.discs, tc.regs, grace, tc.wait)
+			f := facts{seen: tc.s, row: tc.r, discs: tc.discs, kafka: tc.kafka}
+			if f.kafka == nil {
+				f.kafka = &kafkaFacts{registrations: tc.regs}
+			}
+			out := judge(tc.o, f, rules{grace: grace, webhookWait: tc.wait, ownAddrs: true})
 			if got := findingCats(out); !slices.Equal(got, tc.want) {
 				t.Errorf("findings %v (%v), want %v", got, out.findings, tc.want)
 			}
@@ -97,19 +118,31 @@ func TestViaOf(t *testing.T) {
 	wh := func(sfAfter time.Duration) *seen {
 		return &seen{sf: 1, wh: 1, whMin: t0, whMax: t0, sfMin: t0.Add(sfAfter), sfMax: t0.Add(sfAfter)}
 	}
+	prompt := func(s *seen) (sfBy, whBy time.Time) { // each side in Kafka 0.2 s after its stamp
+		return s.sfMin.Add(200 * time.Millisecond), s.whMin.Add(200 * time.Millisecond)
+	}
 	for _, tc := range []struct {
-		s    *seen
-		want string
+		name   string
+		s      *seen
+		landed func(*seen) (sfBy, whBy time.Time)
+		want   string
 	}{
-		{wh(-3 * time.Second), schemas.ViaStorefront},
-		{wh(5 * time.Second), schemas.ViaStorefront}, // [5,6) + nothing: within [0,1)+6
-		{wh(6 * time.Second), viaEither},             // same second as the end of the grace
-		{wh(7 * time.Second), schemas.ViaWebhook},
-		{&seen{sf: 2, sfMin: t0}, schemas.ViaStorefront},
-		{&seen{wh: 2, whMin: t0}, schemas.ViaWebhook},
+		{"browser first", wh(-3 * time.Second), prompt, schemas.ViaStorefront},
+		{"browser within the grace", wh(5 * time.Second), prompt, schemas.ViaStorefront}, // [5,6) within [0,1)+6
+		{"browser in the grace's last second", wh(6 * time.Second), prompt, viaEither},
+		{"browser after the grace", wh(7 * time.Second), prompt, schemas.ViaWebhook},
+		{"storefront only", &seen{sf: 2, sfMin: t0}, prompt, schemas.ViaStorefront},
+		{"webhook only", &seen{wh: 2, whMin: t0}, prompt, schemas.ViaWebhook},
+		{"browser within the grace, but a refused copy may have landed late", wh(2 * time.Second),
+			func(s *seen) (time.Time, time.Time) { return time.Time{}, s.whMin }, viaEither},
+		{"browser within the grace, acknowledged after it", wh(2 * time.Second),
+			func(s *seen) (time.Time, time.Time) { return t0.Add(grace + time.Second), s.whMin }, viaEither},
+		{"browser after the grace, webhook acknowledged after the browser came", wh(8 * time.Second),
+			func(s *seen) (time.Time, time.Time) { return s.sfMin, s.sfMin.Add(time.Second) }, viaEither},
 	} {
-		if got := viaOf(tc.s, grace); got != tc.want {
-			t.Errorf("storefront %s after the webhook: via %s, want %s", tc.s.sfMin.Sub(tc.s.whMin), got, tc.want)
+		sfBy, whBy := tc.landed(tc.s)
+		if got := viaOf(tc.s, grace, sfBy, whBy); got != tc.want {
+			t.Errorf("%s: via %s, want %s", tc.name, got, tc.want)
 		}
 	}
 }
