@@ -7,7 +7,8 @@
 # three-broker Kafka profile (stack.sh up --kafka-brokers 3 --kafka-security sasl_ssl),
 # installs the chdb-core wheel (current ClickHouse engine, used to check our SQL on it),
 # then runs `go test` with PURCHASESYNC_FUNCTIONAL_TESTS=1, so a test whose service is
-# missing FAILS instead of skipping. Services this script started are stopped at the end;
+# missing FAILS instead of skipping; then the chaos tests, then a short chaos run
+# (deploy/local/chaos.sh) with the ledger check. Services this script started are stopped at the end;
 # a stack or cluster that was already running is left running.
 #
 # The tests get the single plaintext broker's lines as they are (PURCHASESYNC_KAFKA_*)
@@ -117,5 +118,9 @@ else
   # -v: the measured figures (acknowledged during the fault, longest 503 stretch, time
   # to ready) are logged by the tests and belong in CI's output.
   PURCHASESYNC_CHAOS_TESTS=1 go test -count=1 -p 1 -timeout 30m -run '^TestChaos' -v ./cmd/purchasesync ./sinks/clickhouse
+  echo "test.sh: chaos tests done in $(( $(date +%s) - t0 ))s; the short chaos run next" >&2
+  # Phase 3: the whole pipeline, split into its processes, under every fault kind while the
+  # ledger check sends 3,000 orders (300 s of faults); exits non-zero on any ledger error.
+  bash deploy/local/chaos.sh --orders 3000 --rate 10
 fi
 echo "test.sh: done in $(( $(date +%s) - t0 ))s" >&2
