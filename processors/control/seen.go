@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/processors/control/internal/health"
+	"purchasesync/schemas"
 )
 
 // seenIndex follows shopify.orders.v1 from now-horizon and remembers which
@@ -111,7 +112,9 @@ func (x *seenIndex) run(ctx context.Context) error {
 		}
 		x.mu.Lock()
 		fs.EachRecord(func(r *kgo.Record) {
-			x.keys[string(r.Key)] = r.Timestamp.UnixMilli()
+			if provesOrder(r) {
+				x.keys[string(r.Key)] = r.Timestamp.UnixMilli()
+			}
 			x.pos[r.Partition] = r.Offset + 1
 		})
 		x.bump()
@@ -205,4 +208,17 @@ func (x *seenIndex) waitCaughtUp(ctx context.Context, adm *kadm.Client) error {
 			return fmt.Errorf("the follower of %s has not caught up: %w", x.topic, ctx.Err())
 		}
 	}
+}
+
+// provesOrder: only an orders/create record (a webhook, or reconciliation's
+// own) shows that an order reached the pipeline. A refunds/create record
+// shares the topic and, in order_id mode, the key: counting it would leave
+// a lost order whose refund did arrive unreconciled for good.
+func provesOrder(r *kgo.Record) bool {
+	for _, h := range r.Headers {
+		if h.Key == schemas.HeaderTopic {
+			return string(h.Value) == schemas.WebhookOrdersCreate
+		}
+	}
+	return false
 }
