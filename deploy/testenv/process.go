@@ -55,6 +55,7 @@ type Process struct {
 // process that needed the kill fails the test.
 func Start(t testing.TB, bin string, args []string, env ...string) *Process {
 	t.Helper()
+	name := strings.Join(append([]string{filepath.Base(bin)}, args[:min(1, len(args))]...), " ")
 	p := &Process{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
@@ -72,11 +73,11 @@ func Start(t testing.TB, bin string, args []string, env ...string) *Process {
 			case <-time.After(30 * time.Second):
 				p.cmd.Process.Kill()
 				<-p.exited
-				t.Errorf("%s %s did not stop within 30s of SIGINT", filepath.Base(bin), args[0])
+				t.Errorf("%s did not stop within 30s of SIGINT", name)
 			}
 		}
 		if t.Failed() {
-			t.Logf("%s %s log:\n%s", filepath.Base(bin), args[0], p.logs.String())
+			t.Logf("%s log:\n%s", name, p.logs.String())
 		}
 	})
 	return p
