@@ -55,7 +55,7 @@ func putSites(t *testing.T, brokers []string, tp schemas.Topics) {
 	w := sites.Writer{Client: cl, Topic: tp.Name(schemas.TopicSites)}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, s := range testSites().sites {
+	for _, s := range testSites().All() {
 		if _, err := w.Put(ctx, s); err != nil {
 			t.Fatal(err)
 		}

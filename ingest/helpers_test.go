@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,60 +21,15 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"purchasesync/ingest/shopify"
+	"purchasesync/processors/sites/sitestest"
 	"purchasesync/schemas"
 )
 
 const testSecret = "hush"
 
-// memSites is an in-memory Sites for in-process tests.
-type memSites struct {
-	mu    sync.RWMutex
-	sites map[string]schemas.Site
-	ready atomic.Bool
-}
-
-func newMemSites(sites ...schemas.Site) *memSites {
-	m := &memSites{sites: map[string]schemas.Site{}}
-	for _, s := range sites {
-		m.put(s)
-	}
-	m.ready.Store(true)
-	return m
-}
-
-func (m *memSites) put(s schemas.Site) {
-	s.Normalize()
-	if err := s.Validate(); err != nil {
-		panic("bad test site: " + err.Error())
-	}
-	m.mu.Lock()
-	m.sites[s.Site] = s
-	m.mu.Unlock()
-}
-
-func (m *memSites) Get(site string) (schemas.Site, bool) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	s, ok := m.sites[site]
-	return s, ok
-}
-
-func (m *memSites) ByShop(domain string) (schemas.Site, bool) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	for _, s := range m.sites {
-		if s.ShopDomain == domain {
-			return s, true
-		}
-	}
-	return schemas.Site{}, false
-}
-
-func (m *memSites) Ready() bool { return m.ready.Load() }
-
 // testSites are the sites every in-process test knows.
-func testSites() *memSites {
-	return newMemSites(
+func testSites() *sitestest.Registry {
+	return sitestest.New(
 		schemas.Site{Site: "acme", ShopDomain: "acme.myshopify.com", PurchaseSyncing: true,
 			CustomDomains: []string{"shop.acme.example", "https://www.acme.example/"}},
 		schemas.Site{Site: "bolt", ShopDomain: "bolt.myshopify.com", OrderKey: schemas.OrderKeyNumber, PurchaseSyncing: true},
@@ -121,7 +75,7 @@ type inproc struct {
 	ln      *fasthttputil.InmemoryListener
 	cluster *kfake.Cluster
 	seeds   []string
-	sites   *memSites
+	sites   *sitestest.Registry
 	reg     *prometheus.Registry
 	topics  schemas.Topics
 	stop    func() error // cancels Run and returns its error

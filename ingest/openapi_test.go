@@ -67,7 +67,7 @@ func TestOpenAPI(t *testing.T) {
 	ops, methods := documented(t)
 	e := startInproc(t, func(c *Config) { c.IPRate, c.IPBurst = 1, 1 })
 	notReady := startInproc(t, nil)
-	notReady.sites.ready.Store(false)
+	notReady.sites.SetReady(false)
 
 	event := []byte(`{"purchase":{"order_number":"100011","subtotal":"23.97"},"customer":{"email":"a@b.example"}}`)
 	order := []byte(`{"id":820982911946154508}`)

@@ -341,7 +341,7 @@ func TestRateLimits(t *testing.T) {
 // it is answered; compliance webhooks still are.
 func TestNotReady(t *testing.T) {
 	e := startInproc(t, nil)
-	e.sites.ready.Store(false)
+	e.sites.SetReady(false)
 	p := ingesttest.NewPurchase(rand.New(rand.NewPCG(1, 1)), 1, 1)
 	if r := e.do(t, webhook("orders/create", "acme.myshopify.com", p.OrderBody())); r.code != 503 || r.headers["Retry-After"] != "3" {
 		t.Errorf("order before the registry loaded: %d Retry-After %q", r.code, r.headers["Retry-After"])
@@ -355,7 +355,7 @@ func TestNotReady(t *testing.T) {
 	if r := e.do(t, req{method: "GET", path: "/readyz"}); r.code != 503 || !strings.Contains(r.body, "site registry") {
 		t.Errorf("readyz: %d %s", r.code, r.body)
 	}
-	e.sites.ready.Store(true)
+	e.sites.SetReady(true)
 	waitFor(t, 3*time.Second, "readyz 200", func() bool { return e.do(t, req{method: "GET", path: "/readyz"}).code == 200 })
 	if r := e.do(t, req{method: "GET", path: "/healthz"}); r.code != 200 {
 		t.Errorf("healthz: %d", r.code)

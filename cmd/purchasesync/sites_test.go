@@ -6,75 +6,33 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"purchasesync/ingest/admin"
+	"purchasesync/processors/sites/sitestest"
 	"purchasesync/schemas"
 )
 
-// memSites is an in-memory registry (reads see writes at once).
-type memSites struct {
-	mu    sync.Mutex
-	sites map[string]schemas.Site
-	ch    chan struct{}
-}
+// memSites is an in-memory registry (reads see writes at once) whose
+// switch only flips the flag.
+type memSites struct{ *sitestest.Registry }
 
-func (m *memSites) Get(s string) (schemas.Site, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v, ok := m.sites[s]
-	return v, ok
-}
-
-func (m *memSites) All() []schemas.Site {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []schemas.Site
-	for _, s := range m.sites {
-		out = append(out, s)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Site < out[j].Site })
-	return out
-}
-
-func (m *memSites) Changed() <-chan struct{} { return m.ch }
-
-func (m *memSites) Put(_ context.Context, s schemas.Site) (schemas.Site, error) {
-	s.Normalize()
-	if err := s.Validate(); err != nil {
-		return schemas.Site{}, err
-	}
-	m.mu.Lock()
-	m.sites[s.Site] = s
-	m.mu.Unlock()
-	return s, nil
-}
-
-func (m *memSites) Delete(_ context.Context, s string) error {
-	m.mu.Lock()
-	delete(m.sites, s)
-	m.mu.Unlock()
-	return nil
-}
-
-func (m *memSites) set(ctx context.Context, site string, on bool) (schemas.Site, error) {
+func (m memSites) set(ctx context.Context, site string, on bool) (schemas.Site, error) {
 	s, _ := m.Get(site)
 	s.PurchaseSyncing = on
 	s.WebhookSubscriptionID = map[bool]string{true: "gid://shopify/WebhookSubscription/77"}[on]
 	return m.Put(ctx, s)
 }
-func (m *memSites) Enable(ctx context.Context, s string) (schemas.Site, error) {
+func (m memSites) Enable(ctx context.Context, s string) (schemas.Site, error) {
 	return m.set(ctx, s, true)
 }
-func (m *memSites) Disable(ctx context.Context, s string) (schemas.Site, error) {
+func (m memSites) Disable(ctx context.Context, s string) (schemas.Site, error) {
 	return m.set(ctx, s, false)
 }
 
 func TestSitesCLI(t *testing.T) {
-	reg := &memSites{sites: map[string]schemas.Site{}, ch: make(chan struct{})}
+	reg := memSites{sitestest.New()}
 	cfg := admin.DefaultConfig()
 	cfg.Token = "tok"
 	h, err := admin.New(cfg, admin.Deps{Sites: reg, Writer: reg, Syncing: reg})

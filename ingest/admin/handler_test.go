@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -17,85 +16,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"purchasesync/processors/sites/sitestest"
 	"purchasesync/schemas"
 )
 
-// fakeRegistry is an in-memory sites.v1: writes become visible to readers
-// only after delay, as with the real topic, so tests prove the handler waits.
-type fakeRegistry struct {
-	delay time.Duration
-	mu    sync.Mutex
-	sites map[string]schemas.Site
-	ch    chan struct{}
-	puts  int
-	fail  error
-}
-
-func newFakeRegistry(delay time.Duration) *fakeRegistry {
-	return &fakeRegistry{delay: delay, sites: map[string]schemas.Site{}, ch: make(chan struct{})}
-}
-
-func (f *fakeRegistry) Get(site string) (schemas.Site, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s, ok := f.sites[site]
-	return s, ok
-}
-
-func (f *fakeRegistry) All() []schemas.Site {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := []schemas.Site{}
-	for _, s := range f.sites {
-		out = append(out, s)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Site < out[j].Site })
-	return out
-}
-
-func (f *fakeRegistry) Changed() <-chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.ch
-}
-
-func (f *fakeRegistry) apply(fn func()) {
-	go func() {
-		time.Sleep(f.delay)
-		f.mu.Lock()
-		fn()
-		close(f.ch)
-		f.ch = make(chan struct{})
-		f.mu.Unlock()
-	}()
-}
-
-func (f *fakeRegistry) Put(_ context.Context, s schemas.Site) (schemas.Site, error) {
-	if f.fail != nil {
-		return schemas.Site{}, f.fail
-	}
-	s.Normalize()
-	if err := s.Validate(); err != nil {
-		return schemas.Site{}, err
-	}
-	f.mu.Lock()
-	f.puts++
-	f.mu.Unlock()
-	f.apply(func() { f.sites[s.Site] = s })
-	return s, nil
-}
-
-func (f *fakeRegistry) Delete(_ context.Context, site string) error {
-	f.apply(func() { delete(f.sites, site) })
-	return nil
-}
-
-// seed stores s at once (test setup).
-func (f *fakeRegistry) seed(s schemas.Site) {
-	s.Normalize()
-	f.mu.Lock()
-	f.sites[s.Site] = s
-	f.mu.Unlock()
+// newFakeRegistry is an in-memory sites.v1 whose writes become visible to
+// readers only after delay, as with the real topic, so tests prove the
+// handler waits.
+func newFakeRegistry(delay time.Duration) *sitestest.Registry {
+	r := sitestest.New()
+	r.Delay = delay
+	return r
 }
 
 type statusErr struct {
@@ -107,7 +38,7 @@ func (e statusErr) Error() string   { return e.msg }
 func (e statusErr) HTTPStatus() int { return e.code }
 
 type fakeSyncing struct {
-	reg   *fakeRegistry
+	reg   *sitestest.Registry
 	err   error
 	calls []string
 	mu    sync.Mutex // the per-site lock (one for all sites here)
@@ -122,7 +53,7 @@ func (f *fakeSyncing) set(ctx context.Context, site string, on bool) (schemas.Si
 	}
 	s, _ := f.reg.Get(site)
 	s.PurchaseSyncing = on
-	f.reg.seed(s)
+	f.reg.Seed(s)
 	return s, nil
 }
 
@@ -138,7 +69,7 @@ const token = "s3cret-token"
 type env struct {
 	t   *testing.T
 	srv *httptest.Server
-	reg *fakeRegistry
+	reg *sitestest.Registry
 	syn *fakeSyncing
 	h   *Handler
 }
@@ -262,7 +193,7 @@ func TestPutDefaultsAndRoundTrip(t *testing.T) {
 
 func TestPutKeepsSubscriptionIDAndRefusesShopMove(t *testing.T) {
 	e := defaultEnv(t)
-	e.reg.seed(schemas.Site{Site: "a", ShopDomain: "a.myshopify.com", PurchaseSyncing: true, WebhookSubscriptionID: "gid://shopify/WebhookSubscription/1"})
+	e.reg.Seed(schemas.Site{Site: "a", ShopDomain: "a.myshopify.com", PurchaseSyncing: true, WebhookSubscriptionID: "gid://shopify/WebhookSubscription/1"})
 	code, body := e.do("PUT", "/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com","purchase_syncing":true,"grace":"5m"}`)
 	if code != 200 || body["webhook_subscription_id"] != "gid://shopify/WebhookSubscription/1" {
 		t.Fatalf("put keeping id: %d %v", code, body)
@@ -277,7 +208,7 @@ func TestPutKeepsSubscriptionIDAndRefusesShopMove(t *testing.T) {
 // one site (M5 of the security review).
 func TestPutRefusesASecondSiteForAShop(t *testing.T) {
 	e := defaultEnv(t)
-	e.reg.seed(schemas.Site{Site: "a", ShopDomain: "a.myshopify.com"})
+	e.reg.Seed(schemas.Site{Site: "a", ShopDomain: "a.myshopify.com"})
 	code, body := e.do("PUT", "/admin/v1/sites/b", `{"shop_domain":"A.myshopify.com"}`)
 	if code != 409 || body["field"] != "shop_domain" || !strings.Contains(fmt.Sprint(body["error"]), "site a") {
 		t.Fatalf("second site for a.myshopify.com: %d %v, want 409 on shop_domain naming site a", code, body)
@@ -337,8 +268,8 @@ func TestPutBadRequestsNameTheField(t *testing.T) {
 	f("/admin/v1/sites/a", `{"shop_domain":`, 400, "")
 	f("/admin/v1/sites/a", ``, 400, "")
 	f("/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com"} {}`, 400, "")
-	if e.reg.puts != 0 {
-		t.Errorf("bad requests wrote %d records", e.reg.puts)
+	if e.reg.Puts() != 0 {
+		t.Errorf("bad requests wrote %d records", e.reg.Puts())
 	}
 }
 
@@ -362,7 +293,7 @@ func TestBodyTooLarge(t *testing.T) {
 
 func TestWriterFailureIs502AndCounted(t *testing.T) {
 	e := defaultEnv(t)
-	e.reg.fail = errors.New("cannot write site a to sites.v1: broker down")
+	e.reg.FailPuts(-1, errors.New("cannot write site a to sites.v1: broker down"))
 	code, body := e.do("PUT", "/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com"}`)
 	if code != 502 || !strings.Contains(body["error"].(string), "broker down") {
 		t.Fatalf("got %d %v", code, body)
@@ -377,7 +308,7 @@ func TestGetAndDelete(t *testing.T) {
 	if code, body := e.do("GET", "/admin/v1/sites/missing", ""); code != 404 || body["field"] != "site" {
 		t.Errorf("get missing: %d %v", code, body)
 	}
-	e.reg.seed(schemas.Site{Site: "a", ShopDomain: "a.myshopify.com", PurchaseSyncing: true})
+	e.reg.Seed(schemas.Site{Site: "a", ShopDomain: "a.myshopify.com", PurchaseSyncing: true})
 	if code, body := e.do("DELETE", "/admin/v1/sites/a", ""); code != 409 {
 		t.Errorf("delete with syncing on: %d %v, want 409", code, body)
 	}
@@ -397,7 +328,7 @@ func TestGetAndDelete(t *testing.T) {
 
 func TestSyncingSwitch(t *testing.T) {
 	e := defaultEnv(t)
-	e.reg.seed(schemas.Site{Site: "a", ShopDomain: "a.myshopify.com"})
+	e.reg.Seed(schemas.Site{Site: "a", ShopDomain: "a.myshopify.com"})
 	if code, body := e.do("POST", "/admin/v1/sites/a/purchase-syncing", `{}`); code != 400 || body["field"] != "enabled" {
 		t.Errorf("missing enabled: %d %v", code, body)
 	}
@@ -433,7 +364,7 @@ func TestWaitVisibleTimesOutButAnswers(t *testing.T) {
 	cfg.Token = token
 	cfg.VisibleTimeout = 20 * time.Millisecond
 	e := newEnv(t, cfg)
-	e.reg.delay = time.Second
+	e.reg.Delay = time.Second
 	start := time.Now()
 	code, _ := e.do("PUT", "/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com"}`)
 	if code != 200 {

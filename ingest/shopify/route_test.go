@@ -3,19 +3,9 @@ package shopify
 import (
 	"testing"
 
+	"purchasesync/processors/sites/sitestest"
 	"purchasesync/schemas"
 )
-
-type fakeSites map[string]schemas.Site
-
-func (f fakeSites) ByShop(domain string) (schemas.Site, bool) {
-	for _, s := range f {
-		if s.ShopDomain == domain {
-			return s, true
-		}
-	}
-	return schemas.Site{}, false
-}
 
 func TestRouteTopic(t *testing.T) {
 	f := func(topic string, dest Destination, reason string) {
@@ -49,12 +39,12 @@ func TestDestinationTopic(t *testing.T) {
 }
 
 func TestDecide(t *testing.T) {
-	sites := fakeSites{
-		"acme":    {Site: "acme", ShopDomain: "acme.myshopify.com", OrderKey: schemas.OrderKeyID, PurchaseSyncing: true},
-		"bolt":    {Site: "bolt", ShopDomain: "bolt.myshopify.com", OrderKey: schemas.OrderKeyNumber, PurchaseSyncing: true},
-		"cargo":   {Site: "cargo", ShopDomain: "cargo.myshopify.com", OrderKey: schemas.OrderKeyName, PurchaseSyncing: true},
-		"dormant": {Site: "dormant", ShopDomain: "dormant.myshopify.com", OrderKey: schemas.OrderKeyID},
-	}
+	sites := sitestest.New(
+		schemas.Site{Site: "acme", ShopDomain: "acme.myshopify.com", OrderKey: schemas.OrderKeyID, PurchaseSyncing: true},
+		schemas.Site{Site: "bolt", ShopDomain: "bolt.myshopify.com", OrderKey: schemas.OrderKeyNumber, PurchaseSyncing: true},
+		schemas.Site{Site: "cargo", ShopDomain: "cargo.myshopify.com", OrderKey: schemas.OrderKeyName, PurchaseSyncing: true},
+		schemas.Site{Site: "dormant", ShopDomain: "dormant.myshopify.com", OrderKey: schemas.OrderKeyID},
+	)
 	order := `{"id": 9007199254740993, "order_number": 1001, "name": " #1001 ", "line_items": [{"id": 1}]}`
 	f := func(topic, shop, body string, dest Destination, reason, key string) {
 		t.Helper()

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,72 +14,21 @@ import (
 
 	"purchasesync/processors/control/adminapi"
 	"purchasesync/processors/control/shopifyfake"
+	"purchasesync/processors/sites/sitestest"
 	"purchasesync/schemas"
 )
 
-// memRegistry is an in-memory sites.v1 whose writes show up to readers a
-// little later, as with the real topic. failPuts makes the next Puts fail
-// (Kafka down after Shopify was changed).
-type memRegistry struct {
-	mu       sync.Mutex
-	sites    map[string]schemas.Site
-	ch       chan struct{}
-	puts     int
-	failPuts int
-}
-
-func newMemRegistry(sites ...schemas.Site) *memRegistry {
-	r := &memRegistry{sites: map[string]schemas.Site{}, ch: make(chan struct{})}
-	for _, s := range sites {
-		s.Normalize()
-		r.sites[s.Site] = s
-	}
+// newMemRegistry is an in-memory sites.v1 whose writes show up to readers
+// a little later, as with the real topic.
+func newMemRegistry(sites ...schemas.Site) *sitestest.Registry {
+	r := sitestest.New(sites...)
+	r.Delay = 20 * time.Millisecond
 	return r
 }
 
-func (r *memRegistry) Get(site string) (schemas.Site, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s, ok := r.sites[site]
-	return s, ok
-}
-
-func (r *memRegistry) All() []schemas.Site {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []schemas.Site
-	for _, s := range r.sites {
-		out = append(out, s)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Site < out[j].Site })
-	return out
-}
-
-func (r *memRegistry) Changed() <-chan struct{} {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.ch
-}
-
-func (r *memRegistry) Put(_ context.Context, s schemas.Site) (schemas.Site, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.failPuts > 0 {
-		r.failPuts--
-		return schemas.Site{}, errors.New("cannot write site to sites.v1: broker unavailable")
-	}
-	r.puts++
-	s.Normalize()
-	go func() {
-		time.Sleep(20 * time.Millisecond)
-		r.mu.Lock()
-		r.sites[s.Site] = s
-		close(r.ch)
-		r.ch = make(chan struct{})
-		r.mu.Unlock()
-	}()
-	return s, nil
-}
+// errBrokerDown is a failed write to sites.v1 (Kafka down after Shopify
+// was changed).
+var errBrokerDown = errors.New("cannot write site to sites.v1: broker unavailable")
 
 const (
 	shopDomain = "demo.myshopify.com"
@@ -93,7 +40,7 @@ const (
 type fixture struct {
 	t    *testing.T
 	fake *shopifyfake.Server
-	reg  *memRegistry
+	reg  *sitestest.Registry
 	svc  *Service
 }
 
@@ -168,8 +115,8 @@ func TestEnableWithoutReadOrdersChangesNothing(t *testing.T) {
 	if n := len(f.fake.Subscriptions(shopDomain)); n != 0 {
 		t.Errorf("%d subscriptions created", n)
 	}
-	if f.fake.Calls("webhookSubscriptionCreate") != 0 || f.reg.puts != 0 || f.site().PurchaseSyncing {
-		t.Errorf("something changed: creates=%d puts=%d syncing=%v", f.fake.Calls("webhookSubscriptionCreate"), f.reg.puts, f.site().PurchaseSyncing)
+	if f.fake.Calls("webhookSubscriptionCreate") != 0 || f.reg.Puts() != 0 || f.site().PurchaseSyncing {
+		t.Errorf("something changed: creates=%d puts=%d syncing=%v", f.fake.Calls("webhookSubscriptionCreate"), f.reg.Puts(), f.site().PurchaseSyncing)
 	}
 	// The merchant grants the permission: the same call now works.
 	f.fake.SetScopes(shopDomain, "read_orders")
@@ -201,8 +148,8 @@ func TestEnableTwiceMakesOneSubscriptionPerTopic(t *testing.T) {
 	if again := f.subs(); len(again["ORDERS_CREATE"]) != 1 || len(again["REFUNDS_CREATE"]) != 1 {
 		t.Errorf("after a second enable: %+v", again)
 	}
-	if f.reg.puts != 1 {
-		t.Errorf("%d writes, want 1 (the second enable has nothing to change)", f.reg.puts)
+	if f.reg.Puts() != 1 {
+		t.Errorf("%d writes, want 1 (the second enable has nothing to change)", f.reg.Puts())
 	}
 	if n := value(f.svc.m.switches.WithLabelValues("enable", "ok")); n != 2 {
 		t.Errorf("switch_total{enable,ok} = %v", n)
@@ -228,11 +175,11 @@ func TestDisableLeavesNone(t *testing.T) {
 	if len(left) != 1 || left[0].ID != other.ID {
 		t.Errorf("left after disable: %+v, want only the other app's", left)
 	}
-	puts := f.reg.puts
+	puts := f.reg.Puts()
 	if _, err := f.svc.Disable(ctx, "demo"); err != nil {
 		t.Fatalf("second disable: %v", err)
 	}
-	if f.reg.puts != puts {
+	if f.reg.Puts() != puts {
 		t.Error("a second disable wrote again")
 	}
 }
@@ -240,7 +187,7 @@ func TestDisableLeavesNone(t *testing.T) {
 func TestRetryAfterFailureBetweenSubscriptionAndFlag(t *testing.T) {
 	f := newFixture(t, []string{"read_orders"}, nil)
 	ctx := context.Background()
-	f.reg.failPuts = 1
+	f.reg.FailPuts(1, errBrokerDown)
 	_, err := f.svc.Enable(ctx, "demo")
 	if err == nil || statusOf(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "retry") {
 		t.Fatalf("got %v (status %d), want a 503 telling to retry", err, statusOf(err))
@@ -261,7 +208,7 @@ func TestRetryAfterFailureBetweenSubscriptionAndFlag(t *testing.T) {
 	}
 
 	// The same for disable: subscriptions deleted, then the write fails.
-	f.reg.failPuts = 1
+	f.reg.FailPuts(1, errBrokerDown)
 	if _, err := f.svc.Disable(ctx, "demo"); statusOf(err) != http.StatusServiceUnavailable {
 		t.Fatalf("disable with a failing write: %v", err)
 	}
@@ -297,7 +244,7 @@ func TestPreconditionErrors(t *testing.T) {
 	}
 
 	g := newFixture(t, []string{"read_orders"}, nil)
-	g.reg.sites["other"] = schemas.Site{Site: "other", ShopDomain: "other.myshopify.com", OrderKey: schemas.OrderKeyID}
+	g.reg.Seed(schemas.Site{Site: "other", ShopDomain: "other.myshopify.com", OrderKey: schemas.OrderKeyID})
 	_, err = g.svc.Enable(context.Background(), "other")
 	if !errors.Is(err, adminapi.ErrNoToken) || statusOf(err) != 409 || !strings.Contains(err.Error(), "-shopify.accessTokensFile") {
 		t.Errorf("no token: %v", err)

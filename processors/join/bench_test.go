@@ -42,7 +42,7 @@ func BenchmarkHeldKeyBytes(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		part := newPartition(0, DefaultConfig(schemas.Topics{}, "x"), staticSites{grace: time.Hour}, m)
+		part := newPartition(0, DefaultConfig(schemas.Topics{}, "x"), staticSites(time.Hour), m)
 		var logBytes int
 		for k := 0; k < n; k++ {
 			e := wh(b, strconv.Itoa(1_000_000_000+k), 0, "")
@@ -98,7 +98,7 @@ func TestFunctionalBenchBacklog(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cfg := DefaultConfig(topics, "bench")
 	cfg.Group = testenv.Name(t)
-	p, err := New(cfg, Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Sites: staticSites{grace: time.Hour},
+	p, err := New(cfg, Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Sites: staticSites(time.Hour),
 		Registerer: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func TestFunctionalBenchBacklog(t *testing.T) {
 	// changelog, then time a restore of that partition.
 	held := n
 	stTopics := testenv.Topics(t, brokers, 1)
-	st := newPartition(0, cfg, staticSites{grace: time.Hour}, newMetrics(prometheus.NewRegistry()))
+	st := newPartition(0, cfg, staticSites(time.Hour), newMetrics(prometheus.NewRegistry()))
 	e := wh(t, "1", 0, "")
 	start = time.Now()
 	for i := 0; i < held; i++ {
@@ -139,7 +139,7 @@ func TestFunctionalBenchBacklog(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %d held states in %s", held, time.Since(start))
-	p2, _ := New(DefaultConfig(stTopics, "restore"), Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Sites: staticSites{},
+	p2, _ := New(DefaultConfig(stTopics, "restore"), Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Sites: staticSites(0),
 		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	p2.adm = adm
 	start = time.Now()

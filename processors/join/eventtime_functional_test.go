@@ -139,7 +139,7 @@ func TestFunctionalColdJoinEqualsReplay(t *testing.T) {
 
 	out := testenv.Topics(t, brokers, 3)
 	cfg := ReplayConfig{Input: cold, Output: &out, From: start.Add(-time.Hour), WebhookWait: 24 * time.Hour, DedupeHorizon: 7 * 24 * time.Hour}
-	if _, err := Replay(context.Background(), cfg, []kgo.Opt{kgo.SeedBrokers(brokers...)}, staticSites{grace: grace}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil); err != nil {
+	if _, err := Replay(context.Background(), cfg, []kgo.Opt{kgo.SeedBrokers(brokers...)}, staticSites(grace), slog.New(slog.NewTextHandler(io.Discard, nil)), nil); err != nil {
 		t.Fatal(err)
 	}
 	rv := readLedger(t, brokers, out)

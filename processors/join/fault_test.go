@@ -59,7 +59,7 @@ func TestFunctionalOversizedOutputAborts(t *testing.T) {
 	cfg.Group = testenv.Name(t)
 	cfg.TickInterval = 100 * time.Millisecond
 	cfg.TransactionTimeout = 5 * time.Second
-	p, err := New(cfg, Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Sites: staticSites{grace: time.Second},
+	p, err := New(cfg, Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Sites: staticSites(time.Second),
 		Registerer: reg, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)

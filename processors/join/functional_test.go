@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/deploy/testenv"
+	"purchasesync/processors/sites/sitestest"
 	"purchasesync/schemas"
 )
 
@@ -30,10 +31,13 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-type staticSites struct{ grace time.Duration }
-
-func (s staticSites) Get(site string) (schemas.Site, bool) {
-	return schemas.Site{Site: site, ShopDomain: site + ".myshopify.com", OrderKey: schemas.OrderKeyID, PurchaseSyncing: true, Grace: schemas.Duration(s.grace)}, true
+// staticSites knows every site: order_id mode, syncing on, the given grace.
+func staticSites(grace time.Duration) *sitestest.Registry {
+	r := sitestest.New()
+	r.Any = func(site string) schemas.Site {
+		return schemas.Site{Site: site, ShopDomain: site + ".myshopify.com", OrderKey: schemas.OrderKeyID, PurchaseSyncing: true, Grace: schemas.Duration(grace)}
+	}
+	return r
 }
 
 func childMain() int {
@@ -56,7 +60,7 @@ func childMain() int {
 	}
 	p, err := New(cfg, Deps{
 		ClientOpts: clientOpts,
-		Sites:      staticSites{grace: grace}, Registerer: prometheus.NewRegistry(), Logger: log,
+		Sites:      staticSites(grace), Registerer: prometheus.NewRegistry(), Logger: log,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -350,11 +354,11 @@ func TestFunctionalReplayIsDeterministic(t *testing.T) {
 	cfg := ReplayConfig{Input: topics, From: time.Now().Add(-time.Hour), WebhookWait: 24 * time.Hour, DedupeHorizon: 7 * 24 * time.Hour}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var phases []string
-	s1, err := Replay(context.Background(), cfg, opts, staticSites{grace: time.Second}, log, func(ph string, _, _ int64) { phases = append(phases, ph) })
+	s1, err := Replay(context.Background(), cfg, opts, staticSites(time.Second), log, func(ph string, _, _ int64) { phases = append(phases, ph) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, err := Replay(context.Background(), cfg, opts, staticSites{grace: time.Second}, log, nil)
+	s2, err := Replay(context.Background(), cfg, opts, staticSites(time.Second), log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +376,7 @@ func TestFunctionalReplayIsDeterministic(t *testing.T) {
 	if len(phases) == 0 {
 		t.Error("no progress reported")
 	}
-	if _, err := Replay(context.Background(), ReplayConfig{Input: topics, Output: &topics}, opts, staticSites{}, log, nil); err == nil {
+	if _, err := Replay(context.Background(), ReplayConfig{Input: topics, Output: &topics}, opts, staticSites(0), log, nil); err == nil {
 		t.Error("replay into the live topics must be refused")
 	}
 }

@@ -50,7 +50,7 @@ func startFake(t *testing.T, c *kfake.Cluster, topics schemas.Topics, instance s
 	cfg.TickInterval = 50 * time.Millisecond
 	cfg.TransactionTimeout = 5 * time.Second
 	cfg.SessionTimeout = 6 * time.Second
-	p, err := New(cfg, Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, Sites: staticSites{grace: time.Hour},
+	p, err := New(cfg, Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, Sites: staticSites(time.Hour),
 		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)

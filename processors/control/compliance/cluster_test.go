@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"purchasesync/deploy/testenv"
+	"purchasesync/processors/sites/sitestest"
 	"purchasesync/schemas"
 	chsink "purchasesync/sinks/clickhouse"
 )
@@ -57,7 +58,7 @@ func TestFunctionalRedactionOnCluster(t *testing.T) {
 
 	pcfg := DefaultConfig("unused")
 	pcfg.Cluster, pcfg.Database = cfg.Cluster, cfg.Database
-	sites := oneSite{acmeShop: {Site: "acme", ShopDomain: acmeShop, OrderKey: schemas.OrderKeyID}, otherShop: {Site: "gone", ShopDomain: otherShop}}
+	sites := sitestest.New(schemas.Site{Site: "acme", ShopDomain: acmeShop, OrderKey: schemas.OrderKeyID}, schemas.Site{Site: "gone", ShopDomain: otherShop})
 	p, err := New(pcfg, Deps{Conn: conn, Replicas: replicas, Sites: sites, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

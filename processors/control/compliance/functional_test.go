@@ -19,12 +19,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/deploy/testenv"
+	"purchasesync/processors/sites/sitestest"
 	"purchasesync/schemas"
 )
-
-type oneSite map[string]schemas.Site
-
-func (m oneSite) ByShop(d string) (schemas.Site, bool) { s, ok := m[d]; return s, ok }
 
 // openTestDB creates a database of the test's own with the sink's schema,
 // read from the sink's migration files (the contract of DESIGN §5; the
@@ -346,6 +343,6 @@ func seededAcme(t *testing.T) (driver.Conn, *Processor, string) {
 }
 
 // acmeSites is the registry of the seeded data: acme, in order_id mode.
-func acmeSites() oneSite {
-	return oneSite{acmeShop: {Site: "acme", ShopDomain: acmeShop, OrderKey: schemas.OrderKeyID}}
+func acmeSites() *sitestest.Registry {
+	return sitestest.New(schemas.Site{Site: "acme", ShopDomain: acmeShop, OrderKey: schemas.OrderKeyID})
 }
