@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/deploy/testenv"
@@ -64,7 +65,7 @@ func TestFunctionalRealKafka(t *testing.T) {
 	if code != 200 || got["updated_at"] != put["updated_at"] || got["order_key"] != "order_name" {
 		t.Fatalf("get right after put: %d %v, want %v", code, got, put)
 	}
-	if n := counterValue(h.m.visibleTimeouts); n != 0 {
+	if n := testutil.ToFloat64(h.m.visibleTimeouts); n != 0 {
 		t.Errorf("the real registry took longer than %s to show the write", cfg.VisibleTimeout)
 	}
 	if code, _ := e.do("DELETE", "/admin/v1/sites/func-1", ""); code != 204 {

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"purchasesync/processors/sites/sitestest"
 	"purchasesync/schemas"
@@ -298,7 +298,7 @@ func TestWriterFailureIs502AndCounted(t *testing.T) {
 	if code != 502 || !strings.Contains(body["error"].(string), "broker down") {
 		t.Fatalf("got %d %v", code, body)
 	}
-	if n := counterValue(e.h.m.requests.WithLabelValues("put", "502")); n != 1 {
+	if n := testutil.ToFloat64(e.h.m.requests.WithLabelValues("put", "502")); n != 1 {
 		t.Errorf("requests_total{put,502} = %v, want 1", n)
 	}
 }
@@ -373,17 +373,10 @@ func TestWaitVisibleTimesOutButAnswers(t *testing.T) {
 	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Errorf("put took %s, want the 20ms bound", d)
 	}
-	if n := counterValue(e.h.m.visibleTimeouts); n != 1 {
+	if n := testutil.ToFloat64(e.h.m.visibleTimeouts); n != 1 {
 		t.Errorf("visible timeouts = %v, want 1", n)
 	}
 }
 
 // counterValue reads a counter (client_golang's testutil would pull a new
 // module into go.sum for this one call).
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		panic(err)
-	}
-	return m.GetCounter().GetValue()
-}

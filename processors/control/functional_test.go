@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/deploy/testenv"
@@ -99,7 +100,7 @@ func TestFunctionalReconciliation(t *testing.T) {
 	if err := svc.ReconcileAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if c, r := value(svc.m.checked), value(svc.m.recovered); c != 3 || r != 1 {
+	if c, r := testutil.ToFloat64(svc.m.checked), testutil.ToFloat64(svc.m.recovered); c != 3 || r != 1 {
 		t.Fatalf("first pass: checked %v recovered %v, want 3 and 1", c, r)
 	}
 	if res, err := svc.Reconcile(ctx, "recon", time.Now().Add(-time.Hour), time.Now().Add(-time.Minute)); err != nil || res.Checked != 2 || res.Recovered != 0 {

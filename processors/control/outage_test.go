@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -103,9 +104,9 @@ func TestControlRidesOutBrokerRestart(t *testing.T) {
 	k.Stop()
 	wait(5*time.Second, "not ready with the broker gone", func() bool { return svc.Ready() != nil })
 	svc.Trigger("recon", time.Now().Add(-2*time.Hour)) // a gap found meanwhile
-	wait(10*time.Second, "the triggered pass to fail", func() bool { return value(svc.m.passes.WithLabelValues("error")) >= 2 })
+	wait(10*time.Second, "the triggered pass to fail", func() bool { return testutil.ToFloat64(svc.m.passes.WithLabelValues("error")) >= 2 })
 	k.Start()
-	wait(15*time.Second, "the lost order recovered and ready again", func() bool { return value(svc.m.recovered) == 1 && svc.Ready() == nil })
+	wait(15*time.Second, "the lost order recovered and ready again", func() bool { return testutil.ToFloat64(svc.m.recovered) == 1 && svc.Ready() == nil })
 
 	recs := readAll(t, context.Background(), k.Addrs(), topic)
 	want := schemas.Key("recon", fmt.Sprint(lost.ID))

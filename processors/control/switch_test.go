@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"purchasesync/processors/control/adminapi"
 	"purchasesync/processors/control/shopifyfake"
@@ -91,16 +91,6 @@ func statusOf(err error) int {
 	return 0
 }
 
-func value(c prometheus.Collector) float64 {
-	ch := make(chan prometheus.Metric, 1)
-	c.Collect(ch)
-	var m dto.Metric
-	if err := (<-ch).Write(&m); err != nil {
-		panic(err)
-	}
-	return m.GetCounter().GetValue()
-}
-
 func TestEnableWithoutReadOrdersChangesNothing(t *testing.T) {
 	f := newFixture(t, []string{"read_products", "read_customers"}, nil)
 	_, err := f.svc.Enable(context.Background(), "demo")
@@ -151,7 +141,7 @@ func TestEnableTwiceMakesOneSubscriptionPerTopic(t *testing.T) {
 	if f.reg.Puts() != 1 {
 		t.Errorf("%d writes, want 1 (the second enable has nothing to change)", f.reg.Puts())
 	}
-	if n := value(f.svc.m.switches.WithLabelValues("enable", "ok")); n != 2 {
+	if n := testutil.ToFloat64(f.svc.m.switches.WithLabelValues("enable", "ok")); n != 2 {
 		t.Errorf("switch_total{enable,ok} = %v", n)
 	}
 }
@@ -285,7 +275,7 @@ func TestWatchdogRecreatesRemovedSubscription(t *testing.T) {
 	if err := f.svc.CheckSubscriptions(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if value(f.svc.m.recreated.WithLabelValues("ORDERS_CREATE")) != 0 || len(f.svc.triggers) != 0 {
+	if testutil.ToFloat64(f.svc.m.recreated.WithLabelValues("ORDERS_CREATE")) != 0 || len(f.svc.triggers) != 0 {
 		t.Fatal("a healthy check recreated or triggered something")
 	}
 	// Shopify drops the subscription after failed deliveries.
@@ -302,7 +292,7 @@ func TestWatchdogRecreatesRemovedSubscription(t *testing.T) {
 	if got := f.site().WebhookSubscriptionID; got != subs[0].ID {
 		t.Errorf("record id %q, want the new %q", got, subs[0].ID)
 	}
-	if value(f.svc.m.recreated.WithLabelValues("ORDERS_CREATE")) != 1 || value(f.svc.m.gaps) != 1 {
+	if testutil.ToFloat64(f.svc.m.recreated.WithLabelValues("ORDERS_CREATE")) != 1 || testutil.ToFloat64(f.svc.m.gaps) != 1 {
 		t.Error("recreation or gap not counted")
 	}
 	select {
@@ -320,7 +310,7 @@ func TestWatchdogRecreatesRemovedSubscription(t *testing.T) {
 	if err := f.svc.CheckSubscriptions(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.subs()["REFUNDS_CREATE"]) != 1 || value(f.svc.m.recreated.WithLabelValues("REFUNDS_CREATE")) != 1 {
+	if len(f.subs()["REFUNDS_CREATE"]) != 1 || testutil.ToFloat64(f.svc.m.recreated.WithLabelValues("REFUNDS_CREATE")) != 1 {
 		t.Error("refunds subscription not recreated")
 	}
 }
@@ -337,7 +327,7 @@ func TestWatchdogSkipsDisabledSitesAndReportsErrors(t *testing.T) {
 	if err := f.svc.CheckSubscriptions(context.Background()); err == nil || !strings.Contains(err.Error(), "site demo") {
 		t.Errorf("got %v, want an error naming the site", err)
 	}
-	if value(f.svc.m.watchdogChecks.WithLabelValues("error")) != 1 {
+	if testutil.ToFloat64(f.svc.m.watchdogChecks.WithLabelValues("error")) != 1 {
 		t.Error("error not counted")
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/deploy/testenv"
@@ -229,7 +229,7 @@ func TestFunctionalRedaction(t *testing.T) {
 	// Done means counted as done: Handle returns only after ClickHouse
 	// applied every mutation.
 	testenv.Eventually(t, 60*time.Second, "shop/redact completed", func() bool {
-		return counterValue(kp.m.requests.WithLabelValues(schemas.ComplianceShopRedact, "done")) == 1
+		return testutil.ToFloat64(kp.m.requests.WithLabelValues(schemas.ComplianceShopRedact, "done")) == 1
 	})
 	rcancel()
 	if err := <-done; err != nil {
@@ -287,14 +287,6 @@ func checkRecorded(t *testing.T, conn driver.Conn, id, topic, shop, site string,
 	if n != 1 {
 		t.Errorf("compliance_requests FINAL has %d rows for request %s, want 1", n, id)
 	}
-}
-
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		panic(err)
-	}
-	return m.GetCounter().GetValue()
 }
 
 // TestFunctionalLargeOrderLists: a customer with tens of thousands of
