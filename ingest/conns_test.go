@@ -3,6 +3,7 @@ package ingest
 import (
 	"bufio"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"net"
 	"strings"
 	"testing"
@@ -33,7 +34,7 @@ func TestIdleConnectionsDoNotStarveWorkers(t *testing.T) {
 			t.Errorf("new client %d with %d idle connections open: %d %s, want 200", i, maxConns, r.code, r.body)
 		}
 	}
-	if v := value(t, e.srv.m.idleConnsClosed); v < 1 {
+	if v := testutil.ToFloat64(e.srv.m.idleConnsClosed); v < 1 {
 		t.Errorf("idle_connections_closed_total = %v, want > 0", v)
 	}
 }
@@ -66,7 +67,7 @@ func TestConnectionCapPerIPv6Prefix(t *testing.T) {
 	if got := dial("2001:db8:1:3::1"); !strings.Contains(got, "200") {
 		t.Errorf("another /64: %q, want 200", got)
 	}
-	if v := value(t, e.srv.m.connsRefused); v != 1 {
+	if v := testutil.ToFloat64(e.srv.m.connsRefused); v != 1 {
 		t.Errorf("connections_refused_total = %v, want 1", v)
 	}
 }

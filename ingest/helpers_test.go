@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -284,35 +283,6 @@ func headerMap(r *kgo.Record) map[string]string {
 
 // shortTopic strips the test prefix.
 func shortTopic(tp schemas.Topics, topic string) string { return strings.TrimPrefix(topic, tp.Prefix) }
-
-// value reads a counter or gauge (testutil.ToFloat64 without its extra
-// dependency).
-func value(t testing.TB, c prometheus.Collector) float64 {
-	t.Helper()
-	ch := make(chan prometheus.Metric, 1)
-	go func() { c.Collect(ch); close(ch) }()
-	var out float64
-	n := 0
-	for m := range ch {
-		var d dto.Metric
-		if err := m.Write(&d); err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case d.Counter != nil:
-			out = d.Counter.GetValue()
-		case d.Gauge != nil:
-			out = d.Gauge.GetValue()
-		default:
-			t.Fatalf("metric %v is neither a counter nor a gauge", m.Desc())
-		}
-		n++
-	}
-	if n != 1 {
-		t.Fatalf("collected %d metrics, want 1", n)
-	}
-	return out
-}
 
 // partial sends headers announcing a body of n bytes and only its first
 // byte, and returns the status: 413 when n is over the limit (fasthttp

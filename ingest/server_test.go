@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
@@ -94,10 +95,10 @@ func TestWebhookRouting(t *testing.T) {
 			t.Errorf("%s: received-at %q not an RFC 3339 UTC time within the test (%v)", c.name, h[schemas.HeaderReceivedAt], err)
 		}
 	}
-	if got := value(t, e.srv.m.unrouted.WithLabelValues(shopify.ReasonUnparsable)); got != 2 {
+	if got := testutil.ToFloat64(e.srv.m.unrouted.WithLabelValues(shopify.ReasonUnparsable)); got != 2 {
 		t.Errorf("unrouted_total{reason=unparsable_body} = %v, want 2", got)
 	}
-	if got := value(t, e.srv.m.requests.WithLabelValues(endpointWebhook, "200")); got != float64(len(cases)) {
+	if got := testutil.ToFloat64(e.srv.m.requests.WithLabelValues(endpointWebhook, "200")); got != float64(len(cases)) {
 		t.Errorf("requests_total{webhook,200} = %v, want %d", got, len(cases))
 	}
 }
@@ -125,7 +126,7 @@ func TestWebhookSignature(t *testing.T) {
 			t.Errorf("case %d: body %q is not a JSON error", i, got.body)
 		}
 	}
-	if got := value(t, e.srv.m.signatureFailures); got != float64(len(bad)) {
+	if got := testutil.ToFloat64(e.srv.m.signatureFailures); got != float64(len(bad)) {
 		t.Errorf("signature_failures_total = %v, want %d", got, len(bad))
 	}
 	if recs := readAll(t, e.seeds, rawTopics(e.topics)); len(recs) != 0 {
@@ -324,7 +325,7 @@ func TestRateLimits(t *testing.T) {
 	if r := send("198.51.100.100", ""); r.code != 429 {
 		t.Fatalf("a client's third event in a burst over the site's: %d, want 429", r.code)
 	}
-	if got := value(t, e.srv.m.rateLimited.WithLabelValues("site")); got != 1 {
+	if got := testutil.ToFloat64(e.srv.m.rateLimited.WithLabelValues("site")); got != 1 {
 		t.Errorf("rate_limited_total{scope=site} = %v, want 1", got)
 	}
 	recs := readAll(t, e.seeds, rawTopics(e.topics))
@@ -400,7 +401,7 @@ func TestKafkaDownThenBack(t *testing.T) {
 	if len(recs) == 0 || string(recs[len(recs)-1].Key) != "acme/9007199254740993" {
 		t.Fatalf("after recovery: %d records", len(recs))
 	}
-	if got := value(t, e.srv.m.produceErrors.WithLabelValues("shopify.orders", produceTimeout)); got < 3 {
+	if got := testutil.ToFloat64(e.srv.m.produceErrors.WithLabelValues("shopify.orders", produceTimeout)); got < 3 {
 		t.Errorf("produce_errors_total{timeout} = %v, want >= 3", got)
 	}
 }
@@ -509,14 +510,14 @@ func TestInflightLimit(t *testing.T) {
 		e.do(t, webhook("orders/create", "acme.myshopify.com", []byte(`{"id":1}`)))
 	}()
 	waitFor(t, 2*time.Second, "the first produce to take the slot", func() bool {
-		return value(t, e.srv.m.inflightCurrent) == 1
+		return testutil.ToFloat64(e.srv.m.inflightCurrent) == 1
 	})
 	start := time.Now()
 	r := e.do(t, webhook("orders/create", "acme.myshopify.com", []byte(`{"id":2}`)))
 	if r.code != 503 || time.Since(start) > time.Second || !strings.Contains(r.body, "maxInflightProduces") {
 		t.Fatalf("over the in-flight limit: %d after %s: %s", r.code, time.Since(start), r.body)
 	}
-	if got := value(t, e.srv.m.limitTimeouts); got != 1 {
+	if got := testutil.ToFloat64(e.srv.m.limitTimeouts); got != 1 {
 		t.Errorf("limit_timeouts_total = %v", got)
 	}
 	release <- struct{}{}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -107,14 +108,14 @@ func TestPublishDropsVanishedPartitions(t *testing.T) {
 		return l
 	}
 	m.publish("g", withParts(0, 1))
-	if n := count(m.m.lag); n != 2 {
+	if n := testutil.CollectAndCount(m.m.lag); n != 2 {
 		t.Fatalf("%d lag series, want 2", n)
 	}
 	m.publish("g", withParts(1))
-	if n := count(m.m.lag); n != 1 {
+	if n := testutil.CollectAndCount(m.m.lag); n != 1 {
 		t.Errorf("%d lag series after partition 0 vanished, want 1", n)
 	}
-	if n := count(m.m.committed); n != 1 {
+	if n := testutil.CollectAndCount(m.m.committed); n != 1 {
 		t.Errorf("%d committed-offset series after partition 0 vanished, want 1", n)
 	}
 }
@@ -144,9 +145,6 @@ func value(c prometheus.Collector) float64 {
 	}
 	return sum
 }
-
-// count is the number of series c holds.
-func count(c prometheus.Collector) int { return len(collect(c)) }
 
 func collect(c prometheus.Collector) []*dto.Metric {
 	ch := make(chan prometheus.Metric)
