@@ -1,6 +1,6 @@
 // Command purchasesync runs the stages of the Purchase Syncing pipeline.
 //
-//	purchasesync ingest|join|sink|run|migrate|sites|replay [flags]
+//	purchasesync control|ingest|join|sink|run|migrate|sites|replay|version [flags]
 //
 // Every flag has a PURCHASESYNC_* environment variable (flag "kafka.brokers"
 // ↔ PURCHASESYNC_KAFKA_BROKERS); a flag given on the command line wins.
