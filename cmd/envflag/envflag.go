@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 )
 
@@ -40,14 +41,15 @@ type FlagSet struct {
 	*flag.FlagSet
 	getenv  func(string) string
 	errs    []error
-	fromEnv map[string]bool // flags that their environment set
+	fromEnv map[string]bool   // flags that their environment set
+	secrets map[string]string // flags defined with Secret or SecretEnv → their variable
 }
 
 // New returns an empty FlagSet that reads the environment through getenv
 // (os.Getenv in a main, a map in tests). Parse errors are returned, not
 // fatal (flag.ContinueOnError).
 func New(name string, getenv func(string) string) *FlagSet {
-	return &FlagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), getenv: getenv, fromEnv: map[string]bool{}}
+	return &FlagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), getenv: getenv, fromEnv: map[string]bool{}, secrets: map[string]string{}}
 }
 
 // EnvName is the environment variable of a flag: "kafka.tls.caFile" →
@@ -134,6 +136,7 @@ func (f *FlagSet) Secret(name, text string) *string {
 // other users of the machine see in ps.
 func (f *FlagSet) SecretEnv(name, env, text string) *string {
 	p := f.FlagSet.String(name, "", fmt.Sprintf("%s (env %s or %s%s; prefer them to the flag, which shows in ps)", text, env, env, FileSuffix))
+	f.secrets[name] = env
 	v, err := ReadSecret(f.getenv, env)
 	if err != nil {
 		f.errs = append(f.errs, err)
@@ -185,6 +188,37 @@ func (f *FlagSet) IsSet(name string) bool {
 	set := f.fromEnv[name]
 	f.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
 	return set
+}
+
+// Dump writes the effective configuration after Parse: one line per flag,
+// its value and where the value came from (the command line, the
+// environment, or the default). A secret's value is never written, only
+// whether it is set.
+func (f *FlagSet) Dump(w io.Writer) error {
+	onLine := map[string]bool{}
+	f.Visit(func(fl *flag.Flag) { onLine[fl.Name] = true })
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "flag\tvalue\tfrom")
+	f.VisitAll(func(fl *flag.Flag) {
+		from := "default"
+		switch {
+		case onLine[fl.Name]:
+			from = "command line"
+		case f.fromEnv[fl.Name]:
+			from = "env " + EnvName(fl.Name)
+		}
+		v := fl.Value.String()
+		if env, secret := f.secrets[fl.Name]; secret {
+			if from != "command line" && f.fromEnv[fl.Name] {
+				from = "env " + env + " or " + env + FileSuffix
+			}
+			v = map[bool]string{true: "(set, not shown)", false: "(not set)"}[v != ""]
+		} else if v == "" {
+			v = `""`
+		}
+		fmt.Fprintf(tw, "-%s\t%s\t%s\n", fl.Name, v, from)
+	})
+	return tw.Flush()
 }
 
 // Parse parses the command line and then reports the first malformed

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +114,38 @@ func TestSecretHidden(t *testing.T) {
 func TestSplitList(t *testing.T) {
 	if got := SplitList(" a, ,b ,"); strings.Join(got, "|") != "a|b" {
 		t.Errorf("SplitList = %q", got)
+	}
+}
+
+// TestDump: every flag with its value and source, secrets never shown.
+func TestDump(t *testing.T) {
+	env := map[string]string{"PURCHASESYNC_KAFKA_BROKERS": "k1:9092,k2:9092", "PURCHASESYNC_ADMIN_TOKEN": "tok-3e9b7"}
+	f := New("x", func(k string) string { return env[k] })
+	f.String("kafka.brokers", "127.0.0.1:19092", "brokers")
+	f.String("log.level", "info", "level")
+	f.Duration("grace", time.Second, "grace")
+	f.Secret("admin.token", "token")
+	f.Secret("other.secret", "unset secret")
+	if err := f.Parse([]string{"-grace", "3s"}); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := f.Dump(&out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^-kafka\.brokers +k1:9092,k2:9092 +env PURCHASESYNC_KAFKA_BROKERS$`),
+		regexp.MustCompile(`(?m)^-log\.level +info +default$`),
+		regexp.MustCompile(`(?m)^-grace +3s +command line$`),
+		regexp.MustCompile(`(?m)^-admin\.token +\(set, not shown\) +env PURCHASESYNC_ADMIN_TOKEN or PURCHASESYNC_ADMIN_TOKEN_FILE$`),
+		regexp.MustCompile(`(?m)^-other\.secret +\(not set\) +default$`),
+	} {
+		if !want.MatchString(got) {
+			t.Errorf("dump lacks %s:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "tok-3e9b7") {
+		t.Errorf("dump shows a secret:\n%s", got)
 	}
 }

@@ -43,6 +43,7 @@ func addRunFlags(fs *flagSet) runFlags {
 // applies the ClickHouse migrations, so a fresh stack needs nothing else.
 func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlagSet("run", getenv)
+	fs.addDump(stdout)
 	f := addRunFlags(fs)
 	if err := fs.parse(args); err != nil {
 		return err

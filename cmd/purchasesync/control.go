@@ -222,6 +222,7 @@ func complianceProcessor(c *common, f *controlFlags, conn driver.Conn, chCfg chs
 // join and sink processes, run one control process beside them.
 func cmdControl(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlagSet("control", getenv)
+	fs.addDump(stdout)
 	kf := addKafkaFlags(fs)
 	lf := addLogFlags(fs)
 	cf := addControlFlags(fs)

@@ -42,8 +42,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		usage(stdout, cmds)
 		return fmt.Errorf("unknown subcommand %q", args[1])
 	}
-	// -h prints the flags (the flag package did) and is not a failure.
-	if err := c.run(ctx, args[2:], getenv, stdout); err != nil && !errors.Is(err, flag.ErrHelp) {
+	// -h prints the flags (the flag package did) and -dump the
+	// configuration; neither is a failure.
+	if err := c.run(ctx, args[2:], getenv, stdout); err != nil && !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errDumped) {
 		return err
 	}
 	return nil

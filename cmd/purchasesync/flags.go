@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,20 +14,53 @@ import (
 // "kafka.brokers" ↔ PURCHASESYNC_KAFKA_BROKERS, and secrets also a _FILE
 // one) with this package's short names. fs.FlagSet is the plain
 // flag.FlagSet, for flags without a twin.
-type flagSet struct{ *envFlagSet }
+type flagSet struct {
+	*envFlagSet
+	dump   *bool     // -dump, on the subcommands that run a stage
+	dumpTo io.Writer // where -dump prints
+}
 
 type envFlagSet = envflag.FlagSet
 
 func newFlagSet(name string, getenv func(string) string) *flagSet {
-	return &flagSet{envflag.New(name, getenv)}
+	return &flagSet{envFlagSet: envflag.New(name, getenv)}
+}
+
+// errDumped ends a subcommand whose -dump printed its configuration: a
+// success, like -h.
+var errDumped = errors.New("configuration printed (-dump)")
+
+// addDump defines -dump: print the effective configuration to out (each
+// flag, its value and whether it came from the command line, the
+// environment or the default; secrets masked) and exit without starting
+// anything.
+func (f *flagSet) addDump(out io.Writer) {
+	f.dump = f.FlagSet.Bool("dump", false, "print the effective configuration (every flag, its value and where it came from; secrets masked) and exit")
+	f.dumpTo = out
 }
 
 // envName maps a flag name to its environment variable.
 func envName(flagName string) string { return envflag.EnvName(flagName) }
 
 // parse parses args and reports the first malformed environment value or
-// unreadable secret file.
-func (f *flagSet) parse(args []string) error { return f.Parse(args) }
+// unreadable secret file. With -dump it prints the configuration and
+// returns errDumped.
+func (f *flagSet) parse(args []string) error {
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	if f.dump != nil && *f.dump {
+		w := f.dumpTo
+		if w == nil {
+			w = os.Stdout
+		}
+		if err := f.Dump(w); err != nil {
+			return err
+		}
+		return errDumped
+	}
+	return nil
+}
 
 // splitList splits a comma-separated flag value, dropping empty parts.
 func splitList(s string) []string { return envflag.SplitList(s) }

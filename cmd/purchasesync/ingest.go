@@ -146,6 +146,7 @@ func (f *ingestFlags) close() {
 // listener (/metrics, /healthz, /readyz).
 func cmdIngest(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlagSet("ingest", getenv)
+	fs.addDump(stdout)
 	kf := addKafkaFlags(fs)
 	lf := addLogFlags(fs)
 	inf := addIngestFlags(fs)

@@ -60,6 +60,7 @@ func joinActor(c *common, p *join.Processor) actor {
 
 func cmdJoin(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlagSet("join", getenv)
+	fs.addDump(stdout)
 	kf, lf, jf := addKafkaFlags(fs), addLogFlags(fs), addJoinFlags(fs)
 	opsAddr := fs.String("ops.addr", "127.0.0.1:9465", "ops listener (/metrics, /healthz, /readyz)")
 	if err := fs.parse(args); err != nil {

@@ -52,6 +52,7 @@ func (f *migrateFlags) migrateKafka(ctx context.Context, c *common) error {
 
 func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlagSet("migrate", getenv)
+	fs.addDump(stdout)
 	kf, lf, mf, sf := addKafkaFlags(fs), addLogFlags(fs), addMigrateFlags(fs), addSinkFlags(fs)
 	if err := fs.parse(args); err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 
 func cmdReplay(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlagSet("replay", getenv)
+	fs.addDump(stdout)
 	kf, lf := addKafkaFlags(fs), addLogFlags(fs)
 	from := fs.String("replay.from", "", "replay input received from this time on (RFC 3339, or a duration ago such as 24h); required")
 	outPrefix := fs.String("replay.outputPrefix", "", "write purchases, discrepancies and state under this topic prefix (created first); empty = dry run that only prints a summary")

@@ -162,6 +162,7 @@ func (f *sinkFlags) migrate(ctx context.Context, log *slog.Logger) error {
 // ops listener.
 func cmdSink(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlagSet("sink", getenv)
+	fs.addDump(stdout)
 	kf, lf, sf := addKafkaFlags(fs), addLogFlags(fs), addSinkFlags(fs)
 	opsAddr := fs.String("ops.addr", "127.0.0.1:9466", "ops listener (/metrics, /healthz, /readyz)")
 	if err := fs.parse(args); err != nil {
