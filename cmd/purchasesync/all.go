@@ -48,18 +48,26 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	c, err := startCommon(ctx, f.kafka, f.log)
+	c, err := startCommon(ctx, f.kafka, f.log, fs.checking())
 	if err != nil {
 		return err
 	}
-	if !*f.doMigrate { // migrate checks it first
+	if !*f.doMigrate || fs.checking() { // migrate checks it first
 		cfg, err := f.sink.clickhouseConfig(c)
 		if err != nil {
 			return err
 		}
-		if err := checkClickHouse(ctx, c.log, cfg); err != nil {
+		if err := checkClickHouse(ctx, c.log, cfg, fs.checking()); err != nil {
 			return err
 		}
+	}
+	if fs.checking() {
+		_, closeAll, err := buildRun(c, f)
+		if err != nil {
+			return err
+		}
+		closeAll()
+		return fs.checked()
 	}
 	if *f.doMigrate {
 		if err := f.migrate.migrateKafka(ctx, c); err != nil {

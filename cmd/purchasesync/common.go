@@ -66,13 +66,14 @@ func newCommon(kf kafkaFlags, lf logFlags, stderr io.Writer) (*common, error) {
 
 // startCommon is newCommon for a subcommand that talks to Kafka: it also
 // checks the connection (checkKafka), so that a misconfiguration is one
-// line at start rather than clients retrying forever.
-func startCommon(ctx context.Context, kf kafkaFlags, lf logFlags) (*common, error) {
+// line at start rather than clients retrying forever. strict (-check) makes
+// an unreachable cluster an error too.
+func startCommon(ctx context.Context, kf kafkaFlags, lf logFlags, strict bool) (*common, error) {
 	c, err := newCommon(kf, lf, nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.checkKafka(ctx); err != nil {
+	if err := c.checkKafka(ctx, strict); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -100,8 +101,9 @@ func newCommonOn(kf kafkaFlags, lf logFlags, stderr io.Writer, reg registry) (*c
 // Check). A configuration error (a wrong password, an unknown CA, TLS
 // against a plaintext listener, ...) ends the process with its one line. An
 // unreachable cluster is logged once and the process goes on: its clients
-// retry by themselves and its stages are not ready until Kafka answers.
-func (c *common) checkKafka(ctx context.Context) error {
+// retry by themselves and its stages are not ready until Kafka answers;
+// strict (-check) makes it an error.
+func (c *common) checkKafka(ctx context.Context, strict bool) error {
 	conf := c.kafka.built.conf
 	if w := conf.Warning(); w != "" {
 		c.log.Warn(w)
@@ -111,7 +113,7 @@ func (c *common) checkKafka(ctx context.Context) error {
 	switch {
 	case err == nil || ctx.Err() != nil:
 		return nil
-	case errors.Is(err, kafkaconf.ErrUnreachable):
+	case errors.Is(err, kafkaconf.ErrUnreachable) && !strict:
 		c.log.Warn("Kafka not reachable yet", "err", err.Error())
 		return nil
 	}

@@ -232,7 +232,7 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	c, err := startCommon(ctx, kf, lf)
+	c, err := startCommon(ctx, kf, lf, fs.checking())
 	if err != nil {
 		return err
 	}
@@ -240,12 +240,15 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	if err := checkClickHouse(ctx, c.log, chCfg); err != nil {
+	if err := checkClickHouse(ctx, c.log, chCfg, fs.checking()); err != nil {
 		return err
 	}
 	admin, controlActors, err := adminHandler(c, cf, nil)
 	if err != nil {
 		return err
+	}
+	if fs.checking() {
+		return fs.checked()
 	}
 	conn, err := chsink.Open(chCfg, chCfg.Database)
 	if err != nil {

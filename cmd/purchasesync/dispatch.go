@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	// -h prints the flags (the flag package did) and -dump the
 	// configuration; neither is a failure.
-	if err := c.run(ctx, args[2:], getenv, stdout); err != nil && !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errDumped) {
+	if err := c.run(ctx, args[2:], getenv, stdout); err != nil && !errors.Is(err, flag.ErrHelp) && !errors.Is(err, errDumped) && !errors.Is(err, errChecked) {
 		return err
 	}
 	return nil

@@ -2,9 +2,16 @@ package main
 
 import (
 	"context"
+	"io"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"purchasesync/deploy/testenv"
 )
 
 // TestDumpPrintsTheEffectiveConfiguration: every subcommand that runs a
@@ -52,5 +59,62 @@ func TestDumpPrintsTheEffectiveConfiguration(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFunctionalCheck: -check on the real stack says all is well and
+// creates nothing (not even migrate's topics); a ClickHouse that does not
+// answer fails it with the flag to fix.
+func TestFunctionalCheck(t *testing.T) {
+	brokers := testenv.Kafka(t)
+	chAddr := testenv.ClickHouse(t)
+	name := testenv.Name(t)
+	env := map[string]string{
+		"PURCHASESYNC_KAFKA_BROKERS":       strings.Join(brokers, ","),
+		"PURCHASESYNC_KAFKA_TOPICPREFIX":   name + ".",
+		"PURCHASESYNC_CLICKHOUSE_ADDR":     chAddr,
+		"PURCHASESYNC_CLICKHOUSE_DATABASE": name,
+		"PURCHASESYNC_SHOPIFY_API_SECRET":  e2eSecret,
+		"PURCHASESYNC_ADMIN_TOKEN":         e2eToken,
+		"PURCHASESYNC_LOG_LEVEL":           "error",
+	}
+	getenv := func(k string) string { return env[k] }
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, sub := range []string{"run", "control", "ingest", "join", "sink", "migrate", "replay"} {
+		var out strings.Builder
+		args := []string{"purchasesync", sub, "-check", "-ops.addr", testenv.FreeAddr(t)}
+		switch sub {
+		case "migrate", "replay":
+			args = args[:3]
+		}
+		if sub == "replay" {
+			args = append(args, "-replay.from", "1h")
+		}
+		if err := run(ctx, args, getenv, &out); err != nil {
+			t.Errorf("%s -check: %v", sub, err)
+		} else if !strings.Contains(out.String(), sub+" -check: the configuration is valid") {
+			t.Errorf("%s -check printed %q", sub, out.String())
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	topics, err := kadm.NewClient(cl).ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range topics.Names() {
+		if strings.HasPrefix(tp, name+".") {
+			t.Errorf("-check created topic %s", tp)
+		}
+	}
+
+	env["PURCHASESYNC_CLICKHOUSE_ADDR"] = "127.0.0.1:1"
+	err = run(ctx, []string{"purchasesync", "sink", "-check"}, getenv, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "clickhouse.addr") {
+		t.Errorf("sink -check with ClickHouse down: %v, want an error naming -clickhouse.addr", err)
 	}
 }

@@ -17,7 +17,8 @@ import (
 type flagSet struct {
 	*envFlagSet
 	dump   *bool     // -dump, on the subcommands that run a stage
-	dumpTo io.Writer // where -dump prints
+	check  *bool     // -check, on the same
+	dumpTo io.Writer // where -dump and -check print
 }
 
 type envFlagSet = envflag.FlagSet
@@ -26,17 +27,38 @@ func newFlagSet(name string, getenv func(string) string) *flagSet {
 	return &flagSet{envFlagSet: envflag.New(name, getenv)}
 }
 
-// errDumped ends a subcommand whose -dump printed its configuration: a
-// success, like -h.
-var errDumped = errors.New("configuration printed (-dump)")
+// errDumped and errChecked end a subcommand whose -dump printed its
+// configuration or whose -check found it good: a success, like -h.
+var (
+	errDumped  = errors.New("configuration printed (-dump)")
+	errChecked = errors.New("configuration checked (-check)")
+)
 
-// addDump defines -dump: print the effective configuration to out (each
-// flag, its value and whether it came from the command line, the
-// environment or the default; secrets masked) and exit without starting
-// anything.
+// addDump defines -dump and -check, which print to out:
+//   - -dump prints the effective configuration (each flag, its value and
+//     whether it came from the command line, the environment or the
+//     default; secrets masked) and exits without starting anything;
+//   - -check builds every stage as for a run, which validates its
+//     configuration, and checks that Kafka (and ClickHouse, where the
+//     subcommand uses it) accept the connection settings, an unreachable
+//     service included; then it exits, creating and changing nothing.
 func (f *flagSet) addDump(out io.Writer) {
 	f.dump = f.FlagSet.Bool("dump", false, "print the effective configuration (every flag, its value and where it came from; secrets masked) and exit")
+	f.check = f.FlagSet.Bool("check", false, "validate the configuration and check that Kafka (and ClickHouse, where used) answer with it, then exit (status 0: all good); creates and changes nothing")
 	f.dumpTo = out
+}
+
+// checking reports whether this is a -check run.
+func (f *flagSet) checking() bool { return f.check != nil && *f.check }
+
+// checked ends a -check run that found nothing wrong.
+func (f *flagSet) checked() error {
+	w := f.dumpTo
+	if w == nil {
+		w = os.Stdout
+	}
+	fmt.Fprintf(w, "%s -check: the configuration is valid and every service it names answered\n", f.Name())
+	return errChecked
 }
 
 // envName maps a flag name to its environment variable.

@@ -155,7 +155,7 @@ func cmdIngest(ctx context.Context, args []string, getenv func(string) string, s
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	c, err := startCommon(ctx, kf, lf)
+	c, err := startCommon(ctx, kf, lf, fs.checking())
 	if err != nil {
 		return err
 	}
@@ -164,6 +164,9 @@ func cmdIngest(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer inf.close()
+	if fs.checking() {
+		return fs.checked()
+	}
 	stages := []actor{{"ingest", srv.Run, srv.Ready}}
 	// The registry is advisory: the ingest's own check already needs it
 	// loaded, and a registry that cannot follow sites.v1 for a while still

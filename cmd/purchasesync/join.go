@@ -66,13 +66,16 @@ func cmdJoin(ctx context.Context, args []string, getenv func(string) string, std
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	c, err := startCommon(ctx, kf, lf)
+	c, err := startCommon(ctx, kf, lf, fs.checking())
 	if err != nil {
 		return err
 	}
 	p, err := jf.build(c)
 	if err != nil {
 		return err
+	}
+	if fs.checking() {
+		return fs.checked()
 	}
 	join := joinActor(c, p)
 	checks := append(checksOf(false, join), checksOf(true, c.sitesActor())...)

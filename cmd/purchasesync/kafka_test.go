@@ -200,8 +200,11 @@ func TestKafkaNotReachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.checkKafka(context.Background()); err != nil {
+	if err := c.checkKafka(context.Background(), false); err != nil {
 		t.Fatalf("checkKafka: %v, want nil: the stages retry", err)
+	}
+	if err := c.checkKafka(context.Background(), true); err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("checkKafka for -check: %v, want an error naming the brokers", err)
 	}
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	var notReachable int

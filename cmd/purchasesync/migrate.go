@@ -57,9 +57,19 @@ func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	c, err := startCommon(ctx, kf, lf)
+	c, err := startCommon(ctx, kf, lf, fs.checking())
 	if err != nil {
 		return err
+	}
+	if fs.checking() {
+		cfg, err := sf.clickhouseConfig(nil)
+		if err != nil {
+			return err
+		}
+		if err := checkClickHouse(ctx, c.log, cfg, true); err != nil {
+			return err
+		}
+		return fs.checked()
 	}
 	if err := mf.migrateKafka(ctx, c); err != nil {
 		return err

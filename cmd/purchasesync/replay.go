@@ -30,9 +30,12 @@ func cmdReplay(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	c, err := startCommon(ctx, kf, lf)
+	c, err := startCommon(ctx, kf, lf, fs.checking())
 	if err != nil {
 		return err
+	}
+	if fs.checking() {
+		return fs.checked()
 	}
 	cfg := join.ReplayConfig{Input: c.topics, From: start, WebhookWait: *wait, DedupeHorizon: *horizon}
 	if *outPrefix != "" {

@@ -67,12 +67,12 @@ func addClickHouseFlags(fs *flagSet) chFlags { return chFlags{chconf.AddFlags(fs
 // plaintext on the secure port, ...) ends the process with its one line; an
 // unreachable server is logged once and the process goes on: the stages
 // retry and are not ready until ClickHouse answers.
-func checkClickHouse(ctx context.Context, log *slog.Logger, cfg chsink.Config) error {
+func checkClickHouse(ctx context.Context, log *slog.Logger, cfg chsink.Config, strict bool) error {
 	err := chconf.Check(ctx, cfg)
 	switch {
 	case err == nil || ctx.Err() != nil:
 		return nil
-	case errors.Is(err, chconf.ErrUnreachable):
+	case errors.Is(err, chconf.ErrUnreachable) && !strict:
 		log.Warn("ClickHouse not reachable yet", "err", err.Error())
 		return nil
 	}
@@ -147,7 +147,7 @@ func (f *sinkFlags) migrate(ctx context.Context, log *slog.Logger) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if err := checkClickHouse(ctx, log, cfg); err != nil {
+	if err := checkClickHouse(ctx, log, cfg, false); err != nil {
 		return err
 	}
 	v, err := chsink.Migrate(ctx, cfg, log)
@@ -168,7 +168,7 @@ func cmdSink(ctx context.Context, args []string, getenv func(string) string, std
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	c, err := startCommon(ctx, kf, lf)
+	c, err := startCommon(ctx, kf, lf, fs.checking())
 	if err != nil {
 		return err
 	}
@@ -176,12 +176,15 @@ func cmdSink(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	if err := checkClickHouse(ctx, c.log, cfg); err != nil {
+	if err := checkClickHouse(ctx, c.log, cfg, fs.checking()); err != nil {
 		return err
 	}
 	actors, err := sf.build(c)
 	if err != nil {
 		return err
+	}
+	if fs.checking() {
+		return fs.checked()
 	}
 	ops := &opsServer{addr: *opsAddr, reg: c.reg, log: c.log, checks: checksOf(false, actors...)}
 	return runActors(ctx, c.log, append(actors, actor{name: "ops listener", run: ops.run})...)
