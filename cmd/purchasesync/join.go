@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"purchasesync/processors/join"
+	"purchasesync/schemas"
 )
 
 type joinFlags struct {
@@ -20,13 +21,14 @@ type joinFlags struct {
 
 func addJoinFlags(fs *flagSet) *joinFlags {
 	host, _ := os.Hostname()
+	d := join.DefaultConfig(schemas.Topics{}, host)
 	return &joinFlags{
 		instance: fs.String("join.instance", host, "stable, unique name of this join instance; its transactional id is purchasesync-join-<instance>, so a restart fences its predecessor"),
-		group:    fs.String("join.group", "purchasesync-join", "consumer group of the join processors"),
-		webhookWait: fs.Duration("join.webhookWait", 24*time.Hour,
+		group:    fs.String("join.group", d.Group, "consumer group of the join processors"),
+		webhookWait: fs.Duration("join.webhookWait", d.WebhookWait,
 			"after this long without a webhook, a storefront-registered purchase of a syncing site gets a webhook_missing discrepancy (rule 6)"),
-		dedupeHorizon: fs.Duration("join.dedupeHorizon", 7*24*time.Hour, "decided keys are remembered this long, then dropped (rule 8)"),
-		tick:          fs.Duration("join.tickInterval", 500*time.Millisecond, "how often wall-clock timers (holds, webhook waits) are checked"),
+		dedupeHorizon: fs.Duration("join.dedupeHorizon", d.DedupeHorizon, "decided keys are remembered this long, then dropped (rule 8)"),
+		tick:          fs.Duration("join.tickInterval", d.TickInterval, "how often wall-clock timers (holds, webhook waits) are checked"),
 	}
 }
 
