@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/schemas"
+	"purchasesync/schemas/deadletter"
 )
 
 // SiteLookup is what the join needs of the site registry.
@@ -304,19 +305,12 @@ func (p *partition) pendingFrom() (sf, wh *kgo.Record) {
 }
 
 func (p *partition) emitDeadLetter(rec *kgo.Record, reason string, withValue bool, out output) {
-	dl := &kgo.Record{
-		Topic: p.topics.Name(schemas.TopicDeadLetter), Key: rec.Key,
-		Headers: append(append([]kgo.RecordHeader{}, rec.Headers...),
-			kgo.RecordHeader{Key: schemas.HeaderReason, Value: []byte(reason)},
-			kgo.RecordHeader{Key: schemas.HeaderSourceTopic, Value: []byte(rec.Topic)},
-			kgo.RecordHeader{Key: schemas.HeaderSourcePartition, Value: strconv.AppendInt(nil, int64(rec.Partition), 10)},
-			kgo.RecordHeader{Key: schemas.HeaderSourceOffset, Value: strconv.AppendInt(nil, rec.Offset, 10)}),
-		// The dead-letter topic is not co-partitioned (one partition by
-		// default) and this client partitions manually.
-		Partition: 0,
-	}
-	if withValue {
-		dl.Value = rec.Value
+	dl := deadletter.Record(p.topics.Name(schemas.TopicDeadLetter), rec, reason)
+	// The dead-letter topic is not co-partitioned (one partition by
+	// default) and this client partitions manually.
+	dl.Partition = 0
+	if !withValue {
+		dl.Value = nil
 	}
 	out(dl)
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/schemas"
-	"purchasesync/sinks/internal/deadletter"
+	"purchasesync/schemas/deadletter"
 	"purchasesync/sinks/internal/health"
 	"purchasesync/sinks/internal/retry"
 )

@@ -19,7 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/schemas"
-	"purchasesync/sinks/internal/deadletter"
+	"purchasesync/schemas/deadletter"
 )
 
 // fakeTalkable is a faithful fake of POST /api/v2/origins: bearer auth, the

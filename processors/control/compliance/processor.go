@@ -22,6 +22,7 @@ import (
 	"purchasesync/processors/control/adminapi"
 	"purchasesync/processors/control/internal/health"
 	"purchasesync/schemas"
+	"purchasesync/schemas/deadletter"
 )
 
 // SiteLookup finds a shop's site (processors/sites.Registry).
@@ -250,15 +251,6 @@ func (p *Processor) lost(_ context.Context, _ *kgo.Client, parts map[string][]in
 	}
 }
 
-func header(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
 // RequestRef identifies one request in compliance_requests.
 type RequestRef struct {
 	// ID must be the same each time the request is carried out (e.g. after
@@ -279,7 +271,7 @@ func RefOf(r *kgo.Record) RequestRef {
 // completed; a failing request is an outage episode of ClickHouse (one line
 // when it starts failing, one when it completes), not a line per retry.
 func (p *Processor) handleWithRetry(ctx context.Context, r *kgo.Record) error {
-	topic := header(r, schemas.HeaderTopic)
+	topic := deadletter.Header(r, schemas.HeaderTopic)
 	ref := RefOf(r)
 	if ref.ReceivedAt.IsZero() {
 		ref.ReceivedAt = time.Now() // the same for every retry

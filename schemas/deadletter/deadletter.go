@@ -1,6 +1,9 @@
-// Package deadletter builds the records sinks write to the dead-letter topic
-// (schemas.TopicDeadLetter) for input they cannot load: the original key,
-// value and headers, plus headers saying why and where it came from.
+// Package deadletter builds the records the join and the sinks write to the
+// dead-letter topic (schemas.TopicDeadLetter) for input they cannot use:
+// the original key, value and headers, plus headers saying why and where it
+// came from. One builder, so one topic has one record shape. It lives
+// beside the contract (like topicadmin) because it needs franz-go's record
+// type, which package schemas does without.
 package deadletter
 
 import (
