@@ -64,7 +64,7 @@ func startChaosPipeline(t *testing.T, k kafkaTarget) *chaosPipeline {
 	chAddr := testenv.ClickHouse(t)
 	bin := buildBinary(t)
 	name := testenv.Name(t)
-	p := &chaosPipeline{t: t, kafka: k, name: name, topics: schemas.Topics{Prefix: name + "."}, chAddr: chAddr, ingest: freeAddr(t)}
+	p := &chaosPipeline{t: t, kafka: k, name: name, topics: schemas.Topics{Prefix: name + "."}, chAddr: chAddr, ingest: testenv.FreeAddr(t)}
 	env := append(append(os.Environ(), k.env...), "PURCHASESYNC_SHOPIFY_API_SECRET="+e2eSecret, "PURCHASESYNC_ADMIN_TOKEN="+e2eToken)
 	common := []string{"-kafka.topicPrefix", p.topics.Prefix, "-log.format", "text", "-log.level", "warn"}
 	ch := []string{"-clickhouse.addr", chAddr, "-clickhouse.database", name}
@@ -75,7 +75,7 @@ func startChaosPipeline(t *testing.T, k kafkaTarget) *chaosPipeline {
 		t.Fatalf("migrate: %v\n%s", err, out)
 	}
 	start := func(sub string, args ...string) *chaosProc {
-		cp := &chaosProc{name: sub, ops: freeAddr(t), logs: &syncBuffer{}, exited: make(chan struct{})}
+		cp := &chaosProc{name: sub, ops: testenv.FreeAddr(t), logs: &syncBuffer{}, exited: make(chan struct{})}
 		cp.cmd = exec.Command(bin, append(append([]string{sub, "-ops.addr", cp.ops}, args...), common...)...)
 		cp.cmd.Env = env
 		cp.cmd.Stdout, cp.cmd.Stderr = cp.logs, cp.logs

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,16 +22,6 @@ import (
 	"purchasesync/schemas"
 	chsink "purchasesync/sinks/clickhouse"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // pipeline is a `purchasesync run` subprocess on the real stack, with its
 // own topic prefix, consumer groups and ClickHouse database.
@@ -79,7 +68,7 @@ func startPipelineOn(t *testing.T, k kafkaTarget, ch chTarget) *pipeline {
 	t.Helper()
 	bin := buildBinary(t)
 	name := testenv.Name(t)
-	p := &pipeline{ingest: freeAddr(t), ops: freeAddr(t), db: name, topics: schemas.Topics{Prefix: name + "."}, kafka: k, chAddr: ch.cfg.Addr[0], ch: ch}
+	p := &pipeline{ingest: testenv.FreeAddr(t), ops: testenv.FreeAddr(t), db: name, topics: schemas.Topics{Prefix: name + "."}, kafka: k, chAddr: ch.cfg.Addr[0], ch: ch}
 	if ch.cfg.Cluster != "" {
 		t.Cleanup(func() {
 			if c, err := chsink.Open(ch.cfg, ""); err == nil {

@@ -50,7 +50,7 @@ func TestPrometheusIntegration(t *testing.T) {
 	shop := site + ".myshopify.com"
 	const secret, token = "obs-test-secret-8c1f", "obs-test-admin-token-77ad"
 	chProxy := startProxy(t, chAddr)
-	ingestAddr, opsAddr := freeAddr(t), freeAddr(t)
+	ingestAddr, opsAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	topics := schemas.Topics{Prefix: name + "."}
 	joinGroup, sinkGroup := name+"-join", name+"-sink"
 	t.Cleanup(func() { dropTestData(brokers, chAddr, name, topics) })
@@ -352,7 +352,7 @@ scrape_configs:
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	var out syncBuffer
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)

@@ -42,7 +42,7 @@ func TestSplitDeploymentControlPlane(t *testing.T) {
 		}
 		stopOnCleanup(t, cmd, 30*time.Second, true, nil, func() { t.Logf("%s log:\n%s", args[0], logs.String()) })
 	}
-	controlOps, ingestAddr, ingestOps := freeAddr(t), freeAddr(t), freeAddr(t)
+	controlOps, ingestAddr, ingestOps := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
 	start("control", "-ops.addr", controlOps, "-clickhouse.addr", chAddr, "-clickhouse.database", name)
 	start("ingest", "-ingest.addr", ingestAddr, "-ops.addr", ingestOps)
 	waitHTTP200(t, "http://"+controlOps+"/readyz", 60*time.Second)
