@@ -76,6 +76,26 @@ func newOriginRequest(p *schemas.Purchase) originRequest {
 	return originRequest{SiteSlug: p.Site, Type: "Purchase", Data: d}
 }
 
+// refundRequest is the body of POST /api/v2/origins/<order_number>/refund
+// (research §5.3): a Purchase origin's slug is its order number.
+type refundRequest struct {
+	SiteSlug string     `json:"site_slug"`
+	Data     refundData `json:"data"`
+}
+
+type refundData struct {
+	RefundedAt string `json:"refunded_at,omitempty"`
+}
+
+// newRefundRequest marks the purchase refunded as of its latest refund.
+func newRefundRequest(p *schemas.Purchase) refundRequest {
+	d := refundData{}
+	if p.RefundedAt != nil {
+		d.RefundedAt = p.RefundedAt.UTC().Format(time.RFC3339)
+	}
+	return refundRequest{SiteSlug: p.Site, Data: d}
+}
+
 // envelope is Talkable's answer: {"ok": true, "result": …} or
 // {"ok": false, "error_message": "…"}.
 type envelope struct {
@@ -106,11 +126,11 @@ type result struct {
 	err        error
 }
 
-// post sends one origin and classifies the answer.
-func (r *Registrar) post(ctx context.Context, body []byte) result {
+// post sends one request (an origin, or a refund) and classifies the answer.
+func (r *Registrar) post(ctx context.Context, url string, body []byte) result {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.endpoint, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return result{outcome: rejected, label: "rejected", err: fmt.Errorf("cannot build request: %w", err)}
 	}

@@ -6,7 +6,11 @@
 // It consumes purchases.v1 (read_committed) as its own consumer group and
 // forwards each purchase once: only the first version of a purchase (version
 // 1; later versions are matches and refunds of the same purchase) from the
-// configured registration paths, and not test orders unless asked. It
+// configured registration paths, and not test orders unless asked. A later
+// version whose refund total or time is new marks the purchase refunded:
+// POST {URL}/api/v2/origins/<order_number>/refund with data.refunded_at,
+// sent after the poll's registrations so that it never precedes its
+// purchase. It
 // remembers the keys it forwarded, and commits offsets right after each poll's
 // requests finished, so a crash repeats at most the requests in flight; the
 // registry treats a repeated order number as the same purchase (Talkable
@@ -30,6 +34,7 @@
 // is logged once when it starts and once when it ends.
 //
 // Metrics (prefix purchasesync_registrar_): requests_total{outcome},
-// request_duration_seconds, forwarded_total, skipped_total{reason},
+// request_duration_seconds, forwarded_total, refunds_forwarded_total,
+// skipped_total{reason},
 // dead_letters_total{reason}, retries_total, ready, outages_total{dependency}.
 package registrar

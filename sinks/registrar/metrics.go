@@ -6,12 +6,14 @@ import (
 )
 
 type metrics struct {
-	requests    *prometheus.CounterVec // outcome
-	duration    prometheus.Histogram
-	forwarded   prometheus.Counter
-	skipped     *prometheus.CounterVec // reason
-	deadLetters *prometheus.CounterVec // reason
-	retries     prometheus.Counter
+	requests  *prometheus.CounterVec // outcome
+	duration  prometheus.Histogram
+	forwarded prometheus.Counter
+	// refundsForwarded counts refunds marked in the registry.
+	refundsForwarded prometheus.Counter
+	skipped          *prometheus.CounterVec // reason
+	deadLetters      *prometheus.CounterVec // reason
+	retries          prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -23,6 +25,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Duration of one request to the purchase registry.", Buckets: prometheus.DefBuckets}),
 		forwarded: f.NewCounter(prometheus.CounterOpts{Name: "forwarded_total",
 			Help: "Purchases registered in the registry (created, or found existing)."}),
+		refundsForwarded: f.NewCounter(prometheus.CounterOpts{Name: "refunds_forwarded_total",
+			Help: "Refunds marked in the registry (POST .../origins/<order_number>/refund), after their purchase."}),
 		skipped: f.NewCounterVec(prometheus.CounterOpts{Name: "skipped_total",
 			Help: "purchases.v1 records not forwarded, by reason (later_version, already_forwarded, test, via)."}, []string{"reason"}),
 		deadLetters: f.NewCounterVec(prometheus.CounterOpts{Name: "dead_letters_total",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -192,18 +193,22 @@ func (r *Registrar) lost(_ context.Context, _ *kgo.Client, parts map[string][]in
 	}
 }
 
-// job is one purchase to forward.
+// job is one request to the registry: a purchase to register, or a refund
+// of one.
 type job struct {
-	rec  *kgo.Record
-	key  string
-	body []byte
+	rec    *kgo.Record
+	keys   []string // what remember keeps once it is done
+	url    string
+	body   []byte
+	refund bool
 }
 
 // process forwards what needs forwarding and returns the dead letters.
 func (r *Registrar) process(ctx context.Context, recs []*kgo.Record) ([]*kgo.Record, error) {
 	var dead []*kgo.Record
-	var jobs []job
+	var origins, refunds []job
 	batch := map[string]bool{}
+	refundOf := map[string]int{} // purchase key → its job in refunds
 	for _, rec := range recs {
 		p, err := schemas.UnmarshalPurchase(rec.Value)
 		if err != nil {
@@ -211,29 +216,71 @@ func (r *Registrar) process(ctx context.Context, recs []*kgo.Record) ([]*kgo.Rec
 			dead = append(dead, deadletter.Record(r.dlq, rec, err.Error()))
 			continue
 		}
-		key := p.Key()
+		key, refundKey := p.Key(), refundKeyOf(p)
 		switch {
-		case p.Version != 1:
-			r.m.skipped.WithLabelValues("later_version").Inc()
 		case p.Test && !r.cfg.ForwardTest:
 			r.m.skipped.WithLabelValues("test").Inc()
 		case !r.via[p.RegisteredVia]:
 			r.m.skipped.WithLabelValues("via").Inc()
-		case r.remembered(key) || batch[key]:
+		case p.Version == 1 && (r.remembered(key) || batch[key]):
+			r.m.skipped.WithLabelValues("already_forwarded").Inc()
+		case p.Version == 1:
+			batch[key] = true
+			origins = append(origins, job{rec: rec, keys: []string{key}, url: r.endpoint, body: mustJSON(newOriginRequest(p))})
+		case refundKey == "":
+			r.m.skipped.WithLabelValues("later_version").Inc()
+		case r.remembered(refundKey) || batch[refundKey]:
 			r.m.skipped.WithLabelValues("already_forwarded").Inc()
 		default:
-			batch[key] = true
-			body, err := json.Marshal(newOriginRequest(p))
-			if err != nil {
-				panic("BUG: cannot encode an origin request: " + err.Error())
+			// A version that carries a refund total not forwarded yet: a
+			// refund, or a later match of a refunded purchase read again.
+			// Of several in one poll only the latest is sent (the registry
+			// keeps one refunded_at), standing for the others too.
+			batch[refundKey] = true
+			j := job{rec: rec, keys: []string{refundKey}, refund: true,
+				url: r.endpoint + "/" + url.PathEscape(p.OrderNumber) + "/refund", body: mustJSON(newRefundRequest(p))}
+			if i, ok := refundOf[key]; ok {
+				j.keys = append(j.keys, refunds[i].keys...)
+				refunds[i] = j
+			} else {
+				refundOf[key] = len(refunds)
+				refunds = append(refunds, j)
 			}
-			jobs = append(jobs, job{rec: rec, key: key, body: body})
 		}
 	}
+	// A purchase's refund must reach the registry after the purchase: the
+	// refunds of a poll go once its registrations are done.
+	dead = append(dead, r.run(ctx, origins)...)
+	if ctx.Err() != nil {
+		return dead, ctx.Err()
+	}
+	return append(dead, r.run(ctx, refunds)...), ctx.Err()
+}
+
+// refundKeyOf names a purchase's refund state for remember: a new refund
+// changes the total and the time. Empty when nothing was refunded.
+func refundKeyOf(p *schemas.Purchase) string {
+	if p.RefundedAt == nil {
+		return ""
+	}
+	return p.Key() + "|refund|" + p.RefundedAt.UTC().Format(time.RFC3339Nano) + "|" + p.RefundedAmount
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("BUG: cannot encode a registry request: " + err.Error())
+	}
+	return b
+}
+
+// run sends jobs, Concurrency at a time, and returns the dead letters of
+// those that failed for good.
+func (r *Registrar) run(ctx context.Context, jobs []job) []*kgo.Record {
+	var dead []*kgo.Record
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, r.cfg.Concurrency)
-	var ctxErr error
 	for _, j := range jobs {
 		wg.Add(1)
 		sem <- struct{}{}
@@ -244,16 +291,17 @@ func (r *Registrar) process(ctx context.Context, recs []*kgo.Record) ([]*kgo.Rec
 			defer mu.Unlock()
 			switch {
 			case err != nil:
-				ctxErr = err
 			case ok:
-				r.remember(j.key)
+				for _, k := range j.keys {
+					r.remember(k)
+				}
 			default:
 				dead = append(dead, deadletter.Record(r.dlq, j.rec, reason))
 			}
 		}()
 	}
 	wg.Wait()
-	return dead, ctxErr
+	return dead
 }
 
 // forward posts one purchase with retries. It reports success, or the
@@ -262,22 +310,26 @@ func (r *Registrar) forward(ctx context.Context, j job) (bool, string, error) {
 	bo := retry.Backoff{Initial: r.cfg.RetryInitial, Max: r.cfg.RetryMax}
 	failures := 0
 	for {
-		res := r.post(ctx, j.body)
+		res := r.post(ctx, j.url, j.body)
 		r.m.requests.WithLabelValues(res.label).Inc()
 		switch res.outcome {
 		case created, exists:
-			r.m.forwarded.Inc()
+			if j.refund {
+				r.m.refundsForwarded.Inc()
+			} else {
+				r.m.forwarded.Inc()
+			}
 			return true, "", nil
 		case rejected:
 			r.m.deadLetters.WithLabelValues("rejected").Inc()
-			r.log.Warn("registry refused a purchase; sending it to the dead-letter topic", "key", j.key, "err", res.err)
+			r.log.Warn("registry refused a request; sending its purchase to the dead-letter topic", "key", j.rec.Key, "refund", j.refund, "err", res.err)
 			return false, res.err.Error(), nil
 		case retryable:
 			failures++
 			if failures >= r.cfg.MaxAttempts {
 				r.m.deadLetters.WithLabelValues("attempts").Inc()
-				r.log.Warn("giving up on a purchase after repeated failures; sending it to the dead-letter topic",
-					"key", j.key, "attempts", failures, "err", res.err)
+				r.log.Warn("giving up on a request after repeated failures; sending its purchase to the dead-letter topic",
+					"key", j.rec.Key, "refund", j.refund, "attempts", failures, "err", res.err)
 				return false, fmt.Sprintf("%d attempts failed; last: %v", failures, res.err), nil
 			}
 		case unauthorized:

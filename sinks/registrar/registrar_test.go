@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -33,11 +35,12 @@ type fakeTalkable struct {
 	attempts map[string]int            // site/order → requests
 	next     []int                     // statuses to answer first
 	always   map[string]int            // order number → status
+	refunds  map[string]int            // site/order → refund requests
 	bodies   []string
 }
 
 func newFakeTalkable(key string) *fakeTalkable {
-	return &fakeTalkable{key: key, origins: map[string]map[string]any{}, attempts: map[string]int{}, always: map[string]int{}}
+	return &fakeTalkable{key: key, origins: map[string]map[string]any{}, attempts: map[string]int{}, always: map[string]int{}, refunds: map[string]int{}}
 }
 
 func (f *fakeTalkable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -47,10 +50,6 @@ func (f *fakeTalkable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(v)
 	}
 	fail := func(code int, msg string) { reply(code, map[string]any{"ok": false, "error_message": msg}) }
-	if r.Method != http.MethodPost || r.URL.Path != "/api/v2/origins" {
-		fail(404, "Not found")
-		return
-	}
 	if r.Header.Get("Authorization") != "Bearer "+f.key {
 		fail(401, "Invalid API key")
 		return
@@ -60,6 +59,37 @@ func (f *fakeTalkable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	raw, _ := io.ReadAll(r.Body)
+	if slug, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.EscapedPath(), "/api/v2/origins/"), "/refund"); ok && r.Method == http.MethodPost && slug != r.URL.EscapedPath() {
+		// POST /api/v2/origins/<origin_slug>/refund: a Purchase's slug is its
+		// order number; marks the origin refunded (again: the same).
+		order, err := url.PathUnescape(slug)
+		var req struct {
+			SiteSlug string `json:"site_slug"`
+			Data     struct {
+				RefundedAt string `json:"refunded_at"`
+			} `json:"data"`
+		}
+		if err != nil || json.Unmarshal(raw, &req) != nil || req.SiteSlug == "" {
+			fail(400, "site_slug is required")
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		key := req.SiteSlug + "/" + order
+		f.refunds[key]++
+		origin, ok := f.origins[key]
+		if !ok {
+			fail(404, "Origin not found")
+			return
+		}
+		origin["refunded_at"] = req.Data.RefundedAt
+		reply(200, map[string]any{"ok": true, "result": map[string]any{"origin": map[string]any{"order_number": order, "type": "Purchase", "refunded_at": req.Data.RefundedAt}}})
+		return
+	}
+	if r.Method != http.MethodPost || r.URL.Path != "/api/v2/origins" {
+		fail(404, "Not found")
+		return
+	}
 	var req struct {
 		SiteSlug string         `json:"site_slug"`
 		Type     string         `json:"type"`
@@ -327,5 +357,61 @@ func TestNewOriginRequestOmitsMalformedMoney(t *testing.T) {
 	b, _ = json.Marshal(newOriginRequest(p))
 	if !strings.Contains(string(b), `"subtotal":1234567890123456789.50`) {
 		t.Errorf("large subtotal not exact: %s", b)
+	}
+}
+
+// TestForwardsEachRefundOnceAfterItsPurchase: a refund version marks the
+// registered purchase refunded, once, even when a later match carries the
+// same refund, and after the purchase even in the same poll; a purchase of
+// order_name mode ("#1001") gets its slug escaped; of two refunds in one
+// poll the latest is marked; a later refund is marked again; a refund of a
+// purchase the registry refused goes to the dead-letter topic.
+func TestForwardsEachRefundOnceAfterItsPurchase(t *testing.T) {
+	f := newFixture(t)
+	tk := newFakeTalkable("k3y")
+	tk.always["#1003"] = 422
+	srv := httptest.NewServer(tk)
+	defer srv.Close()
+
+	refunded := func(p *schemas.Purchase, at time.Time, amount string) *schemas.Purchase {
+		p.RefundedAt, p.RefundedAmount = &at, amount
+		return p
+	}
+	t1 := time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
+	t2 := t1.Add(24 * time.Hour)
+	f.produce(t,
+		purchase("acme", "#1001", 1),
+		refunded(purchase("acme", "#1001", 2), t1, "5.00"), // the refund, in the same poll as its purchase
+		refunded(purchase("acme", "#1001", 3), t1, "5.00"), // a later match: the same refund
+		purchase("acme", "1002", 1),
+		purchase("acme", "1002", 2), // a match without a refund
+		refunded(purchase("acme", "1002", 3), t1, "1.00"),
+		refunded(purchase("acme", "1002", 4), t2, "3.00"), // a second refund
+		purchase("acme", "#1003", 1),                      // refused by the registry
+		refunded(purchase("acme", "#1003", 2), t1, "2.00"),
+	)
+	r, stop := run(t, f, srv, nil)
+	waitFor(t, "9 committed offsets", func() bool { return f.committed(t, "reg-"+t.Name()) == 9 })
+	t3 := t2.Add(24 * time.Hour)
+	f.produce(t, refunded(purchase("acme", "1002", 5), t3, "4.00")) // a third refund, in a later poll
+	waitFor(t, "10 committed offsets", func() bool { return f.committed(t, "reg-"+t.Name()) == 10 })
+	stop()
+
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	if tk.refunds["acme/#1001"] != 1 || tk.refunds["acme/1002"] != 2 {
+		t.Errorf("refund requests %v, want #1001 once, 1002 twice (the latest of two in one poll, then a third)", tk.refunds)
+	}
+	if got := tk.origins["acme/#1001"]["refunded_at"]; got != "2026-03-02T09:30:00Z" {
+		t.Errorf("#1001 refunded_at = %v, want the refund's time", got)
+	}
+	if got := tk.origins["acme/1002"]["refunded_at"]; got != t3.Format(time.RFC3339) {
+		t.Errorf("1002 refunded_at = %v, want the last refund's time", got)
+	}
+	if n := testutil.ToFloat64(r.m.refundsForwarded); n != 3 {
+		t.Errorf("refunds_forwarded_total = %v, want 3", n)
+	}
+	if n := testutil.ToFloat64(r.m.deadLetters.WithLabelValues("rejected")); n != 2 {
+		t.Errorf("dead letters (rejected) = %v, want 2: #1003 and its refund", n)
 	}
 }
