@@ -111,6 +111,8 @@ func (c *common) checkKafka(ctx context.Context, strict bool) error {
 	conf.ClientID += "-check"
 	err := conf.Check(ctx)
 	switch {
+	case strict && ctx.Err() != nil:
+		return ctx.Err() // -check interrupted: not a pass
 	case err == nil || ctx.Err() != nil:
 		return nil
 	case errors.Is(err, kafkaconf.ErrUnreachable) && !strict:

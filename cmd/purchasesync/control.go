@@ -247,9 +247,6 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	if fs.checking() {
-		return fs.checked()
-	}
 	conn, err := chsink.Open(chCfg, chCfg.Database)
 	if err != nil {
 		return fmt.Errorf("cannot connect to ClickHouse for compliance redactions (-clickhouse.addr): %w", err)
@@ -260,6 +257,9 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer closeReplicas()
+	if fs.checking() {
+		return fs.checked()
+	}
 	// The admin API and the switch need the registry and the control plane;
 	// compliance redactions wait in compliance.v1 while ClickHouse is down.
 	gating := append([]actor{c.sitesActor()}, controlActors...)

@@ -70,6 +70,8 @@ func addClickHouseFlags(fs *flagSet) chFlags { return chFlags{chconf.AddFlags(fs
 func checkClickHouse(ctx context.Context, log *slog.Logger, cfg chsink.Config, strict bool) error {
 	err := chconf.Check(ctx, cfg)
 	switch {
+	case strict && ctx.Err() != nil:
+		return ctx.Err() // -check interrupted: not a pass
 	case err == nil || ctx.Err() != nil:
 		return nil
 	case errors.Is(err, chconf.ErrUnreachable) && !strict:

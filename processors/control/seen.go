@@ -210,15 +210,16 @@ func (x *seenIndex) waitCaughtUp(ctx context.Context, adm *kadm.Client) error {
 	}
 }
 
-// provesOrder: only an orders/create record (a webhook, or reconciliation's
-// own) shows that an order reached the pipeline. A refunds/create record
-// shares the topic and, in order_id mode, the key: counting it would leave
-// a lost order whose refund did arrive unreconciled for good.
+// provesOrder: only an order record (a webhook, or reconciliation's own)
+// shows that an order reached the pipeline. A refunds/create record shares
+// the topic and, in order_id mode, the key: counting it would leave a lost
+// order whose refund did arrive unreconciled for good. Everything else on
+// the topic is an order, exactly as the join tells them apart.
 func provesOrder(r *kgo.Record) bool {
 	for _, h := range r.Headers {
 		if h.Key == schemas.HeaderTopic {
-			return string(h.Value) == schemas.WebhookOrdersCreate
+			return string(h.Value) != schemas.WebhookRefundsCreate
 		}
 	}
-	return false
+	return true
 }

@@ -177,5 +177,10 @@ func (r *Registrar) post(ctx context.Context, url string, body []byte) result {
 // Talkable does not document the exact answer, so match its wording loosely.
 func mentionsExisting(msg string) bool {
 	m := strings.ToLower(msg)
+	for _, no := range []string{"not exist", "doesn't exist", "not found", "no such"} {
+		if strings.Contains(m, no) {
+			return false // "Origin does not exist": the opposite
+		}
+	}
 	return strings.Contains(m, "already") || strings.Contains(m, "exist") || strings.Contains(m, "duplicate")
 }

@@ -28,7 +28,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		refundsForwarded: f.NewCounter(prometheus.CounterOpts{Name: "refunds_forwarded_total",
 			Help: "Refunds marked in the registry (POST .../origins/<order_number>/refund), after their purchase."}),
 		skipped: f.NewCounterVec(prometheus.CounterOpts{Name: "skipped_total",
-			Help: "purchases.v1 records not forwarded, by reason (later_version, already_forwarded, test, via)."}, []string{"reason"}),
+			Help: "purchases.v1 records not forwarded, by reason (later_version, already_forwarded, test, via, superseded: a refund of a poll with a later one of the same purchase)."}, []string{"reason"}),
 		deadLetters: f.NewCounterVec(prometheus.CounterOpts{Name: "dead_letters_total",
 			Help: "Purchases sent to the dead-letter topic, by reason (decode, rejected, attempts)."}, []string{"reason"}),
 		retries: f.NewCounter(prometheus.CounterOpts{Name: "retries_total",

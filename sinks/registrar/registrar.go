@@ -201,6 +201,8 @@ type job struct {
 	url    string
 	body   []byte
 	refund bool
+	// purchase is a refund's purchase key.
+	purchase string
 }
 
 // process forwards what needs forwarding and returns the dead letters.
@@ -220,26 +222,36 @@ func (r *Registrar) process(ctx context.Context, recs []*kgo.Record) ([]*kgo.Rec
 		switch {
 		case p.Test && !r.cfg.ForwardTest:
 			r.m.skipped.WithLabelValues("test").Inc()
+			continue
 		case !r.via[p.RegisteredVia]:
 			r.m.skipped.WithLabelValues("via").Inc()
+			continue
 		case p.Version == 1 && (r.remembered(key) || batch[key]):
 			r.m.skipped.WithLabelValues("already_forwarded").Inc()
 		case p.Version == 1:
 			batch[key] = true
 			origins = append(origins, job{rec: rec, keys: []string{key}, url: r.endpoint, body: mustJSON(newOriginRequest(p))})
+		}
+		// Any version that carries a refund total not forwarded yet, the
+		// first one included (a refund that came before the purchase was
+		// registered, as when reconciliation recovers a lost order), marks
+		// the purchase refunded. Of several in one poll only the latest is
+		// sent (the registry keeps one refunded_at), standing for the rest.
+		switch {
 		case refundKey == "":
-			r.m.skipped.WithLabelValues("later_version").Inc()
+			if p.Version != 1 {
+				r.m.skipped.WithLabelValues("later_version").Inc()
+			}
 		case r.remembered(refundKey) || batch[refundKey]:
-			r.m.skipped.WithLabelValues("already_forwarded").Inc()
+			if p.Version != 1 {
+				r.m.skipped.WithLabelValues("already_forwarded").Inc()
+			}
 		default:
-			// A version that carries a refund total not forwarded yet: a
-			// refund, or a later match of a refunded purchase read again.
-			// Of several in one poll only the latest is sent (the registry
-			// keeps one refunded_at), standing for the others too.
 			batch[refundKey] = true
-			j := job{rec: rec, keys: []string{refundKey}, refund: true,
+			j := job{rec: rec, keys: []string{refundKey}, refund: true, purchase: key,
 				url: r.endpoint + "/" + url.PathEscape(p.OrderNumber) + "/refund", body: mustJSON(newRefundRequest(p))}
 			if i, ok := refundOf[key]; ok {
+				r.m.skipped.WithLabelValues("superseded").Inc()
 				j.keys = append(j.keys, refunds[i].keys...)
 				refunds[i] = j
 			} else {
@@ -249,12 +261,27 @@ func (r *Registrar) process(ctx context.Context, recs []*kgo.Record) ([]*kgo.Rec
 		}
 	}
 	// A purchase's refund must reach the registry after the purchase: the
-	// refunds of a poll go once its registrations are done.
-	dead = append(dead, r.run(ctx, origins)...)
+	// refunds of a poll go once its registrations are done, and not at all
+	// for a purchase whose registration in this poll failed (it went to
+	// the dead-letter topic; its refund follows it there at once).
+	failed := map[string]bool{}
+	for _, d := range r.run(ctx, origins) {
+		dead = append(dead, d)
+		failed[string(d.Key)] = true
+	}
 	if ctx.Err() != nil {
 		return dead, ctx.Err()
 	}
-	return append(dead, r.run(ctx, refunds)...), ctx.Err()
+	var send []job
+	for _, j := range refunds {
+		if failed[j.purchase] {
+			r.m.deadLetters.WithLabelValues("rejected").Inc()
+			dead = append(dead, deadletter.Record(r.dlq, j.rec, "refund: the purchase was not registered"))
+			continue
+		}
+		send = append(send, j)
+	}
+	return append(dead, r.run(ctx, send)...), ctx.Err()
 }
 
 // refundKeyOf names a purchase's refund state for remember: a new refund
@@ -296,6 +323,9 @@ func (r *Registrar) run(ctx context.Context, jobs []job) []*kgo.Record {
 					r.remember(k)
 				}
 			default:
+				if j.refund {
+					reason = "refund: " + reason
+				}
 				dead = append(dead, deadletter.Record(r.dlq, j.rec, reason))
 			}
 		}()

@@ -389,12 +389,13 @@ func TestForwardsEachRefundOnceAfterItsPurchase(t *testing.T) {
 		refunded(purchase("acme", "1002", 4), t2, "3.00"), // a second refund
 		purchase("acme", "#1003", 1),                      // refused by the registry
 		refunded(purchase("acme", "#1003", 2), t1, "2.00"),
+		refunded(purchase("acme", "1004", 1), t1, "7.00"), // refunded before it was registered
 	)
 	r, stop := run(t, f, srv, nil)
-	waitFor(t, "9 committed offsets", func() bool { return f.committed(t, "reg-"+t.Name()) == 9 })
+	waitFor(t, "10 committed offsets", func() bool { return f.committed(t, "reg-"+t.Name()) == 10 })
 	t3 := t2.Add(24 * time.Hour)
 	f.produce(t, refunded(purchase("acme", "1002", 5), t3, "4.00")) // a third refund, in a later poll
-	waitFor(t, "10 committed offsets", func() bool { return f.committed(t, "reg-"+t.Name()) == 10 })
+	waitFor(t, "11 committed offsets", func() bool { return f.committed(t, "reg-"+t.Name()) == 11 })
 	stop()
 
 	tk.mu.Lock()
@@ -408,10 +409,34 @@ func TestForwardsEachRefundOnceAfterItsPurchase(t *testing.T) {
 	if got := tk.origins["acme/1002"]["refunded_at"]; got != t3.Format(time.RFC3339) {
 		t.Errorf("1002 refunded_at = %v, want the last refund's time", got)
 	}
-	if n := testutil.ToFloat64(r.m.refundsForwarded); n != 3 {
-		t.Errorf("refunds_forwarded_total = %v, want 3", n)
+	if tk.refunds["acme/1004"] != 1 || tk.origins["acme/1004"]["refunded_at"] != "2026-03-02T09:30:00Z" {
+		t.Errorf("a purchase registered with its refund already in version 1: %d refund requests, origin %v; want one, after the origin",
+			tk.refunds["acme/1004"], tk.origins["acme/1004"])
+	}
+	if tk.refunds["acme/#1003"] != 0 {
+		t.Errorf("the refund of a purchase the registry refused was sent (%d times)", tk.refunds["acme/#1003"])
+	}
+	if n := testutil.ToFloat64(r.m.refundsForwarded); n != 4 {
+		t.Errorf("refunds_forwarded_total = %v, want 4", n)
 	}
 	if n := testutil.ToFloat64(r.m.deadLetters.WithLabelValues("rejected")); n != 2 {
 		t.Errorf("dead letters (rejected) = %v, want 2: #1003 and its refund", n)
+	}
+}
+
+// TestMentionsExisting: "already registered" is success for a repeat, "does
+// not exist" never is.
+func TestMentionsExisting(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"Origin with this order number already exists": true,
+		"Duplicate order number":                       true,
+		"Purchase already refunded":                    true,
+		"Origin does not exist":                        false,
+		"Origin not found":                             false,
+		"Validation failed: email is invalid":          false,
+	} {
+		if got := mentionsExisting(msg); got != want {
+			t.Errorf("mentionsExisting(%q) = %t, want %t", msg, got, want)
+		}
 	}
 }
