@@ -108,7 +108,7 @@ func startChaosPipeline(t *testing.T, k kafkaTarget) *chaosPipeline {
 	start("join", "-join.group", name+"-join", "-join.instance", name, "-join.tickInterval", "200ms")
 	start("sink", append([]string{"-sink.group", name + "-sink"}, ch...)...)
 	for _, cp := range p.procs {
-		waitHTTP200(t, "http://"+cp.ops+"/readyz", 90*time.Second)
+		testenv.WaitHTTP200(t, "http://"+cp.ops+"/readyz", 90*time.Second)
 	}
 	if code := httpDo(t, "PUT", "http://"+p.control.ops+"/admin/v1/sites/chaos", map[string]string{"Authorization": "Bearer " + e2eToken},
 		[]byte(`{"shop_domain":"chaos-store.myshopify.com","order_key":"order_id","purchase_syncing":true,"grace":"3s"}`)); code != 200 {

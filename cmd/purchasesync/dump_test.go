@@ -19,19 +19,18 @@ import (
 // from, masks secrets, and exits without connecting to anything.
 func TestDumpPrintsTheEffectiveConfiguration(t *testing.T) {
 	env := map[string]string{
-		"PURCHASESYNC_KAFKA_BROKERS":         "kafka-1.internal:9093",
-		"PURCHASESYNC_KAFKA_SASL_MECHANISM":  "scram-sha-512",
-		"PURCHASESYNC_KAFKA_SASL_USERNAME":   "purchasesync",
-		"PURCHASESYNC_KAFKA_SASL_PASSWORD":   "kafka-pw-51c0",
-		"PURCHASESYNC_SHOPIFY_API_SECRET":    "shpss-9a7e",
-		"PURCHASESYNC_ADMIN_TOKEN":           "admin-tok-44d1",
-		"PURCHASESYNC_CLICKHOUSE_PASSWORD":   "ch-pw-7f2a",
-		"PURCHASESYNC_NOTIFIER_URL":          "https://hooks.example.com/T000/B000/xyz-secret",
-		"PURCHASESYNC_CLICKHOUSE_DATABASE":   "analytics",
-		"PURCHASESYNC_KAFKA_TOPICPREFIX":     "prod.",
-		"PURCHASESYNC_REGISTRAR_APIKEY":      "talkable-key-1b2c",
-		"PURCHASESYNC_SHOPIFY_ACCESSTOKENS":  "a.myshopify.com=shpat_0d9e",
-		"PURCHASESYNC_PURCHASESYNC_UNUSED_X": "",
+		"PURCHASESYNC_KAFKA_BROKERS":        "kafka-1.internal:9093",
+		"PURCHASESYNC_KAFKA_SASL_MECHANISM": "scram-sha-512",
+		"PURCHASESYNC_KAFKA_SASL_USERNAME":  "purchasesync",
+		"PURCHASESYNC_KAFKA_SASL_PASSWORD":  "kafka-pw-51c0",
+		"PURCHASESYNC_SHOPIFY_API_SECRET":   "shpss-9a7e",
+		"PURCHASESYNC_ADMIN_TOKEN":          "admin-tok-44d1",
+		"PURCHASESYNC_CLICKHOUSE_PASSWORD":  "ch-pw-7f2a",
+		"PURCHASESYNC_NOTIFIER_URL":         "https://hooks.example.com/T000/B000/xyz-secret",
+		"PURCHASESYNC_CLICKHOUSE_DATABASE":  "analytics",
+		"PURCHASESYNC_KAFKA_TOPICPREFIX":    "prod.",
+		"PURCHASESYNC_REGISTRAR_APIKEY":     "talkable-key-1b2c",
+		"PURCHASESYNC_SHOPIFY_ACCESSTOKENS": "a.myshopify.com=shpat_0d9e",
 	}
 	getenv := func(k string) string { return env[k] }
 	for _, sub := range []string{"run", "control", "ingest", "join", "sink", "migrate", "replay"} {

@@ -92,7 +92,7 @@ func startPipelineOn(t *testing.T, k kafkaTarget, ch chTarget) *pipeline {
 		t.Fatal(err)
 	}
 	stopOnCleanup(t, cmd, 30*time.Second, true, nil, func() { t.Logf("pipeline log:\n%s", logs.String()) })
-	waitHTTP200(t, "http://"+p.ops+"/readyz", 60*time.Second)
+	testenv.WaitHTTP200(t, "http://"+p.ops+"/readyz", 60*time.Second)
 	// Every stage of `run`, advisory ones included, becomes ready on a
 	// healthy stack; /readyz?verbose names them.
 	testenv.Eventually(t, 30*time.Second, "every stage ready in /readyz?verbose", func() bool {

@@ -43,6 +43,9 @@ var (
 //     subcommand uses it) accept the connection settings, an unreachable
 //     service included; then it exits, creating and changing nothing.
 func (f *flagSet) addDump(out io.Writer) {
+	if out == nil {
+		out = os.Stdout
+	}
 	f.dump = f.FlagSet.Bool("dump", false, "print the effective configuration (every flag, its value and where it came from; secrets masked) and exit")
 	f.check = f.FlagSet.Bool("check", false, "validate the configuration and check that Kafka (and ClickHouse, where used) answer with it, then exit (status 0: all good); creates and changes nothing")
 	f.dumpTo = out
@@ -53,11 +56,7 @@ func (f *flagSet) checking() bool { return f.check != nil && *f.check }
 
 // checked ends a -check run that found nothing wrong.
 func (f *flagSet) checked() error {
-	w := f.dumpTo
-	if w == nil {
-		w = os.Stdout
-	}
-	fmt.Fprintf(w, "%s -check: the configuration is valid and every service it names answered\n", f.Name())
+	fmt.Fprintf(f.dumpTo, "%s -check: the configuration is valid and every service it names answered\n", f.Name())
 	return errChecked
 }
 
@@ -72,11 +71,7 @@ func (f *flagSet) parse(args []string) error {
 		return err
 	}
 	if f.dump != nil && *f.dump {
-		w := f.dumpTo
-		if w == nil {
-			w = os.Stdout
-		}
-		if err := f.Dump(w); err != nil {
+		if err := f.Dump(f.dumpTo); err != nil {
 			return err
 		}
 		return errDumped

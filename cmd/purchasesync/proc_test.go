@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,17 +67,6 @@ func stopOnCleanup(t *testing.T, cmd *exec.Cmd, grace time.Duration, strict bool
 }
 
 // waitHTTP200 polls url until it answers 200.
-func waitHTTP200(t *testing.T, url string, timeout time.Duration) {
-	t.Helper()
-	testenv.Eventually(t, timeout, url+" answering 200", func() bool {
-		resp, err := http.Get(url)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-}
 
 // kafkaTarget is the Kafka a process test uses (the plaintext single broker
 // or the secured cluster): its client settings, for the processes and the

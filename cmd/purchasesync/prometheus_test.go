@@ -74,7 +74,7 @@ func TestPrometheusIntegration(t *testing.T) {
 		func() { t.Logf("pipeline log (last 60 lines):\n%s", tail(logs.String(), 60)) })
 
 	prom := startPrometheus(t, promBin, opsAddr)
-	waitHTTP200(t, "http://"+opsAddr+"/readyz", 60*time.Second)
+	testenv.WaitHTTP200(t, "http://"+opsAddr+"/readyz", 60*time.Second)
 	t.Logf("pipeline and Prometheus up after %s", time.Since(start).Round(time.Millisecond))
 
 	// The key series, through Prometheus.
@@ -364,7 +364,7 @@ scrape_configs:
 	stopOnCleanup(t, cmd, 15*time.Second, false, nil,
 		func() { t.Logf("prometheus log (last 20 lines):\n%s", tail(out.String(), 20)) })
 	p := &promServer{base: "http://" + addr}
-	waitHTTP200(t, p.base+"/-/ready", 30*time.Second)
+	testenv.WaitHTTP200(t, p.base+"/-/ready", 30*time.Second)
 	return p
 }
 

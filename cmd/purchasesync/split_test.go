@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"os/exec"
 	"strings"
@@ -25,32 +24,23 @@ func TestSplitDeploymentControlPlane(t *testing.T) {
 	topics := schemas.Topics{Prefix: name + "."}
 	t.Cleanup(func() { dropTestData(brokers, chAddr, name, topics) })
 	common := []string{"-kafka.brokers", strings.Join(brokers, ","), "-kafka.topicPrefix", topics.Prefix, "-log.format", "text", "-log.level", "warn"}
-	env := append(os.Environ(), "PURCHASESYNC_SHOPIFY_API_SECRET="+e2eSecret, "PURCHASESYNC_ADMIN_TOKEN="+e2eToken)
+	env := []string{"PURCHASESYNC_SHOPIFY_API_SECRET=" + e2eSecret, "PURCHASESYNC_ADMIN_TOKEN=" + e2eToken}
 
 	migrate := exec.Command(bin, append([]string{"migrate", "-kafka.partitions", "2", "-clickhouse.addr", chAddr, "-clickhouse.database", name}, common...)...)
-	migrate.Env = env
+	migrate.Env = append(os.Environ(), env...)
 	if out, err := migrate.CombinedOutput(); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, out)
 	}
-	start := func(args ...string) {
-		cmd := exec.Command(bin, append(args, common...)...)
-		cmd.Env = env
-		var logs bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		stopOnCleanup(t, cmd, 30*time.Second, true, nil, func() { t.Logf("%s log:\n%s", args[0], logs.String()) })
-	}
+	start := func(args ...string) { testenv.Start(t, bin, append(args, common...), env...) }
 	controlOps, ingestAddr, ingestOps := testenv.FreeAddr(t), testenv.FreeAddr(t), testenv.FreeAddr(t)
 	start("control", "-ops.addr", controlOps, "-clickhouse.addr", chAddr, "-clickhouse.database", name)
 	start("ingest", "-ingest.addr", ingestAddr, "-ops.addr", ingestOps)
-	waitHTTP200(t, "http://"+controlOps+"/readyz", 60*time.Second)
-	waitHTTP200(t, "http://"+ingestOps+"/readyz", 60*time.Second)
+	testenv.WaitHTTP200(t, "http://"+controlOps+"/readyz", 60*time.Second)
+	testenv.WaitHTTP200(t, "http://"+ingestOps+"/readyz", 60*time.Second)
 
 	sites := exec.Command(bin, "sites", "put", "split", "-shop", "split-store.myshopify.com", "-order-key", "order_id",
 		"-admin.url", "http://"+controlOps, "-o", "json")
-	sites.Env = env
+	sites.Env = append(os.Environ(), env...)
 	if out, err := sites.CombinedOutput(); err != nil || !strings.Contains(string(out), `"split-store.myshopify.com"`) {
 		t.Fatalf("sites put through control: %v\n%s", err, out)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/http"
 	"regexp"
 	"slices"
 	"testing"
@@ -47,21 +46,9 @@ func TestFunctionalLedgerFindsABrokenRule(t *testing.T) {
 				t.Fatalf("migrate: %v\n%s", err, migrate.Logs())
 			}
 			ingest, ops := testenv.FreeAddr(t), testenv.FreeAddr(t)
-			run := testenv.Start(t, bin, append([]string{"run", "-ingest.addr", ingest, "-ops.addr", ops,
+			testenv.Start(t, bin, append([]string{"run", "-ingest.addr", ingest, "-ops.addr", ops,
 				"-join.group", name + "-join", "-sink.group", name + "-sink", "-join.webhookWait", "8s", "-join.tickInterval", "200ms"}, common...), env...)
-			testenv.Eventually(t, 90*time.Second, "the pipeline is ready", func() bool {
-				select {
-				case <-run.Exited():
-					t.Fatalf("purchasesync run exited:\n%s", run.Logs())
-				default:
-				}
-				resp, err := http.Get("http://" + ops + "/readyz")
-				if err != nil {
-					return false
-				}
-				resp.Body.Close()
-				return resp.StatusCode == http.StatusOK
-			})
+			testenv.WaitHTTP200(t, "http://"+ops+"/readyz", 90*time.Second)
 
 			cfg := DefaultConfig()
 			cfg.Targets, cfg.AdminURL = []string{"http://" + ingest}, "http://"+ops

@@ -149,7 +149,7 @@ func createSites(ctx context.Context, cfg Config) error {
 				if time.Now().After(deadline) || ctx.Err() != nil {
 					return fmt.Errorf("ledger: %s does not know site %s a minute after it was written", target, site)
 				}
-				time.Sleep(200 * time.Millisecond)
+				sleep(ctx, 200*time.Millisecond)
 			}
 		}
 	}
@@ -174,7 +174,7 @@ func send(ctx context.Context, cfg Config, s *sender) ([]*order, time.Time) {
 		if ctx.Err() != nil {
 			break
 		}
-		time.Sleep(time.Until(next))
+		sleep(ctx, time.Until(next))
 		next = next.Add(interval)
 		o := newOrder(cfg.RunID, cfg.Seed, n)
 		orders[n] = o

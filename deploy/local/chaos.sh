@@ -189,22 +189,20 @@ kill9() {
   wait_ready "$name"
   say "$name started again, ready after $(since "$t") s"
 }
-broker() {
-  say "kill -9 Kafka broker 2 of 3"
-  bash deploy/local/stack.sh stop-kafka --node 2 --kill "${KAFKA_PROFILE[@]}" >>"$DIR/stack.log" 2>&1 || fail "stack.sh stop-kafka failed"
+# server WHAT SERVICE PROFILE...: kill -9 node 2 of a stack.sh service, 15 s down, started again
+# (stack.sh start-* waits until it is ready).
+server() {
+  local what=$1 service=$2 t
+  shift 2
+  say "kill -9 $what"
+  bash deploy/local/stack.sh "stop-$service" --node 2 --kill "$@" >>"$DIR/stack.log" 2>&1 || fail "stack.sh stop-$service failed"
   sleep_watching 15
-  local t; t=$(now_us)
-  bash deploy/local/stack.sh start-kafka --node 2 "${KAFKA_PROFILE[@]}" >>"$DIR/stack.log" 2>&1 || fail "broker 2 did not start again"
-  say "broker 2 started again, ready after $(since "$t") s"
+  t=$(now_us)
+  bash deploy/local/stack.sh "start-$service" --node 2 "$@" >>"$DIR/stack.log" 2>&1 || fail "$what did not start again"
+  say "$what started again, ready after $(since "$t") s"
 }
-replica() {
-  say "kill -9 ClickHouse replica 2 of 2"
-  bash deploy/local/stack.sh stop-clickhouse --node 2 --kill "${CH_PROFILE[@]}" >>"$DIR/stack.log" 2>&1 || fail "stack.sh stop-clickhouse failed"
-  sleep_watching 15
-  local t; t=$(now_us)
-  bash deploy/local/stack.sh start-clickhouse --node 2 "${CH_PROFILE[@]}" >>"$DIR/stack.log" 2>&1 || fail "ClickHouse replica 2 did not start again"
-  say "ClickHouse replica 2 started again, ready after $(since "$t") s"
-}
+broker() { server "Kafka broker 2 of 3" kafka "${KAFKA_PROFILE[@]}"; }
+replica() { server "ClickHouse replica 2 of 2" clickhouse "${CH_PROFILE[@]}"; }
 rebalance() {
   say "rebalance: join3 joins the group"
   start join3; RUNNING+=(join3)

@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +40,20 @@ func Build(t testing.TB, pkg string, tags ...string) string {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return bin
+}
+
+// WaitHTTP200 waits until url answers 200 (a /readyz), failing the test
+// after timeout.
+func WaitHTTP200(t testing.TB, url string, timeout time.Duration) {
+	t.Helper()
+	Eventually(t, timeout, url+" answering 200", func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 }
 
 // Process is a child process a test started; its output is kept and
