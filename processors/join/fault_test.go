@@ -39,6 +39,22 @@ func TestFunctionalOversizedOutputAborts(t *testing.T) {
 		topics.Name(schemas.TopicPurchases)); err != nil {
 		t.Fatal(err)
 	}
+	// The join reads the limit once, when its session starts: it must see
+	// the new one (the broker applies an altered config a moment after the
+	// controller accepted it), or it would let lz4 squeeze the repetitive
+	// purchase under 4 KiB and the broker take it.
+	testenv.Eventually(t, 10*time.Second, "max.message.bytes 4096 visible", func() bool {
+		rcs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, topics.Name(schemas.TopicPurchases))
+		if err != nil || len(rcs) != 1 {
+			return false
+		}
+		for _, c := range rcs[0].Configs {
+			if c.Key == "max.message.bytes" && c.Value != nil && *c.Value == limit {
+				return true
+			}
+		}
+		return false
+	})
 
 	sf := topics.Name(schemas.TopicStorefrontPurchases)
 	now := []byte(time.Now().UTC().Format(time.RFC3339Nano))
