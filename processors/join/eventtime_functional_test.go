@@ -142,7 +142,20 @@ func TestFunctionalColdJoinEqualsReplay(t *testing.T) {
 	if _, err := Replay(context.Background(), cfg, []kgo.Opt{kgo.SeedBrokers(brokers...)}, staticSites(grace), slog.New(slog.NewTextHandler(io.Discard, nil)), nil); err != nil {
 		t.Fatal(err)
 	}
+	// The replay's last transaction may take a moment to be readable on its
+	// new topics: read again, for up to 30 s, while registrations seem
+	// missing; the comparison below then says what is wrong, if anything.
+	registered := map[string]bool{} // the orders that must be registered
+	for _, x := range in {
+		if x.want != "" {
+			registered[string(x.rec.Key)] = true
+		}
+	}
 	rv := readLedger(t, brokers, out)
+	for deadline := time.Now().Add(30 * time.Second); rv.total < len(registered) && time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		rv = readLedger(t, brokers, out)
+	}
 
 	for _, x := range in {
 		if x.want == "" {
