@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/processors/control/adminapi"
-	"purchasesync/processors/control/internal/kafkatest"
+	"purchasesync/processors/internal/kafkatest"
 	"purchasesync/processors/control/shopifyfake"
 	"purchasesync/schemas"
 )

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"purchasesync/processors/control/adminapi"
-	"purchasesync/processors/control/internal/health"
+	"purchasesync/processors/internal/health"
 	"purchasesync/schemas"
 )
 

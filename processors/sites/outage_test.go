@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"purchasesync/processors/sites/internal/kafkatest"
+	"purchasesync/processors/internal/kafkatest"
 	"purchasesync/schemas"
 )
 

@@ -18,7 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"purchasesync/processors/control/internal/kafkatest"
+	"purchasesync/processors/internal/kafkatest"
 	"purchasesync/schemas"
 )
 

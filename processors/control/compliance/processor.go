@@ -20,7 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/processors/control/adminapi"
-	"purchasesync/processors/control/internal/health"
+	"purchasesync/processors/internal/health"
 	"purchasesync/schemas"
 	"purchasesync/schemas/deadletter"
 )

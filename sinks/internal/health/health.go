@@ -9,9 +9,9 @@
 // cleared by OK, or cleared by itself after a quiet period (FailQuiet) when
 // no attempt can prove it recovered.
 //
-// The same files are in processors/control/internal/health and
-// processors/sites/internal/health (Go's internal rule keeps the processors
-// from importing this one); TestCopiesInSync keeps them identical.
+// The same files are in processors/internal/health (Go's internal rule
+// keeps the processors from importing this one); TestCopiesInSync keeps
+// them identical.
 package health
 
 import (

@@ -232,7 +232,7 @@ func TestCopiesInSync(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, dst := range []string{"processors/control/internal", "processors/sites/internal"} {
+			for _, dst := range []string{"processors/internal"} {
 				cp := filepath.Join("..", "..", "..", dst, pkg, filepath.Base(f))
 				got, err := os.ReadFile(cp)
 				if err != nil {

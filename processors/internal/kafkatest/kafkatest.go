@@ -3,8 +3,7 @@
 // records, committed offsets), as a restarted broker would be, and it can
 // refuse offset commits or produces, or watch commits. Tests only.
 //
-// The same file is in processors/control/internal/kafkatest and
-// processors/sites/internal/kafkatest; sinks/internal/health's
+// The same file is in processors/internal/kafkatest; sinks/internal/health's
 // TestCopiesInSync keeps them identical.
 package kafkatest
 
