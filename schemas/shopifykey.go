@@ -513,3 +513,27 @@ func skipDigits(b []byte, i int) int {
 	}
 	return i
 }
+
+// ShopifyOrderIdentifiers reads an orders/create body's three identifiers
+// (id, order_number, name) in one pass, decoded as ShopifyOrderKey decodes
+// them and left unnormalised; it fails as ShopifyOrderKey does on a body
+// without a usable id.
+func ShopifyOrderIdentifiers(body []byte) (id, number, name string, err error) {
+	var spans [3]jsonSpan
+	if err := scanTopLevel(body, spans[:]); err != nil {
+		return "", "", "", fmt.Errorf("cannot decode Shopify order: %w", err)
+	}
+	if id, err = spans[0].flexString(); err != nil {
+		return "", "", "", fmt.Errorf("cannot decode Shopify order: id: %w", err)
+	}
+	if !isDecimalID(id) {
+		return "", "", "", &FieldError{"id", "missing or not a positive integer"}
+	}
+	if number, err = spans[1].flexString(); err != nil {
+		return "", "", "", fmt.Errorf("cannot decode Shopify order: order_number: %w", err)
+	}
+	if name, err = spans[2].plainString(); err != nil {
+		return "", "", "", fmt.Errorf("cannot decode Shopify order: name: %w", err)
+	}
+	return id, number, name, nil
+}

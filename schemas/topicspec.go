@@ -26,5 +26,11 @@ func TopicSpecs() []TopicSpec {
 		{Name: TopicCompliance, Retention: 90 * 24 * time.Hour},
 		{Name: TopicDeadLetter, Retention: 30 * 24 * time.Hour},
 		{Name: TopicSites, Compacted: true},
+		// The order-key detector: observations and its changelog share a
+		// partition count (a partition's state is restored from the same
+		// partition number); observations are a buffer, a week is plenty.
+		{Name: TopicKeyModeObservations, CoPartitioned: true, Retention: 7 * 24 * time.Hour},
+		{Name: TopicKeyModeState, CoPartitioned: true, Compacted: true},
+		{Name: TopicKeyModeEvidence, Compacted: true},
 	}
 }

@@ -116,7 +116,7 @@ func buildRun(c *common, f runFlags) (_ []actor, _ func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	admin, controlActors, err := adminHandler(c, f.control, nil)
+	admin, controlActors, keymodeActors, err := adminHandler(c, f.control, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -144,7 +144,7 @@ func buildRun(c *common, f runFlags) (_ []actor, _ func(), err error) {
 	// outage must not take the webhook endpoint out of service, since Kafka
 	// holds what they have not taken yet.
 	gating := []actor{{"ingest", srv.Run, srv.Ready}, joinActor(c, proc)}
-	behind := append(append([]actor{c.sitesActor(), compl}, sinkActors...), controlActors...)
+	behind := append(append(append([]actor{c.sitesActor(), compl}, sinkActors...), controlActors...), keymodeActors...)
 	checks := append(checksOf(false, gating...), checksOf(true, behind...)...)
 	ops := &opsServer{addr: *f.opsAddr, reg: c.reg, checks: checks, admin: admin, log: c.log.With("component", "ops"), pprof: *f.pprof, pprofToken: *f.control.adminToken}
 	actors := append(append(gating, behind...), actor{name: "ops listener", run: ops.run})

@@ -15,6 +15,7 @@ import (
 	"purchasesync/processors/control"
 	"purchasesync/processors/control/adminapi"
 	"purchasesync/processors/control/compliance"
+	"purchasesync/processors/keymode"
 	"purchasesync/processors/sites"
 	"purchasesync/schemas"
 	chsink "purchasesync/sinks/clickhouse"
@@ -35,17 +36,26 @@ type controlFlags struct {
 	reconcileMinAge   *time.Duration
 	maxLookback       *time.Duration
 	reportDir         *string
+	keymodeOn         *bool
+	keymodeMaxEntries *int
+	keymodeMaxAge     *time.Duration
+	keymodeMinMatches *int
 }
 
 func addControlFlags(fs *flagSet) *controlFlags {
 	d := control.DefaultConfig("")
+	km := keymode.DefaultConfig(schemas.Topics{})
 	return &controlFlags{
-		adminToken:       fs.Secret("admin.token", "bearer token of the admin API under /admin/v1/ on the ops listener; empty disables the admin API (503)"),
-		apiVersion:       fs.String("shopify.apiVersion", adminapi.DefaultAPIVersion, "Shopify Admin API version, pinned (supported for 12 months; bump it deliberately)"),
-		adminURL:         fs.String("shopify.adminURL", adminapi.DefaultURL, "Admin GraphQL endpoint template with {shop} and {version}; override only for tests and fakes"),
-		accessTokensFile: fs.String("shopify.accessTokensFile", "", "JSON file {\"shop.myshopify.com\": \"token\"} of per-shop Admin API access tokens; re-read when it changes. See also -shopify.accessTokens"),
-		accessTokens:     fs.Secret("shopify.accessTokens", "per-shop Admin API access tokens, shop.myshopify.com=token,... or a JSON object, read once at start (-shopify.accessTokensFile is re-read)"),
-		publicBaseURL:    fs.String("public.baseURL", "", "public HTTPS base URL of ingest as Shopify reaches it; webhook subscriptions point at it + /webhooks/shopify. Required to enable Purchase Syncing"),
+		keymodeOn:         fs.Bool("keymode.detect", true, "run the order-key detector in this process (it finds sites whose storefront sends another Shopify identifier than their order_key; the admin API's diagnosis reads its evidence either way)"),
+		keymodeMaxEntries: fs.Int("keymode.maxEntries", km.MaxEntries, "the detector's window per site: at most this many webhooks and as many storefront events"),
+		keymodeMaxAge:     fs.Duration("keymode.maxAge", km.MaxAge, "the detector's window per site: nothing older than this before the newest event"),
+		keymodeMinMatches: fs.Int("keymode.minMatches", km.MinMatches, "matched purchases needed for an order-key verdict (diagnosis, the enable guard, the contradicted metric)"),
+		adminToken:        fs.Secret("admin.token", "bearer token of the admin API under /admin/v1/ on the ops listener; empty disables the admin API (503)"),
+		apiVersion:        fs.String("shopify.apiVersion", adminapi.DefaultAPIVersion, "Shopify Admin API version, pinned (supported for 12 months; bump it deliberately)"),
+		adminURL:          fs.String("shopify.adminURL", adminapi.DefaultURL, "Admin GraphQL endpoint template with {shop} and {version}; override only for tests and fakes"),
+		accessTokensFile:  fs.String("shopify.accessTokensFile", "", "JSON file {\"shop.myshopify.com\": \"token\"} of per-shop Admin API access tokens; re-read when it changes. See also -shopify.accessTokens"),
+		accessTokens:      fs.Secret("shopify.accessTokens", "per-shop Admin API access tokens, shop.myshopify.com=token,... or a JSON object, read once at start (-shopify.accessTokensFile is re-read)"),
+		publicBaseURL:     fs.String("public.baseURL", "", "public HTTPS base URL of ingest as Shopify reaches it; webhook subscriptions point at it + /webhooks/shopify. Required to enable Purchase Syncing"),
 		watchdogInterval: fs.Duration("watchdog.interval", d.WatchdogInterval,
 			"how often enabled sites' webhook subscriptions are verified and recreated if Shopify removed them; 0 turns the watchdog off (run it in one process only)"),
 		reconcileInterval: fs.Duration("reconcile.interval", d.ReconcileInterval,
@@ -85,19 +95,20 @@ func (f *controlFlags) tokens(log *slog.Logger) (adminapi.TokenSource, error) {
 
 // adminHandler builds the admin API (to mount on the ops listener under
 // /admin/v1/) and the control plane behind its purchase-syncing switch, and
-// returns the actor that runs the watchdog and reconciliation. producer
+// returns the actor that runs the watchdog and reconciliation, and the
+// advisory actors: the order-key evidence table and detector. producer
 // writes sites.v1 and reconciled orders (acks=all); nil makes one that the
 // returned actor closes when it stops. The site registry c.sites must run
 // as its own actor.
-func adminHandler(c *common, f *controlFlags, producer *kgo.Client) (http.Handler, []actor, error) {
+func adminHandler(c *common, f *controlFlags, producer *kgo.Client) (_ http.Handler, _, advisory []actor, _ error) {
 	ownProducer := producer == nil
 	if ownProducer {
 		opts, err := c.kafka.producerOpts(c.log, c.reg, "control", 10*time.Second)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if producer, err = kgo.NewClient(opts...); err != nil {
-			return nil, nil, fmt.Errorf("cannot create the control plane's Kafka producer: %w", err)
+			return nil, nil, nil, fmt.Errorf("cannot create the control plane's Kafka producer: %w", err)
 		}
 	}
 	closeOwn := func() {
@@ -108,14 +119,14 @@ func adminHandler(c *common, f *controlFlags, producer *kgo.Client) (http.Handle
 	tokens, err := f.tokens(c.log)
 	if err != nil {
 		closeOwn()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	acfg := adminapi.DefaultConfig()
 	acfg.APIVersion, acfg.URL = *f.apiVersion, *f.adminURL
 	api, err := adminapi.New(acfg, tokens, c.stageReg("control"), c.log.With("component", "shopify"))
 	if err != nil {
 		closeOwn()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ccfg := control.DefaultConfig(c.topics.Name(schemas.TopicShopifyOrders))
 	ccfg.PublicBaseURL = *f.publicBaseURL
@@ -133,17 +144,19 @@ func adminHandler(c *common, f *controlFlags, producer *kgo.Client) (http.Handle
 	})
 	if err != nil {
 		closeOwn()
-		return nil, nil, fmt.Errorf("cannot configure the control plane: %w", err)
+		return nil, nil, nil, fmt.Errorf("cannot configure the control plane: %w", err)
 	}
+	evidence := keymode.NewTable(c.topics.Name(schemas.TopicKeyModeEvidence), c.kafka.baseOpts(c.log, nil, "keymode-evidence"),
+		c.stageReg("keymode"), c.log.With("component", "keymode"))
 	hcfg := admin.DefaultConfig()
-	hcfg.Token = *f.adminToken
+	hcfg.Token, hcfg.MinMatches = *f.adminToken, *f.keymodeMinMatches
 	h, err := admin.New(hcfg, admin.Deps{
-		Sites: c.sites, Writer: writer, Syncing: svc,
+		Sites: c.sites, Writer: writer, Syncing: svc, Evidence: evidence,
 		Registerer: c.stageReg("admin"), Logger: c.log.With("component", "admin"),
 	})
 	if err != nil {
 		closeOwn()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if hcfg.Token == "" {
 		c.log.Warn("admin API disabled: no admin token; set PURCHASESYNC_ADMIN_TOKEN to manage sites")
@@ -158,7 +171,28 @@ func adminHandler(c *common, f *controlFlags, producer *kgo.Client) (http.Handle
 		}
 		return svc.Run(ctx)
 	}
-	return h, []actor{{"control plane", run, svc.Ready}}, nil
+	advisory = []actor{{"order-key evidence", evidence.Run, evidence.Ready}}
+	if *f.keymodeOn {
+		kcfg := keymode.DefaultConfig(c.topics)
+		kcfg.MaxEntries, kcfg.MaxAge, kcfg.MinMatches = *f.keymodeMaxEntries, *f.keymodeMaxAge, *f.keymodeMinMatches
+		det, err := keymode.New(kcfg, keymode.Deps{
+			ClientOpts: c.kafka.baseOpts(c.log, nil, "keymode"),
+			Sites:      c.sites,
+			Registerer: c.stageReg("keymode"),
+			Logger:     c.log.With("component", "keymode"),
+		})
+		if err != nil {
+			closeOwn()
+			return nil, nil, nil, fmt.Errorf("cannot configure the order-key detector: %w", err)
+		}
+		advisory = append(advisory, actor{"order-key detector", func(ctx context.Context) error {
+			if err := c.sites.WaitReady(ctx); err != nil {
+				return nil
+			}
+			return det.Run(ctx)
+		}, det.Ready})
+	}
+	return h, []actor{{"control plane", run, svc.Ready}}, advisory, nil
 }
 
 // complianceProcessor builds the privacy-request processor: compliance.v1 →
@@ -243,7 +277,7 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 	if err := checkClickHouse(ctx, c.log, chCfg, fs.checking()); err != nil {
 		return err
 	}
-	admin, controlActors, err := adminHandler(c, cf, nil)
+	admin, controlActors, keymodeActors, err := adminHandler(c, cf, nil)
 	if err != nil {
 		return err
 	}
@@ -263,9 +297,10 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 	// The admin API and the switch need the registry and the control plane;
 	// compliance redactions wait in compliance.v1 while ClickHouse is down.
 	gating := append([]actor{c.sitesActor()}, controlActors...)
-	checks := append(checksOf(false, gating...), checksOf(true, compl)...)
+	advisory := append([]actor{compl}, keymodeActors...)
+	checks := append(checksOf(false, gating...), checksOf(true, advisory...)...)
 	ops := &opsServer{addr: *opsAddr, reg: c.reg, checks: checks, admin: admin, log: c.log.With("component", "ops"), pprof: *pprofOn, pprofToken: *cf.adminToken}
-	actors := append(gating, actor{name: "ops listener", run: ops.run}, compl)
+	actors := append(append(gating, actor{name: "ops listener", run: ops.run}), advisory...)
 	c.log.Info("purchasesync control plane running", "ops", *opsAddr)
 	return runActors(ctx, c.log, actors...)
 }

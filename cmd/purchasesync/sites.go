@@ -24,10 +24,14 @@ actions:
   get <site>                one site
   put <site> [record flags] create or replace a site; an existing site keeps
                             the fields not given (read, change, write back)
-  enable <site>             turn Purchase Syncing on: checks the read_orders
-                            permission, creates the Shopify webhook subscriptions
+  enable <site> [-force]    turn Purchase Syncing on: checks the read_orders
+                            permission, creates the Shopify webhook subscriptions;
+                            refused while the order-key diagnosis contradicts the
+                            site's order_key (-force enables anyway)
   disable <site>            turn it off: deletes the subscriptions
   delete <site> [-force]    remove the site (refused while syncing is on)
+  diagnose <site>           which Shopify identifier the storefront sends, from the
+                            order-key detector's evidence, against the site's order_key
 
 The CLI talks to the admin API of a running process (purchasesync run, or
 purchasesync control in a split deployment) over HTTP; it needs the same admin token.
@@ -50,7 +54,7 @@ func cmdSites(ctx context.Context, args []string, getenv func(string) string, st
 	grace := fs.FlagSet.String("grace", "", "put: how long a webhook-only purchase waits for its storefront event, e.g. 10m")
 	syncing := fs.FlagSet.Bool("syncing", false, "put: the purchase_syncing flag, written directly without any Shopify call (use enable/disable for the Shopify switch)")
 	domains := fs.FlagSet.String("custom-domains", "", "put: comma-separated storefront hosts or origins allowed besides the shop domain (empty string clears)")
-	force := fs.FlagSet.Bool("force", false, "delete: delete even while syncing is on")
+	force := fs.FlagSet.Bool("force", false, "delete: delete even while syncing is on; enable: enable even though the order-key diagnosis contradicts the site's order_key")
 	fs.Usage = func() {
 		io.WriteString(stdout, sitesUsage)
 		fs.PrintDefaults()
@@ -100,7 +104,18 @@ func cmdSites(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return c.siteCall(ctx, p, "PUT", sitePath(rest[0]), body)
 	case "enable", "disable":
-		return c.siteCall(ctx, p, "POST", sitePath(rest[0])+"/purchase-syncing", map[string]bool{"enabled": action == "enable"})
+		path := sitePath(rest[0]) + "/purchase-syncing"
+		if *force && action == "enable" {
+			path += "?force=true"
+		}
+		return c.siteCall(ctx, p, "POST", path, map[string]bool{"enabled": action == "enable"})
+	case "diagnose":
+		var d schemas.KeyModeDiagnosis
+		raw, err := c.do(ctx, "GET", sitePath(rest[0])+"/diagnosis", nil, &d)
+		if err != nil {
+			return err
+		}
+		return p.diagnosis(raw, d)
 	case "delete":
 		path := sitePath(rest[0])
 		if *force {
@@ -303,6 +318,49 @@ func (p sitePrinter) site(raw []byte, s schemas.Site) error {
 		{"updated", s.UpdatedAt.UTC().Format(time.RFC3339)},
 	} {
 		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
+	}
+	return tw.Flush()
+}
+
+func (p sitePrinter) diagnosis(raw []byte, d schemas.KeyModeDiagnosis) error {
+	if p.json {
+		return p.raw(raw)
+	}
+	suggested := "none"
+	if d.SuggestedOrderKey != nil {
+		suggested = string(*d.SuggestedOrderKey)
+	}
+	window := "-"
+	if d.WindowFrom != nil {
+		window = d.WindowFrom.UTC().Format(time.RFC3339) + " .. " + d.WindowTo.UTC().Format(time.RFC3339)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	for _, kv := range [][2]string{
+		{"site", d.Site},
+		{"configured order key", string(d.ConfiguredOrderKey)},
+		{"suggested order key", suggested},
+		{"verdict", d.Verdict},
+		{"suspected double registrations", fmt.Sprint(d.SuspectedDoubleRegistrations)},
+		{"storefront events", fmt.Sprint(d.SamplesSeen)},
+		{"webhooks", fmt.Sprint(d.WebhooksSeen)},
+		{"matched", fmt.Sprint(d.Matched)},
+		{"window", window},
+	} {
+		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(p.w, "\n%s\n\n", d.Message)
+	tw = tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODE\tMATCHES\tSAMPLES (storefront sent → Shopify id / order_number / name)")
+	for _, m := range schemas.OrderKeys {
+		e := d.Evidence[m]
+		var ss []string
+		for _, s := range e.Samples {
+			ss = append(ss, fmt.Sprintf("%s → %s / %s / %s", s.Storefront, s.ShopifyID, s.Number, s.Name))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", m, e.Matches, dash(strings.Join(ss, "; ")))
 	}
 	return tw.Flush()
 }

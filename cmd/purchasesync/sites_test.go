@@ -121,7 +121,7 @@ func TestAdminHandlerWiring(t *testing.T) {
 		"PURCHASESYNC_SHOPIFY_ACCESSTOKENS": "a.myshopify.com=secret-token",
 		"PURCHASESYNC_PUBLIC_BASEURL":       "https://hooks.example.com",
 	}
-	build := func() (http.Handler, []actor, error) {
+	build := func() (http.Handler, []actor, []actor, error) {
 		fs := newFlagSet("test", func(k string) string { return env[k] })
 		kf, lf, cf := addKafkaFlags(fs), addLogFlags(fs), addControlFlags(fs)
 		if err := fs.parse(nil); err != nil {
@@ -132,18 +132,21 @@ func TestAdminHandlerWiring(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, actors, err := adminHandler(c, cf, nil)
+		h, actors, advisory, err := adminHandler(c, cf, nil)
 		if strings.Contains(logs.String(), "secret-token") {
 			t.Errorf("logs contain the access token: %s", logs.String())
 		}
-		return h, actors, err
+		return h, actors, advisory, err
 	}
-	h, actors, err := build()
+	h, actors, advisory, err := build()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(actors) != 1 {
 		t.Fatalf("%d actors, want the control plane", len(actors))
+	}
+	if len(advisory) != 2 || advisory[0].name != "order-key evidence" || advisory[1].name != "order-key detector" {
+		t.Fatalf("advisory actors %v, want the order-key evidence table and detector", advisory)
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/admin/v1/sites", nil))
@@ -159,7 +162,7 @@ func TestAdminHandlerWiring(t *testing.T) {
 	}
 
 	env["PURCHASESYNC_ADMIN_TOKEN"] = "t"
-	if h, _, err = build(); err != nil {
+	if h, _, _, err = build(); err != nil {
 		t.Fatal(err)
 	}
 	rec = httptest.NewRecorder()
@@ -171,12 +174,12 @@ func TestAdminHandlerWiring(t *testing.T) {
 	}
 
 	env["PURCHASESYNC_SHOPIFY_ACCESSTOKENS"] = "no-equals-sign"
-	if _, _, err := build(); err == nil || !strings.Contains(err.Error(), "PURCHASESYNC_SHOPIFY_ACCESSTOKENS") {
+	if _, _, _, err := build(); err == nil || !strings.Contains(err.Error(), "PURCHASESYNC_SHOPIFY_ACCESSTOKENS") {
 		t.Errorf("bad tokens: %v, want the variable named", err)
 	}
 	env["PURCHASESYNC_SHOPIFY_ACCESSTOKENS"] = ""
 	env["PURCHASESYNC_SHOPIFY_APIVERSION"] = "2025-13"
-	if _, _, err := build(); err == nil || !strings.Contains(err.Error(), "-shopify.apiVersion") {
+	if _, _, _, err := build(); err == nil || !strings.Contains(err.Error(), "-shopify.apiVersion") {
 		t.Errorf("bad version: %v, want the flag named", err)
 	}
 }

@@ -3,6 +3,8 @@ package admin
 import (
 	"errors"
 	"time"
+
+	"purchasesync/schemas"
 )
 
 // Config configures the admin API.
@@ -15,11 +17,14 @@ type Config struct {
 	VisibleTimeout time.Duration
 	// MaxBodyBytes caps request bodies.
 	MaxBodyBytes int64
+	// MinMatches is how many matched purchases make an order-key verdict
+	// (schemas.DiagnoseKeyMode).
+	MinMatches int
 }
 
 // DefaultConfig returns the defaults; the token stays empty (disabled).
 func DefaultConfig() Config {
-	return Config{VisibleTimeout: 3 * time.Second, MaxBodyBytes: 64 << 10}
+	return Config{VisibleTimeout: 3 * time.Second, MaxBodyBytes: 64 << 10, MinMatches: schemas.DefaultKeyModeMinMatches}
 }
 
 // Validate checks the configuration. An empty token is valid: it disables
@@ -30,6 +35,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		return errors.New("admin: max body bytes must be positive")
+	}
+	if c.MinMatches < 1 {
+		return errors.New("admin: min matches must be positive (-keymode.minMatches)")
 	}
 	return nil
 }

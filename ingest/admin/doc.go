@@ -5,7 +5,10 @@
 //	GET    /admin/v1/sites/{site}                   one site record
 //	PUT    /admin/v1/sites/{site}                   create or replace (operator's direct write, no Shopify call)
 //	DELETE /admin/v1/sites/{site}                   remove (tombstone); refused while syncing is on unless ?force=true
-//	POST   /admin/v1/sites/{site}/purchase-syncing  {"enabled": bool}: the Shopify switch of DESIGN §7
+//	POST   /admin/v1/sites/{site}/purchase-syncing  {"enabled": bool}: the Shopify switch of DESIGN §7;
+//	                                                enabling is refused (409, field order_key) while the
+//	                                                order-key evidence contradicts the site's mode, unless ?force=true
+//	GET    /admin/v1/sites/{site}/diagnosis         the order-key diagnosis (schemas.KeyModeDiagnosis)
 //
 // Every request needs "Authorization: Bearer <token>" (PURCHASESYNC_ADMIN_TOKEN),
 // compared in constant time. Without a configured token the API refuses

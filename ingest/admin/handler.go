@@ -48,6 +48,14 @@ type Syncing interface {
 	Disable(ctx context.Context, site string) (schemas.Site, error)
 }
 
+// Evidence is the order-key detector's evidence per site
+// (processors/keymode.Table).
+type Evidence interface {
+	Evidence(site string) (*schemas.KeyModeEvidence, bool)
+	// Loaded reports whether the evidence was read up to date once.
+	Loaded() bool
+}
+
 // SiteLocker is what a Syncing may also offer: the per-site lock its switch
 // and watchdog take around their read-modify-write of a site. The admin
 // PUT and DELETE take it too, so that a watchdog store cannot overwrite
@@ -69,6 +77,9 @@ type Deps struct {
 	Sites   SiteReader
 	Writer  SiteWriter
 	Syncing Syncing // nil: the switch answers 501
+	// Evidence (nil: diagnosis answers 501, and enable is not guarded)
+	// backs GET .../diagnosis and the enable guard.
+	Evidence Evidence
 	// Registerer receives the metrics (nil: not registered).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -108,6 +119,7 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	mux.HandleFunc("PUT /admin/v1/sites/{site}", h.route("put", h.put))
 	mux.HandleFunc("DELETE /admin/v1/sites/{site}", h.route("delete", h.delete))
 	mux.HandleFunc("POST /admin/v1/sites/{site}/purchase-syncing", h.route("syncing", h.syncing))
+	mux.HandleFunc("GET /admin/v1/sites/{site}/diagnosis", h.route("diagnosis", h.diagnosis))
 	mux.HandleFunc("/", h.route("unknown", func(*http.Request) (int, any, error) {
 		return 0, nil, &httpError{code: http.StatusNotFound, msg: "no such admin endpoint; see DESIGN §6"}
 	}))
@@ -435,6 +447,14 @@ func (h *Handler) syncing(r *http.Request) (int, any, error) {
 	}
 	var out schemas.Site
 	if *req.Enabled {
+		// The guard: enabling a site whose storefront sends another key
+		// than its mode would register every purchase twice.
+		if d, ok := h.diagnose(s); ok && d.Verdict == schemas.VerdictContradicted && r.URL.Query().Get("force") != "true" {
+			return 0, nil, &httpError{code: http.StatusConflict, field: "order_key", msg: fmt.Sprintf(
+				"order_key: site %s is configured %s, but its storefront sends the %s: %d of %d matched purchases fit order_key %s. "+
+					"Set it first (purchasesync sites put %s -order-key %s), or enable anyway with ?force=true (sites enable -force)",
+				s.Site, d.ConfiguredOrderKey, d.SuggestedOrderKey.Describe(), d.Evidence[*d.SuggestedOrderKey].Matches, d.Matched, *d.SuggestedOrderKey, s.Site, *d.SuggestedOrderKey)}
+		}
 		out, err = h.deps.Syncing.Enable(r.Context(), s.Site)
 	} else {
 		out, err = h.deps.Syncing.Disable(r.Context(), s.Site)
@@ -443,6 +463,31 @@ func (h *Handler) syncing(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, out, nil
+}
+
+// diagnose judges a site's order_key against the detector's evidence; ok
+// is false when this process has no evidence table.
+func (h *Handler) diagnose(s schemas.Site) (schemas.KeyModeDiagnosis, bool) {
+	if h.deps.Evidence == nil {
+		return schemas.KeyModeDiagnosis{}, false
+	}
+	ev, _ := h.deps.Evidence.Evidence(s.Site)
+	return schemas.DiagnoseKeyMode(s, ev, h.cfg.MinMatches), true
+}
+
+func (h *Handler) diagnosis(r *http.Request) (int, any, error) {
+	s, err := h.lookup(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if h.deps.Evidence == nil {
+		return 0, nil, &httpError{code: http.StatusNotImplemented, msg: "the order-key detector's evidence is not read in this process"}
+	}
+	if !h.deps.Evidence.Loaded() {
+		return 0, nil, &httpError{code: http.StatusServiceUnavailable, msg: "the order-key evidence is still loading; try again in a few seconds"}
+	}
+	d, _ := h.diagnose(s)
+	return http.StatusOK, d, nil
 }
 
 // waitVisible waits until cond holds for the registry, or the visible

@@ -359,6 +359,69 @@ func TestSyncingSwitch(t *testing.T) {
 	}
 }
 
+// fakeEvidence is the order-key detector's evidence table.
+type fakeEvidence struct {
+	loaded bool
+	ev     map[string]*schemas.KeyModeEvidence
+}
+
+func (f *fakeEvidence) Evidence(site string) (*schemas.KeyModeEvidence, bool) {
+	ev, ok := f.ev[site]
+	return ev, ok
+}
+func (f *fakeEvidence) Loaded() bool { return f.loaded }
+
+func TestDiagnosisAndEnableGuard(t *testing.T) {
+	e := defaultEnv(t)
+	e.reg.Seed(schemas.Site{Site: "a", ShopDomain: "a.myshopify.com", OrderKey: schemas.OrderKeyID})
+	e.reg.Seed(schemas.Site{Site: "b", ShopDomain: "b.myshopify.com", OrderKey: schemas.OrderKeyID})
+	if code, _ := e.do("GET", "/admin/v1/sites/a/diagnosis", ""); code != 501 {
+		t.Errorf("without evidence: %d, want 501", code)
+	}
+	fe := &fakeEvidence{ev: map[string]*schemas.KeyModeEvidence{
+		"a": {Site: "a", Matched: 30, StorefrontEvents: 32, Webhooks: 33, SuspectedDoubles: 30, Modes: map[schemas.OrderKey]schemas.KeyModeModeEvidence{
+			schemas.OrderKeyName: {Matches: 30, Samples: []schemas.KeyModeSample{{Storefront: "#1001", ShopifyID: "5837291049", Number: "1001", Name: "#1001"}}},
+			schemas.OrderKeyNumber: {Matches: 30}}},
+		"b": {Site: "b", Matched: 30, Modes: map[schemas.OrderKey]schemas.KeyModeModeEvidence{schemas.OrderKeyID: {Matches: 30}}},
+	}}
+	e.h.deps.Evidence = fe
+	if code, _ := e.do("GET", "/admin/v1/sites/a/diagnosis", ""); code != 503 {
+		t.Errorf("evidence not loaded: %d, want 503", code)
+	}
+	fe.loaded = true
+	code, body := e.do("GET", "/admin/v1/sites/a/diagnosis", "")
+	if code != 200 || body["configured_order_key"] != "order_id" || body["suggested_order_key"] != "order_number" ||
+		body["suspected_double_registrations"] != 30.0 || body["verdict"] != "contradicted" {
+		t.Fatalf("diagnosis of a: %d %v", code, body)
+	}
+	ev := body["evidence"].(map[string]any)
+	if ev["order_name"].(map[string]any)["matches"] != 30.0 || len(ev["order_name"].(map[string]any)["samples"].([]any)) != 1 || ev["order_id"].(map[string]any)["matches"] != 0.0 {
+		t.Errorf("evidence of a: %v", ev)
+	}
+	if code, body := e.do("GET", "/admin/v1/sites/b/diagnosis", ""); code != 200 || body["suggested_order_key"] != nil || body["verdict"] != "consistent" {
+		t.Errorf("diagnosis of b: %d %v", code, body)
+	}
+	// The guard: a contradicted site is not enabled, and the message names
+	// the mode that fits; -force overrides; a consistent site is enabled.
+	code, body = e.do("POST", "/admin/v1/sites/a/purchase-syncing", `{"enabled":true}`)
+	if code != 409 || body["field"] != "order_key" || !strings.Contains(body["error"].(string), "-order-key order_number") {
+		t.Fatalf("enable a contradicted site: %d %v", code, body)
+	}
+	if len(e.syn.calls) != 0 {
+		t.Fatalf("the switch was called: %v", e.syn.calls)
+	}
+	if code, body := e.do("POST", "/admin/v1/sites/a/purchase-syncing?force=true", `{"enabled":true}`); code != 200 || body["purchase_syncing"] != true {
+		t.Errorf("forced enable: %d %v", code, body)
+	}
+	if code, _ := e.do("POST", "/admin/v1/sites/b/purchase-syncing", `{"enabled":true}`); code != 200 {
+		t.Errorf("enable a consistent site: %d", code)
+	}
+	// Disabling is never guarded.
+	if code, _ := e.do("POST", "/admin/v1/sites/a/purchase-syncing", `{"enabled":false}`); code != 200 {
+		t.Errorf("disable: %d", code)
+	}
+}
+
 func TestWaitVisibleTimesOutButAnswers(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Token = token
