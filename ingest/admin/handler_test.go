@@ -380,7 +380,7 @@ func TestDiagnosisAndEnableGuard(t *testing.T) {
 	}
 	fe := &fakeEvidence{ev: map[string]*schemas.KeyModeEvidence{
 		"a": {Site: "a", Matched: 30, StorefrontEvents: 32, Webhooks: 33, SuspectedDoubles: 30, Modes: map[schemas.OrderKey]schemas.KeyModeModeEvidence{
-			schemas.OrderKeyName: {Matches: 30, Samples: []schemas.KeyModeSample{{Storefront: "#1001", ShopifyID: "5837291049", Number: "1001", Name: "#1001"}}},
+			schemas.OrderKeyName:   {Matches: 30, Samples: []schemas.KeyModeSample{{Storefront: "#1001", ShopifyID: "5837291049", Number: "1001", Name: "#1001"}}},
 			schemas.OrderKeyNumber: {Matches: 30}}},
 		"b": {Site: "b", Matched: 30, Modes: map[schemas.OrderKey]schemas.KeyModeModeEvidence{schemas.OrderKeyID: {Matches: 30}}},
 	}}

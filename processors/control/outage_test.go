@@ -16,8 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/processors/control/adminapi"
-	"purchasesync/processors/internal/kafkatest"
 	"purchasesync/processors/control/shopifyfake"
+	"purchasesync/processors/internal/kafkatest"
 	"purchasesync/schemas"
 )
 
