@@ -40,6 +40,12 @@ func sampleData(now time.Time) (ps []*schemas.Purchase, ds []*schemas.Discrepanc
 	add("example-store", "5837291052", schemas.ViaStorefront, false, true, 1)
 	add("other-store", "1001", schemas.ViaReconciliation, false, false, 1)
 	add("other-store", "1002", schemas.ViaStorefront, true, false, 2)
+	// A site whose storefront sends the order name while its order_key is
+	// order_id: one order registered twice, under '#1070' and its id.
+	add("twin-store", "5837291070", schemas.ViaWebhook, false, false, 1)
+	ps[len(ps)-1].ShopifyOrderName = "#1070"
+	add("twin-store", "#1070", schemas.ViaStorefront, false, false, 1)
+	ps[len(ps)-1].ShopifyOrderID = nil
 	// A redelivered webhook: a second record of the same webhook id.
 	again := *raws[0]
 	again.KafkaOffset, again.ReceivedAt = 99, again.ReceivedAt.Add(time.Minute)
@@ -195,6 +201,11 @@ func TestFunctionalAnalystQueries(t *testing.T) {
 	}
 	if !strings.Contains(report.Results["02_browser_misses.sql"], "example-store") {
 		t.Errorf("02_browser_misses.sql on chdb did not find the webhook-registered purchase:\n%s", report.Results["02_browser_misses.sql"])
+	}
+	// Exactly one pair: twin-store's; other-store's unmatched
+	// reconciliation purchase 1001 has no storefront twin.
+	if got := strings.TrimSpace(report.Results["09_suspected_doubles.sql"]); !strings.HasPrefix(got, "twin-store\t1\t0\t") || strings.Contains(got, "\n") {
+		t.Errorf("09_suspected_doubles.sql on chdb: got %q, want one row for twin-store with 1 double, 0 marked", got)
 	}
 
 	// The same data and queries on the stack's server (18.16 locally).

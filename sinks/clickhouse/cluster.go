@@ -25,6 +25,8 @@ var shardingKeys = map[string]string{
 	"discrepancies":       "cityHash64(site, order_number)",
 	"raw_events":          "cityHash64(site, order_number)",
 	"compliance_requests": "cityHash64(request_id)",
+	// A double's mark sits with nothing else: any key spreads them.
+	"double_registration_marks": "cityHash64(site, shopify_order_number)",
 }
 
 // LocalSuffix names the replicated local table of a Distributed table in
@@ -34,7 +36,7 @@ const LocalSuffix = "_local"
 var (
 	createTableRE = regexp.MustCompile(`(?is)^CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*ENGINE\s*=\s*(Replacing|Summing|Aggregating|Collapsing|VersionedCollapsing)?MergeTree(\s*\(([^)]*)\))?(.*)$`)
 	createViewRE  = regexp.MustCompile(`(?is)^CREATE\s+VIEW\s+IF\s+NOT\s+EXISTS\s+([A-Za-z_][A-Za-z0-9_]*)\s+AS\s+(.*)$`)
-	fromTableRE   = regexp.MustCompile(`(?i)\b(FROM|JOIN)\s+([A-Za-z_][A-Za-z0-9_]*)\b`)
+	fromTableRE   = regexp.MustCompile(`(?i)\b(FROM|JOIN)\s+([A-Za-z_][A-Za-z0-9_]*)\b(\s*\()?`)
 )
 
 // clusterStatements is st in cluster mode: one or more statements with
@@ -57,9 +59,11 @@ func clusterStatements(st Statement, db, cluster string) ([]Statement, error) {
 		return []Statement{local, distributedStatement(name, db, cluster, key)}, nil
 	}
 	if m := createViewRE.FindStringSubmatch(st.SQL); m != nil {
+		// Every table or view a view reads is qualified (a view over a
+		// view too); a table function, name(...), is left alone.
 		body := fromTableRE.ReplaceAllStringFunc(m[2], func(s string) string {
 			sm := fromTableRE.FindStringSubmatch(s)
-			if _, ok := shardingKeys[sm[2]]; !ok {
+			if sm[3] != "" {
 				return s
 			}
 			return sm[1] + " " + q(sm[2])
