@@ -210,3 +210,21 @@ func (m OrderKey) Describe() string {
 	}
 	return "order id"
 }
+
+// DoubleRegistration is one suspected double registration (the ClickHouse
+// view suspected_double_registrations): the purchase registered from
+// Shopify under ShopifyOrderNumber, whose storefront twin was registered
+// under StorefrontOrderNumber. The Shopify one is the double; its
+// ShopifyOrderNumber is its origin slug in the purchase registry.
+type DoubleRegistration struct {
+	Site                   string     `json:"site"`
+	ShopifyOrderNumber     string     `json:"shopify_order_number"`
+	StorefrontOrderNumber  string     `json:"storefront_order_number"`
+	ShopifyOrderID         string     `json:"shopify_order_id"`
+	ShopifyOrderName       string     `json:"shopify_order_name"`
+	ShopifyRegisteredVia   string     `json:"shopify_registered_via"`
+	ShopifyRegisteredAt    time.Time  `json:"shopify_registered_at"`
+	StorefrontRegisteredAt time.Time  `json:"storefront_registered_at"`
+	Marked                 bool       `json:"marked"`
+	MarkedAt               *time.Time `json:"marked_at"`
+}

@@ -116,10 +116,6 @@ func buildRun(c *common, f runFlags) (_ []actor, _ func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	admin, controlActors, keymodeActors, err := adminHandler(c, f.control, nil)
-	if err != nil {
-		return nil, nil, err
-	}
 	chCfg, err := f.sink.clickhouseConfig(c)
 	if err != nil {
 		return nil, nil, err
@@ -129,6 +125,10 @@ func buildRun(c *common, f runFlags) (_ []actor, _ func(), err error) {
 		return nil, nil, fmt.Errorf("cannot connect to ClickHouse for compliance redactions (-clickhouse.addr): %w", err)
 	}
 	closers = append(closers, func() { conn.Close() })
+	admin, controlActors, keymodeActors, err := adminHandler(c, f.control, nil, chsink.Doubles{Conn: conn, Cluster: chCfg.Cluster != ""})
+	if err != nil {
+		return nil, nil, err
+	}
 	compl, closeReplicas, err := complianceProcessor(c, f.control, conn, chCfg)
 	if err != nil {
 		return nil, nil, err

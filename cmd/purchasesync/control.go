@@ -100,7 +100,7 @@ func (f *controlFlags) tokens(log *slog.Logger) (adminapi.TokenSource, error) {
 // writes sites.v1 and reconciled orders (acks=all); nil makes one that the
 // returned actor closes when it stops. The site registry c.sites must run
 // as its own actor.
-func adminHandler(c *common, f *controlFlags, producer *kgo.Client) (_ http.Handler, _, advisory []actor, _ error) {
+func adminHandler(c *common, f *controlFlags, producer *kgo.Client, doubles admin.Doubles) (_ http.Handler, _, advisory []actor, _ error) {
 	ownProducer := producer == nil
 	if ownProducer {
 		opts, err := c.kafka.producerOpts(c.log, c.reg, "control", 10*time.Second)
@@ -151,7 +151,7 @@ func adminHandler(c *common, f *controlFlags, producer *kgo.Client) (_ http.Hand
 	hcfg := admin.DefaultConfig()
 	hcfg.Token, hcfg.MinMatches = *f.adminToken, *f.keymodeMinMatches
 	h, err := admin.New(hcfg, admin.Deps{
-		Sites: c.sites, Writer: writer, Syncing: svc, Evidence: evidence,
+		Sites: c.sites, Writer: writer, Syncing: svc, Evidence: evidence, Doubles: doubles,
 		Registerer: c.stageReg("admin"), Logger: c.log.With("component", "admin"),
 	})
 	if err != nil {
@@ -277,15 +277,15 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 	if err := checkClickHouse(ctx, c.log, chCfg, fs.checking()); err != nil {
 		return err
 	}
-	admin, controlActors, keymodeActors, err := adminHandler(c, cf, nil)
-	if err != nil {
-		return err
-	}
 	conn, err := chsink.Open(chCfg, chCfg.Database)
 	if err != nil {
 		return fmt.Errorf("cannot connect to ClickHouse for compliance redactions (-clickhouse.addr): %w", err)
 	}
 	defer conn.Close()
+	admin, controlActors, keymodeActors, err := adminHandler(c, cf, nil, chsink.Doubles{Conn: conn, Cluster: chCfg.Cluster != ""})
+	if err != nil {
+		return err
+	}
 	compl, closeReplicas, err := complianceProcessor(c, cf, conn, chCfg)
 	if err != nil {
 		return err

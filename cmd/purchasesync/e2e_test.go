@@ -31,6 +31,7 @@ type pipeline struct {
 	kafka           kafkaTarget
 	chAddr          string
 	ch              chTarget
+	cmd             *exec.Cmd // the running process
 }
 
 // chTarget is the ClickHouse of a pipeline: the stack's single plaintext
@@ -66,7 +67,6 @@ func startPipeline(t *testing.T, k kafkaTarget) *pipeline {
 
 func startPipelineOn(t *testing.T, k kafkaTarget, ch chTarget) *pipeline {
 	t.Helper()
-	bin := buildBinary(t)
 	name := testenv.Name(t)
 	p := &pipeline{ingest: testenv.FreeAddr(t), ops: testenv.FreeAddr(t), db: name, topics: schemas.Topics{Prefix: name + "."}, kafka: k, chAddr: ch.cfg.Addr[0], ch: ch}
 	if ch.cfg.Cluster != "" {
@@ -77,6 +77,17 @@ func startPipelineOn(t *testing.T, k kafkaTarget, ch chTarget) *pipeline {
 			}
 		})
 	}
+	p.start(t)
+	return p
+}
+
+// start starts the pipeline's `run` process and waits until every stage is
+// ready; a test may kill it (p.cmd) and start it again on the same topics,
+// groups and database.
+func (p *pipeline) start(t *testing.T) {
+	t.Helper()
+	bin := buildBinary(t)
+	name := p.db
 	cmd := exec.Command(bin, "run",
 		"-kafka.topicPrefix", p.topics.Prefix, "-kafka.partitions", "2",
 		"-clickhouse.database", p.db,
@@ -85,31 +96,33 @@ func startPipelineOn(t *testing.T, k kafkaTarget, ch chTarget) *pipeline {
 		"-log.format", "text", "-log.level", "warn")
 	// The target's PURCHASESYNC_KAFKA_* lines come last: for duplicate keys
 	// exec uses the last value.
-	cmd.Env = append(append(append(os.Environ(), "PURCHASESYNC_SHOPIFY_API_SECRET="+e2eSecret, "PURCHASESYNC_ADMIN_TOKEN="+e2eToken), k.env...), ch.env...)
+	cmd.Env = append(append(append(os.Environ(), "PURCHASESYNC_SHOPIFY_API_SECRET="+e2eSecret, "PURCHASESYNC_ADMIN_TOKEN="+e2eToken), p.kafka.env...), p.ch.env...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	p.cmd = cmd
 	stopOnCleanup(t, cmd, 30*time.Second, true, nil, func() { t.Logf("pipeline log:\n%s", logs.String()) })
 	testenv.WaitHTTP200(t, "http://"+p.ops+"/readyz", 60*time.Second)
 	// Every stage of `run`, advisory ones included, becomes ready on a
-	// healthy stack; /readyz?verbose names them.
-	testenv.Eventually(t, 30*time.Second, "every stage ready in /readyz?verbose", func() bool {
+	// healthy stack; /readyz?verbose names them. After a kill -9 the
+	// consumer groups wait for the dead member's session to expire (the
+	// sink's 45 s).
+	testenv.Eventually(t, 90*time.Second, "every stage ready in /readyz?verbose", func() bool {
 		resp, err := http.Get("http://" + p.ops + "/readyz?verbose")
 		if err != nil {
 			return false
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		for _, stage := range []string{"ingest", "join", "site registry", "compliance", "clickhouse sink", "control plane"} {
+		for _, stage := range []string{"ingest", "join", "site registry", "compliance", "clickhouse sink", "control plane", "order-key evidence", "order-key detector"} {
 			if !strings.Contains(string(b), "[+]"+stage+" ok\n") {
 				return false
 			}
 		}
 		return !strings.Contains(string(b), "[-]")
 	})
-	return p
 }
 
 func (p *pipeline) do(t *testing.T, method, url string, hdr map[string]string, body string) int {

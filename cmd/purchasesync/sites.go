@@ -30,8 +30,13 @@ actions:
                             site's order_key (-force enables anyway)
   disable <site>            turn it off: deletes the subscriptions
   delete <site> [-force]    remove the site (refused while syncing is on)
-  diagnose <site>           which Shopify identifier the storefront sends, from the
-                            order-key detector's evidence, against the site's order_key
+  diagnose [site]           which Shopify identifier the storefront sends, from the
+                            order-key detector's evidence, against the site's order_key;
+                            without a site, one line per site
+  repair <site> [-mark -by who -note why]
+                            the suspected double registrations of a site (ClickHouse);
+                            -mark marks the unmarked ones (nothing is deleted), after
+                            the order_key was corrected
 
 The CLI talks to the admin API of a running process (purchasesync run, or
 purchasesync control in a split deployment) over HTTP; it needs the same admin token.
@@ -54,6 +59,9 @@ func cmdSites(ctx context.Context, args []string, getenv func(string) string, st
 	grace := fs.FlagSet.String("grace", "", "put: how long a webhook-only purchase waits for its storefront event, e.g. 10m")
 	syncing := fs.FlagSet.Bool("syncing", false, "put: the purchase_syncing flag, written directly without any Shopify call (use enable/disable for the Shopify switch)")
 	domains := fs.FlagSet.String("custom-domains", "", "put: comma-separated storefront hosts or origins allowed besides the shop domain (empty string clears)")
+	mark := fs.FlagSet.Bool("mark", false, "repair: mark the site's unmarked suspected double registrations")
+	by := fs.FlagSet.String("by", "", "repair -mark: who marks (recorded with each mark)")
+	note := fs.FlagSet.String("note", "", "repair -mark: why (recorded with each mark)")
 	force := fs.FlagSet.Bool("force", false, "delete: delete even while syncing is on; enable: enable even though the order-key diagnosis contradicts the site's order_key")
 	fs.Usage = func() {
 		io.WriteString(stdout, sitesUsage)
@@ -73,6 +81,9 @@ func cmdSites(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	action, rest := pos[0], pos[1:]
 	needSite := action != "list"
+	if action == "diagnose" && len(rest) == 0 {
+		needSite = false
+	}
 	if needSite && len(rest) != 1 || !needSite && len(rest) != 0 {
 		fs.Usage()
 		return fmt.Errorf("sites %s: want %s", action, map[bool]string{true: "exactly one site", false: "no argument"}[needSite])
@@ -110,12 +121,31 @@ func cmdSites(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return c.siteCall(ctx, p, "POST", path, map[string]bool{"enabled": action == "enable"})
 	case "diagnose":
+		if len(rest) == 0 {
+			return c.diagnoseAll(ctx, p)
+		}
 		var d schemas.KeyModeDiagnosis
 		raw, err := c.do(ctx, "GET", sitePath(rest[0])+"/diagnosis", nil, &d)
 		if err != nil {
 			return err
 		}
 		return p.diagnosis(raw, d)
+	case "repair":
+		var out struct {
+			Doubles []schemas.DoubleRegistration `json:"doubles"`
+		}
+		method, path, body := "GET", sitePath(rest[0])+"/doubles", any(nil)
+		if *mark {
+			if *by == "" {
+				return errors.New("sites repair -mark: say who marks with -by (recorded with each mark)")
+			}
+			method, path, body = "POST", path+"/mark", map[string]string{"by": *by, "note": *note}
+		}
+		raw, err := c.do(ctx, method, path, body, &out)
+		if err != nil {
+			return err
+		}
+		return p.doubles(raw, out.Doubles, *mark)
 	case "delete":
 		path := sitePath(rest[0])
 		if *force {
@@ -320,6 +350,69 @@ func (p sitePrinter) site(raw []byte, s schemas.Site) error {
 		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
 	}
 	return tw.Flush()
+}
+
+// diagnoseAll diagnoses every site, one line each.
+func (c *adminClient) diagnoseAll(ctx context.Context, p sitePrinter) error {
+	var list struct {
+		Sites []schemas.Site `json:"sites"`
+	}
+	if _, err := c.do(ctx, "GET", "/admin/v1/sites", nil, &list); err != nil {
+		return err
+	}
+	all := []schemas.KeyModeDiagnosis{}
+	for _, s := range list.Sites {
+		var d schemas.KeyModeDiagnosis
+		if _, err := c.do(ctx, "GET", sitePath(s.Site)+"/diagnosis", nil, &d); err != nil {
+			return fmt.Errorf("site %s: %w", s.Site, err)
+		}
+		all = append(all, d)
+	}
+	if p.json {
+		b, err := json.Marshal(map[string]any{"diagnoses": all})
+		if err != nil {
+			return err
+		}
+		return p.raw(b)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SITE\tCONFIGURED\tSUGGESTED\tVERDICT\tMATCHED\tSUSPECTED DOUBLES")
+	for _, d := range all {
+		suggested := "-"
+		if d.SuggestedOrderKey != nil {
+			suggested = string(*d.SuggestedOrderKey)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", d.Site, d.ConfiguredOrderKey, suggested, d.Verdict, d.Matched, d.SuspectedDoubleRegistrations)
+	}
+	return tw.Flush()
+}
+
+func (p sitePrinter) doubles(raw []byte, ds []schemas.DoubleRegistration, marked bool) error {
+	if p.json {
+		return p.raw(raw)
+	}
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DOUBLE (SHOPIFY KEY)\tSTOREFRONT KEY\tSHOPIFY ID\tNAME\tVIA\tREGISTERED\tMARKED")
+	for _, d := range ds {
+		m := "-"
+		if d.MarkedAt != nil {
+			m = d.MarkedAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ShopifyOrderNumber, d.StorefrontOrderNumber, d.ShopifyOrderID, d.ShopifyOrderName,
+			d.ShopifyRegisteredVia, d.ShopifyRegisteredAt.UTC().Format(time.RFC3339), m)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	switch {
+	case marked:
+		fmt.Fprintf(p.w, "%d marked now. Undo each in the purchase registry by its origin slug (the first column), see README \"Order-key diagnosis and repair\".\n", len(ds))
+	case len(ds) > 0:
+		fmt.Fprintf(p.w, "%d suspected double registrations; mark them with: purchasesync sites repair <site> -mark -by <you>\n", len(ds))
+	default:
+		fmt.Fprintln(p.w, "no suspected double registrations")
+	}
+	return nil
 }
 
 func (p sitePrinter) diagnosis(raw []byte, d schemas.KeyModeDiagnosis) error {

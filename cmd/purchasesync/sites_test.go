@@ -132,7 +132,7 @@ func TestAdminHandlerWiring(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, actors, advisory, err := adminHandler(c, cf, nil)
+		h, actors, advisory, err := adminHandler(c, cf, nil, nil)
 		if strings.Contains(logs.String(), "secret-token") {
 			t.Errorf("logs contain the access token: %s", logs.String())
 		}

@@ -9,6 +9,8 @@
 //	                                                enabling is refused (409, field order_key) while the
 //	                                                order-key evidence contradicts the site's mode, unless ?force=true
 //	GET    /admin/v1/sites/{site}/diagnosis         the order-key diagnosis (schemas.KeyModeDiagnosis)
+//	GET    /admin/v1/sites/{site}/doubles           suspected double registrations, from ClickHouse, {"doubles": [...]}
+//	POST   /admin/v1/sites/{site}/doubles/mark      {"by", "note"}: mark the unmarked ones (nothing is deleted); returns them
 //
 // Every request needs "Authorization: Bearer <token>" (PURCHASESYNC_ADMIN_TOKEN),
 // compared in constant time. Without a configured token the API refuses

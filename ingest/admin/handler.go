@@ -56,6 +56,13 @@ type Evidence interface {
 	Loaded() bool
 }
 
+// Doubles finds and marks suspected double registrations in ClickHouse
+// (sinks/clickhouse.Doubles): the repair after a wrong order_key.
+type Doubles interface {
+	List(ctx context.Context, site string) ([]schemas.DoubleRegistration, error)
+	Mark(ctx context.Context, site, by, note string, now time.Time) ([]schemas.DoubleRegistration, error)
+}
+
 // SiteLocker is what a Syncing may also offer: the per-site lock its switch
 // and watchdog take around their read-modify-write of a site. The admin
 // PUT and DELETE take it too, so that a watchdog store cannot overwrite
@@ -80,6 +87,8 @@ type Deps struct {
 	// Evidence (nil: diagnosis answers 501, and enable is not guarded)
 	// backs GET .../diagnosis and the enable guard.
 	Evidence Evidence
+	// Doubles (nil: the doubles endpoints answer 501).
+	Doubles Doubles
 	// Registerer receives the metrics (nil: not registered).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -120,6 +129,8 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	mux.HandleFunc("DELETE /admin/v1/sites/{site}", h.route("delete", h.delete))
 	mux.HandleFunc("POST /admin/v1/sites/{site}/purchase-syncing", h.route("syncing", h.syncing))
 	mux.HandleFunc("GET /admin/v1/sites/{site}/diagnosis", h.route("diagnosis", h.diagnosis))
+	mux.HandleFunc("GET /admin/v1/sites/{site}/doubles", h.route("doubles", h.doubles))
+	mux.HandleFunc("POST /admin/v1/sites/{site}/doubles/mark", h.route("mark", h.markDoubles))
 	mux.HandleFunc("/", h.route("unknown", func(*http.Request) (int, any, error) {
 		return 0, nil, &httpError{code: http.StatusNotFound, msg: "no such admin endpoint; see DESIGN §6"}
 	}))
@@ -488,6 +499,60 @@ func (h *Handler) diagnosis(r *http.Request) (int, any, error) {
 	}
 	d, _ := h.diagnose(s)
 	return http.StatusOK, d, nil
+}
+
+// DoublesList is the body of GET .../doubles and POST .../doubles/mark.
+type DoublesList struct {
+	Doubles []schemas.DoubleRegistration `json:"doubles"`
+}
+
+// MarkRequest is the body of POST .../doubles/mark: who marks, and why.
+type MarkRequest struct {
+	By   string `json:"by"`
+	Note string `json:"note"`
+}
+
+func (h *Handler) doubles(r *http.Request) (int, any, error) {
+	s, err := h.lookup(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if h.deps.Doubles == nil {
+		return 0, nil, &httpError{code: http.StatusNotImplemented, msg: "ClickHouse is not configured in this process"}
+	}
+	list, err := h.deps.Doubles.List(r.Context(), s.Site)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, DoublesList{Doubles: list}, nil
+}
+
+func (h *Handler) markDoubles(r *http.Request) (int, any, error) {
+	s, err := h.lookup(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var req MarkRequest
+	if err := h.decode(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if strings.TrimSpace(req.By) == "" {
+		return 0, nil, &schemas.FieldError{Field: "by", Reason: "required: who marks the doubles"}
+	}
+	if h.deps.Doubles == nil {
+		return 0, nil, &httpError{code: http.StatusNotImplemented, msg: "ClickHouse is not configured in this process"}
+	}
+	// Marking while the mode is still wrong would leave the doubles to
+	// come unmarked: say so, but mark (the operator may be mid-change).
+	if d, ok := h.diagnose(s); ok && d.Verdict == schemas.VerdictContradicted {
+		h.log.Warn("marking doubles of a site whose order_key is still contradicted; new doubles keep coming until it is set", "site", s.Site, "suggested", *d.SuggestedOrderKey)
+	}
+	list, err := h.deps.Doubles.Mark(r.Context(), s.Site, req.By, req.Note, time.Now())
+	if err != nil {
+		return 0, nil, err
+	}
+	h.log.Info("suspected double registrations marked", "site", s.Site, "marked", len(list))
+	return http.StatusOK, DoublesList{Doubles: list}, nil
 }
 
 // waitVisible waits until cond holds for the registry, or the visible
