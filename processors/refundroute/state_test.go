@@ -66,16 +66,16 @@ func run(s *partitionState, cfg Config, recs []*kgo.Record, from int) []string {
 func TestRouting(t *testing.T) {
 	cfg := testConfig()
 	recs := []*kgo.Record{
-		indexRec("bolt", "11", "1001", 0),               // 0: index first
-		refundRec("bolt", "11", "501", time.Minute),     // 1: routed at once
-		refundRec("bolt", "11", "501", 2*time.Minute),   // 2: redelivered: routed again (the join counts an id once)
-		refundRec("cargo", "22", "502", 3*time.Minute),  // 3: before its index: waits
-		indexRec("cargo", "22", "#1002", 4*time.Minute), // 4: releases it
-		refundRec("bolt", "33", "503", 5*time.Minute),   // 5: its order never comes
-		refundRec("bolt", "44", "504", 6*time.Minute),   // 6: waits
-		indexRec("bolt", "44", "1004", 30*time.Minute),  // 7: within the wait
-		indexRec("bolt", "55", "1005", 66*time.Minute),  // 8: an hour after refund 503: it expires first
-		refundRec("bolt", "11", "505", 11*time.Hour),    // 9: index 11 forgotten after 10 h: waits
+		indexRec("bolt", "11", "1001", 0),                                              // 0: index first
+		refundRec("bolt", "11", "501", time.Minute),                                    // 1: routed at once
+		refundRec("bolt", "11", "501", 2*time.Minute),                                  // 2: redelivered: routed again (the join counts an id once)
+		refundRec("cargo", "22", "502", 3*time.Minute),                                 // 3: before its index: waits
+		indexRec("cargo", "22", "#1002", 4*time.Minute),                                // 4: releases it
+		refundRec("bolt", "33", "503", 5*time.Minute),                                  // 5: its order never comes
+		refundRec("bolt", "44", "504", 6*time.Minute),                                  // 6: waits
+		indexRec("bolt", "44", "1004", 30*time.Minute),                                 // 7: within the wait
+		indexRec("bolt", "55", "1005", 66*time.Minute),                                 // 8: an hour after refund 503: it expires first
+		refundRec("bolt", "11", "505", 11*time.Hour),                                   // 9: index 11 forgotten after 10 h: waits
 		{Key: []byte("bolt/66"), Headers: hdrs(schemas.HeaderTopic, "orders/updated")}, // 10: neither: skipped
 	}
 	s := newPartitionState(0)
