@@ -105,7 +105,10 @@ type Decision struct {
 
 // Decide routes one verified webhook. shop is X-Shopify-Shop-Domain; for
 // orders/create the shop's site gives the order_key mode, and the key is
-// read from body without a full decode (ids may exceed 2^53).
+// read from body without a full decode (ids may exceed 2^53), with the
+// order's id for its index record in the order_number and order_name
+// modes; a refund is keyed by its order_id, on shopify.orders.v1 in the
+// order_id mode, else on shopify.order_ids.v1 for the refund router.
 func Decide(topic, shop string, body []byte, sites Sites) Decision {
 	shop = NormalizeShop(shop)
 	r := RouteTopic(topic)
@@ -128,11 +131,11 @@ func Decide(topic, shop string, body []byte, sites Sites) Decision {
 		return unrouted(shop, ReasonSyncingDisabled)
 	}
 	if strings.TrimSpace(topic) == TopicRefundsCreate {
-		r, err := schemas.ParseShopifyRefund(body)
+		rf, err := schemas.ParseShopifyRefund(body)
 		if err != nil {
 			return unrouted(shop, ReasonUnparsable)
 		}
-		d := Decision{Route: r0(ToOrders), Key: schemas.Key(site.Site, string(r.OrderID)), Site: site.Site, Shop: shop}
+		d := Decision{Route: r0(ToOrders), Key: schemas.Key(site.Site, string(rf.OrderID)), Site: site.Site, Shop: shop}
 		if site.OrderKey != schemas.OrderKeyID {
 			// A refund names its order by id alone: in the other modes the
 			// refund router finds the purchase's key from the order's
