@@ -115,7 +115,7 @@ func TestCustomAppSecretIsBoundToItsShop(t *testing.T) {
 	if r := e.do(t, signed("acme.myshopify.com", testSecret)); r.code != 200 {
 		t.Errorf("acme's webhook signed with the public secret: %d (%s), want 200", r.code, r.body)
 	}
-	recs := readAll(t, e.seeds, rawTopics(e.topics))
+	recs := readAll(t, e.seeds, rawTopics(e.topics)[:4]) // bolt's order index record aside
 	if len(recs) != 2 {
 		t.Fatalf("%d records, want 2 (the forged one must not be written)", len(recs))
 	}

@@ -19,7 +19,12 @@
 //     configured secrets gets 401 and writes nothing.
 //   - A signed webhook is never refused for its content: orders/create goes
 //     to shopify.orders.v1 keyed site/order_number (order_key mode of the
-//     shop's site); compliance topics go to compliance.v1; anything that
+//     shop's site); refunds/create too, keyed site/<order id>, for an
+//     order_id site. For an order_number or order_name site an order also
+//     writes an index record (site/<order id> → order number) to
+//     shopify.order_ids.v1, in the same produce the answer waits for, and
+//     its refunds go there, keyed by order id, for processors/refundroute to
+//     key by order number; compliance topics go to compliance.v1; anything that
 //     cannot be routed (other topics, unknown shop, syncing off, no key in
 //     the body) goes to shopify.unrouted.v1 with a reason header. See
 //     package shopify for the route table.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -63,34 +64,67 @@ func newRecord(topic, key string, body []byte, receivedAt time.Time, hdrs ...hea
 	return rec
 }
 
-// produce hands rec to Kafka and waits for its acknowledgement (acks=all)
-// for at most ProduceTimeout. It returns nil only when Kafka holds the
-// record, and a 503 StatusError otherwise. The in-flight slot is released
-// when the producer is done with the record, not when the handler gives up,
-// so the limit bounds the bodies actually held.
-func (s *Server) produce(rec *kgo.Record, t int) error {
-	if err := s.inflight.acquire(); err != nil {
-		return err
+// out is one record to produce and its index into Server.topics.
+type out struct {
+	rec *kgo.Record
+	t   int
+}
+
+// produce hands the records to Kafka together and waits for all their
+// acknowledgements (acks=all) for at most ProduceTimeout. It returns nil
+// only when Kafka holds every one, and a 503 StatusError otherwise (then
+// some may be held: the client's retry writes them again, which every
+// reader of these topics takes as a repeat). Each record takes an
+// in-flight slot, released when the producer is done with it, not when the
+// handler gives up, so the limit bounds the bodies actually held.
+func (s *Server) produce(recs ...out) error {
+	for i := range recs {
+		if err := s.inflight.acquire(); err != nil {
+			for range i {
+				s.inflight.release()
+			}
+			return err
+		}
 	}
 	start := time.Now()
 	pctx, cancel := context.WithTimeout(context.Background(), s.cfg.ProduceTimeout)
-	done := make(chan error, 1)
-	s.client.TryProduce(pctx, rec, func(_ *kgo.Record, err error) {
-		done <- err // before cancel: a closed pctx.Done must find the result waiting
-		cancel()
-		s.inflight.release()
-		if err == nil {
-			s.m.produceDuration.WithLabelValues(topicLabels[t]).Observe(time.Since(start).Seconds())
+	type result struct {
+		i   int
+		err error
+	}
+	done := make(chan result, len(recs))
+	left := int32(len(recs))
+	finished := func() {
+		if atomic.AddInt32(&left, -1) == 0 {
+			cancel()
 		}
-	})
+	}
+	for i, o := range recs {
+		s.client.TryProduce(pctx, o.rec, func(_ *kgo.Record, err error) {
+			done <- result{i, err} // before cancel: a closed pctx.Done must find the result waiting
+			finished()
+			s.inflight.release()
+			if err == nil {
+				s.m.produceDuration.WithLabelValues(topicLabels[o.t]).Observe(time.Since(start).Seconds())
+			}
+		})
+	}
 	var err error
-	select {
-	case err = <-done:
-	case <-pctx.Done():
+	failed := 0
+	for range recs {
+		var r result
 		select {
-		case err = <-done:
-		default:
-			err = context.DeadlineExceeded
+		case r = <-done:
+		case <-pctx.Done():
+			select {
+			case r = <-done:
+			default:
+				r = result{0, context.DeadlineExceeded}
+			}
+		}
+		if r.err != nil {
+			err, failed = r.err, r.i
+			break
 		}
 	}
 	if err == nil {
@@ -103,8 +137,8 @@ func (s *Server) produce(rec *kgo.Record, t int) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		kind = produceTimeout
 	}
-	s.m.produceErrors.WithLabelValues(topicLabels[t], kind).Inc()
-	s.log.Debug("record not acknowledged", "topic", rec.Topic, "kind", kind, "err", err)
+	s.m.produceErrors.WithLabelValues(topicLabels[recs[failed].t], kind).Inc()
+	s.log.Debug("record not acknowledged", "topic", recs[failed].rec.Topic, "kind", kind, "err", err)
 	return &StatusError{Code: fasthttp.StatusServiceUnavailable, RetryAfter: s.cfg.RetryAfter,
 		Err: fmt.Errorf("%w: %s", errNotAcked, kind)}
 }

@@ -68,7 +68,7 @@ type Server struct {
 	netLimit  *tokenBuckets[netip.Addr] // IPv6 /48s
 	srv       *fasthttp.Server
 	ln        net.Listener
-	topics    [4]string // full names, indexed like topicLabels
+	topics    [5]string // full names, indexed like topicLabels
 	kafkaOK   atomic.Bool
 	stopping  atomic.Bool
 	idPrefix  string
@@ -82,6 +82,7 @@ const (
 	tStorefront
 	tUnrouted
 	tCompliance
+	tOrderIDs
 )
 
 // New checks cfg and builds a server; Run serves it.
@@ -121,11 +122,12 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		ln:        deps.Listener,
 		idPrefix:  hex.EncodeToString(rnd[:]),
 	}
-	s.topics = [4]string{
+	s.topics = [5]string{
 		tOrders:     cfg.Topics.Name(schemas.TopicShopifyOrders),
 		tStorefront: cfg.Topics.Name(schemas.TopicStorefrontPurchases),
 		tUnrouted:   cfg.Topics.Name(schemas.TopicShopifyUnrouted),
 		tCompliance: cfg.Topics.Name(schemas.TopicCompliance),
+		tOrderIDs:   cfg.Topics.Name(schemas.TopicShopifyOrderIDs),
 	}
 	s.srv = &fasthttp.Server{
 		Handler:      s.handle,

@@ -52,6 +52,7 @@ func TestWebhookRouting(t *testing.T) {
 		{"truncated", "orders/create", "acme.myshopify.com", order[:len(order)/2], want{schemas.TopicShopifyUnrouted, "acme.myshopify.com", shopify.ReasonUnparsable}},
 		{"redact", "customers/redact", "acme.myshopify.com", []byte(`{"shop_id":954889,"customer":{"id":191167}}`), want{schemas.TopicCompliance, "acme.myshopify.com", ""}},
 		{"refund", "refunds/create", "acme.myshopify.com", []byte(`{"id":1,"order_id":450789469}`), want{schemas.TopicShopifyOrders, "acme/450789469", ""}},
+		{"refund by order id for the router", "refunds/create", "bolt.myshopify.com", []byte(`{"id":1,"order_id":450789469}`), want{schemas.TopicShopifyOrderIDs, "bolt/450789469", ""}},
 		{"other topic", "app/uninstalled", "acme.myshopify.com", []byte(`{}`), want{schemas.TopicShopifyUnrouted, "acme.myshopify.com", shopify.ReasonTopicNotHandled}},
 	}
 	before := time.Now().UTC()
@@ -63,8 +64,20 @@ func TestWebhookRouting(t *testing.T) {
 	}
 	after := time.Now().UTC()
 	recs := readAll(t, e.seeds, rawTopics(e.topics))
-	if len(recs) != len(cases) {
-		t.Fatalf("%d records, want %d", len(recs), len(cases))
+	if len(recs) != len(cases)+1 {
+		t.Fatalf("%d records, want %d (one per case, and the order_number order's index record)", len(recs), len(cases)+1)
+	}
+	// The order_number site's order is indexed by its id, for its refunds.
+	var index *kgo.Record
+	for _, r := range recs {
+		if r.Topic == e.topics.Name(schemas.TopicShopifyOrderIDs) && headerMap(r)[schemas.HeaderRecordKind] != "" {
+			index = r
+		}
+	}
+	if index == nil || string(index.Key) != p.Key("bolt", schemas.OrderKeyID) || "bolt/"+string(index.Value) != p.Key("bolt", schemas.OrderKeyNumber) ||
+		headerMap(index)[schemas.HeaderRecordKind] != schemas.RecordKindOrderIndex || headerMap(index)[schemas.HeaderReceivedAt] == "" ||
+		headerMap(index)[schemas.HeaderTopic] != "orders/create" {
+		t.Fatalf("order index record: %+v", index)
 	}
 	byKey := map[string]*kgo.Record{}
 	for _, r := range recs {

@@ -73,7 +73,7 @@ func (s *Server) storefront(ctx *fasthttp.RequestCtx, slug string) error {
 		header{schemas.HeaderUserAgent, ua},
 		header{schemas.HeaderOrigin, origin},
 	)
-	if err := s.produce(rec, tStorefront); err != nil {
+	if err := s.produce(out{rec, tStorefront}); err != nil {
 		return err
 	}
 	ctx.SetStatusCode(fasthttp.StatusAccepted)

@@ -20,7 +20,7 @@ const (
 	hdrTriggeredAt = "X-Shopify-Triggered-At"
 )
 
-var destTopic = [...]int{shopify.ToOrders: tOrders, shopify.ToCompliance: tCompliance, shopify.ToUnrouted: tUnrouted}
+var destTopic = [...]int{shopify.ToOrders: tOrders, shopify.ToCompliance: tCompliance, shopify.ToUnrouted: tUnrouted, shopify.ToOrderIDs: tOrderIDs}
 
 // webhook handles POST /webhooks/shopify: verify, route, produce, and
 // answer 200 only once Kafka holds the record.
@@ -61,8 +61,18 @@ func (s *Server) webhook(ctx *fasthttp.RequestCtx) error {
 		n++
 	}
 	t := destTopic[d.Dest]
-	rec := newRecord(s.topics[t], d.Key, body, receivedAt, hdrs[:n]...)
-	if err := s.produce(rec, t); err != nil {
+	recs := [2]out{{newRecord(s.topics[t], d.Key, body, receivedAt, hdrs[:n]...), t}}
+	n = 1
+	if d.IndexKey != "" {
+		// The order's index record goes with it, and the answer waits for
+		// both: a 503 makes Shopify deliver the order again, which rewrites
+		// both, so an acknowledged order always has its index.
+		recs[1] = out{newRecord(s.topics[tOrderIDs], d.IndexKey, []byte(d.IndexValue), receivedAt,
+			header{schemas.HeaderRecordKind, []byte(schemas.RecordKindOrderIndex)},
+			hdrs[0], hdrs[1], hdrs[2], hdrs[3]), tOrderIDs}
+		n = 2
+	}
+	if err := s.produce(recs[:n]...); err != nil {
 		return err
 	}
 	if d.Dest == shopify.ToUnrouted {

@@ -48,3 +48,52 @@ func TestParseShopifyRefund(t *testing.T) {
 		t.Error("malformed JSON accepted")
 	}
 }
+
+// TestRefundMoney: the amount in the purchase's currency comes from
+// Shopify's own numbers: the transactions' currency as is; the other
+// currency of the line items' MoneySets exactly when the refund is its line
+// items, else at the rate they imply; nothing (not 0.00) otherwise.
+func TestRefundMoney(t *testing.T) {
+	li := func(shop, shopCur, pres, presCur string) string {
+		return `{"line_item_id":1,"quantity":1,"subtotal_set":{"shop_money":{"amount":"` + shop + `","currency_code":"` + shopCur +
+			`"},"presentment_money":{"amount":"` + pres + `","currency_code":"` + presCur + `"}}}`
+	}
+	tx := func(amount, cur string) string {
+		return `{"kind":"refund","status":"success","amount":"` + amount + `","currency":"` + cur + `"}`
+	}
+	f := func(lines, txs, cur, want string, wantOK, rated bool) {
+		t.Helper()
+		r, err := ParseShopifyRefund([]byte(`{"id":1,"order_id":2,"refund_line_items":[` + lines + `],"transactions":[` + txs + `]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := r.Money()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := m.AmountIn(cur)
+		if got != want || ok != wantOK || m.Rated != rated {
+			t.Errorf("lines %s txs %s in %s: %q %v rated %v, want %q %v rated %v", lines, txs, cur, got, ok, m.Rated, want, wantOK, rated)
+		}
+	}
+	f("", tx("10.00", "EUR"), "eur", "10.00", true, false)                                                                  // same currency
+	f("", "", "EUR", "0.00", true, false)                                                                                   // nothing returned
+	f("", tx("10.00", "USD"), "EUR", "", false, false)                                                                      // no MoneySet: not convertible
+	f(li("11.00", "USD", "10.00", "EUR"), tx("11.00", "USD"), "EUR", "10.00", true, false)                                  // exactly the line items
+	f(li("11.00", "USD", "10.00", "EUR"), tx("10.00", "EUR"), "USD", "11.00", true, false)                                  // and the other way
+	f(li("11.00", "USD", "10.00", "EUR"), tx("22.00", "USD"), "EUR", "20.00", true, true)                                   // shipping too: the rate
+	f(li("3.00", "USD", "2.00", "EUR"), tx("1.00", "USD"), "EUR", "0.67", true, true)                                       // rounded to cents
+	f(li("11.00", "USD", "10.00", "EUR"), tx("11.00", "USD")+","+tx("1.00", "EUR"), "EUR", "11.00", true, true)             // mixed: both convert (EUR into USD at the rate)
+	f(li("11.00", "USD", "10.00", "EUR"), tx("11.00", "GBP"), "EUR", "", false, false)                                      // a third currency
+	f(li("11.00", "USD", "10.00", "EUR")+","+li("1.00", "USD", "1.00", "CAD"), tx("11.00", "USD"), "EUR", "", false, false) // line items disagree
+}
+
+func TestShopifyOrderKeysID(t *testing.T) {
+	body := []byte(`{"id":820982911946154508,"order_number":1001,"name":"#1001"}`)
+	for mode, want := range map[OrderKey]string{OrderKeyID: "820982911946154508", OrderKeyNumber: "1001", OrderKeyName: "#1001"} {
+		v, id, err := ShopifyOrderKeys(body, mode)
+		if err != nil || v != want || id != "820982911946154508" {
+			t.Errorf("%s: %q %q %v", mode, v, id, err)
+		}
+	}
+}

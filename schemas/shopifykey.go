@@ -25,16 +25,24 @@ import (
 // Member names match as encoding/json matches them (case-insensitively; the
 // last duplicate wins), so the key never disagrees with the join's decode.
 func ShopifyOrderKey(body []byte, mode OrderKey) (string, error) {
+	v, _, err := ShopifyOrderKeys(body, mode)
+	return v, err
+}
+
+// ShopifyOrderKeys is ShopifyOrderKey that also returns the order's id (a
+// decimal string), from the same single pass: the ingest indexes orders of
+// order_number and order_name sites by id, for their refunds.
+func ShopifyOrderKeys(body []byte, mode OrderKey) (orderNumber, id string, err error) {
 	var spans [3]jsonSpan // id, order_number, name
 	if err := scanTopLevel(body, spans[:]); err != nil {
-		return "", fmt.Errorf("cannot decode Shopify order: %w", err)
+		return "", "", fmt.Errorf("cannot decode Shopify order: %w", err)
 	}
-	id, err := spans[0].flexString()
+	id, err = spans[0].flexString()
 	if err != nil {
-		return "", fmt.Errorf("cannot decode Shopify order: id: %w", err)
+		return "", "", fmt.Errorf("cannot decode Shopify order: id: %w", err)
 	}
 	if !isDecimalID(id) {
-		return "", &FieldError{"id", "missing or not a positive integer"}
+		return "", "", &FieldError{"id", "missing or not a positive integer"}
 	}
 	var v string
 	switch mode {
@@ -42,20 +50,20 @@ func ShopifyOrderKey(body []byte, mode OrderKey) (string, error) {
 		v = id
 	case OrderKeyNumber:
 		if v, err = spans[1].flexString(); err != nil {
-			return "", fmt.Errorf("cannot decode Shopify order: order_number: %w", err)
+			return "", "", fmt.Errorf("cannot decode Shopify order: order_number: %w", err)
 		}
 	case OrderKeyName:
 		if v, err = spans[2].plainString(); err != nil {
-			return "", fmt.Errorf("cannot decode Shopify order: name: %w", err)
+			return "", "", fmt.Errorf("cannot decode Shopify order: name: %w", err)
 		}
 	default:
-		return "", fmt.Errorf("unknown order_key %q", mode)
+		return "", "", fmt.Errorf("unknown order_key %q", mode)
 	}
 	v = NormalizeOrderNumber(mode, v)
 	if v == "" {
-		return "", &FieldError{string(mode), "missing in the Shopify order"}
+		return "", "", &FieldError{string(mode), "missing in the Shopify order"}
 	}
-	return v, nil
+	return v, id, nil
 }
 
 // keyMembers are the top-level member names ShopifyOrderKey reads, in the

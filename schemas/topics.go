@@ -10,11 +10,18 @@ const (
 	TopicShopifyOrders       = "shopify.orders.v1"
 	TopicStorefrontPurchases = "storefront.purchases.v1"
 	TopicShopifyUnrouted     = "shopify.unrouted.v1"
-	TopicCompliance          = "compliance.v1"
-	TopicJoinState           = "join.state.v1"
-	TopicPurchases           = "purchases.v1"
-	TopicDiscrepancies       = "discrepancies.v1"
-	TopicSites               = "sites.v1"
+	// TopicShopifyOrderIDs is the refund router's input, keyed
+	// "site/<Shopify order id>": an order index record per orders/create of
+	// a site whose order_key is not order_id, and those sites' refunds
+	// (which name their order by id alone). processors/refundroute joins
+	// the two and writes each refund to shopify.orders.v1 under its
+	// purchase's key.
+	TopicShopifyOrderIDs = "shopify.order_ids.v1"
+	TopicCompliance      = "compliance.v1"
+	TopicJoinState       = "join.state.v1"
+	TopicPurchases       = "purchases.v1"
+	TopicDiscrepancies   = "discrepancies.v1"
+	TopicSites           = "sites.v1"
 	// TopicDeadLetter holds records a sink could not load (invalid for the
 	// table); header "reason" says why and "source-topic" where it came from.
 	TopicDeadLetter = "deadletter.v1"
@@ -42,7 +49,18 @@ const (
 	// registered_via = reconciliation.
 	HeaderReconciled  = "reconciled"
 	HeaderSourceTopic = "source-topic"
+	// HeaderRecordKind tells an order index record (RecordKindOrderIndex)
+	// from a raw webhook on shopify.order_ids.v1; raw webhooks have none.
+	HeaderRecordKind = "record-kind"
+	// HeaderRoutedFrom marks a refund the refund router wrote to
+	// shopify.orders.v1: its key on shopify.order_ids.v1 ("site/<order id>").
+	HeaderRoutedFrom = "routed-from"
 )
+
+// RecordKindOrderIndex is the record-kind of an order index record: key
+// "site/<Shopify order id>", value the purchase's order_number (its key on
+// shopify.orders.v1 is Key(site, value)).
+const RecordKindOrderIndex = "order-index"
 
 // Topics resolves topic names under one prefix.
 type Topics struct{ Prefix string }

@@ -23,6 +23,13 @@ func TopicSpecs() []TopicSpec {
 		{Name: TopicPurchases, CoPartitioned: true, Retention: 30 * 24 * time.Hour},
 		{Name: TopicDiscrepancies, CoPartitioned: true, Retention: 30 * 24 * time.Hour},
 		{Name: TopicShopifyUnrouted, Retention: 30 * 24 * time.Hour},
+		// The refund router's input is also its changelog: it restores by
+		// reading it from the start, so retention must exceed its index
+		// horizon plus its order wait (refundroute.Config.Validate). It
+		// takes the raw topics' partition count not for co-location (the
+		// router re-keys what it writes) but so that the routers scale, and
+		// restore in parallel, as the joins do.
+		{Name: TopicShopifyOrderIDs, CoPartitioned: true, Retention: 30 * 24 * time.Hour},
 		{Name: TopicCompliance, Retention: 90 * 24 * time.Hour},
 		{Name: TopicDeadLetter, Retention: 30 * 24 * time.Hour},
 		{Name: TopicSites, Compacted: true},

@@ -14,6 +14,7 @@ type runFlags struct {
 	log     logFlags
 	ingest  *ingestFlags
 	join    *joinFlags
+	refund  *refundFlags
 	sink    *sinkFlags
 	control *controlFlags
 	migrate *migrateFlags
@@ -27,7 +28,7 @@ type runFlags struct {
 func addRunFlags(fs *flagSet) runFlags {
 	return runFlags{
 		kafka: addKafkaFlags(fs), log: addLogFlags(fs),
-		ingest: addIngestFlags(fs), join: addJoinFlags(fs), sink: addSinkFlags(fs), control: addControlFlags(fs),
+		ingest: addIngestFlags(fs), join: addJoinFlags(fs), refund: addRefundFlags(fs), sink: addSinkFlags(fs), control: addControlFlags(fs),
 		migrate: addMigrateFlags(fs), observe: addObserveFlags(fs),
 		opsAddr:   fs.String("ops.addr", "127.0.0.1:9464", "ops listener: /metrics, /healthz, /readyz, /admin/v1/"),
 		pprof:     fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (behind the admin token where there is one; loopback or a trusted network only)"),
@@ -112,6 +113,10 @@ func buildRun(c *common, f runFlags) (_ []actor, _ func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	router, err := f.refund.build(c, *f.join.instance)
+	if err != nil {
+		return nil, nil, err
+	}
 	sinkActors, err := f.sink.build(c)
 	if err != nil {
 		return nil, nil, err
@@ -144,7 +149,9 @@ func buildRun(c *common, f runFlags) (_ []actor, _ func(), err error) {
 	// outage must not take the webhook endpoint out of service, since Kafka
 	// holds what they have not taken yet.
 	gating := []actor{{"ingest", srv.Run, srv.Ready}, joinActor(c, proc)}
-	behind := append(append(append([]actor{c.sitesActor(), compl}, sinkActors...), controlActors...), keymodeActors...)
+	// The refund router is behind Kafka too: what it has not routed waits
+	// in shopify.order_ids.v1.
+	behind := append(append(append([]actor{c.sitesActor(), compl, refundActor(router)}, sinkActors...), controlActors...), keymodeActors...)
 	checks := append(checksOf(false, gating...), checksOf(true, behind...)...)
 	ops := &opsServer{addr: *f.opsAddr, reg: c.reg, checks: checks, admin: admin, log: c.log.With("component", "ops"), pprof: *f.pprof, pprofToken: *f.control.adminToken}
 	actors := append(append(gating, behind...), actor{name: "ops listener", run: ops.run})

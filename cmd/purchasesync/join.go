@@ -63,7 +63,7 @@ func joinActor(c *common, p *join.Processor) actor {
 func cmdJoin(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlagSet("join", getenv)
 	fs.addDump(stdout)
-	kf, lf, jf := addKafkaFlags(fs), addLogFlags(fs), addJoinFlags(fs)
+	kf, lf, jf, rf := addKafkaFlags(fs), addLogFlags(fs), addJoinFlags(fs), addRefundFlags(fs)
 	opsAddr := fs.String("ops.addr", "127.0.0.1:9465", "ops listener (/metrics, /healthz, /readyz)")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -76,11 +76,15 @@ func cmdJoin(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
+	r, err := rf.build(c, *jf.instance)
+	if err != nil {
+		return err
+	}
 	if fs.checking() {
 		return fs.checked()
 	}
-	join := joinActor(c, p)
-	checks := append(checksOf(false, join), checksOf(true, c.sitesActor())...)
+	join, router := joinActor(c, p), refundActor(r)
+	checks := append(checksOf(false, join, router), checksOf(true, c.sitesActor())...)
 	ops := &opsServer{addr: *opsAddr, reg: c.reg, log: c.log, checks: checks}
-	return runActors(ctx, c.log, c.sitesActor(), actor{name: "ops listener", run: ops.run}, join)
+	return runActors(ctx, c.log, c.sitesActor(), actor{name: "ops listener", run: ops.run}, join, router)
 }

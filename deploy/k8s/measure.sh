@@ -37,7 +37,7 @@ export PURCHASESYNC_KAFKA_TOPICPREFIX="measure$$." PURCHASESYNC_CLICKHOUSE_DATAB
 declare -A pid
 ./bin/purchasesync control -ops.addr 127.0.0.1:18491 & pid[control]=$!
 ./bin/purchasesync ingest -ingest.addr 127.0.0.1:18490 -ops.addr 127.0.0.1:18492 -ingest.trustedProxies 127.0.0.1 & pid[ingest]=$!
-./bin/purchasesync join -ops.addr 127.0.0.1:18493 -join.instance "measure$$" -join.group "measure$$-join" & pid[join]=$!
+./bin/purchasesync join -ops.addr 127.0.0.1:18493 -join.instance "measure$$" -join.group "measure$$-join" -refundroute.group "measure$$-refundroute" & pid[join]=$!
 ./bin/purchasesync sink -ops.addr 127.0.0.1:18494 -sink.group "measure$$-sink" & pid[sink]=$!
 trap 'kill "${pid[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
 for port in 18491 18492 18493 18494; do

@@ -23,10 +23,6 @@ const (
 	ReasonUnknownShop     = "unknown_shop"      // no site is linked to the shop domain
 	ReasonSyncingDisabled = "syncing_disabled"  // the site has purchase_syncing off
 	ReasonUnparsable      = "unparsable_body"   // signed, but no key can be read from it
-	// ReasonRefundNeedsOrderID: a refund names its order by id alone, so
-	// only sites whose key is the order id (the standard integration, and
-	// the only one Talkable's Purchase Syncing supports) can join it.
-	ReasonRefundNeedsOrderID = "refund_needs_order_id"
 	// ReasonShopMismatch: a compliance request whose signed body names
 	// another shop than the (unsigned) shop header. The compliance
 	// processor acts on the body's shop_domain, so a custom app's secret,
@@ -35,7 +31,7 @@ const (
 )
 
 // Reasons lists every reason, for metrics initialisation and docs.
-var Reasons = []string{ReasonTopicNotHandled, ReasonUnknownShop, ReasonSyncingDisabled, ReasonUnparsable, ReasonRefundNeedsOrderID, ReasonShopMismatch}
+var Reasons = []string{ReasonTopicNotHandled, ReasonUnknownShop, ReasonSyncingDisabled, ReasonUnparsable, ReasonShopMismatch}
 
 // Destination is the raw topic a verified webhook goes to.
 type Destination uint8
@@ -48,6 +44,10 @@ const (
 	ToOrders
 	// ToCompliance is compliance.v1, keyed by shop domain.
 	ToCompliance
+	// ToOrderIDs is shopify.order_ids.v1, keyed site/<Shopify order id>:
+	// the refunds of sites whose order_key is not the id, for the refund
+	// router to key by their order's number.
+	ToOrderIDs
 )
 
 // Topic returns the topic name (without prefix) of d.
@@ -57,6 +57,8 @@ func (d Destination) Topic() string {
 		return schemas.TopicShopifyOrders
 	case ToCompliance:
 		return schemas.TopicCompliance
+	case ToOrderIDs:
+		return schemas.TopicShopifyOrderIDs
 	}
 	return schemas.TopicShopifyUnrouted
 }
@@ -91,14 +93,22 @@ type Sites interface {
 // under which key.
 type Decision struct {
 	Route
-	Key  string // site/order_number for ToOrders; the shop domain otherwise
-	Site string // the site, for ToOrders
+	Key  string // site/order_number for ToOrders; site/<order id> for ToOrderIDs; the shop domain otherwise
+	Site string // the site, for ToOrders and ToOrderIDs
 	Shop string // the normalized shop domain
+	// IndexKey and IndexValue, set for an orders/create of a site whose
+	// order_key is not the id, are the order index record the ingest also
+	// writes to shopify.order_ids.v1 (key site/<order id>, value the order
+	// number), so that the order's refunds find its key.
+	IndexKey, IndexValue string
 }
 
 // Decide routes one verified webhook. shop is X-Shopify-Shop-Domain; for
 // orders/create the shop's site gives the order_key mode, and the key is
-// read from body without a full decode (ids may exceed 2^53).
+// read from body without a full decode (ids may exceed 2^53), with the
+// order's id for its index record in the order_number and order_name
+// modes; a refund is keyed by its order_id, on shopify.orders.v1 in the
+// order_id mode, else on shopify.order_ids.v1 for the refund router.
 func Decide(topic, shop string, body []byte, sites Sites) Decision {
 	shop = NormalizeShop(shop)
 	r := RouteTopic(topic)
@@ -120,24 +130,32 @@ func Decide(topic, shop string, body []byte, sites Sites) Decision {
 	case !site.PurchaseSyncing:
 		return unrouted(shop, ReasonSyncingDisabled)
 	}
-	var orderNumber string
 	if strings.TrimSpace(topic) == TopicRefundsCreate {
-		if site.OrderKey != schemas.OrderKeyID {
-			return unrouted(shop, ReasonRefundNeedsOrderID)
-		}
-		r, err := schemas.ParseShopifyRefund(body)
+		rf, err := schemas.ParseShopifyRefund(body)
 		if err != nil {
 			return unrouted(shop, ReasonUnparsable)
 		}
-		orderNumber = string(r.OrderID)
-	} else {
-		var err error
-		if orderNumber, err = schemas.ShopifyOrderKey(body, site.OrderKey); err != nil {
-			return unrouted(shop, ReasonUnparsable)
+		d := Decision{Route: r0(ToOrders), Key: schemas.Key(site.Site, string(rf.OrderID)), Site: site.Site, Shop: shop}
+		if site.OrderKey != schemas.OrderKeyID {
+			// A refund names its order by id alone: in the other modes the
+			// refund router finds the purchase's key from the order's
+			// index record (processors/refundroute).
+			d.Route = r0(ToOrderIDs)
 		}
+		return d
 	}
-	return Decision{Route: r, Key: schemas.Key(site.Site, orderNumber), Site: site.Site, Shop: shop}
+	orderNumber, id, err := schemas.ShopifyOrderKeys(body, site.OrderKey)
+	if err != nil {
+		return unrouted(shop, ReasonUnparsable)
+	}
+	d = Decision{Route: r, Key: schemas.Key(site.Site, orderNumber), Site: site.Site, Shop: shop}
+	if site.OrderKey != schemas.OrderKeyID {
+		d.IndexKey, d.IndexValue = schemas.Key(site.Site, id), orderNumber
+	}
+	return d
 }
+
+func r0(d Destination) Route { return Route{Dest: d} }
 
 func unrouted(shop, reason string) Decision {
 	return Decision{Route: Route{Dest: ToUnrouted, Reason: reason}, Key: shop, Shop: shop}

@@ -31,6 +31,7 @@ func TestDestinationTopic(t *testing.T) {
 		ToOrders:     schemas.TopicShopifyOrders,
 		ToCompliance: schemas.TopicCompliance,
 		ToUnrouted:   schemas.TopicShopifyUnrouted,
+		ToOrderIDs:   schemas.TopicShopifyOrderIDs,
 	} {
 		if got := d.Topic(); got != want {
 			t.Errorf("%d.Topic() = %s, want %s", d, got, want)
@@ -76,10 +77,37 @@ func TestDecide(t *testing.T) {
 	// is bound to the header's shop, and the processor acts on the body's).
 	f("shop/redact", "acme.myshopify.com", `{"shop_domain":"victim.myshopify.com"}`, ToUnrouted, ReasonShopMismatch, "acme.myshopify.com")
 	f("customers/redact", "acme.myshopify.com", `{"shop_domain":"victim.myshopify.com","customer":{"email":"a@b.co"}}`, ToUnrouted, ReasonShopMismatch, "acme.myshopify.com")
-	// Refunds join their purchase by order id; other modes cannot key them.
+	// Refunds join their purchase by order id; in the other modes they go
+	// to the refund router, keyed by order id too.
 	f("refunds/create", "acme.myshopify.com", `{"id": 7, "order_id": 9007199254740993}`, ToOrders, "", "acme/9007199254740993")
-	f("refunds/create", "bolt.myshopify.com", `{"id": 7, "order_id": 1}`, ToUnrouted, ReasonRefundNeedsOrderID, "bolt.myshopify.com")
+	f("refunds/create", "bolt.myshopify.com", `{"id": 7, "order_id": 1}`, ToOrderIDs, "", "bolt/1")
+	f("refunds/create", "cargo.myshopify.com", `{"id": 7, "order_id": 9007199254740993}`, ToOrderIDs, "", "cargo/9007199254740993")
+	f("refunds/create", "bolt.myshopify.com", `{"id": 7}`, ToUnrouted, ReasonUnparsable, "bolt.myshopify.com")
 	f("refunds/create", "acme.myshopify.com", `{"order_id": 1}`, ToUnrouted, ReasonUnparsable, "acme.myshopify.com")
 	f("refunds/create", "dormant.myshopify.com", `{"id": 7, "order_id": 1}`, ToUnrouted, ReasonSyncingDisabled, "dormant.myshopify.com")
 	f("app/uninstalled", "acme.myshopify.com", `{}`, ToUnrouted, ReasonTopicNotHandled, "acme.myshopify.com")
+}
+
+// TestDecideIndex: an order of an order_number or order_name site carries
+// its index record (site/<id> → order number); an order_id site's none.
+func TestDecideIndex(t *testing.T) {
+	sites := sitestest.New(
+		schemas.Site{Site: "acme", ShopDomain: "acme.myshopify.com", OrderKey: schemas.OrderKeyID, PurchaseSyncing: true},
+		schemas.Site{Site: "bolt", ShopDomain: "bolt.myshopify.com", OrderKey: schemas.OrderKeyNumber, PurchaseSyncing: true},
+		schemas.Site{Site: "cargo", ShopDomain: "cargo.myshopify.com", OrderKey: schemas.OrderKeyName, PurchaseSyncing: true},
+	)
+	order := []byte(`{"id": 9007199254740993, "order_number": 1001, "name": " #1001 "}`)
+	for shop, want := range map[string][2]string{
+		"acme.myshopify.com":  {"", ""},
+		"bolt.myshopify.com":  {"bolt/9007199254740993", "1001"},
+		"cargo.myshopify.com": {"cargo/9007199254740993", "#1001"},
+	} {
+		d := Decide("orders/create", shop, order, sites)
+		if d.IndexKey != want[0] || d.IndexValue != want[1] {
+			t.Errorf("%s: index %q → %q, want %q → %q", shop, d.IndexKey, d.IndexValue, want[0], want[1])
+		}
+		if d2 := Decide("refunds/create", shop, []byte(`{"id":1,"order_id":9007199254740993}`), sites); d2.IndexKey != "" {
+			t.Errorf("%s: a refund carries an index record", shop)
+		}
+	}
 }

@@ -5,6 +5,15 @@
 // Read rules.go first: Decide and Tick are the whole business logic (DESIGN
 // §3), pure functions of (state, event or time) → (state, outputs).
 //
+// Refunds (refunds/create on shopify.orders.v1, under the purchase's key:
+// written by the ingest for order_id sites, by processors/refundroute for
+// the others) count once per refund id. A refund's amount is taken in the
+// purchase's currency from Shopify's numbers (schemas.RefundMoney: the
+// transactions' currency, or the other currency of the line items'
+// MoneySets); when they do not give it, refunded_amount is unknown (empty,
+// NULL in ClickHouse) instead of a wrong sum, refunded_at is still set, and
+// decisions_total{outcome="refund_unconverted"} counts it.
+//
 // The processor around them guarantees:
 //   - Co-partitioning: both raw topics, join.state.v1, purchases.v1 and
 //     discrepancies.v1 have one partition count (checked at start; the

@@ -30,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
 		decisions: f.NewCounterVec(prometheus.CounterOpts{Name: "decisions_total",
-			Help: "Join decisions by outcome (registered_storefront, registered_webhook, registered_reconciliation, matched, matched_late, duplicate, held, webhook_missing, expired, refunded)."}, []string{"outcome"}),
+			Help: "Join decisions by outcome (registered_storefront, registered_webhook, registered_reconciliation, matched, matched_late, duplicate, held, webhook_missing, expired, refunded, refund_unconverted)."}, []string{"outcome"}),
 		holdReleases: f.NewCounterVec(prometheus.CounterOpts{Name: "hold_releases_total",
 			Help: "Held webhook purchases released, by the clock that released them: event (before a later record, by its received-at: the join was behind) or wall (at a periodic tick)."}, []string{"clock"}),
 		pending: f.NewGauge(prometheus.GaugeOpts{Name: "pending_records",

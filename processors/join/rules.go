@@ -25,6 +25,12 @@ const (
 	OutcomeWebhookMissing           = "webhook_missing"
 	OutcomeExpired                  = "expired"
 	OutcomeRefunded                 = "refunded"
+	// OutcomeRefundUnconverted: a refund applied to a purchase whose
+	// currency Shopify's numbers for that refund do not give (see
+	// Refund): the purchase's refunded_amount is then unknown (empty, NULL
+	// in ClickHouse) rather than wrong, refunded_at is set, and the state
+	// keeps what the refund returned in its own currency.
+	OutcomeRefundUnconverted = "refund_unconverted"
 )
 
 // Settings are the per-site and global knobs the rules read.
@@ -81,10 +87,38 @@ type State struct {
 	Refunds map[string]Refund `json:"refunds,omitempty"`
 }
 
-// Refund is one refund of a purchase.
+// Refund is one refund of a purchase. Its amount in the purchase's
+// currency is decided when it is applied (the purchase may register after
+// the refund came): In, from Shopify's own numbers (schemas.RefundMoney).
 type Refund struct {
-	Amount string    `json:"amount"`
+	// Amount is the refund's amount in states written before In existed,
+	// taken to be in the purchase's currency; empty otherwise.
+	Amount string    `json:"amount,omitempty"`
 	At     time.Time `json:"at"`
+	// Returned is what the refund returned, per currency (none: nothing
+	// returned yet); In is that in each currency Shopify's numbers give.
+	Returned map[string]string `json:"returned,omitempty"`
+	In       map[string]string `json:"in,omitempty"`
+	// Unreadable: a transaction amount did not parse; never counted.
+	Unreadable bool `json:"unreadable,omitempty"`
+}
+
+// amountIn is the refund in currency, ok false when it is not known.
+func (r Refund) amountIn(currency string) (string, bool) {
+	switch {
+	case r.Unreadable:
+		return "", false
+	case r.Returned == nil && r.In == nil:
+		return r.Amount, true // a state from before currencies were kept
+	case currency == "" && len(r.Returned) == 1:
+		// A purchase without a currency (the browser sent none, Shopify's
+		// came later): its amounts are in an unknown currency anyway; the
+		// refund counts as returned, as it did before.
+		for _, a := range r.Returned {
+			return a, true
+		}
+	}
+	return schemas.RefundMoney{Returned: r.Returned, In: r.In}.AmountIn(currency)
 }
 
 // NextDeadline is the earliest time Tick has work for this state.
@@ -133,9 +167,11 @@ func decideRefund(s *State, ev Event, set Settings, d *Decision) {
 		d.Outcomes = append(d.Outcomes, OutcomeDuplicate)
 		return
 	}
-	amount, _, err := ev.Refund.RefundedAmount()
-	if err != nil {
-		amount = "0.00"
+	var rf Refund
+	if m, err := ev.Refund.Money(); err != nil {
+		rf.Unreadable = true
+	} else {
+		rf.Returned, rf.In = m.Returned, m.In
 	}
 	at := ev.Refund.Time()
 	if at.IsZero() {
@@ -145,11 +181,15 @@ func decideRefund(s *State, ev Event, set Settings, d *Decision) {
 	for k, v := range s.Refunds {
 		refunds[k] = v
 	}
-	refunds[id] = Refund{Amount: amount, At: at}
+	rf.At = at
+	refunds[id] = rf
 	s.Refunds = refunds
 	d.Outcomes = append(d.Outcomes, OutcomeRefunded)
 	if s.Purchase != nil {
-		s.Purchase = withRefunds(bumped(s.Purchase, ev.ReceivedAt), s.Refunds)
+		s.Purchase = withRefunds(bumped(s.Purchase, ev.ReceivedAt), s.Refunds, nil)
+		if _, ok := rf.amountIn(s.Purchase.Currency); !ok {
+			d.Outcomes = append(d.Outcomes, OutcomeRefundUnconverted)
+		}
 		d.Purchases = append(d.Purchases, cp(s.Purchase))
 	} else if s.ExpiresAt.IsZero() && s.Held == nil {
 		// Nothing else will ever clear a lone refund's state. (A refund
@@ -159,22 +199,37 @@ func decideRefund(s *State, ev Event, set Settings, d *Decision) {
 	}
 }
 
-// withRefunds sets the refund totals of p (a copy) from refunds.
-func withRefunds(p *schemas.Purchase, refunds map[string]Refund) *schemas.Purchase {
+// withRefunds sets the refund totals of p (a copy) from refunds, in p's
+// currency. When a refund's amount is not known in it, the total is unknown
+// (empty) rather than wrong; refunded_at is set all the same. d, when not
+// nil, counts each such refund (at registration, when every refund of the
+// state is applied for the first time).
+func withRefunds(p *schemas.Purchase, refunds map[string]Refund, d *Decision) *schemas.Purchase {
 	if len(refunds) == 0 {
 		return p
 	}
 	total := new(big.Rat)
+	known := true
 	var last time.Time
 	for _, r := range refunds {
-		if a, err := schemas.ParseDecimal(r.Amount); err == nil {
-			total.Add(total, a)
+		a, ok := r.amountIn(p.Currency)
+		v, err := schemas.ParseDecimal(a)
+		if !ok || err != nil {
+			known = false
+			if d != nil {
+				d.Outcomes = append(d.Outcomes, OutcomeRefundUnconverted)
+			}
+		} else {
+			total.Add(total, v)
 		}
 		if r.At.After(last) {
 			last = r.At
 		}
 	}
-	p.RefundedAmount = schemas.FormatDecimal(total)
+	p.RefundedAmount = ""
+	if known {
+		p.RefundedAmount = schemas.FormatDecimal(total)
+	}
 	p.RefundedAt = &last
 	return p
 }
@@ -191,7 +246,7 @@ func decideStorefront(s *State, ev Event, set Settings, d *Decision) {
 	switch {
 	case s.Purchase == nil:
 		p := purchaseFromStorefront(s.Site, s.OrderNumber, ev.Storefront, ev.Meta, ev.ReceivedAt)
-		s.Purchase = withRefunds(p, s.Refunds)
+		s.Purchase = withRefunds(p, s.Refunds, d)
 		d.Outcomes = append(d.Outcomes, OutcomeRegisteredStorefront)
 		if s.Held != nil {
 			// The webhook came first and is still within its grace: the
@@ -282,7 +337,7 @@ func Tick(prev *State, now, storefrontWM, shopifyWM time.Time, set Settings) Dec
 		// Deterministic timestamps: a replay of the same input gives the
 		// same ledger, whenever it runs.
 		p.RegisteredAt, p.UpdatedAt, p.Version = s.HeldUntil, s.HeldUntil, 1
-		p = withRefunds(p, s.Refunds)
+		p = withRefunds(p, s.Refunds, &d)
 		s.Purchase, s.Held, s.HeldUntil = p, nil, time.Time{}
 		s.ExpiresAt = p.RegisteredAt.Add(set.DedupeHorizon)
 		d.Purchases = append(d.Purchases, cp(p))

@@ -3,6 +3,7 @@ package join
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -284,5 +285,56 @@ func TestRefunds(t *testing.T) {
 	r = runSteps([]step{{ev: ptr(wh(t, id, 0, ""))}, {ev: ptr(refund(t, id, "9", time.Minute, "23.97"))}, {tickAt: 10 * time.Minute}}, defaultSet)
 	if r.final.Purchase == nil || r.final.Purchase.RefundedAmount != "23.97" || r.final.Purchase.Version != 1 {
 		t.Fatalf("held purchase registered without its refund: %+v", r.final.Purchase)
+	}
+}
+
+func refundBody(t testing.TB, id, refundID string, at time.Duration, body string) Event {
+	t.Helper()
+	r, err := schemas.ParseShopifyRefund([]byte(`{"id":` + refundID + `,"order_id":` + id + `,"processed_at":"2026-11-26T10:00:00Z",` + body + `}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Event{Site: "demo", OrderNumber: id, ReceivedAt: t0.Add(at), Refund: r}
+}
+
+// TestRefundCurrencies: a refund in another currency than its (USD)
+// purchase counts in USD from Shopify's MoneySets; one that no MoneySet
+// converts leaves the total unknown (empty), never 0.00, and is counted.
+func TestRefundCurrencies(t *testing.T) {
+	id := "820982911946154508"
+	inCAD := `"refund_line_items":[{"line_item_id":1,"quantity":1,"subtotal_set":{"shop_money":{"amount":"13.00","currency_code":"CAD"},"presentment_money":{"amount":"10.00","currency_code":"USD"}}}],` +
+		`"transactions":[{"kind":"refund","status":"success","amount":"13.00","currency":"CAD"}]`
+	r := runSteps([]step{{ev: ptr(sf(t, id, 0, "", ""))}, {ev: ptr(refundBody(t, id, "1", time.Hour, inCAD))},
+		{ev: ptr(refund(t, id, "2", 2*time.Hour, "2.50"))}}, defaultSet)
+	if got := r.final.Purchase.RefundedAmount; got != "12.50" {
+		t.Fatalf("refunded_amount = %q, want 12.50 (10.00 USD for 13.00 CAD, + 2.50 USD)", got)
+	}
+	if slices.Contains(r.outcomes, OutcomeRefundUnconverted) {
+		t.Errorf("outcomes %v: nothing was unconverted", r.outcomes)
+	}
+	inGBP := `"transactions":[{"kind":"refund","status":"success","amount":"7.00","currency":"GBP"}]`
+	r = runSteps([]step{{ev: ptr(sf(t, id, 0, "", ""))}, {ev: ptr(refund(t, id, "2", time.Hour, "2.50"))},
+		{ev: ptr(refundBody(t, id, "3", 2*time.Hour, inGBP))}}, defaultSet)
+	p := r.final.Purchase
+	if p.RefundedAmount != "" || p.RefundedAt == nil || p.Version != 3 {
+		t.Fatalf("refunded_amount %q at %v version %d: want unknown (empty), set, 3", p.RefundedAmount, p.RefundedAt, p.Version)
+	}
+	if want := []string{OutcomeRegisteredStorefront, OutcomeRefunded, OutcomeRefunded, OutcomeRefundUnconverted}; !reflect.DeepEqual(r.outcomes, want) {
+		t.Errorf("outcomes %v, want %v", r.outcomes, want)
+	}
+	if got := r.final.Refunds["3"].Returned["GBP"]; got != "7.00" {
+		t.Errorf("the state keeps the refund in its own currency: %q", got)
+	}
+	// Before registration: counted when the purchase registers.
+	r = runSteps([]step{{ev: ptr(wh(t, id, 0, ""))}, {ev: ptr(refundBody(t, id, "3", time.Minute, inGBP))}, {tickAt: 10 * time.Minute}}, defaultSet)
+	if r.final.Purchase == nil || r.final.Purchase.RefundedAmount != "" || !slices.Contains(r.outcomes, OutcomeRefundUnconverted) {
+		t.Fatalf("held purchase with an unconverted refund: %+v, outcomes %v", r.final.Purchase, r.outcomes)
+	}
+	// A state written before currencies were kept still counts its amount.
+	old := &State{Site: "demo", OrderNumber: id, Purchase: &schemas.Purchase{Site: "demo", OrderNumber: id, Currency: "USD", Version: 1},
+		Refunds: map[string]Refund{"1": {Amount: "4.00", At: t0}}}
+	d := Decide(old, refund(t, id, "2", time.Hour, "1.00"), defaultSet)
+	if got := d.State.Purchase.RefundedAmount; got != "5.00" {
+		t.Errorf("old state: refunded_amount %q, want 5.00", got)
 	}
 }

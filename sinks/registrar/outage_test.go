@@ -19,6 +19,7 @@ import (
 
 	"purchasesync/schemas"
 	"purchasesync/sinks/internal/kafkatest"
+	"purchasesync/sinks/registrar/registrartest"
 )
 
 // Outage tests: the broker goes away (or refuses commits or dead letters)
@@ -43,7 +44,7 @@ type outage struct {
 	k      *kafkatest.Cluster
 	client *kgo.Client
 	topics schemas.Topics
-	tk     *fakeTalkable
+	tk     *registrartest.Talkable
 	srv    *httptest.Server
 	logs   *syncLog
 
@@ -55,7 +56,7 @@ type outage struct {
 
 func newOutage(t *testing.T) *outage {
 	topics := schemas.Topics{Prefix: "t."}
-	o := &outage{topics: topics, tk: newFakeTalkable("k3y"), logs: &syncLog{}, keyAt: map[string]string{}, dead: map[string]bool{},
+	o := &outage{topics: topics, tk: registrartest.New("k3y"), logs: &syncLog{}, keyAt: map[string]string{}, dead: map[string]bool{},
 		k: kafkatest.New(t, kfake.SeedTopics(2, topics.Name(schemas.TopicPurchases), topics.Name(schemas.TopicDeadLetter)))}
 	o.srv = httptest.NewServer(o.tk)
 	t.Cleanup(o.srv.Close)
@@ -77,11 +78,11 @@ func (o *outage) checkCommit(topic string, p int32, offset int64) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.tk.mu.Lock()
-	defer o.tk.mu.Unlock()
+	o.tk.Mu.Lock()
+	defer o.tk.Mu.Unlock()
 	for off := int64(0); off < offset; off++ {
 		pos := fmt.Sprintf("%d/%d", p, off)
-		if key, ok := o.keyAt[pos]; ok && o.tk.origins[key] == nil && !o.dead[pos] {
+		if key, ok := o.keyAt[pos]; ok && o.tk.Origins[key] == nil && !o.dead[pos] {
 			o.ahead = append(o.ahead, fmt.Sprintf("commit of partition %d at %d before %s (offset %d) was forwarded", p, offset, key, off))
 			return
 		}
@@ -184,20 +185,20 @@ func (o *outage) check(t *testing.T, n int) {
 		t.Error(e)
 	}
 	o.mu.Unlock()
-	o.tk.mu.Lock()
-	defer o.tk.mu.Unlock()
+	o.tk.Mu.Lock()
+	defer o.tk.Mu.Unlock()
 	for i := range n {
 		key := fmt.Sprintf("acme/%d", 1000+i)
-		if o.tk.origins[key] == nil || o.tk.attempts[key] != 1 {
-			t.Errorf("%s: forwarded %v, %d requests; want once", key, o.tk.origins[key] != nil, o.tk.attempts[key])
+		if o.tk.Origins[key] == nil || o.tk.Attempts[key] != 1 {
+			t.Errorf("%s: forwarded %v, %d requests; want once", key, o.tk.Origins[key] != nil, o.tk.Attempts[key])
 		}
 	}
 }
 
 func (o *outage) forwarded() int {
-	o.tk.mu.Lock()
-	defer o.tk.mu.Unlock()
-	return len(o.tk.origins)
+	o.tk.Mu.Lock()
+	defer o.tk.Mu.Unlock()
+	return len(o.tk.Origins)
 }
 
 // TestRegistrarRidesOutBrokerRestart: the only broker goes away and comes

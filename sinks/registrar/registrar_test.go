@@ -5,11 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,117 +19,8 @@ import (
 
 	"purchasesync/schemas"
 	"purchasesync/schemas/deadletter"
+	"purchasesync/sinks/registrar/registrartest"
 )
-
-// fakeTalkable is a faithful fake of POST /api/v2/origins: bearer auth, the
-// documented envelope, 201 with the created origin, 422 for an invalid or
-// repeated origin. It can be told to answer a status for the next requests
-// or always for one order number.
-type fakeTalkable struct {
-	mu       sync.Mutex
-	key      string
-	origins  map[string]map[string]any // site/order → data
-	attempts map[string]int            // site/order → requests
-	next     []int                     // statuses to answer first
-	always   map[string]int            // order number → status
-	refunds  map[string]int            // site/order → refund requests
-	bodies   []string
-}
-
-func newFakeTalkable(key string) *fakeTalkable {
-	return &fakeTalkable{key: key, origins: map[string]map[string]any{}, attempts: map[string]int{}, always: map[string]int{}, refunds: map[string]int{}}
-}
-
-func (f *fakeTalkable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	reply := func(code int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(v)
-	}
-	fail := func(code int, msg string) { reply(code, map[string]any{"ok": false, "error_message": msg}) }
-	if r.Header.Get("Authorization") != "Bearer "+f.key {
-		fail(401, "Invalid API key")
-		return
-	}
-	if r.Header.Get("Content-Type") != "application/json" {
-		fail(400, "Content-Type must be application/json")
-		return
-	}
-	raw, _ := io.ReadAll(r.Body)
-	if slug, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.EscapedPath(), "/api/v2/origins/"), "/refund"); ok && r.Method == http.MethodPost && slug != r.URL.EscapedPath() {
-		// POST /api/v2/origins/<origin_slug>/refund: a Purchase's slug is its
-		// order number; marks the origin refunded (again: the same).
-		order, err := url.PathUnescape(slug)
-		var req struct {
-			SiteSlug string `json:"site_slug"`
-			Data     struct {
-				RefundedAt string `json:"refunded_at"`
-			} `json:"data"`
-		}
-		if err != nil || json.Unmarshal(raw, &req) != nil || req.SiteSlug == "" {
-			fail(400, "site_slug is required")
-			return
-		}
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		key := req.SiteSlug + "/" + order
-		f.refunds[key]++
-		origin, ok := f.origins[key]
-		if !ok {
-			fail(404, "Origin not found")
-			return
-		}
-		origin["refunded_at"] = req.Data.RefundedAt
-		reply(200, map[string]any{"ok": true, "result": map[string]any{"origin": map[string]any{"order_number": order, "type": "Purchase", "refunded_at": req.Data.RefundedAt}}})
-		return
-	}
-	if r.Method != http.MethodPost || r.URL.Path != "/api/v2/origins" {
-		fail(404, "Not found")
-		return
-	}
-	var req struct {
-		SiteSlug string         `json:"site_slug"`
-		Type     string         `json:"type"`
-		Data     map[string]any `json:"data"`
-	}
-	if err := json.Unmarshal(raw, &req); err != nil || req.SiteSlug == "" || req.Type != "Purchase" {
-		fail(400, "site_slug and type Purchase are required")
-		return
-	}
-	order, _ := req.Data["order_number"].(string)
-	if _, ok := req.Data["subtotal"].(float64); !ok || order == "" {
-		fail(422, "order_number and a numeric subtotal are required")
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.bodies = append(f.bodies, string(raw))
-	key := req.SiteSlug + "/" + order
-	f.attempts[key]++
-	if len(f.next) > 0 {
-		code := f.next[0]
-		f.next = f.next[1:]
-		if code == 429 {
-			w.Header().Set("Retry-After", "1")
-		}
-		fail(code, "Try again later")
-		return
-	}
-	if code := f.always[order]; code != 0 {
-		fail(code, "Validation failed: email is invalid")
-		return
-	}
-	if _, ok := f.origins[key]; ok {
-		fail(422, "Origin with this order number already exists")
-		return
-	}
-	f.origins[key] = req.Data
-	reply(201, map[string]any{"ok": true, "result": map[string]any{
-		"origin": map[string]any{"id": len(f.origins), "order_number": order, "subtotal": req.Data["subtotal"],
-			"customer_id": req.Data["customer_id"], "ip_address": req.Data["ip_address"], "type": "Purchase",
-			"refunded_at": nil, "coupon_code": req.Data["coupon_code"]},
-		"offer": nil}})
-}
 
 func purchase(site, order string, version uint64) *schemas.Purchase {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -221,8 +109,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func TestForwardsEachPurchaseOnceThroughThrottling(t *testing.T) {
 	f := newFixture(t)
-	tk := newFakeTalkable("k3y")
-	tk.next = []int{429, 503, 503}
+	tk := registrartest.New("k3y")
+	tk.Next = []int{429, 503, 503}
 	srv := httptest.NewServer(tk)
 	defer srv.Close()
 
@@ -239,23 +127,23 @@ func TestForwardsEachPurchaseOnceThroughThrottling(t *testing.T) {
 	waitFor(t, "6 committed offsets", func() bool { return f.committed(t, "reg-"+t.Name()) == 6 })
 	stop()
 
-	tk.mu.Lock()
-	defer tk.mu.Unlock()
-	if len(tk.origins) != 3 {
-		t.Fatalf("registered %d origins, want 3 (acme/1001, acme/1002, other/1001): %v", len(tk.origins), tk.origins)
+	tk.Mu.Lock()
+	defer tk.Mu.Unlock()
+	if len(tk.Origins) != 3 {
+		t.Fatalf("registered %d origins, want 3 (acme/1001, acme/1002, other/1001): %v", len(tk.Origins), tk.Origins)
 	}
-	if tk.attempts["acme/T1"] != 0 {
+	if tk.Attempts["acme/T1"] != 0 {
 		t.Errorf("a test order was forwarded")
 	}
 	// The three throttled/failed answers were retried, not dead-lettered.
 	total := 0
-	for _, n := range tk.attempts {
+	for _, n := range tk.Attempts {
 		total += n
 	}
 	if total != 6 {
-		t.Errorf("%d requests, want 6 (3 origins + 3 retried failures): %v", total, tk.attempts)
+		t.Errorf("%d requests, want 6 (3 origins + 3 retried failures): %v", total, tk.Attempts)
 	}
-	d := tk.origins["acme/1001"]
+	d := tk.Origins["acme/1001"]
 	if d["currency_iso_code"] != "USD" || d["coupon_code"] != "A,B" || d["subtotal"] != 23.975 || d["order_date"] != "2026-03-01T12:00:00Z" {
 		t.Errorf("origin data = %v", d)
 	}
@@ -267,14 +155,14 @@ func TestForwardsEachPurchaseOnceThroughThrottling(t *testing.T) {
 
 func TestRetryAfterIsHonoured(t *testing.T) {
 	f := newFixture(t)
-	tk := newFakeTalkable("k3y")
-	tk.next = []int{429}
+	tk := registrartest.New("k3y")
+	tk.Next = []int{429}
 	srv := httptest.NewServer(tk)
 	defer srv.Close()
 	f.produce(t, purchase("acme", "1", 1))
 	start := time.Now()
 	_, stop := run(t, f, srv, nil)
-	waitFor(t, "the origin", func() bool { tk.mu.Lock(); defer tk.mu.Unlock(); return len(tk.origins) == 1 })
+	waitFor(t, "the origin", func() bool { tk.Mu.Lock(); defer tk.Mu.Unlock(); return len(tk.Origins) == 1 })
 	stop()
 	if d := time.Since(start); d < 900*time.Millisecond {
 		t.Errorf("retried after %s, before Retry-After: 1", d)
@@ -283,9 +171,9 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 
 func TestDeadLettersRejectedAndExhausted(t *testing.T) {
 	f := newFixture(t)
-	tk := newFakeTalkable("k3y")
-	tk.always["bad"] = 422
-	tk.always["down"] = 503
+	tk := registrartest.New("k3y")
+	tk.Always["bad"] = 422
+	tk.Always["down"] = 503
 	srv := httptest.NewServer(tk)
 	defer srv.Close()
 	f.produce(t, purchase("acme", "bad", 1), purchase("acme", "down", 1), purchase("acme", "ok", 1))
@@ -293,11 +181,11 @@ func TestDeadLettersRejectedAndExhausted(t *testing.T) {
 	r, stop := run(t, f, srv, nil)
 	waitFor(t, "4 committed offsets", func() bool { return f.committed(t, r.cfg.Group) == 4 })
 	stop()
-	tk.mu.Lock()
-	if tk.attempts["acme/bad"] != 1 || tk.attempts["acme/down"] != 3 || len(tk.origins) != 1 {
-		t.Errorf("attempts %v, origins %d; want 1 for a refused purchase, MaxAttempts=3 for a failing one", tk.attempts, len(tk.origins))
+	tk.Mu.Lock()
+	if tk.Attempts["acme/bad"] != 1 || tk.Attempts["acme/down"] != 3 || len(tk.Origins) != 1 {
+		t.Errorf("attempts %v, origins %d; want 1 for a refused purchase, MaxAttempts=3 for a failing one", tk.Attempts, len(tk.Origins))
 	}
-	tk.mu.Unlock()
+	tk.Mu.Unlock()
 
 	cl, _ := kgo.NewClient(kgo.SeedBrokers(f.cluster.ListenAddrs()...), kgo.ConsumeTopics(f.topics.Name(schemas.TopicDeadLetter)))
 	defer cl.Close()
@@ -316,7 +204,7 @@ func TestDeadLettersRejectedAndExhausted(t *testing.T) {
 
 func TestWrongKeyHoldsInsteadOfDeadLettering(t *testing.T) {
 	f := newFixture(t)
-	tk := newFakeTalkable("right")
+	tk := registrartest.New("right")
 	srv := httptest.NewServer(tk)
 	defer srv.Close()
 	f.produce(t, purchase("acme", "1", 1))
@@ -368,8 +256,8 @@ func TestNewOriginRequestOmitsMalformedMoney(t *testing.T) {
 // purchase the registry refused goes to the dead-letter topic.
 func TestForwardsEachRefundOnceAfterItsPurchase(t *testing.T) {
 	f := newFixture(t)
-	tk := newFakeTalkable("k3y")
-	tk.always["#1003"] = 422
+	tk := registrartest.New("k3y")
+	tk.Always["#1003"] = 422
 	srv := httptest.NewServer(tk)
 	defer srv.Close()
 
@@ -398,23 +286,23 @@ func TestForwardsEachRefundOnceAfterItsPurchase(t *testing.T) {
 	waitFor(t, "11 committed offsets", func() bool { return f.committed(t, "reg-"+t.Name()) == 11 })
 	stop()
 
-	tk.mu.Lock()
-	defer tk.mu.Unlock()
-	if tk.refunds["acme/#1001"] != 1 || tk.refunds["acme/1002"] != 2 {
-		t.Errorf("refund requests %v, want #1001 once, 1002 twice (the latest of two in one poll, then a third)", tk.refunds)
+	tk.Mu.Lock()
+	defer tk.Mu.Unlock()
+	if tk.Refunds["acme/#1001"] != 1 || tk.Refunds["acme/1002"] != 2 {
+		t.Errorf("refund requests %v, want #1001 once, 1002 twice (the latest of two in one poll, then a third)", tk.Refunds)
 	}
-	if got := tk.origins["acme/#1001"]["refunded_at"]; got != "2026-03-02T09:30:00Z" {
+	if got := tk.Origins["acme/#1001"]["refunded_at"]; got != "2026-03-02T09:30:00Z" {
 		t.Errorf("#1001 refunded_at = %v, want the refund's time", got)
 	}
-	if got := tk.origins["acme/1002"]["refunded_at"]; got != t3.Format(time.RFC3339) {
+	if got := tk.Origins["acme/1002"]["refunded_at"]; got != t3.Format(time.RFC3339) {
 		t.Errorf("1002 refunded_at = %v, want the last refund's time", got)
 	}
-	if tk.refunds["acme/1004"] != 1 || tk.origins["acme/1004"]["refunded_at"] != "2026-03-02T09:30:00Z" {
+	if tk.Refunds["acme/1004"] != 1 || tk.Origins["acme/1004"]["refunded_at"] != "2026-03-02T09:30:00Z" {
 		t.Errorf("a purchase registered with its refund already in version 1: %d refund requests, origin %v; want one, after the origin",
-			tk.refunds["acme/1004"], tk.origins["acme/1004"])
+			tk.Refunds["acme/1004"], tk.Origins["acme/1004"])
 	}
-	if tk.refunds["acme/#1003"] != 0 {
-		t.Errorf("the refund of a purchase the registry refused was sent (%d times)", tk.refunds["acme/#1003"])
+	if tk.Refunds["acme/#1003"] != 0 {
+		t.Errorf("the refund of a purchase the registry refused was sent (%d times)", tk.Refunds["acme/#1003"])
 	}
 	if n := testutil.ToFloat64(r.m.refundsForwarded); n != 4 {
 		t.Errorf("refunds_forwarded_total = %v, want 4", n)
