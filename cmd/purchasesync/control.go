@@ -129,6 +129,7 @@ func adminHandler(c *common, f *controlFlags, producer *kgo.Client, doubles admi
 		return nil, nil, nil, err
 	}
 	ccfg := control.DefaultConfig(c.topics.Name(schemas.TopicShopifyOrders))
+	ccfg.OrderIDsTopic = c.topics.Name(schemas.TopicShopifyOrderIDs)
 	ccfg.PublicBaseURL = *f.publicBaseURL
 	ccfg.WatchdogInterval, ccfg.ReconcileInterval = *f.watchdogInterval, *f.reconcileInterval
 	ccfg.ReconcileWindow, ccfg.ReconcileMinAge, ccfg.MaxLookback = *f.reconcileWindow, *f.reconcileMinAge, *f.maxLookback

@@ -19,6 +19,11 @@ type Config struct {
 	PublicBaseURL string
 	// OrdersTopic is the full name of shopify.orders.v1.
 	OrdersTopic string
+	// OrderIDsTopic is the full name of shopify.order_ids.v1: a reconciled
+	// order of a site not keyed by order id gets its index record there
+	// too, as ingest gives a webhook's, so that its refunds find it. Empty:
+	// no index records (tests that do not route refunds).
+	OrderIDsTopic string
 	// VisibleTimeout bounds the wait until the registry shows a write.
 	VisibleTimeout time.Duration
 

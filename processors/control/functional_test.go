@@ -44,6 +44,9 @@ func TestFunctionalReconciliation(t *testing.T) {
 	})
 	fake.AddOrder(shopDomain, shopifyfake.Order{CreatedAt: time.Now()}) // too young: its webhook may be on its way
 	byNumber := fake.AddOrder("second.myshopify.com", shopifyfake.Order{CreatedAt: created})
+	// Lost on an order_number site: recovered with its index record, so
+	// that its refunds (which name it by id) find it.
+	lostByNumber := fake.AddOrder("second.myshopify.com", shopifyfake.Order{CreatedAt: created.Add(2 * time.Second)})
 
 	reg := newMemRegistry(
 		schemas.Site{Site: "recon", ShopDomain: shopDomain, PurchaseSyncing: true},
@@ -78,6 +81,7 @@ func TestFunctionalReconciliation(t *testing.T) {
 	}
 	newService := func() (*Service, func()) {
 		cfg := DefaultConfig(ordersTopic)
+		cfg.OrderIDsTopic = topics.Name(schemas.TopicShopifyOrderIDs)
 		cfg.PublicBaseURL = publicURL
 		cfg.WatchdogInterval, cfg.ReconcileInterval = 0, 0 // passes are run by hand below
 		svc, err := New(cfg, Deps{Sites: reg, Writer: reg, Shopify: api, Producer: producer,
@@ -100,8 +104,8 @@ func TestFunctionalReconciliation(t *testing.T) {
 	if err := svc.ReconcileAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if c, r := testutil.ToFloat64(svc.m.checked), testutil.ToFloat64(svc.m.recovered); c != 3 || r != 1 {
-		t.Fatalf("first pass: checked %v recovered %v, want 3 and 1", c, r)
+	if c, r := testutil.ToFloat64(svc.m.checked), testutil.ToFloat64(svc.m.recovered); c != 4 || r != 2 {
+		t.Fatalf("first pass: checked %v recovered %v, want 4 and 2", c, r)
 	}
 	if res, err := svc.Reconcile(ctx, "recon", time.Now().Add(-time.Hour), time.Now().Add(-time.Minute)); err != nil || res.Checked != 2 || res.Recovered != 0 {
 		t.Fatalf("second pass: %+v %v, want 2 checked, none recovered", res, err)
@@ -125,8 +129,25 @@ func TestFunctionalReconciliation(t *testing.T) {
 			byKey[string(r.Key)] = append(byKey[string(r.Key)], r)
 		}
 	}
-	if len(recs) != 4 {
-		t.Fatalf("%d records in %s, want 4 (2 webhooks, 1 refund, 1 recovered): %v", len(recs), ordersTopic, keys(byKey))
+	if len(recs) != 5 {
+		t.Fatalf("%d records in %s, want 5 (2 webhooks, 1 refund, 2 recovered): %v", len(recs), ordersTopic, keys(byKey))
+	}
+	if n := len(byKey[schemas.Key("second", fmt.Sprint(lostByNumber.Number))]); n != 1 {
+		t.Fatalf("the order_number site's lost order was produced %d times, want once", n)
+	}
+	// One index record, for the order_number site's recovered order only.
+	idx := readAll(t, ctx, brokers, topics.Name(schemas.TopicShopifyOrderIDs))
+	if len(idx) != 1 || string(idx[0].Key) != schemas.Key("second", fmt.Sprint(lostByNumber.ID)) || string(idx[0].Value) != fmt.Sprint(lostByNumber.Number) {
+		t.Fatalf("index records: %v, want one: second/%d → %d", idx, lostByNumber.ID, lostByNumber.Number)
+	}
+	kind := ""
+	for _, hd := range idx[0].Headers {
+		if hd.Key == schemas.HeaderRecordKind {
+			kind = string(hd.Value)
+		}
+	}
+	if kind != schemas.RecordKindOrderIndex {
+		t.Errorf("index record kind %q", kind)
 	}
 	lostKey := schemas.Key("recon", fmt.Sprint(lost.ID))
 	if len(byKey[lostKey]) != 1 {

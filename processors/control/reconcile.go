@@ -235,7 +235,19 @@ func (s *Service) recoverOrder(ctx context.Context, site schemas.Site, ref admin
 			{Key: schemas.HeaderReconciled, Value: []byte("true")},
 		},
 	}
-	if err := s.producer.ProduceSync(ctx, rec).FirstErr(); err != nil {
+	recs := []*kgo.Record{rec}
+	if id := string(order.LegacyResourceID); site.OrderKey != schemas.OrderKeyID && site.OrderKey != "" && s.cfg.OrderIDsTopic != "" && id != "" {
+		// The order's index record, as ingest writes it for a webhook:
+		// refunds name the order by id alone (processors/refundroute).
+		recs = append(recs, &kgo.Record{
+			Topic: s.cfg.OrderIDsTopic,
+			Key:   []byte(schemas.Key(site.Site, id)),
+			Value: []byte(orderNumber),
+			Headers: []kgo.RecordHeader{{Key: schemas.HeaderRecordKind, Value: []byte(schemas.RecordKindOrderIndex)},
+				rec.Headers[0], rec.Headers[1], rec.Headers[2], rec.Headers[3], rec.Headers[6]},
+		})
+	}
+	if err := s.producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return false, fmt.Errorf("cannot produce reconciled order %s to %s: %w", ref.ID, s.cfg.OrdersTopic, err)
 	}
 	s.seen.add(key)
