@@ -68,6 +68,11 @@ type Topics struct{ Prefix string }
 // Name returns the full name of topic t (one of the Topic* constants).
 func (t Topics) Name(topic string) string { return t.Prefix + topic }
 
+// Group names a stage's consumer group after the prefix: purchasesync-<stage>
+// under the default prefix, and a group of its own for every deployment
+// (or test) with its own prefix, so that two never share one by accident.
+func (t Topics) Group(stage string) string { return strings.TrimSuffix(t.Prefix, ".") + "-" + stage }
+
 // Key builds the record key "site/order_number" used by every keyed topic.
 // Site slugs cannot contain '/', so the first '/' splits the key again.
 func Key(site, orderNumber string) string { return site + "/" + orderNumber }

@@ -37,6 +37,7 @@ type controlFlags struct {
 	maxLookback       *time.Duration
 	reportDir         *string
 	keymodeOn         *bool
+	keymodeGroup      *string
 	keymodeMaxEntries *int
 	keymodeMaxAge     *time.Duration
 	keymodeMinMatches *int
@@ -47,6 +48,7 @@ func addControlFlags(fs *flagSet) *controlFlags {
 	km := keymode.DefaultConfig(schemas.Topics{})
 	return &controlFlags{
 		keymodeOn:         fs.Bool("keymode.detect", true, "run the order-key detector in this process (it finds sites whose storefront sends another Shopify identifier than their order_key; the admin API's diagnosis reads its evidence either way)"),
+		keymodeGroup:      fs.String("keymode.group", "", "consumer group of the order-key detector's judge (its observe stage uses <group>-observe); empty: <-kafka.topicPrefix without its dot>-keymode, so purchasesync-keymode by default"),
 		keymodeMaxEntries: fs.Int("keymode.maxEntries", km.MaxEntries, "the detector's window per site: at most this many webhooks and as many storefront events"),
 		keymodeMaxAge:     fs.Duration("keymode.maxAge", km.MaxAge, "the detector's window per site: nothing older than this before the newest event"),
 		keymodeMinMatches: fs.Int("keymode.minMatches", km.MinMatches, "matched purchases needed for an order-key verdict (diagnosis, the enable guard, the contradicted metric)"),
@@ -176,6 +178,9 @@ func adminHandler(c *common, f *controlFlags, producer *kgo.Client, doubles admi
 	if *f.keymodeOn {
 		kcfg := keymode.DefaultConfig(c.topics)
 		kcfg.MaxEntries, kcfg.MaxAge, kcfg.MinMatches = *f.keymodeMaxEntries, *f.keymodeMaxAge, *f.keymodeMinMatches
+		if *f.keymodeGroup != "" {
+			kcfg.Group, kcfg.ObserveGroup = *f.keymodeGroup, *f.keymodeGroup+"-observe"
+		}
 		det, err := keymode.New(kcfg, keymode.Deps{
 			ClientOpts: c.kafka.baseOpts(c.log, nil, "keymode"),
 			Sites:      c.sites,

@@ -22,7 +22,7 @@ type refundFlags struct {
 func addRefundFlags(fs *flagSet) *refundFlags {
 	d := refundroute.DefaultConfig(schemas.Topics{}, "")
 	return &refundFlags{
-		group: fs.String("refundroute.group", d.Group, "consumer group of the refund routers (one runs in each join process; its transactional id is purchasesync-refundroute-<join.instance>)"),
+		group: fs.String("refundroute.group", "", "consumer group of the refund routers (one runs in each join process; its transactional id is purchasesync-refundroute-<join.instance>); empty: <-kafka.topicPrefix without its dot>-refundroute, so purchasesync-refundroute by default"),
 		orderWait: fs.Duration("refundroute.orderWait", d.OrderWait,
 			"how long (in the received-at time of later records) a refund of an order_number/order_name site waits for its order's index before it goes to shopify.unrouted.v1 with reason refund_order_unknown"),
 		indexHorizon: fs.Duration("refundroute.indexHorizon", d.IndexHorizon,
@@ -32,7 +32,10 @@ func addRefundFlags(fs *flagSet) *refundFlags {
 
 func (f *refundFlags) build(c *common, instance string) (*refundroute.Router, error) {
 	cfg := refundroute.DefaultConfig(c.topics, instance)
-	cfg.Group, cfg.OrderWait, cfg.IndexHorizon = *f.group, *f.orderWait, *f.indexHorizon
+	cfg.OrderWait, cfg.IndexHorizon = *f.orderWait, *f.indexHorizon
+	if *f.group != "" {
+		cfg.Group = *f.group
+	}
 	r, err := refundroute.New(cfg, refundroute.Deps{
 		ClientOpts:  c.kafka.baseOpts(c.log, nil, "refundroute"),
 		SessionOpts: c.kafka.hooks(c.reg, "refundroute"),

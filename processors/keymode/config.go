@@ -35,8 +35,8 @@ type Config struct {
 func DefaultConfig(topics schemas.Topics) Config {
 	return Config{
 		Topics:         topics,
-		ObserveGroup:   "purchasesync-keymode-observe",
-		Group:          "purchasesync-keymode",
+		ObserveGroup:   topics.Group("keymode-observe"),
+		Group:          topics.Group("keymode"),
 		MaxEntries:     200,
 		MaxAge:         72 * time.Hour,
 		MinMatches:     schemas.DefaultKeyModeMinMatches,

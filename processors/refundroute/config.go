@@ -40,7 +40,7 @@ type Config struct {
 func DefaultConfig(topics schemas.Topics, instance string) Config {
 	return Config{
 		Topics:             topics,
-		Group:              "purchasesync-refundroute",
+		Group:              topics.Group("refundroute"),
 		TransactionalID:    "purchasesync-refundroute-" + instance,
 		InstanceID:         "purchasesync-refundroute-" + instance,
 		SessionTimeout:     15 * time.Second,
