@@ -173,7 +173,7 @@ func (n *Notifier) add(rec *kgo.Record) {
 	p.counts[field]++
 	if len(p.examples) < n.cfg.Examples {
 		p.examples = append(p.examples, example{order: d.OrderNumber, field: field,
-			storefront: mask(field, d.StorefrontValue), shopify: mask(field, d.ShopifyValue)})
+			storefront: schemas.MaskValue(field, d.StorefrontValue), shopify: schemas.MaskValue(field, d.ShopifyValue)})
 	}
 	n.m.pending.Set(float64(n.pendingLocked()))
 }

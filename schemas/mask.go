@@ -1,18 +1,19 @@
-package discrepancy
+package schemas
 
 import (
 	"strings"
 	"unicode/utf8"
 )
 
-// maxValue bounds a shown value: a message is for people, not a data dump.
-const maxValue = 40
+// maxShownValue bounds a shown value: a message is for people, not a data dump.
+const maxShownValue = 40
 
-// mask renders a value for a message without giving away personal data:
+// MaskValue renders a compared field's value for people (a chat digest,
+// the merchant page) without giving away personal data:
 // an email keeps its first character and its domain (j***@example.com); a
 // ZIP code keeps its first two characters; other values (amounts, currency,
 // coupon codes, ids) are shown, shortened.
-func mask(field, v string) string {
+func MaskValue(field, v string) string {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return "(none)"
@@ -23,9 +24,9 @@ func mask(field, v string) string {
 		}
 		first, _ := utf8.DecodeRuneInString(v)
 		if at == 0 {
-			return "***" + shorten(v[at:])
+			return "***" + shortenValue(v[at:])
 		}
-		return string(first) + "***" + shorten(v[at:])
+		return string(first) + "***" + shortenValue(v[at:])
 	}
 	if field == "shipping_zip" {
 		r := []rune(v)
@@ -34,12 +35,12 @@ func mask(field, v string) string {
 		}
 		return string(r[:2]) + "***"
 	}
-	return shorten(v)
+	return shortenValue(v)
 }
 
-func shorten(v string) string {
-	if utf8.RuneCountInString(v) <= maxValue {
+func shortenValue(v string) string {
+	if utf8.RuneCountInString(v) <= maxShownValue {
 		return v
 	}
-	return string([]rune(v)[:maxValue]) + "…"
+	return string([]rune(v)[:maxShownValue]) + "…"
 }
