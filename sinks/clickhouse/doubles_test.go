@@ -51,6 +51,17 @@ func TestFunctionalDoublesRepair(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT count() FROM purchases FINAL WHERE site = 'twin-store'").Scan(&n); err != nil || n != 2 {
 		t.Fatalf("twin-store purchases after marking: %d, %v; want 2", n, err)
 	}
+	// What the merchant page reads (sampleData's day is yesterday).
+	st, err := Merchant{Conn: conn}.Merchant(ctx, "example-store", time.Now().UTC().Add(-24*time.Hour), 1)
+	if err != nil || st.LastWebhookAt == nil || st.PurchasesToday["storefront"] != 2 || st.PurchasesToday["webhook"] != 1 || len(st.Discrepancies) != 1 {
+		t.Fatalf("merchant stats: %+v, %v", st, err)
+	}
+	if d := st.Discrepancies[0]; d.Kind != "field_mismatch" || d.StorefrontValue == "" {
+		t.Errorf("latest discrepancy %+v", d)
+	}
+	if st, err := (Merchant{Conn: conn}).Merchant(ctx, "no-such-site", time.Now(), 5); err != nil || st.LastWebhookAt != nil || len(st.PurchasesToday) != 0 || len(st.Discrepancies) != 0 {
+		t.Errorf("unknown site: %+v, %v", st, err)
+	}
 	var daily, markedDaily uint64
 	if err := conn.QueryRow(ctx, "SELECT sum(suspected_doubles), sum(marked_doubles) FROM suspected_double_registrations_daily WHERE site = 'twin-store'").Scan(&daily, &markedDaily); err != nil || daily != 1 || markedDaily != 1 {
 		t.Fatalf("daily view: %d doubles, %d marked, %v; want 1, 1", daily, markedDaily, err)
