@@ -5,7 +5,8 @@
 #
 # Starts Kafka, ClickHouse and Prometheus (deploy/local/stack.sh up), plus the secured
 # three-broker Kafka profile (stack.sh up --kafka-brokers 3 --kafka-security sasl_ssl),
-# installs the chdb-core wheel (current ClickHouse engine, used to check our SQL on it),
+# installs the chdb-core wheel (current ClickHouse engine, used to check our SQL on it)
+# and Debian's chromium (the merchant page's browser tests),
 # then runs `go test` with PURCHASESYNC_FUNCTIONAL_TESTS=1, so a test whose service is
 # missing FAILS instead of skipping; then the chaos tests, then a short chaos run
 # (deploy/local/chaos.sh) with the ledger check. Services this script started are stopped at the end;
@@ -103,6 +104,16 @@ if ! python3 -c 'import chdb' 2>/dev/null; then
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages chdb-core >&2 \
     || { echo "test.sh: cannot install chdb-core from PyPI (python3 -m pip install chdb-core)" >&2; exit 1; }
   python3 -c 'import chdb' || { echo "test.sh: chdb-core installed but 'import chdb' fails" >&2; exit 1; }
+fi
+
+# Debian's Chromium drives the merchant page's browser tests (chromedp, headless).
+if [ -z "${PURCHASESYNC_CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
+  [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null \
+    || { echo "test.sh: chromium is missing: install Debian's chromium (apt-get install chromium) or set PURCHASESYNC_CHROMIUM" >&2; exit 1; }
+  echo "test.sh: installing chromium with apt-get" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2 \
+    || { echo "test.sh: apt-get install chromium failed" >&2; exit 1; }
 fi
 
 export PURCHASESYNC_FUNCTIONAL_TESTS=1
