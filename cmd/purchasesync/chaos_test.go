@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -193,7 +194,22 @@ func (p *chaosPipeline) allReadyAfter(since time.Time, timeout time.Duration) ti
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	p.t.Fatalf("not every process was ready again within %s", timeout)
+	// Say which process, and which of its stages, is not ready.
+	var why []string
+	for _, cp := range p.procs {
+		name := cp.name
+		resp, err := hc.Get("http://" + cp.ops + "/readyz?verbose")
+		if err != nil {
+			why = append(why, fmt.Sprintf("%s: %v", name, err))
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			why = append(why, fmt.Sprintf("%s: HTTP %d\n%s", name, resp.StatusCode, b))
+		}
+	}
+	p.t.Fatalf("not every process was ready again within %s:\n%s", timeout, strings.Join(why, "\n"))
 	return 0
 }
 
