@@ -1,0 +1,66 @@
+package schemacheck
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"purchasesync/deploy/testenv"
+)
+
+// DevMCPVersion is the pinned version of the npm package @shopify/dev-mcp
+// whose dist/data/admin_<version>.json.gz are the schemas (introspection
+// results); deploy/local/test.sh fetches the same version (a test checks).
+const DevMCPVersion = "1.16.0"
+
+// EnvDir names the folder holding admin_<version>.json.gz (the package's
+// dist/data); deploy/local/test.sh sets it.
+const EnvDir = "PURCHASESYNC_SHOPIFY_SCHEMA_DIR"
+
+// HowTo says how to get the schemas.
+const HowTo = "run deploy/local/test.sh, which fetches them (npm pack @shopify/dev-mcp@" + DevMCPVersion +
+	" into deploy/local/.cache/shopify-schema) and sets " + EnvDir + ", or set " + EnvDir +
+	" to the dist/data folder of that package"
+
+// File is the schema file of an Admin API version in dir.
+func File(dir, version string) string { return filepath.Join(dir, "admin_"+version+".json.gz") }
+
+// Dir returns the schema folder. When it is not configured, or holds no
+// schema of version, it fails the test under PURCHASESYNC_FUNCTIONAL_TESTS=1
+// and returns "" otherwise (the caller skips, or runs unchecked).
+func Dir(t testing.TB, version string) string {
+	t.Helper()
+	dir := os.Getenv(EnvDir)
+	var problem string
+	switch _, err := os.Stat(File(dir, version)); {
+	case dir == "":
+		problem = fmt.Sprintf("Shopify's Admin API schema not configured (%s unset)", EnvDir)
+	case err != nil:
+		problem = fmt.Sprintf("no Shopify Admin API schema for %s in %s=%s: %v", version, EnvDir, dir, err)
+	default:
+		return dir
+	}
+	if testenv.Required() {
+		t.Fatalf("%s; it is required (PURCHASESYNC_FUNCTIONAL_TESTS=1): %s", problem, HowTo)
+	}
+	t.Logf("%s: %s", problem, HowTo)
+	return ""
+}
+
+// ForTest returns the schema of an Admin API version, or skips the test
+// (fails it under PURCHASESYNC_FUNCTIONAL_TESTS=1) when it is missing.
+func ForTest(t testing.TB, version string) *ast.Schema {
+	t.Helper()
+	dir := Dir(t, version)
+	if dir == "" {
+		t.Skipf("no Shopify Admin API %s schema: %s", version, HowTo)
+	}
+	s, err := Load(File(dir, version))
+	if err != nil {
+		t.Fatalf("Shopify Admin API %s schema: %v", version, err)
+	}
+	return s
+}
