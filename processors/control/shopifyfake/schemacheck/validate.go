@@ -184,11 +184,14 @@ var (
 			}
 			return err == nil
 		},
-		"Date":          dateRE.MatchString,
-		"Decimal":       decimalRE.MatchString,
-		"Money":         decimalRE.MatchString,
-		"UnsignedInt64": func(s string) bool { _, err := strconv.ParseUint(s, 10, 64); return unsignedRE.MatchString(s) && err == nil },
-		"BigInt":        bigIntRE.MatchString,
+		"Date":    dateRE.MatchString,
+		"Decimal": decimalRE.MatchString,
+		"Money":   decimalRE.MatchString,
+		"UnsignedInt64": func(s string) bool {
+			_, err := strconv.ParseUint(s, 10, 64)
+			return unsignedRE.MatchString(s) && err == nil
+		},
+		"BigInt": bigIntRE.MatchString,
 		"URL": func(s string) bool {
 			u, err := url.Parse(s)
 			return err == nil && u.Scheme != "" && (u.Host != "" || u.Opaque != "")
