@@ -110,7 +110,7 @@ func TestEveryOperationMatchesShopifySchema(t *testing.T) {
 					{ProductID: 1, VariantID: 3, Title: "Tea", Quantity: 1, Price: shopifyfake.Money{Shop: "5.50"}},
 				},
 			})
-			bare := fake.AddOrder(shop, shopifyfake.Order{}) // no email, customer, address, lines
+			bare := fake.AddOrder(shop, shopifyfake.Order{})  // no email, customer, address, lines
 			got, err := c.Order(ctx, shop, orderGID(o.ID), 2) // two pages of lines
 			if err != nil || len(got.LineItems.Nodes) != 3 {
 				t.Fatalf("order: %+v %v", got, err)

@@ -13,17 +13,18 @@ import (
 
 // DevMCPVersion is the pinned version of the npm package @shopify/dev-mcp
 // whose dist/data/admin_<version>.json.gz are the schemas (introspection
-// results); deploy/local/test.sh fetches the same version (a test checks).
+// results); deploy/local/shopify-schema.sh fetches the same version (a test
+// checks).
 const DevMCPVersion = "1.16.0"
 
 // EnvDir names the folder holding admin_<version>.json.gz (the package's
-// dist/data); deploy/local/test.sh sets it.
+// dist/data); deploy/local/shopify-schema.sh prints it, test.sh sets it.
 const EnvDir = "PURCHASESYNC_SHOPIFY_SCHEMA_DIR"
 
 // HowTo says how to get the schemas.
-const HowTo = "run deploy/local/test.sh, which fetches them (npm pack @shopify/dev-mcp@" + DevMCPVersion +
-	" into deploy/local/.cache/shopify-schema) and sets " + EnvDir + ", or set " + EnvDir +
-	" to the dist/data folder of that package"
+const HowTo = "fetch them with `eval \"$(deploy/local/shopify-schema.sh)\"` (npm pack @shopify/dev-mcp@" + DevMCPVersion +
+	" into deploy/local/.cache/shopify-schema; deploy/local/test.sh does it), which sets " + EnvDir +
+	", or point " + EnvDir + " at the dist/data folder of that package"
 
 // File is the schema file of an Admin API version in dir.
 func File(dir, version string) string { return filepath.Join(dir, "admin_"+version+".json.gz") }
