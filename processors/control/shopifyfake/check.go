@@ -21,10 +21,11 @@ import (
 // checker validates the GraphQL traffic against Shopify's published schema
 // of the version in the request's path (see CheckSchemas).
 type checker struct {
-	mu        sync.Mutex
-	dir       string // "" = off
-	errs      []error
-	unchecked map[string]int // version without a schema file → requests
+	mu         sync.Mutex
+	dir        string // "" = off
+	errs       []error
+	unchecked  map[string]int  // version without a schema file → requests
+	deprecated map[string]bool // "version: Type.field: reason" selected
 }
 
 // Start starts a fake for a test: closed at the end of the test, and, when
@@ -65,7 +66,8 @@ func (s *Server) SchemaErrors() []error {
 }
 
 // CheckSchema fails t with every recorded mismatch, and logs the versions
-// that went unchecked for want of a schema.
+// that went unchecked for want of a schema and the deprecated fields
+// selected (DeprecatedFields).
 func (s *Server) CheckSchema(t testing.TB) {
 	t.Helper()
 	for _, err := range s.SchemaErrors() {
@@ -81,6 +83,26 @@ func (s *Server) CheckSchema(t testing.TB) {
 	for _, v := range versions {
 		t.Logf("shopifyfake: %d GraphQL requests for API version %s not checked: no schema %s", s.chk.unchecked[v], v, schemacheck.File(s.chk.dir, v))
 	}
+	for _, d := range s.deprecatedLocked() {
+		t.Logf("shopifyfake: the client selects a deprecated field: %s", d)
+	}
+}
+
+// DeprecatedFields lists the deprecated fields the checked documents
+// selected, as "version: Type.field: reason".
+func (s *Server) DeprecatedFields() []string {
+	s.chk.mu.Lock()
+	defer s.chk.mu.Unlock()
+	return s.deprecatedLocked()
+}
+
+func (s *Server) deprecatedLocked() []string {
+	out := make([]string, 0, len(s.chk.deprecated))
+	for d := range s.chk.deprecated {
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (s *Server) record(err error) {
@@ -141,6 +163,16 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		// Shopify answers an invalid document with HTTP 200, errors and no data.
 		writeJSON(w, http.StatusOK, map[string]any{"errors": []gqlErr{{Message: err.Error(), Extensions: map[string]any{"code": "invalidDocument"}}}})
 		return
+	}
+	if deps, _ := schemacheck.Deprecated(schema, req.Query); len(deps) > 0 {
+		s.chk.mu.Lock()
+		if s.chk.deprecated == nil {
+			s.chk.deprecated = map[string]bool{}
+		}
+		for _, d := range deps {
+			s.chk.deprecated[m[2]+": "+d] = true
+		}
+		s.chk.mu.Unlock()
 	}
 	rec := httptest.NewRecorder()
 	s.serve(rec, r)

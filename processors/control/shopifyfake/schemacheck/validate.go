@@ -566,3 +566,46 @@ func (w *walker) value(t *ast.Type, subs []ast.SelectionSet, v any, path string)
 		w.object(def, subs, m, path)
 	}
 }
+
+// Deprecated lists the deprecated fields a valid document selects, as
+// "Type.field: reason": Shopify still answers them, but removes them in a
+// later version.
+func Deprecated(schema *ast.Schema, query string) ([]string, error) {
+	doc, errs := gqlparser.LoadQuery(schema, query)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("invalid document: %w", errs)
+	}
+	seen := map[string]bool{}
+	var out []string
+	var visit func(ast.SelectionSet)
+	visit = func(set ast.SelectionSet) {
+		for _, sel := range set {
+			switch s := sel.(type) {
+			case *ast.Field:
+				if d := s.Definition; d != nil {
+					if dep := d.Directives.ForName("deprecated"); dep != nil {
+						reason := "deprecated"
+						if a := dep.Arguments.ForName("reason"); a != nil {
+							reason = a.Value.Raw
+						}
+						k := s.ObjectDefinition.Name + "." + s.Name + ": " + reason
+						if !seen[k] {
+							seen[k] = true
+							out = append(out, k)
+						}
+					}
+				}
+				visit(s.SelectionSet)
+			case *ast.InlineFragment:
+				visit(s.SelectionSet)
+			}
+		}
+	}
+	for _, op := range doc.Operations {
+		visit(op.SelectionSet)
+	}
+	for _, f := range doc.Fragments {
+		visit(f.SelectionSet)
+	}
+	return out, nil
+}
