@@ -7,6 +7,7 @@
 # three-broker Kafka profile (stack.sh up --kafka-brokers 3 --kafka-security sasl_ssl),
 # installs the chdb-core wheel (current ClickHouse engine, used to check our SQL on it)
 # and Debian's chromium (the merchant page's browser tests),
+# fetches Shopify's Admin API schemas (deploy/local/shopify-schema.sh),
 # then runs `go test` with PURCHASESYNC_FUNCTIONAL_TESTS=1, so a test whose service is
 # missing FAILS instead of skipping; then the chaos tests, then a short chaos run
 # (deploy/local/chaos.sh) with the ledger check. Services this script started are stopped at the end;
@@ -45,8 +46,8 @@ read -r -a chcluster_opts <<<"$CHCLUSTER_PROFILE"
 
 # Go may be installed but not on a non-login shell's PATH.
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
-for tool in go python3; do
-  command -v "$tool" >/dev/null || { echo "test.sh: $tool is not installed (need Go 1.26+ and Python 3)" >&2; exit 1; }
+for tool in go python3 npm; do
+  command -v "$tool" >/dev/null || { echo "test.sh: $tool is not installed (need Go 1.26+, Python 3 and npm)" >&2; exit 1; }
 done
 
 started=0 cluster_started=0 chcluster_started=0
@@ -115,6 +116,13 @@ if [ -z "${PURCHASESYNC_CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2 \
     || { echo "test.sh: apt-get install chromium failed" >&2; exit 1; }
 fi
+
+# Shopify's published Admin API GraphQL schemas (npm @shopify/dev-mcp, pinned in the script;
+# fetched once into deploy/local/.cache/): the tests check every GraphQL document the Admin API
+# client sends and every answer the fake Shopify gives against the schema of the API version in
+# use (PURCHASESYNC_SHOPIFY_SCHEMA_DIR; processors/control/shopifyfake/schemacheck).
+schema_line=$(bash deploy/local/shopify-schema.sh)
+set -a; eval "$schema_line"; set +a
 
 export PURCHASESYNC_FUNCTIONAL_TESTS=1
 if [ $# -gt 0 ]; then

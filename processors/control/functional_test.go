@@ -31,8 +31,7 @@ func TestFunctionalReconciliation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	fake := shopifyfake.New()
-	defer fake.Close()
+	fake := shopifyfake.Start(t)
 	fake.AddShop(shopDomain, shopToken, "read_orders")
 	fake.AddShop("second.myshopify.com", "second-token", "read_orders")
 	created := time.Now().Add(-40 * time.Minute)
@@ -246,8 +245,7 @@ func TestFunctionalSwitchRealRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fake := shopifyfake.New()
-	defer fake.Close()
+	fake := shopifyfake.Start(t)
 	fake.AddShop(shopDomain, shopToken, "read_orders")
 	acfg := adminapi.DefaultConfig()
 	acfg.URL = fake.URL()

@@ -42,8 +42,7 @@ func (l *syncLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b
 func TestControlRidesOutBrokerRestart(t *testing.T) {
 	const topic = "t.shopify.orders.v1"
 	k := kafkatest.New(t, kfake.SeedTopics(2, topic))
-	fake := shopifyfake.New()
-	defer fake.Close()
+	fake := shopifyfake.Start(t)
 	fake.AddShop(shopDomain, shopToken, "read_orders")
 	lost := fake.AddOrder(shopDomain, shopifyfake.Order{CreatedAt: time.Now().Add(-time.Hour), Email: "lost@example.com", Subtotal: shopifyfake.Money{Shop: "10.00"}})
 	acfg := adminapi.DefaultConfig()

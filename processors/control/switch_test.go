@@ -46,8 +46,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, scopes []string, mod func(*Config)) *fixture {
 	t.Helper()
-	fake := shopifyfake.New()
-	t.Cleanup(fake.Close)
+	fake := shopifyfake.Start(t)
 	fake.AddShop(shopDomain, shopToken, scopes...)
 	acfg := adminapi.DefaultConfig()
 	acfg.URL = fake.URL()

@@ -44,8 +44,7 @@ func newClient(t *testing.T, fake *shopifyfake.Server, mod func(*adminapi.Config
 }
 
 func newFake(t *testing.T, scopes ...string) *shopifyfake.Server {
-	fake := shopifyfake.New()
-	t.Cleanup(fake.Close)
+	fake := shopifyfake.Start(t)
 	fake.AddShop(shop, token, scopes...)
 	return fake
 }
@@ -63,8 +62,7 @@ func TestNoTokenMakesNoRequest(t *testing.T) {
 }
 
 func TestRejectedTokenIsNotRetriedNorLeaked(t *testing.T) {
-	fake := shopifyfake.New()
-	defer fake.Close()
+	fake := shopifyfake.Start(t)
 	fake.AddShop(shop, "another-token", "read_orders")
 	c := newClient(t, fake, nil)
 	_, err := c.AccessScopes(context.Background(), shop)

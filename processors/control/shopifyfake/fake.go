@@ -21,9 +21,11 @@
 //   - injected HTTP failures (FailNext) for retry tests.
 //
 // It is not a GraphQL engine: it dispatches on the operation's root field,
-// reads arguments from variables (as the client sends them), and answers
-// with every field of an object, not only the selected ones. It shares no
-// code with the client, so it checks the client rather than mirrors it.
+// reads arguments from variables (as the client sends them), builds whole
+// objects, and answers with what the document selects of them (aliases and
+// fragments followed). It shares no code with the client, so it checks the
+// client rather than mirrors it; Start (or CheckSchemas) also checks both
+// against Shopify's published schema of the requested version (check.go).
 package shopifyfake
 
 import (
@@ -112,12 +114,14 @@ type Server struct {
 	calls    map[string]int
 	// MaxQueryCost is Shopify's single-query limit.
 	maxQueryCost float64
+
+	chk checker
 }
 
 // New starts a fake; Close it when done.
 func New() *Server {
 	s := &Server{shops: map[string]*shop{}, nextID: 5_000_000_000_000, calls: map[string]int{}, maxQueryCost: 1000}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.srv = httptest.NewServer(http.HandlerFunc(s.handle))
 	return s
 }
 
@@ -257,6 +261,7 @@ var (
 
 type gqlErr struct {
 	Message    string         `json:"message"`
+	Path       []any          `json:"path,omitempty"`
 	Extensions map[string]any `json:"extensions,omitempty"`
 }
 
@@ -311,6 +316,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"errors": map[string]string{"query": "Required parameter missing or invalid"}})
 		return
 	}
+	doc, op, err := parseDocument(req.Query)
+	if err != nil {
+		writeJSON(w, http.StatusOK, map[string]any{"errors": []gqlErr{{Message: err.Error()}}})
+		return
+	}
 	brace := strings.IndexByte(req.Query, '{')
 	var root string
 	if brace >= 0 {
@@ -360,7 +370,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	sh.avail = min(sh.max, sh.avail+requested-actual) // unused points come back
 	out := map[string]any{"extensions": map[string]any{"cost": cost(sh, requested, &actual)}}
 	if data != nil {
-		out["data"] = data
+		out["data"] = project(doc, op, vars, data)
+	} else if len(errs) > 0 && errs[0].Path != nil {
+		out["data"] = nil // an execution error (with a path) nulled it
 	}
 	if len(errs) > 0 {
 		out["errors"] = errs
@@ -556,8 +568,11 @@ func (s *Server) execute(sh *shop, root string, vars map[string]any) (data map[s
 
 	case "orders":
 		if !sh.hasScope("read_orders") {
-			return map[string]any{"orders": nil}, 1, []gqlErr{{
+			// orders is non-null (OrderConnection!): its null propagates
+			// to data, which is null.
+			return nil, 1, []gqlErr{{
 				Message:    "Access denied for orders field. Required access: `read_orders` access scope.",
+				Path:       []any{"orders"},
 				Extensions: map[string]any{"code": "ACCESS_DENIED", "documentation": "https://shopify.dev/api/usage/access-scopes"},
 			}}
 		}
@@ -602,7 +617,7 @@ func (s *Server) execute(sh *shop, root string, vars map[string]any) (data map[s
 
 	case "order":
 		if !sh.hasScope("read_orders") {
-			return map[string]any{"order": nil}, 1, []gqlErr{{Message: "Access denied for order field. Required access: `read_orders` access scope.", Extensions: map[string]any{"code": "ACCESS_DENIED"}}}
+			return map[string]any{"order": nil}, 1, []gqlErr{{Message: "Access denied for order field. Required access: `read_orders` access scope.", Path: []any{"order"}, Extensions: map[string]any{"code": "ACCESS_DENIED"}}}
 		}
 		id := stringVar(vars, "id")
 		li, _ := intVar(vars, "lineItems", true)
