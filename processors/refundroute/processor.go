@@ -162,12 +162,21 @@ func (r *Router) session(ctx context.Context) error {
 			r.dropAll()
 		}
 		r.mu.Unlock()
+		fetchErr := false
 		for _, fe := range fs.Errors() {
 			if !errors.Is(fe.Err, context.DeadlineExceeded) && !errors.Is(fe.Err, context.Canceled) {
+				fetchErr = true
 				r.health.set(fmt.Errorf("refundroute: fetch from %s/%d: %w", fe.Topic, fe.Partition, fe.Err))
 			}
 		}
 		if fs.NumRecords() == 0 {
+			if !fetchErr {
+				// A quiet input polled without an error: the fault is
+				// over. Without this, a router with nothing to route
+				// would stay not ready after a broker restart, since only
+				// a committed transaction cleared it (chaos test).
+				r.health.set(nil)
+			}
 			continue
 		}
 		if err := sess.Begin(); err != nil {
