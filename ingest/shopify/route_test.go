@@ -89,7 +89,9 @@ func TestDecide(t *testing.T) {
 	f("refunds/create", "dormant.myshopify.com", `{"id": 7, "order_id": 1}`, ToUnrouted, ReasonSyncingDisabled, "dormant.myshopify.com")
 	// app/uninstalled goes to shopify.app.v1 whatever the shop's site
 	// says: none, syncing off, or on; never to unrouted for those reasons.
-	shopBody := func(d string) string { return `{"id": 548380009, "domain": "shop.example.com", "myshopify_domain": "` + d + `"}` }
+	shopBody := func(d string) string {
+		return `{"id": 548380009, "domain": "shop.example.com", "myshopify_domain": "` + d + `"}`
+	}
 	f("app/uninstalled", "acme.myshopify.com", shopBody("acme.myshopify.com"), ToApp, "", "acme.myshopify.com")
 	f("app/uninstalled", "nobody.myshopify.com", shopBody("nobody.myshopify.com"), ToApp, "", "nobody.myshopify.com")
 	f("app/uninstalled", "dormant.myshopify.com", shopBody("dormant.myshopify.com"), ToApp, "", "dormant.myshopify.com")
