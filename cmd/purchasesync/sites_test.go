@@ -145,8 +145,8 @@ func TestAdminHandlerWiring(t *testing.T) {
 	if len(actors) != 1 {
 		t.Fatalf("%d actors, want the control plane", len(actors))
 	}
-	if len(advisory) != 2 || advisory[0].name != "order-key evidence" || advisory[1].name != "order-key detector" {
-		t.Fatalf("advisory actors %v, want the order-key evidence table and detector", advisory)
+	if len(advisory) != 3 || advisory[0].name != "order-key evidence" || advisory[1].name != "order-key detector" || advisory[2].name != "uninstall processor" {
+		t.Fatalf("advisory actors %v, want the order-key evidence table and detector, and the uninstall processor", advisory)
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/admin/v1/sites", nil))
