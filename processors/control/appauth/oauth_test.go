@@ -172,6 +172,21 @@ func TestOAuthInstall(t *testing.T) {
 	if len(e.fake.Subscriptions("acme.myshopify.com")) != 1 {
 		t.Error("re-authorization subscribed twice")
 	}
+	// The merchant uninstalls: the token is revoked, and the Admin API
+	// answers 401 as Shopify does.
+	acfg := adminapi.DefaultConfig()
+	acfg.URL, acfg.MaxAttempts = e.fake.URL(), 1
+	api, _ := adminapi.New(acfg, e.tokens, nil, nil)
+	if _, err := api.AccessScopes(context.Background(), "acme.myshopify.com"); err != nil {
+		t.Fatalf("with the stored token: %v", err)
+	}
+	e.fake.Uninstall("acme.myshopify.com")
+	if _, err := api.AccessScopes(context.Background(), "acme.myshopify.com"); !errors.Is(err, adminapi.ErrUnauthorized) {
+		t.Errorf("after uninstall: %v, want adminapi.ErrUnauthorized", err)
+	}
+	if len(e.fake.Subscriptions("acme.myshopify.com")) != 0 {
+		t.Error("uninstall left the app's subscriptions")
+	}
 }
 
 func TestOAuthCallbackRefusals(t *testing.T) {
