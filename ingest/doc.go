@@ -24,7 +24,9 @@
 //     writes an index record (site/<order id> → order number) to
 //     shopify.order_ids.v1, in the same produce the answer waits for, and
 //     its refunds go there, keyed by order id, for processors/refundroute to
-//     key by order number; compliance topics go to compliance.v1; anything that
+//     key by order number; compliance topics go to compliance.v1;
+//     app/uninstalled goes to shopify.app.v1 keyed by shop, for every shop
+//     (with or without a site, syncing on or off); anything that
 //     cannot be routed (other topics, unknown shop, syncing off, no key in
 //     the body) goes to shopify.unrouted.v1 with a reason header. See
 //     package shopify for the route table.

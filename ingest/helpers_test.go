@@ -36,12 +36,12 @@ func testSites() *sitestest.Registry {
 	)
 }
 
-// rawTopics are the five topics the ingest writes, in a prefix.
+// rawTopics are the six topics the ingest writes, in a prefix.
 func rawTopics(tp schemas.Topics) []string {
 	return []string{
 		tp.Name(schemas.TopicShopifyOrders), tp.Name(schemas.TopicStorefrontPurchases),
 		tp.Name(schemas.TopicShopifyUnrouted), tp.Name(schemas.TopicCompliance),
-		tp.Name(schemas.TopicShopifyOrderIDs),
+		tp.Name(schemas.TopicShopifyOrderIDs), tp.Name(schemas.TopicShopifyApp),
 	}
 }
 

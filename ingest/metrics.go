@@ -25,7 +25,7 @@ const (
 )
 
 // Record kinds (label "topic"): the topic without prefix and version.
-var topicLabels = []string{"shopify.orders", "storefront.purchases", "shopify.unrouted", "compliance", "shopify.order_ids"}
+var topicLabels = []string{"shopify.orders", "storefront.purchases", "shopify.unrouted", "compliance", "shopify.order_ids", "shopify.app"}
 
 type metrics struct {
 	requests          *prometheus.CounterVec

@@ -68,7 +68,7 @@ type Server struct {
 	netLimit  *tokenBuckets[netip.Addr] // IPv6 /48s
 	srv       *fasthttp.Server
 	ln        net.Listener
-	topics    [5]string // full names, indexed like topicLabels
+	topics    [6]string // full names, indexed like topicLabels
 	kafkaOK   atomic.Bool
 	stopping  atomic.Bool
 	idPrefix  string
@@ -83,6 +83,7 @@ const (
 	tUnrouted
 	tCompliance
 	tOrderIDs
+	tApp
 )
 
 // New checks cfg and builds a server; Run serves it.
@@ -122,12 +123,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		ln:        deps.Listener,
 		idPrefix:  hex.EncodeToString(rnd[:]),
 	}
-	s.topics = [5]string{
+	s.topics = [6]string{
 		tOrders:     cfg.Topics.Name(schemas.TopicShopifyOrders),
 		tStorefront: cfg.Topics.Name(schemas.TopicStorefrontPurchases),
 		tUnrouted:   cfg.Topics.Name(schemas.TopicShopifyUnrouted),
 		tCompliance: cfg.Topics.Name(schemas.TopicCompliance),
 		tOrderIDs:   cfg.Topics.Name(schemas.TopicShopifyOrderIDs),
+		tApp:        cfg.Topics.Name(schemas.TopicShopifyApp),
 	}
 	s.srv = &fasthttp.Server{
 		Handler:      s.handle,

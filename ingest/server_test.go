@@ -53,7 +53,10 @@ func TestWebhookRouting(t *testing.T) {
 		{"redact", "customers/redact", "acme.myshopify.com", []byte(`{"shop_id":954889,"customer":{"id":191167}}`), want{schemas.TopicCompliance, "acme.myshopify.com", ""}},
 		{"refund", "refunds/create", "acme.myshopify.com", []byte(`{"id":1,"order_id":450789469}`), want{schemas.TopicShopifyOrders, "acme/450789469", ""}},
 		{"refund by order id for the router", "refunds/create", "bolt.myshopify.com", []byte(`{"id":1,"order_id":450789469}`), want{schemas.TopicShopifyOrderIDs, "bolt/450789469", ""}},
-		{"other topic", "app/uninstalled", "acme.myshopify.com", []byte(`{}`), want{schemas.TopicShopifyUnrouted, "acme.myshopify.com", shopify.ReasonTopicNotHandled}},
+		{"other topic", "orders/updated", "acme.myshopify.com", []byte(`{}`), want{schemas.TopicShopifyUnrouted, "acme.myshopify.com", shopify.ReasonTopicNotHandled}},
+		{"uninstall", "app/uninstalled", "acme.myshopify.com", []byte(`{"id":1,"myshopify_domain":"acme.myshopify.com"}`), want{schemas.TopicShopifyApp, "acme.myshopify.com", ""}},
+		{"uninstall, syncing off", "app/uninstalled", "dormant.myshopify.com", []byte(`{"id":2,"myshopify_domain":"dormant.myshopify.com"}`), want{schemas.TopicShopifyApp, "dormant.myshopify.com", ""}},
+		{"uninstall, no site", "app/uninstalled", "nobody.myshopify.com", []byte(`{"id":3,"myshopify_domain":"nobody.myshopify.com"}`), want{schemas.TopicShopifyApp, "nobody.myshopify.com", ""}},
 	}
 	before := time.Now().UTC()
 	for _, c := range cases {

@@ -20,7 +20,7 @@ const (
 	hdrTriggeredAt = "X-Shopify-Triggered-At"
 )
 
-var destTopic = [...]int{shopify.ToOrders: tOrders, shopify.ToCompliance: tCompliance, shopify.ToUnrouted: tUnrouted, shopify.ToOrderIDs: tOrderIDs}
+var destTopic = [...]int{shopify.ToOrders: tOrders, shopify.ToCompliance: tCompliance, shopify.ToUnrouted: tUnrouted, shopify.ToOrderIDs: tOrderIDs, shopify.ToApp: tApp}
 
 // webhook handles POST /webhooks/shopify: verify, route, produce, and
 // answer 200 only once Kafka holds the record.

@@ -22,6 +22,15 @@ const (
 	TopicPurchases       = "purchases.v1"
 	TopicDiscrepancies   = "discrepancies.v1"
 	TopicSites           = "sites.v1"
+	// TopicShopifyApp holds the app's lifecycle webhooks (app/uninstalled),
+	// keyed by shop domain, the raw body byte for byte with the webhook
+	// headers; the uninstall processor consumes it, and it stays as the
+	// record of each uninstall.
+	TopicShopifyApp = "shopify.app.v1"
+	// TopicShopifyTokens is the compacted store of per-shop Admin API
+	// access tokens written by the OAuth flow: key shop domain, value an
+	// encrypted envelope (processors/control/appauth), tombstone = forgotten.
+	TopicShopifyTokens = "shopify.tokens.v1"
 	// TopicDeadLetter holds records a sink could not load (invalid for the
 	// table); header "reason" says why and "source-topic" where it came from.
 	TopicDeadLetter = "deadletter.v1"

@@ -33,6 +33,9 @@ func TopicSpecs() []TopicSpec {
 		{Name: TopicCompliance, Retention: 90 * 24 * time.Hour},
 		{Name: TopicDeadLetter, Retention: 30 * 24 * time.Hour},
 		{Name: TopicSites, Compacted: true},
+		// Uninstalls are few; the topic is also their record.
+		{Name: TopicShopifyApp, Retention: 90 * 24 * time.Hour},
+		{Name: TopicShopifyTokens, Compacted: true},
 		// The order-key detector: observations and its changelog share a
 		// partition count (a partition's state is restored from the same
 		// partition number); observations are a buffer, a week is plenty.

@@ -12,19 +12,27 @@ const (
 	WebhookCustomersDataRequest = "customers/data_request"
 	WebhookCustomersRedact      = "customers/redact"
 	WebhookShopRedact           = "shop/redact"
+	// WebhookAppUninstalled: the merchant removed the app; its access token
+	// is already revoked when this arrives. The body is the Shop resource
+	// (ParseAppUninstalled).
+	WebhookAppUninstalled = "app/uninstalled"
 )
 
 // WebhookTopic is one Shopify webhook topic and where it goes.
 type WebhookTopic struct {
 	// Name is the X-Shopify-Topic spelling ("orders/create").
 	Name string
-	// GraphQL is the WebhookSubscriptionTopic enum value the control plane
-	// subscribes per shop ("ORDERS_CREATE"); empty for the privacy topics,
-	// which the app's configuration declares for every shop at once.
+	// GraphQL is the WebhookSubscriptionTopic enum value ("ORDERS_CREATE");
+	// empty for the privacy topics, which the app's configuration declares
+	// for every shop at once.
 	GraphQL string
+	// AtInstall marks a topic subscribed once per shop when the app is
+	// installed (the OAuth callback, the token exchange), not by the
+	// Purchase Syncing switch: it must stay subscribed while syncing is off.
+	AtInstall bool
 	// Kafka is the raw topic (without prefix) a verified webhook of this
 	// topic is written to: TopicShopifyOrders, keyed site/order_number, or
-	// TopicCompliance, keyed by shop domain.
+	// TopicCompliance or TopicShopifyApp, keyed by shop domain.
 	Kafka string
 }
 
@@ -39,6 +47,9 @@ var WebhookTopics = []WebhookTopic{
 	{Name: WebhookCustomersDataRequest, Kafka: TopicCompliance},
 	{Name: WebhookCustomersRedact, Kafka: TopicCompliance},
 	{Name: WebhookShopRedact, Kafka: TopicCompliance},
+	// Routed whatever the shop's site says (none, syncing off): the
+	// uninstall processor forgets the token and turns syncing off.
+	{Name: WebhookAppUninstalled, GraphQL: "APP_UNINSTALLED", AtInstall: true, Kafka: TopicShopifyApp},
 }
 
 // LookupWebhookTopic finds an X-Shopify-Topic value (surrounding spaces
@@ -54,11 +65,24 @@ func LookupWebhookTopic(name string) (WebhookTopic, bool) {
 }
 
 // SubscribedWebhookTopics are the GraphQL enum values of the topics the
-// control plane subscribes per shop, in table order.
+// Purchase Syncing switch subscribes per shop (and the watchdog keeps), in
+// table order.
 func SubscribedWebhookTopics() []string {
 	var out []string
 	for _, t := range WebhookTopics {
-		if t.GraphQL != "" {
+		if t.GraphQL != "" && !t.AtInstall {
+			out = append(out, t.GraphQL)
+		}
+	}
+	return out
+}
+
+// InstallWebhookTopics are the GraphQL enum values of the topics subscribed
+// once per shop at install (APP_UNINSTALLED), in table order.
+func InstallWebhookTopics() []string {
+	var out []string
+	for _, t := range WebhookTopics {
+		if t.GraphQL != "" && t.AtInstall {
 			out = append(out, t.GraphQL)
 		}
 	}

@@ -22,7 +22,11 @@ func TestWebhookTopics(t *testing.T) {
 			t.Errorf("%s: GraphQL %q, want %q", w.Name, w.GraphQL, want)
 		}
 		compliance := strings.HasPrefix(w.Name, "customers/") || strings.HasPrefix(w.Name, "shop/")
+		app := strings.HasPrefix(w.Name, "app/")
 		switch {
+		case app && (w.Kafka != TopicShopifyApp || w.GraphQL == "" || !w.AtInstall):
+			t.Errorf("%s: an app topic goes to %s, subscribed at install, got %q subscribed as %q (at install %v)", w.Name, TopicShopifyApp, w.Kafka, w.GraphQL, w.AtInstall)
+		case app:
 		case compliance && (w.Kafka != TopicCompliance || w.GraphQL != ""):
 			t.Errorf("%s: a privacy topic goes to %s unsubscribed, got %q subscribed as %q", w.Name, TopicCompliance, w.Kafka, w.GraphQL)
 		case !compliance && (w.Kafka != TopicShopifyOrders || w.GraphQL == ""):
@@ -32,6 +36,9 @@ func TestWebhookTopics(t *testing.T) {
 	if got := SubscribedWebhookTopics(); !slices.Equal(got, []string{"ORDERS_CREATE", "REFUNDS_CREATE"}) {
 		// The first is the one whose id the site record keeps.
 		t.Errorf("subscribed %v, want [ORDERS_CREATE REFUNDS_CREATE]", got)
+	}
+	if got := InstallWebhookTopics(); !slices.Equal(got, []string{"APP_UNINSTALLED"}) {
+		t.Errorf("subscribed at install %v, want [APP_UNINSTALLED]", got)
 	}
 	if w, ok := LookupWebhookTopic(" refunds/create "); !ok || w.Name != WebhookRefundsCreate {
 		t.Errorf("lookup with spaces: %+v %v", w, ok)

@@ -26,7 +26,7 @@ type runFlags struct {
 }
 
 func addRunFlags(fs *flagSet) runFlags {
-	return runFlags{
+	f := runFlags{
 		kafka: addKafkaFlags(fs), log: addLogFlags(fs),
 		ingest: addIngestFlags(fs), join: addJoinFlags(fs), refund: addRefundFlags(fs), sink: addSinkFlags(fs), control: addControlFlags(fs),
 		migrate: addMigrateFlags(fs), observe: addObserveFlags(fs),
@@ -34,6 +34,8 @@ func addRunFlags(fs *flagSet) runFlags {
 		pprof:     fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (behind the admin token where there is one; loopback or a trusted network only)"),
 		doMigrate: fs.Bool("run.migrate", true, "create topics and apply ClickHouse migrations at start"),
 	}
+	f.control.app = addAppFlags(fs, f.ingest.secret)
+	return f
 }
 
 // cmdRun runs every stage in one process — the single-machine default:

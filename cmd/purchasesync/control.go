@@ -41,6 +41,9 @@ type controlFlags struct {
 	keymodeMaxEntries *int
 	keymodeMaxAge     *time.Duration
 	keymodeMinMatches *int
+	// app is the merchant's side (token store, OAuth, uninstalls); nil in
+	// tests that build the admin API alone.
+	app *appFlags
 }
 
 func addControlFlags(fs *flagSet) *controlFlags {
@@ -123,6 +126,16 @@ func adminHandler(c *common, f *controlFlags, producer *kgo.Client, doubles admi
 		closeOwn()
 		return nil, nil, nil, err
 	}
+	// Tokens that OAuth stored come after the operator's (file, then
+	// environment), which thus override them.
+	store, err := f.app.tokenStore(c, producer)
+	if err != nil {
+		closeOwn()
+		return nil, nil, nil, err
+	}
+	if store != nil {
+		tokens = append(tokens.(adminapi.MultiTokens), store)
+	}
 	acfg := adminapi.DefaultConfig()
 	acfg.APIVersion, acfg.URL = *f.apiVersion, *f.adminURL
 	api, err := adminapi.New(acfg, tokens, c.stageReg("control"), c.log.With("component", "shopify"))
@@ -174,6 +187,11 @@ func adminHandler(c *common, f *controlFlags, producer *kgo.Client, doubles admi
 		}
 		return svc.Run(ctx)
 	}
+	appParts, err := f.app.buildApp(c, store, api, writer, ccfg.PublicBaseURL)
+	if err != nil {
+		closeOwn()
+		return nil, nil, nil, err
+	}
 	advisory = []actor{{"order-key evidence", evidence.Run, evidence.Ready}}
 	if *f.keymodeOn {
 		kcfg := keymode.DefaultConfig(c.topics)
@@ -198,6 +216,7 @@ func adminHandler(c *common, f *controlFlags, producer *kgo.Client, doubles admi
 			return det.Run(ctx)
 		}, det.Ready})
 	}
+	advisory = append(advisory, appParts.actors...)
 	return h, []actor{{"control plane", run, svc.Ready}}, advisory, nil
 }
 
@@ -266,6 +285,7 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 	kf := addKafkaFlags(fs)
 	lf := addLogFlags(fs)
 	cf := addControlFlags(fs)
+	cf.app = addAppFlags(fs, nil)
 	chf := addClickHouseFlags(fs)
 	opsAddr := fs.String("ops.addr", "127.0.0.1:9464", "ops listener: /metrics, /healthz, /readyz, /admin/v1/")
 	pprofOn := fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (behind the admin token where there is one; loopback or a trusted network only)")
@@ -307,6 +327,6 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 	checks := append(checksOf(false, gating...), checksOf(true, advisory...)...)
 	ops := &opsServer{addr: *opsAddr, reg: c.reg, checks: checks, admin: admin, log: c.log.With("component", "ops"), pprof: *pprofOn, pprofToken: *cf.adminToken}
 	actors := append(append(gating, actor{name: "ops listener", run: ops.run}), advisory...)
-	c.log.Info("purchasesync control plane running", "ops", *opsAddr)
+	c.log.Info("purchasesync control plane running", "ops", *opsAddr, "app", *cf.app.addr)
 	return runActors(ctx, c.log, actors...)
 }

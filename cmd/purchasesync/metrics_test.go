@@ -112,7 +112,11 @@ func buildTestRun(t *testing.T) (*recorder, *common, []actor) {
 	rec := &recorder{Registry: prometheus.NewRegistry()}
 	registerRuntime(rec)
 	fs := newFlagSet("run", func(k string) string {
-		return map[string]string{secretEnv: "s", "PURCHASESYNC_ADMIN_TOKEN": "t"}[k]
+		return map[string]string{secretEnv: "s", "PURCHASESYNC_ADMIN_TOKEN": "t",
+			// The token store and the app listener on, so that their metrics
+			// are built too (nothing listens: the actors are not run).
+			"PURCHASESYNC_TOKEN_KEY": "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "PURCHASESYNC_APP_ADDR": "127.0.0.1:0",
+			"PURCHASESYNC_APP_BASEURL": "https://app.example.com", "PURCHASESYNC_SHOPIFY_APIKEY": "key"}[k]
 	})
 	f := addRunFlags(fs)
 	// Optional forwarders on, so that their metrics are built too; the

@@ -145,8 +145,8 @@ func TestAdminHandlerWiring(t *testing.T) {
 	if len(actors) != 1 {
 		t.Fatalf("%d actors, want the control plane", len(actors))
 	}
-	if len(advisory) != 2 || advisory[0].name != "order-key evidence" || advisory[1].name != "order-key detector" {
-		t.Fatalf("advisory actors %v, want the order-key evidence table and detector", advisory)
+	if len(advisory) != 3 || advisory[0].name != "order-key evidence" || advisory[1].name != "order-key detector" || advisory[2].name != "uninstall processor" {
+		t.Fatalf("advisory actors %v, want the order-key evidence table and detector, and the uninstall processor", advisory)
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/admin/v1/sites", nil))
@@ -182,4 +182,38 @@ func TestAdminHandlerWiring(t *testing.T) {
 	if _, _, _, err := build(); err == nil || !strings.Contains(err.Error(), "-shopify.apiVersion") {
 		t.Errorf("bad version: %v, want the flag named", err)
 	}
+}
+
+// TestAppFlagsErrors: the app listener refuses to start half-configured,
+// naming the flag (and never quoting the token key).
+func TestAppFlagsErrors(t *testing.T) {
+	f := func(env map[string]string, want string) {
+		t.Helper()
+		env["PURCHASESYNC_KAFKA_BROKERS"] = "127.0.0.1:1"
+		fs := newFlagSet("test", func(k string) string { return env[k] })
+		kf, lf, cf := addKafkaFlags(fs), addLogFlags(fs), addControlFlags(fs)
+		cf.app = addAppFlags(fs, nil)
+		if err := fs.parse(nil); err != nil {
+			t.Fatal(err)
+		}
+		c, err := newCommon(kf, lf, &bytes.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, _, err = adminHandler(c, cf, nil, nil)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: %v, want an error naming %s", env, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "c2VjcmV0") {
+			t.Errorf("the error quotes the key: %v", err)
+		}
+	}
+	key := "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	f(map[string]string{"PURCHASESYNC_APP_ADDR": "127.0.0.1:0"}, "PURCHASESYNC_TOKEN_KEY")
+	f(map[string]string{"PURCHASESYNC_TOKEN_KEY": "k1:c2VjcmV0"}, "-token.key")
+	f(map[string]string{"PURCHASESYNC_APP_ADDR": "127.0.0.1:0", "PURCHASESYNC_TOKEN_KEY": key}, "-shopify.apiKey")
+	f(map[string]string{"PURCHASESYNC_APP_ADDR": "127.0.0.1:0", "PURCHASESYNC_TOKEN_KEY": key, "PURCHASESYNC_SHOPIFY_APIKEY": "k",
+		secretEnv: "s"}, "-app.baseURL")
+	f(map[string]string{"PURCHASESYNC_APP_ADDR": "127.0.0.1:0", "PURCHASESYNC_TOKEN_KEY": key, "PURCHASESYNC_SHOPIFY_APIKEY": "k",
+		secretEnv: "s", "PURCHASESYNC_APP_BASEURL": "https://app.example.com", "PURCHASESYNC_SHOPIFY_SCOPES": "read_products"}, "-shopify.scopes")
 }

@@ -14,6 +14,7 @@ const (
 	TopicCustomersDataRequest = schemas.WebhookCustomersDataRequest
 	TopicCustomersRedact      = schemas.WebhookCustomersRedact
 	TopicShopRedact           = schemas.WebhookShopRedact
+	TopicAppUninstalled       = schemas.WebhookAppUninstalled
 )
 
 // Reasons, the "reason" header of records on shopify.unrouted.v1. They are
@@ -48,6 +49,9 @@ const (
 	// the refunds of sites whose order_key is not the id, for the refund
 	// router to key by their order's number.
 	ToOrderIDs
+	// ToApp is shopify.app.v1, keyed by shop domain: app/uninstalled, for
+	// every shop, whatever its site says (none, syncing off).
+	ToApp
 )
 
 // Topic returns the topic name (without prefix) of d.
@@ -59,6 +63,8 @@ func (d Destination) Topic() string {
 		return schemas.TopicCompliance
 	case ToOrderIDs:
 		return schemas.TopicShopifyOrderIDs
+	case ToApp:
+		return schemas.TopicShopifyApp
 	}
 	return schemas.TopicShopifyUnrouted
 }
@@ -80,6 +86,8 @@ func RouteTopic(topic string) Route {
 		return Route{Dest: ToUnrouted, Reason: ReasonTopicNotHandled}
 	case t.Kafka == schemas.TopicCompliance:
 		return Route{Dest: ToCompliance}
+	case t.Kafka == schemas.TopicShopifyApp:
+		return Route{Dest: ToApp}
 	}
 	return Route{Dest: ToOrders}
 }
@@ -117,6 +125,13 @@ func Decide(topic, shop string, body []byte, sites Sites) Decision {
 		// An unreadable body still goes to compliance.v1, whose processor
 		// records and skips it; a readable one must be about this shop.
 		if req, err := schemas.ParseComplianceRequest(topic, body); err == nil && req.ShopDomain != shop {
+			return unrouted(shop, ReasonShopMismatch)
+		}
+	}
+	if r.Dest == ToApp {
+		// As for compliance: the uninstall processor acts on the shop of
+		// the key, so a readable body naming another shop is refused.
+		if u, err := schemas.ParseAppUninstalled(body); err == nil && u.ShopDomain != shop {
 			return unrouted(shop, ReasonShopMismatch)
 		}
 	}

@@ -21,6 +21,7 @@ func TestRouteTopic(t *testing.T) {
 	f("shop/redact", ToCompliance, "")
 	f("customers/data_request", ToCompliance, "")
 	f("refunds/create", ToOrders, "")
+	f("app/uninstalled", ToApp, "")
 	f("orders/updated", ToUnrouted, ReasonTopicNotHandled)
 	f("ORDERS/CREATE", ToUnrouted, ReasonTopicNotHandled) // Shopify's topics are lower case
 	f("", ToUnrouted, ReasonTopicNotHandled)
@@ -32,6 +33,7 @@ func TestDestinationTopic(t *testing.T) {
 		ToCompliance: schemas.TopicCompliance,
 		ToUnrouted:   schemas.TopicShopifyUnrouted,
 		ToOrderIDs:   schemas.TopicShopifyOrderIDs,
+		ToApp:        schemas.TopicShopifyApp,
 	} {
 		if got := d.Topic(); got != want {
 			t.Errorf("%d.Topic() = %s, want %s", d, got, want)
@@ -85,7 +87,17 @@ func TestDecide(t *testing.T) {
 	f("refunds/create", "bolt.myshopify.com", `{"id": 7}`, ToUnrouted, ReasonUnparsable, "bolt.myshopify.com")
 	f("refunds/create", "acme.myshopify.com", `{"order_id": 1}`, ToUnrouted, ReasonUnparsable, "acme.myshopify.com")
 	f("refunds/create", "dormant.myshopify.com", `{"id": 7, "order_id": 1}`, ToUnrouted, ReasonSyncingDisabled, "dormant.myshopify.com")
-	f("app/uninstalled", "acme.myshopify.com", `{}`, ToUnrouted, ReasonTopicNotHandled, "acme.myshopify.com")
+	// app/uninstalled goes to shopify.app.v1 whatever the shop's site
+	// says: none, syncing off, or on; never to unrouted for those reasons.
+	shopBody := func(d string) string {
+		return `{"id": 548380009, "domain": "shop.example.com", "myshopify_domain": "` + d + `"}`
+	}
+	f("app/uninstalled", "acme.myshopify.com", shopBody("acme.myshopify.com"), ToApp, "", "acme.myshopify.com")
+	f("app/uninstalled", "nobody.myshopify.com", shopBody("nobody.myshopify.com"), ToApp, "", "nobody.myshopify.com")
+	f("app/uninstalled", "dormant.myshopify.com", shopBody("dormant.myshopify.com"), ToApp, "", "dormant.myshopify.com")
+	f("app/uninstalled", "ACME.myshopify.com", shopBody("Acme.myshopify.com"), ToApp, "", "acme.myshopify.com")
+	f("app/uninstalled", "acme.myshopify.com", `not json`, ToApp, "", "acme.myshopify.com")
+	f("app/uninstalled", "acme.myshopify.com", shopBody("victim.myshopify.com"), ToUnrouted, ReasonShopMismatch, "acme.myshopify.com")
 }
 
 // TestDecideIndex: an order of an order_number or order_name site carries

@@ -18,7 +18,11 @@
 //     extensions.cost.throttleStatus; a query whose requested cost exceeds
 //     what is available gets Shopify's THROTTLED error and no data; one above
 //     the single-query maximum gets MAX_COST_EXCEEDED;
-//   - injected HTTP failures (FailNext) for retry tests.
+//   - injected HTTP failures (FailNext) for retry tests;
+//   - OAuth (oauth.go): GET /{shop}/admin/oauth/authorize acting as the
+//     merchant who approves, POST /{shop}/admin/oauth/access_token with the
+//     authorization-code and token-exchange grants, revocation, session
+//     tokens, and signed app/uninstalled deliveries.
 //
 // It is not a GraphQL engine: it dispatches on the operation's root field,
 // reads arguments from variables (as the client sends them), builds whole
@@ -116,12 +120,17 @@ type Server struct {
 	maxQueryCost float64
 
 	chk checker
+	// The app (SetApp) and its outstanding authorization codes (oauth.go).
+	apiKey, apiSecret string
+	codes             map[string]*authCode
 }
 
 // New starts a fake; Close it when done.
 func New() *Server {
 	s := &Server{shops: map[string]*shop{}, nextID: 5_000_000_000_000, calls: map[string]int{}, maxQueryCost: 1000}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.handle))
+	s.codes = map[string]*authCode{}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.route))
 	return s
 }
 
