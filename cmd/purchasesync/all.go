@@ -132,7 +132,7 @@ func buildRun(c *common, f runFlags) (_ []actor, _ func(), err error) {
 		return nil, nil, fmt.Errorf("cannot connect to ClickHouse for compliance redactions (-clickhouse.addr): %w", err)
 	}
 	closers = append(closers, func() { conn.Close() })
-	admin, controlActors, keymodeActors, err := adminHandler(c, f.control, nil, chsink.Doubles{Conn: conn, Cluster: chCfg.Cluster != ""})
+	admin, controlActors, keymodeActors, err := adminHandler(c, f.control, nil, chsink.Doubles{Conn: conn, Cluster: chCfg.Cluster != ""}, chsink.Merchant{Conn: conn})
 	if err != nil {
 		return nil, nil, err
 	}

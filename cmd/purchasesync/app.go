@@ -16,6 +16,7 @@ import (
 	"purchasesync/processors/control"
 	"purchasesync/processors/control/adminapi"
 	"purchasesync/processors/control/appauth"
+	"purchasesync/processors/control/page"
 	"purchasesync/processors/sites"
 	"purchasesync/schemas"
 )
@@ -75,7 +76,7 @@ func (f *appFlags) tokenStore(c *common, producer *kgo.Client) (*appauth.Store, 
 // buildApp builds the uninstall processor and, with -app.addr, the OAuth
 // handlers on the app listener. store may be nil (no -token.key): then
 // uninstalls only turn syncing off, and OAuth cannot run.
-func (f *appFlags) buildApp(c *common, store *appauth.Store, api *adminapi.Client, writer sites.Writer, publicBaseURL string) (appParts, error) {
+func (f *appFlags) buildApp(c *common, store *appauth.Store, api *adminapi.Client, writer sites.Writer, publicBaseURL string, pg pageDeps) (appParts, error) {
 	var p appParts
 	if store != nil {
 		p.actors = append(p.actors, actor{"token store", store.Run, store.Ready})
@@ -123,16 +124,43 @@ func (f *appFlags) buildApp(c *common, store *appauth.Store, api *adminapi.Clien
 	if err != nil {
 		return p, err
 	}
-	srv := &appServer{addr: *f.addr, handler: appMux(h), log: c.log.With("component", "app")}
+	mux := appMux(h)
+	pcfg := page.DefaultConfig()
+	pcfg.APIKey, pcfg.APISecret, pcfg.MinMatches = cfg.APIKey, cfg.APISecrets[0], pg.minMatches
+	pg2, err := page.New(pcfg, page.Deps{
+		Sites: c.sites, Switch: pg.sw, Shopify: api, Stats: pg.stats, Evidence: pg.evidence,
+		VerifySession: func(tok string) (string, error) {
+			st, err := h.VerifySessionToken(tok)
+			if err != nil {
+				return "", err
+			}
+			return st.Shop, nil
+		},
+		HasToken:    func(shop string) bool { _, ok := store.Token(shop); return ok },
+		Exchange:    func(ctx context.Context, tok string) error { _, err := h.ExchangeSessionToken(ctx, tok); return err },
+		InstallPath: appauth.PathStart,
+		Registerer:  c.stageReg("page"), Logger: c.log.With("component", "page"),
+	})
+	if err != nil {
+		return p, err
+	}
+	pg2.Register(mux)
+	srv := &appServer{addr: *f.addr, handler: mux, log: c.log.With("component", "app")}
 	p.actors = append(p.actors, actor{name: "app listener", run: srv.run})
 	return p, nil
 }
 
+// pageDeps are what the merchant page needs besides the app's own parts.
+type pageDeps struct {
+	sw         page.Switch
+	stats      page.Stats // nil: no figures
+	evidence   page.Evidence
+	minMatches int
+}
+
 // appMux is the public app listener's routes: Shopify OAuth under
-// /auth/shopify. The merchant's page (its own package) mounts its routes
-// (/app, its forms and assets) on the same mux, taking h for session
-// tokens (h.VerifySessionToken, h.ExchangeSessionToken) and
-// appauth.InstallURL for its "Update permissions" button.
+// /auth/shopify. The merchant's page (processors/control/page) mounts its
+// routes (/app, its form and stylesheet) on the same mux.
 func appMux(h *appauth.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	h.Mount(mux)

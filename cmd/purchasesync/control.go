@@ -15,6 +15,7 @@ import (
 	"purchasesync/processors/control"
 	"purchasesync/processors/control/adminapi"
 	"purchasesync/processors/control/compliance"
+	"purchasesync/processors/control/page"
 	"purchasesync/processors/keymode"
 	"purchasesync/processors/sites"
 	"purchasesync/schemas"
@@ -105,7 +106,7 @@ func (f *controlFlags) tokens(log *slog.Logger) (adminapi.TokenSource, error) {
 // writes sites.v1 and reconciled orders (acks=all); nil makes one that the
 // returned actor closes when it stops. The site registry c.sites must run
 // as its own actor.
-func adminHandler(c *common, f *controlFlags, producer *kgo.Client, doubles admin.Doubles) (_ http.Handler, _, advisory []actor, _ error) {
+func adminHandler(c *common, f *controlFlags, producer *kgo.Client, doubles admin.Doubles, stats page.Stats) (_ http.Handler, _, advisory []actor, _ error) {
 	ownProducer := producer == nil
 	if ownProducer {
 		opts, err := c.kafka.producerOpts(c.log, c.reg, "control", 10*time.Second)
@@ -187,7 +188,7 @@ func adminHandler(c *common, f *controlFlags, producer *kgo.Client, doubles admi
 		}
 		return svc.Run(ctx)
 	}
-	appParts, err := f.app.buildApp(c, store, api, writer, ccfg.PublicBaseURL)
+	appParts, err := f.app.buildApp(c, store, api, writer, ccfg.PublicBaseURL, pageDeps{sw: svc, stats: stats, evidence: evidence, minMatches: *f.keymodeMinMatches})
 	if err != nil {
 		closeOwn()
 		return nil, nil, nil, err
@@ -308,7 +309,7 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("cannot connect to ClickHouse for compliance redactions (-clickhouse.addr): %w", err)
 	}
 	defer conn.Close()
-	admin, controlActors, keymodeActors, err := adminHandler(c, cf, nil, chsink.Doubles{Conn: conn, Cluster: chCfg.Cluster != ""})
+	admin, controlActors, keymodeActors, err := adminHandler(c, cf, nil, chsink.Doubles{Conn: conn, Cluster: chCfg.Cluster != ""}, chsink.Merchant{Conn: conn})
 	if err != nil {
 		return err
 	}

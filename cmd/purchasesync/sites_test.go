@@ -132,7 +132,7 @@ func TestAdminHandlerWiring(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, actors, advisory, err := adminHandler(c, cf, nil, nil)
+		h, actors, advisory, err := adminHandler(c, cf, nil, nil, nil)
 		if strings.Contains(logs.String(), "secret-token") {
 			t.Errorf("logs contain the access token: %s", logs.String())
 		}
@@ -200,7 +200,7 @@ func TestAppFlagsErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _, _, err = adminHandler(c, cf, nil, nil)
+		_, _, _, err = adminHandler(c, cf, nil, nil, nil)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v: %v, want an error naming %s", env, err, want)
 		}

@@ -121,6 +121,13 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 // shop: the target of an "Update permissions" button. An embedded page must
 // open it at the top level (target="_top"), not inside Shopify admin's
 // iframe, since Shopify's grant screen refuses to be framed.
+// AdminAppURL is the app's page inside the shop's Shopify admin, derived
+// from the OAuth endpoint (…/admin/oauth → …/admin/apps/{api key}), where
+// Shopify opens the app with a session token.
+func (h *Handler) AdminAppURL(shop string) string {
+	return strings.TrimSuffix(h.oauthURL(shop), "/oauth") + "/apps/" + url.PathEscape(h.cfg.APIKey)
+}
+
 func InstallURL(shop string) string { return PathStart + "?" + url.Values{"shop": {shop}}.Encode() }
 
 func (h *Handler) pending() float64 {
@@ -232,11 +239,9 @@ func (h *Handler) ServeCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.m.callbacks.WithLabelValues(OutcomeInstalled).Inc()
-	next := url.Values{"shop": {shop}}
-	if host := q.Get("host"); host != "" {
-		next.Set("host", host)
-	}
-	http.Redirect(w, r, strings.TrimSuffix(h.cfg.AppBaseURL, "/")+PathApp+"?"+next.Encode(), http.StatusFound)
+	// Back into Shopify admin, which opens the embedded app with a fresh
+	// session token (the page's only login): https://{shop}/admin/apps/{api key}.
+	http.Redirect(w, r, h.AdminAppURL(shop), http.StatusFound)
 }
 
 // logShop is a shop parameter as logs may show it (valid domains only, so

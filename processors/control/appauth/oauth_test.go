@@ -59,9 +59,8 @@ const testKey, testSecret = "api-key-1", "app-secret-1"
 
 func newOAuthEnv(t *testing.T) *oauthEnv {
 	t.Helper()
-	e := &oauthEnv{fake: shopifyfake.New(), tokens: &memTokens{tokens: map[string]string{}, scopes: map[string][]string{}}, reg: prometheus.NewRegistry(),
+	e := &oauthEnv{fake: shopifyfake.Start(t), tokens: &memTokens{tokens: map[string]string{}, scopes: map[string][]string{}}, reg: prometheus.NewRegistry(),
 		client: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-	t.Cleanup(e.fake.Close)
 	e.fake.SetApp(testKey, testSecret)
 	e.fake.AddShop("acme.myshopify.com", "")
 	e.fake.AddShop("bolt.myshopify.com", "")
@@ -144,9 +143,9 @@ func TestOAuthInstall(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		t.Fatalf("callback: %d %s", r.StatusCode, b)
 	}
-	next, _ := url.Parse(r.Header.Get("Location"))
-	if next.Path != PathApp || next.Query().Get("shop") != "acme.myshopify.com" || next.Query().Get("host") != cb.Query().Get("host") {
-		t.Errorf("redirected to %s", next)
+	// Back into the shop's admin, which opens the app with a session token.
+	if next := r.Header.Get("Location"); next != e.fake.AdminAppURL("acme.myshopify.com") {
+		t.Errorf("redirected to %s, want the app in Shopify admin %s", next, e.fake.AdminAppURL("acme.myshopify.com"))
 	}
 	tok, ok := e.tokens.Token("acme.myshopify.com")
 	if !ok || tok != e.fake.Token("acme.myshopify.com") || strings.Join(e.tokens.scopes["acme.myshopify.com"], ",") != "read_orders" {

@@ -120,8 +120,10 @@ type Server struct {
 	maxQueryCost float64
 
 	chk checker
-	// The app (SetApp) and its outstanding authorization codes (oauth.go).
+	// The app (SetApp, SetAppURL) and its outstanding authorization codes
+	// (oauth.go).
 	apiKey, apiSecret string
+	appURL            string
 	codes             map[string]*authCode
 }
 

@@ -34,6 +34,9 @@ type authCode struct {
 
 var oauthPathRE = regexp.MustCompile(`^/([a-z0-9][a-z0-9.-]*)/admin/oauth/(authorize|access_token)$`)
 
+// adminAppRE is the app's page in Shopify admin, /{shop}/admin/apps/{api key}.
+var adminAppRE = regexp.MustCompile(`^/([a-z0-9][a-z0-9.-]*)/admin/apps/([^/]+)$`)
+
 // route sends OAuth paths to serveOAuth and everything else to the Admin
 // GraphQL API (serve).
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
@@ -41,7 +44,43 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.serveOAuth(w, r, m[1], m[2])
 		return
 	}
+	if m := adminAppRE.FindStringSubmatch(r.URL.Path); m != nil {
+		s.adminApp(w, r, m[1], m[2])
+		return
+	}
 	s.serve(w, r)
+}
+
+// SetAppURL sets the app's URL, where Shopify admin opens the embedded
+// app (AdminAppURL).
+func (s *Server) SetAppURL(u string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appURL = u
+}
+
+// AdminAppURL is the app's page in the shop's admin.
+func (s *Server) AdminAppURL(domain string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.srv.URL + "/" + domain + "/admin/apps/" + s.apiKey
+}
+
+// adminApp is Shopify admin opening the embedded app for a logged-in staff
+// member: the app URL with shop, host (base64 of the admin's host) and a
+// fresh session token as id_token. (Shopify renders it in an iframe; a
+// redirect stands for that here.)
+func (s *Server) adminApp(w http.ResponseWriter, r *http.Request, domain, apiKey string) {
+	s.mu.Lock()
+	key, appURL := s.apiKey, s.appURL
+	s.mu.Unlock()
+	if apiKey != key || appURL == "" {
+		http.Error(w, "shopifyfake: no such app (SetApp, SetAppURL)", http.StatusNotFound)
+		return
+	}
+	q := url.Values{"shop": {domain}, "host": {base64.RawURLEncoding.EncodeToString([]byte("admin.shopify.com/store/" + strings.TrimSuffix(domain, ".myshopify.com")))},
+		"embedded": {"1"}, "id_token": {s.SessionToken(domain, time.Minute)}}
+	http.Redirect(w, r, appURL+"?"+q.Encode(), http.StatusFound)
 }
 
 // OAuthURL is the template of the OAuth endpoints for the client
