@@ -32,6 +32,7 @@ type pipeline struct {
 	chAddr          string
 	ch              chTarget
 	cmd             *exec.Cmd // the running process
+	extra           []string  // more flags of `run` (set before start)
 }
 
 // chTarget is the ClickHouse of a pipeline: the stack's single plaintext
@@ -67,6 +68,15 @@ func startPipeline(t *testing.T, k kafkaTarget) *pipeline {
 
 func startPipelineOn(t *testing.T, k kafkaTarget, ch chTarget) *pipeline {
 	t.Helper()
+	p := newPipeline(t, k, ch)
+	p.start(t)
+	return p
+}
+
+// newPipeline names a pipeline's topics, groups and database without
+// starting it (set p.extra, then p.start).
+func newPipeline(t *testing.T, k kafkaTarget, ch chTarget) *pipeline {
+	t.Helper()
 	name := testenv.Name(t)
 	p := &pipeline{ingest: testenv.FreeAddr(t), ops: testenv.FreeAddr(t), db: name, topics: schemas.Topics{Prefix: name + "."}, kafka: k, chAddr: ch.cfg.Addr[0], ch: ch}
 	if ch.cfg.Cluster != "" {
@@ -77,7 +87,6 @@ func startPipelineOn(t *testing.T, k kafkaTarget, ch chTarget) *pipeline {
 			}
 		})
 	}
-	p.start(t)
 	return p
 }
 
@@ -94,6 +103,7 @@ func (p *pipeline) start(t *testing.T) {
 		"-ingest.addr", p.ingest, "-ops.addr", p.ops,
 		"-join.group", name+"-join", "-join.instance", name, "-sink.group", name+"-sink",
 		"-log.format", "text", "-log.level", "warn")
+	cmd.Args = append(cmd.Args, p.extra...)
 	// The target's PURCHASESYNC_KAFKA_* lines come last: for duplicate keys
 	// exec uses the last value.
 	cmd.Env = append(append(append(os.Environ(), "PURCHASESYNC_SHOPIFY_API_SECRET="+e2eSecret, "PURCHASESYNC_ADMIN_TOKEN="+e2eToken), p.kafka.env...), p.ch.env...)

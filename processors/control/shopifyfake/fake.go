@@ -99,9 +99,12 @@ type Subscription struct {
 type shop struct {
 	domain, token string
 	scopes        []string
-	subs          []Subscription
-	orders        []Order
-	nextNumber    int
+	// uninstalled: the app was removed (Uninstall); only a new grant
+	// (authorization code) installs it again.
+	uninstalled bool
+	subs        []Subscription
+	orders      []Order
+	nextNumber  int
 	// leaky bucket
 	max, avail, rate float64
 	at               time.Time

@@ -124,7 +124,7 @@ func (s *Server) Uninstall(domain string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sh := s.shop(domain)
-	sh.token, sh.scopes, sh.subs = "", nil, nil
+	sh.token, sh.scopes, sh.subs, sh.uninstalled = "", nil, nil, true
 }
 
 func randHex(n int) string {
@@ -253,7 +253,9 @@ func (s *Server) accessToken(w http.ResponseWriter, r *http.Request, domain stri
 			oauthError(w, http.StatusBadRequest, "invalid_request", "Unsupported subject_token_type or requested_token_type")
 			return
 		}
-		if shopOf, err := s.checkSessionToken(p["subject_token"]); err != nil || shopOf != domain || !ok {
+		// A shop that removed the app has no installation to exchange
+		// for: it must go through the grant screen again.
+		if shopOf, err := s.checkSessionToken(p["subject_token"]); err != nil || shopOf != domain || !ok || sh.uninstalled {
 			oauthError(w, http.StatusBadRequest, "invalid_subject_token", "Invalid subject token")
 			return
 		}
@@ -266,7 +268,7 @@ func (s *Server) accessToken(w http.ResponseWriter, r *http.Request, domain stri
 		return
 	}
 	sh = s.shops[domain]
-	sh.token, sh.scopes = "shpat_"+randHex(16), append([]string(nil), scopes...)
+	sh.token, sh.scopes, sh.uninstalled = "shpat_"+randHex(16), append([]string(nil), scopes...), false
 	s.calls["access_token"]++
 	writeJSON(w, http.StatusOK, map[string]string{"access_token": sh.token, "scope": strings.Join(scopes, ",")})
 }
