@@ -21,7 +21,6 @@ import (
 	"purchasesync/schemas"
 )
 
-
 // receiver is a Slack-compatible incoming webhook.
 type receiver struct {
 	mu       sync.Mutex

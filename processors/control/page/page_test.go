@@ -35,8 +35,12 @@ func (f *fakeSwitch) set(site string, on bool) (schemas.Site, error) {
 	f.reg.Seed(s)
 	return s, nil
 }
-func (f *fakeSwitch) Enable(_ context.Context, site string) (schemas.Site, error)  { return f.set(site, true) }
-func (f *fakeSwitch) Disable(_ context.Context, site string) (schemas.Site, error) { return f.set(site, false) }
+func (f *fakeSwitch) Enable(_ context.Context, site string) (schemas.Site, error) {
+	return f.set(site, true)
+}
+func (f *fakeSwitch) Disable(_ context.Context, site string) (schemas.Site, error) {
+	return f.set(site, false)
+}
 
 type fakeShopify struct {
 	scopes []string
@@ -59,7 +63,10 @@ func (fakeStats) Merchant(context.Context, string, time.Time, int) (*schemas.Mer
 
 type fakeEvidence map[string]*schemas.KeyModeEvidence
 
-func (f fakeEvidence) Evidence(site string) (*schemas.KeyModeEvidence, bool) { e, ok := f[site]; return e, ok }
+func (f fakeEvidence) Evidence(site string) (*schemas.KeyModeEvidence, bool) {
+	e, ok := f[site]
+	return e, ok
+}
 
 type env struct {
 	t    *testing.T
