@@ -81,7 +81,7 @@ type inproc struct {
 	stop    func() error // cancels Run and returns its error
 }
 
-func startInproc(t *testing.T, mod func(*Config)) *inproc {
+func startInproc(t testing.TB, mod func(*Config)) *inproc {
 	t.Helper()
 	tp := schemas.Topics{Prefix: "test."}
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, rawTopics(tp)...))
@@ -94,7 +94,7 @@ func startInproc(t *testing.T, mod func(*Config)) *inproc {
 	return e
 }
 
-func startInprocOn(t *testing.T, seeds []string, tp schemas.Topics, mod func(*Config)) *inproc {
+func startInprocOn(t testing.TB, seeds []string, tp schemas.Topics, mod func(*Config)) *inproc {
 	t.Helper()
 	cl, err := kgo.NewClient(producerOpts(seeds)...)
 	if err != nil {
@@ -106,7 +106,11 @@ func startInprocOn(t *testing.T, seeds []string, tp schemas.Topics, mod func(*Co
 		mod(&cfg)
 	}
 	e := &inproc{ln: fasthttputil.NewInmemoryListener(), seeds: seeds, sites: testSites(), reg: prometheus.NewRegistry(), topics: tp}
-	e.srv, err = New(cfg, Deps{Client: cl, Sites: e.sites, Listener: e.ln, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+	level := slog.LevelDebug
+	if _, bench := t.(*testing.B); bench {
+		level = slog.LevelInfo // a debug line per request would be most of what a benchmark measures
+	}
+	e.srv, err = New(cfg, Deps{Client: cl, Sites: e.sites, Listener: e.ln, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level})),
 		Registerer: prometheus.WrapRegistererWithPrefix("purchasesync_ingest_", e.reg)})
 	if err != nil {
 		t.Fatal(err)
