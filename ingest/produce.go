@@ -20,12 +20,6 @@ var (
 		"(operators: see -ingest.produceTimeout and the Kafka brokers)")
 )
 
-// header is one record header to copy.
-type header struct {
-	key string
-	val []byte
-}
-
 // maxTimeLen is the longest RFC 3339 timestamp with nanoseconds in UTC.
 const maxTimeLen = len("2006-01-02T15:04:05.999999999Z")
 
@@ -33,11 +27,16 @@ const maxTimeLen = len("2006-01-02T15:04:05.999999999Z")
 // in one allocation. fasthttp reuses the request's buffers as soon as the
 // handler returns, while the producer may still hold the record (after a
 // 503 on timeout, or while it retries), so nothing may point into them.
-// The received-at header (RFC 3339, nanoseconds, UTC) is added last.
-func newRecord(topic, key string, body []byte, receivedAt time.Time, hdrs ...header) *kgo.Record {
+// hdrs come from a schemas …HeaderList builder called with ReceivedAt
+// unset: newRecord appends received-at (RFC 3339, nanoseconds, UTC) last,
+// formatted straight into the arena, which is where those builders put it
+// when nothing the ingest never sets follows. A stack buffer for it would
+// move to the heap (the header values flow into the record), one more
+// allocation per request.
+func newRecord(topic, key string, body []byte, receivedAt time.Time, hdrs []kgo.RecordHeader) *kgo.Record {
 	n := len(key) + len(body) + maxTimeLen
 	for _, h := range hdrs {
-		n += len(h.val)
+		n += len(h.Value)
 	}
 	arena := make([]byte, 0, n)
 	take := func(b []byte) []byte {
@@ -53,10 +52,10 @@ func newRecord(topic, key string, body []byte, receivedAt time.Time, hdrs ...hea
 	}
 	rec.Value = take(body)
 	for _, h := range hdrs {
-		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.key, Value: take(h.val)})
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: take(h.Value)})
 	}
 	start := len(arena)
-	arena = receivedAt.UTC().AppendFormat(arena, time.RFC3339Nano)
+	arena = schemas.AppendReceivedAt(arena, receivedAt)
 	rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: schemas.HeaderReceivedAt, Value: arena[start:len(arena):len(arena)]})
 	if len(arena) > n {
 		panic(fmt.Sprintf("BUG: record arena grew from %d to %d bytes", n, len(arena)))

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/valyala/fasthttp"
 
 	"purchasesync/schemas"
@@ -67,12 +68,13 @@ func (s *Server) storefront(ctx *fasthttp.RequestCtx, slug string) error {
 		ua = ua[:maxUserAgent]
 	}
 	var ipBuf [64]byte
-	rec := newRecord(s.topics[tStorefront], key, body, receivedAt,
-		header{schemas.HeaderSite, []byte(site.Site)},
-		header{schemas.HeaderClientIP, ip.AppendTo(ipBuf[:0])},
-		header{schemas.HeaderUserAgent, ua},
-		header{schemas.HeaderOrigin, origin},
-	)
+	hs, n := schemas.StorefrontHeaderList[kgo.RecordHeader](&schemas.StorefrontHeaders{
+		Site:      []byte(site.Site),
+		ClientIP:  ip.AppendTo(ipBuf[:0]),
+		UserAgent: ua,
+		Origin:    origin,
+	})
+	rec := newRecord(s.topics[tStorefront], key, body, receivedAt, hs[:n])
 	if err := s.produce(out{rec, tStorefront}); err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"purchasesync/schemas"
 )
 
@@ -152,7 +154,8 @@ func TestNewRecordCopies(t *testing.T) {
 	body := []byte(`{"id":1}`)
 	ua := []byte("Mozilla")
 	at := time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.FixedZone("EST", -5*3600))
-	rec := newRecord("t", "acme/1", body, at, header{schemas.HeaderUserAgent, ua}, header{schemas.HeaderOrigin, nil})
+	hs, n := schemas.StorefrontHeaderList[kgo.RecordHeader](&schemas.StorefrontHeaders{UserAgent: ua})
+	rec := newRecord("t", "acme/1", body, at, hs[:n])
 	copy(body, "XXXXXXXX")
 	copy(ua, "XXXXXXX")
 	if string(rec.Value) != `{"id":1}` || string(rec.Key) != "acme/1" {

@@ -3,6 +3,7 @@ package ingest
 import (
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/valyala/fasthttp"
 
 	"purchasesync/ingest/shopify"
@@ -47,29 +48,27 @@ func (s *Server) webhook(ctx *fasthttp.RequestCtx) error {
 			Err: errRegistryNotLoaded}
 	}
 	d := shopify.Decide(string(topic), string(h.Peek(hdrShopDomain)), body, s.sites)
-	hdrs := [7]header{
-		{schemas.HeaderShopDomain, []byte(d.Shop)},
-		{schemas.HeaderWebhookID, h.Peek(hdrWebhookID)},
-		{schemas.HeaderEventID, h.Peek(hdrEventID)},
-		{schemas.HeaderTopic, topic},
-		{schemas.HeaderAPIVersion, h.Peek(hdrAPIVersion)},
-		{schemas.HeaderTriggeredAt, h.Peek(hdrTriggeredAt)},
+	wh := schemas.WebhookHeaders{
+		ShopDomain:  []byte(d.Shop),
+		WebhookID:   h.Peek(hdrWebhookID),
+		EventID:     h.Peek(hdrEventID),
+		Topic:       topic,
+		APIVersion:  h.Peek(hdrAPIVersion),
+		TriggeredAt: h.Peek(hdrTriggeredAt),
 	}
-	n := 6
 	if d.Dest == shopify.ToUnrouted {
-		hdrs[n] = header{schemas.HeaderReason, []byte(d.Reason)}
-		n++
+		wh.Reason = []byte(d.Reason)
 	}
 	t := destTopic[d.Dest]
-	recs := [2]out{{newRecord(s.topics[t], d.Key, body, receivedAt, hdrs[:n]...), t}}
-	n = 1
+	hs, nh := schemas.WebhookHeaderList[kgo.RecordHeader](&wh)
+	recs := [2]out{{newRecord(s.topics[t], d.Key, body, receivedAt, hs[:nh]), t}}
+	n := 1
 	if d.IndexKey != "" {
 		// The order's index record goes with it, and the answer waits for
 		// both: a 503 makes Shopify deliver the order again, which rewrites
 		// both, so an acknowledged order always has its index.
-		recs[1] = out{newRecord(s.topics[tOrderIDs], d.IndexKey, []byte(d.IndexValue), receivedAt,
-			header{schemas.HeaderRecordKind, []byte(schemas.RecordKindOrderIndex)},
-			hdrs[0], hdrs[1], hdrs[2], hdrs[3]), tOrderIDs}
+		ix, nx := schemas.OrderIndexHeaders[kgo.RecordHeader](&wh)
+		recs[1] = out{newRecord(s.topics[tOrderIDs], d.IndexKey, []byte(d.IndexValue), receivedAt, ix[:nx]), tOrderIDs}
 		n = 2
 	}
 	if err := s.produce(recs[:n]...); err != nil {

@@ -34,6 +34,10 @@ type WebhookTopic struct {
 	// topic is written to: TopicShopifyOrders, keyed site/order_number, or
 	// TopicCompliance or TopicShopifyApp, keyed by shop domain.
 	Kafka string
+	// Refund marks the topic whose records on shopify.orders.v1 are refunds
+	// (keyed by their order_id; the join marks the purchase refunded).
+	// Every other record there is an order: WebhookHeaders.IsRefund.
+	Refund bool
 }
 
 // WebhookTopics is every topic the pipeline consumes; a signed webhook of
@@ -43,7 +47,7 @@ var WebhookTopics = []WebhookTopic{
 	// Refunds join their purchase (the join marks it refunded); the record
 	// keeps its X-Shopify-Topic in the "topic" header, which is how the join
 	// tells a refund from an order on the same topic.
-	{Name: WebhookRefundsCreate, GraphQL: "REFUNDS_CREATE", Kafka: TopicShopifyOrders},
+	{Name: WebhookRefundsCreate, GraphQL: "REFUNDS_CREATE", Kafka: TopicShopifyOrders, Refund: true},
 	{Name: WebhookCustomersDataRequest, Kafka: TopicCompliance},
 	{Name: WebhookCustomersRedact, Kafka: TopicCompliance},
 	{Name: WebhookShopRedact, Kafka: TopicCompliance},
