@@ -218,33 +218,35 @@ func (s *Service) recoverOrder(ctx context.Context, site schemas.Site, ref admin
 		key = k
 	}
 	now := s.now().UTC()
+	// Synthetic ids: stable per order, so a replay or a second recovery of
+	// the same order is recognisable as a repeat.
+	synthetic := []byte("reconciled-" + ref.LegacyResourceID)
+	wh := schemas.WebhookHeaders{
+		ShopDomain:  []byte(site.ShopDomain),
+		WebhookID:   synthetic,
+		EventID:     synthetic,
+		Topic:       []byte(schemas.WebhookOrdersCreate),
+		APIVersion:  []byte(s.shopify.APIVersion()),
+		TriggeredAt: []byte(order.CreatedAt),
+		ReceivedAt:  schemas.AppendReceivedAt(nil, now),
+		Reconciled:  true,
+	}
 	rec := &kgo.Record{
-		Topic: s.cfg.OrdersTopic,
-		Key:   []byte(key),
-		Value: body,
-		Headers: []kgo.RecordHeader{
-			{Key: schemas.HeaderShopDomain, Value: []byte(site.ShopDomain)},
-			// Synthetic ids: stable per order, so a replay or a second
-			// recovery of the same order is recognisable as a repeat.
-			{Key: schemas.HeaderWebhookID, Value: []byte("reconciled-" + ref.LegacyResourceID)},
-			{Key: schemas.HeaderEventID, Value: []byte("reconciled-" + ref.LegacyResourceID)},
-			{Key: schemas.HeaderTopic, Value: []byte(schemas.WebhookOrdersCreate)},
-			{Key: schemas.HeaderAPIVersion, Value: []byte(s.shopify.APIVersion())},
-			{Key: schemas.HeaderTriggeredAt, Value: []byte(order.CreatedAt)},
-			{Key: schemas.HeaderReceivedAt, Value: []byte(now.Format(time.RFC3339Nano))},
-			{Key: schemas.HeaderReconciled, Value: []byte("true")},
-		},
+		Topic:   s.cfg.OrdersTopic,
+		Key:     []byte(key),
+		Value:   body,
+		Headers: schemas.AppendWebhookHeaders([]kgo.RecordHeader(nil), &wh),
 	}
 	recs := []*kgo.Record{rec}
 	if id := string(order.LegacyResourceID); site.OrderKey != schemas.OrderKeyID && site.OrderKey != "" && s.cfg.OrderIDsTopic != "" && id != "" {
 		// The order's index record, as ingest writes it for a webhook:
 		// refunds name the order by id alone (processors/refundroute).
+		ix, n := schemas.OrderIndexHeaders[kgo.RecordHeader](&wh)
 		recs = append(recs, &kgo.Record{
-			Topic: s.cfg.OrderIDsTopic,
-			Key:   []byte(schemas.Key(site.Site, id)),
-			Value: []byte(orderNumber),
-			Headers: []kgo.RecordHeader{{Key: schemas.HeaderRecordKind, Value: []byte(schemas.RecordKindOrderIndex)},
-				rec.Headers[0], rec.Headers[1], rec.Headers[2], rec.Headers[3], rec.Headers[6]},
+			Topic:   s.cfg.OrderIDsTopic,
+			Key:     []byte(schemas.Key(site.Site, id)),
+			Value:   []byte(orderNumber),
+			Headers: ix[:n],
 		})
 	}
 	if err := s.producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {

@@ -216,10 +216,6 @@ func (x *seenIndex) waitCaughtUp(ctx context.Context, adm *kadm.Client) error {
 // order whose refund did arrive unreconciled for good. Everything else on
 // the topic is an order, exactly as the join tells them apart.
 func provesOrder(r *kgo.Record) bool {
-	for _, h := range r.Headers {
-		if h.Key == schemas.HeaderTopic {
-			return string(h.Value) != schemas.WebhookRefundsCreate
-		}
-	}
-	return true
+	h := schemas.ParseWebhookHeaders(r.Headers)
+	return !h.IsRefund()
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
-	"strconv"
 	"sync"
 	"time"
 
@@ -425,12 +424,8 @@ func (p *partition) apply(key string, d Decision, out output) {
 // receivedAt is the ingest's received-at stamp of a raw record (its header;
 // the record's timestamp if the header is missing or unreadable).
 func receivedAt(rec *kgo.Record) time.Time {
-	for _, h := range rec.Headers {
-		if h.Key == schemas.HeaderReceivedAt {
-			if t, err := time.Parse(time.RFC3339Nano, string(h.Value)); err == nil {
-				return t.UTC()
-			}
-		}
+	if t, ok := schemas.ReceivedAtOf(rec.Headers); ok {
+		return t.UTC()
 	}
 	return rec.Timestamp.UTC()
 }
@@ -440,41 +435,25 @@ func receivedAt(rec *kgo.Record) time.Time {
 func decodeEvent(rec *kgo.Record, storefront bool) (Event, error) {
 	site, orderNumber, err := schemas.SplitKey(string(rec.Key))
 	ev := Event{Site: site, OrderNumber: orderNumber, ReceivedAt: receivedAt(rec)}
-	var reconciled bool
-	var webhookTopic string
-	for _, h := range rec.Headers {
-		switch h.Key {
-		case schemas.HeaderTopic:
-			webhookTopic = string(h.Value)
-		case schemas.HeaderClientIP:
-			ev.Meta.ClientIP = string(h.Value)
-		case schemas.HeaderUserAgent:
-			ev.Meta.UserAgent = string(h.Value)
-		case schemas.HeaderReconciled:
-			reconciled, _ = strconv.ParseBool(string(h.Value))
-		}
-	}
 	if err != nil {
 		return ev, err
 	}
-	switch {
+	switch wh := schemas.ParseWebhookHeaders(rec.Headers); {
 	case storefront:
+		sh := schemas.ParseStorefrontHeaders(rec.Headers)
+		ev.Meta.ClientIP, ev.Meta.UserAgent = string(sh.ClientIP), string(sh.UserAgent)
 		ev.Storefront, err = schemas.ParseStorefrontPurchase(rec.Value)
-	case webhookTopic == RefundsTopic:
+	case wh.IsRefund():
 		ev.Refund, err = schemas.ParseShopifyRefund(rec.Value)
 	default:
 		ev.Order, err = schemas.ParseShopifyOrder(rec.Value)
-		ev.Reconciled = reconciled
+		ev.Reconciled = wh.Reconciled
 	}
 	if err != nil {
 		return ev, fmt.Errorf("cannot decode %s record at offset %d: %w", rec.Topic, rec.Offset, err)
 	}
 	return ev, nil
 }
-
-// RefundsTopic is the X-Shopify-Topic of refunds, carried in the "topic"
-// header of shopify.orders.v1 records.
-const RefundsTopic = schemas.WebhookRefundsCreate
 
 // overdueHolds counts the held purchases past their deadline (received_at +
 // grace) that are still held, because rule 9 waits for the storefront input,

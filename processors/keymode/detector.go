@@ -222,16 +222,8 @@ func observationOf(r *kgo.Record, storefrontTopic string) (*schemas.KeyModeObser
 		return nil, skipNoSite
 	}
 	o := &schemas.KeyModeObservation{Site: site, At: r.Timestamp.UTC()}
-	var topic string
-	for _, h := range r.Headers {
-		switch h.Key {
-		case schemas.HeaderReceivedAt:
-			if t, err := time.Parse(time.RFC3339Nano, string(h.Value)); err == nil {
-				o.At = t.UTC()
-			}
-		case schemas.HeaderTopic:
-			topic = strings.TrimSpace(string(h.Value))
-		}
+	if t, ok := schemas.ReceivedAtOf(r.Headers); ok {
+		o.At = t.UTC()
 	}
 	if r.Topic == storefrontTopic {
 		p, err := schemas.ParseStorefrontPurchase(r.Value)
@@ -241,7 +233,7 @@ func observationOf(r *kgo.Record, storefrontTopic string) (*schemas.KeyModeObser
 		o.Side, o.Value = schemas.SideStorefront, strings.TrimSpace(string(p.Purchase.OrderNumber))
 		return o, ""
 	}
-	if topic == schemas.WebhookRefundsCreate {
+	if wh := schemas.ParseWebhookHeaders(r.Headers); wh.IsRefund() {
 		return nil, skipRefund
 	}
 	id, number, name, err := schemas.ShopifyOrderIdentifiers(r.Value)

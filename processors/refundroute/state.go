@@ -177,19 +177,11 @@ func drop(q []queued, n int) []queued {
 }
 
 func classify(rec *kgo.Record) string {
-	kind, topic := "", ""
-	for _, h := range rec.Headers {
-		switch h.Key {
-		case schemas.HeaderRecordKind:
-			kind = string(h.Value)
-		case schemas.HeaderTopic:
-			topic = string(h.Value)
-		}
-	}
+	h := schemas.ParseWebhookHeaders(rec.Headers)
 	switch {
-	case kind == schemas.RecordKindOrderIndex:
+	case h.IsOrderIndex():
 		return kindIndex
-	case kind == "" && topic == schemas.WebhookRefundsCreate:
+	case len(h.RecordKind) == 0 && h.IsRefund():
 		return kindRefund
 	}
 	return kindOther
@@ -198,12 +190,8 @@ func classify(rec *kgo.Record) string {
 // receivedAt is the ingest's received-at header, else the record's
 // timestamp (both are written by the ingest, so replays agree).
 func receivedAt(rec *kgo.Record) time.Time {
-	for _, h := range rec.Headers {
-		if h.Key == schemas.HeaderReceivedAt {
-			if t, err := time.Parse(time.RFC3339Nano, string(h.Value)); err == nil {
-				return t.UTC()
-			}
-		}
+	if t, ok := schemas.ReceivedAtOf(rec.Headers); ok {
+		return t.UTC()
 	}
 	return rec.Timestamp.UTC()
 }

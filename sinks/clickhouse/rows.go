@@ -309,8 +309,10 @@ type rawRecord struct {
 	Partition int32
 	Offset    int64
 	Key       string
-	Header    func(name string) string
-	Value     []byte
+	// Headers are the record's, parsed (a storefront record's parse to
+	// its received-at alone; the sink stores no other storefront header).
+	Headers schemas.WebhookHeaders
+	Value   []byte
 }
 
 // rawRowFrom converts a record of a raw topic. The body is stored byte for
@@ -321,21 +323,24 @@ func rawRowFrom(rec rawRecord) (*rawRow, error) {
 	if err != nil {
 		return nil, invalid("key", "%v", err)
 	}
-	recv, err := parseHeaderTime(schemas.HeaderReceivedAt, rec.Header(schemas.HeaderReceivedAt), true)
+	h := &rec.Headers
+	recv, err := parseHeaderTime(schemas.HeaderReceivedAt, string(h.ReceivedAt), true)
 	if err != nil {
 		return nil, err
 	}
 	r := &rawRow{Source: rec.Source, Site: site, OrderNumber: orderNumber, ReceivedAt: *recv,
 		KafkaTopic: rec.Topic, KafkaPartition: rec.Partition, KafkaOffset: rec.Offset, Body: string(rec.Value)}
 	if rec.Source == sourceShopify {
-		r.ShopDomain = rec.Header(schemas.HeaderShopDomain)
-		r.ShopifyTopic = rec.Header(schemas.HeaderTopic)
-		r.WebhookID = rec.Header(schemas.HeaderWebhookID)
-		r.EventID = rec.Header(schemas.HeaderEventID)
+		r.ShopDomain = string(h.ShopDomain)
+		r.ShopifyTopic = string(h.Topic)
+		r.WebhookID = string(h.WebhookID)
+		r.EventID = string(h.EventID)
 		// Shopify's triggered-at is informative only; a bad one is dropped
 		// rather than losing the event.
-		r.TriggeredAt, _ = parseHeaderTime(schemas.HeaderTriggeredAt, rec.Header(schemas.HeaderTriggeredAt), false)
-		if r.ShopifyTopic == "" || r.ShopifyTopic == schemas.WebhookOrdersCreate {
+		r.TriggeredAt, _ = parseHeaderTime(schemas.HeaderTriggeredAt, string(h.TriggeredAt), false)
+		// An order's creation time, read from orders only: on
+		// shopify.orders.v1 every record that is not a refund is an order.
+		if !h.IsRefund() {
 			r.OrderCreatedAt = orderCreatedAt(rec.Value)
 		}
 	}

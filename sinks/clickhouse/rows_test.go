@@ -151,16 +151,15 @@ func TestDiscrepancyRow(t *testing.T) {
 }
 
 func TestRawRow(t *testing.T) {
-	headers := map[string]string{
-		schemas.HeaderReceivedAt:  "2026-03-01T12:00:05.123Z",
-		schemas.HeaderTopic:       "orders/create",
-		schemas.HeaderWebhookID:   "wh-1",
-		schemas.HeaderShopDomain:  "acme.myshopify.com",
-		schemas.HeaderTriggeredAt: "not a time",
-	}
 	rec := rawRecord{Source: sourceShopify, Topic: "p.shopify.orders.v1", Partition: 2, Offset: 7, Key: "acme/1001",
-		Value:  []byte(`{"id":1,"created_at":"2026-03-01T07:00:00-05:00","line_items":[{"created_at":"1999-01-01T00:00:00Z"}]}`),
-		Header: func(k string) string { return headers[k] }}
+		Value: []byte(`{"id":1,"created_at":"2026-03-01T07:00:00-05:00","line_items":[{"created_at":"1999-01-01T00:00:00Z"}]}`),
+		Headers: schemas.WebhookHeaders{
+			ReceivedAt:  []byte("2026-03-01T12:00:05.123Z"),
+			Topic:       []byte("orders/create"),
+			WebhookID:   []byte("wh-1"),
+			ShopDomain:  []byte("acme.myshopify.com"),
+			TriggeredAt: []byte("not a time"),
+		}}
 	r, err := rawRowFrom(rec)
 	if err != nil {
 		t.Fatal(err)
@@ -181,11 +180,11 @@ func TestRawRow(t *testing.T) {
 		t.Error("body not kept byte for byte")
 	}
 
-	delete(headers, schemas.HeaderReceivedAt)
+	rec.Headers.ReceivedAt = nil
 	if _, err := rawRowFrom(rec); !errors.Is(err, errInvalid) || !strings.Contains(err.Error(), "received-at") {
 		t.Errorf("missing received-at: got %v", err)
 	}
-	headers[schemas.HeaderReceivedAt] = "2026-03-01T12:00:05Z"
+	rec.Headers.ReceivedAt = []byte("2026-03-01T12:00:05Z")
 	rec.Key = "no-slash"
 	if _, err := rawRowFrom(rec); !errors.Is(err, errInvalid) {
 		t.Errorf("malformed key: got %v", err)

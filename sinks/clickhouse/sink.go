@@ -447,7 +447,7 @@ func (s *Sink) decode(rec *kgo.Record) decoded {
 			src = sourceStorefront
 		}
 		r, err := rawRowFrom(rawRecord{Source: src, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
-			Key: string(rec.Key), Value: rec.Value, Header: func(k string) string { return deadletter.Header(rec, k) }})
+			Key: string(rec.Key), Value: rec.Value, Headers: schemas.ParseWebhookHeaders(rec.Headers)})
 		return decoded{r, err}
 	}
 }

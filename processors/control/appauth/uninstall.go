@@ -149,12 +149,8 @@ func (u *Uninstaller) Run(ctx context.Context) error {
 // eventTime is when ingest received the webhook (its received-at header,
 // else the record's timestamp).
 func eventTime(r *kgo.Record) time.Time {
-	for _, h := range r.Headers {
-		if h.Key == schemas.HeaderReceivedAt {
-			if t, err := time.Parse(time.RFC3339Nano, string(h.Value)); err == nil {
-				return t
-			}
-		}
+	if t, ok := schemas.ReceivedAtOf(r.Headers); ok {
+		return t
 	}
 	return r.Timestamp
 }
@@ -167,12 +163,8 @@ func eventTime(r *kgo.Record) time.Time {
 // stored install (the merchant installed again since) undoes nothing.
 // Only Kafka errors are returned.
 func (u *Uninstaller) Handle(ctx context.Context, r *kgo.Record) error {
-	topic := ""
-	for _, h := range r.Headers {
-		if h.Key == schemas.HeaderTopic {
-			topic = strings.TrimSpace(string(h.Value))
-		}
-	}
+	wh := schemas.ParseWebhookHeaders(r.Headers)
+	topic := strings.TrimSpace(string(wh.Topic))
 	shop, ok := schemas.NormalizeShopDomain(string(r.Key))
 	if topic != schemas.WebhookAppUninstalled || !ok {
 		u.m.uninstalls.WithLabelValues(UninstallInvalid).Inc()

@@ -22,7 +22,6 @@ import (
 	"purchasesync/processors/control/adminapi"
 	"purchasesync/processors/internal/health"
 	"purchasesync/schemas"
-	"purchasesync/schemas/deadletter"
 )
 
 // SiteLookup finds a shop's site (processors/sites.Registry).
@@ -271,7 +270,8 @@ func RefOf(r *kgo.Record) RequestRef {
 // completed; a failing request is an outage episode of ClickHouse (one line
 // when it starts failing, one when it completes), not a line per retry.
 func (p *Processor) handleWithRetry(ctx context.Context, r *kgo.Record) error {
-	topic := deadletter.Header(r, schemas.HeaderTopic)
+	wh := schemas.ParseWebhookHeaders(r.Headers)
+	topic := string(wh.Topic)
 	ref := RefOf(r)
 	if ref.ReceivedAt.IsZero() {
 		ref.ReceivedAt = time.Now() // the same for every retry
