@@ -45,6 +45,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"purchasesync/schemas"
 )
 
 // Money is an amount in shop and presentment currency; an empty
@@ -471,10 +473,19 @@ func (sh *shop) hasScope(h string) bool {
 	return false
 }
 
-var validTopics = map[string]string{
-	"ORDERS_CREATE": "orders/create", "ORDERS_UPDATED": "orders/updated", "REFUNDS_CREATE": "refunds/create",
-	"APP_UNINSTALLED": "app/uninstalled", "CUSTOMERS_CREATE": "customers/create",
-}
+// validTopics maps the WebhookSubscriptionTopic enum values the fake
+// accepts to their X-Shopify-Topic spelling: every topic of
+// schemas.WebhookTopics that has one, plus two the pipeline does not
+// consume (for tests of subscriptions it did not make).
+var validTopics = func() map[string]string {
+	m := map[string]string{"ORDERS_UPDATED": "orders/updated", "CUSTOMERS_CREATE": "customers/create"}
+	for _, t := range schemas.WebhookTopics {
+		if t.GraphQL != "" {
+			m[t.GraphQL] = t.Name
+		}
+	}
+	return m
+}()
 
 // execute runs one operation; the shop is locked.
 func (s *Server) execute(sh *shop, root string, vars map[string]any) (data map[string]any, actual float64, errs []gqlErr) {

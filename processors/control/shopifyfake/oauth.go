@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"purchasesync/schemas"
 )
 
 // This file is the fake's OAuth: Shopify's authorization code grant (the
@@ -345,7 +347,7 @@ func (s *Server) SendAppUninstalled(url, domain string) (int, error) {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Shopify-Topic", "app/uninstalled")
+	req.Header.Set("X-Shopify-Topic", schemas.WebhookAppUninstalled)
 	req.Header.Set("X-Shopify-Hmac-Sha256", base64.StdEncoding.EncodeToString(mac.Sum(nil)))
 	req.Header.Set("X-Shopify-Shop-Domain", domain)
 	req.Header.Set("X-Shopify-API-Version", "2025-10")
