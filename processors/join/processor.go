@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"purchasesync/processors/internal/episode"
 	"purchasesync/schemas"
 	"purchasesync/schemas/topicadmin"
 )
@@ -57,7 +58,7 @@ type Processor struct {
 	adm     *kadm.Client
 	ends    map[string]map[int32]int64
 
-	health        health
+	health        *episode.Tracker
 	started       bool
 	topicsChecked bool
 	// Inputs (and timer keys) whose outputs Kafka refused for good, to be
@@ -85,7 +86,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	}
 	return &Processor{cfg: cfg, deps: deps, m: newMetrics(deps.Registerer), log: deps.Logger,
 		assigned: map[int32]bool{}, parts: map[int32]*partition{},
-		health: health{log: deps.Logger, m: newHealthMetric(deps.Registerer)}, poisoned: map[position]poisonedInput{}, poisonedKeys: map[string]string{}}, nil
+		health: episode.New("join", deps.Logger, newHealthMetric(deps.Registerer)), poisoned: map[position]poisonedInput{}, poisonedKeys: map[string]string{}}, nil
 }
 
 func (p *Processor) topic(t string) string { return p.cfg.Topics.Name(t) }
@@ -117,11 +118,11 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		var fatal *fatalError
 		if errors.As(err, &fatal) {
-			p.health.set(err)
+			p.health.Set(err)
 			return fatal.err
 		}
 		p.dropAll()
-		p.health.set(err)
+		p.health.Set(err)
 		p.m.sessionRestarts.Inc()
 		if time.Since(started) > retryMax {
 			delay = retryInitial // the session ran for a while: a new episode
@@ -249,7 +250,7 @@ func (p *Processor) session(ctx context.Context) error {
 		if fs.NumRecords() == 0 && !(doTick && p.hasDueTimers(now)) {
 			if doTick {
 				lastTick = now
-				p.health.set(p.refreshLag(ctx))
+				p.health.Set(p.refreshLag(ctx))
 			}
 			continue
 		}
@@ -328,7 +329,7 @@ func (p *Processor) session(ctx context.Context) error {
 		}
 		if committed && err == nil {
 			p.forgetPoison(fs)
-			p.health.set(lagErr)
+			p.health.Set(lagErr)
 			p.log.Debug("join: transaction committed", "records", fs.NumRecords(), "took", time.Since(start).String())
 			p.updateGauges()
 			continue
@@ -551,7 +552,7 @@ func (p *Processor) noteFetchErrors(fs kgo.Fetches) {
 		if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
 			continue
 		}
-		p.health.set(fmt.Errorf("join: fetch from %s/%d: %w", fe.Topic, fe.Partition, fe.Err))
+		p.health.Set(fmt.Errorf("join: fetch from %s/%d: %w", fe.Topic, fe.Partition, fe.Err))
 		return
 	}
 }
@@ -559,10 +560,10 @@ func (p *Processor) noteFetchErrors(fs kgo.Fetches) {
 // Ready reports nil while the join is processing normally, and why not
 // during a Kafka fault episode (or before its first session started).
 func (p *Processor) Ready() error {
-	if err := p.health.err(); err != nil {
+	if err := p.health.Err(); err != nil {
 		return err
 	}
-	if !p.health.everOK() {
+	if !p.health.EverOK() {
 		return errors.New("join: not started yet")
 	}
 	return nil

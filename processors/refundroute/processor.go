@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"purchasesync/processors/internal/episode"
 	"purchasesync/schemas"
 )
 
@@ -44,7 +45,7 @@ type Router struct {
 	dirty bool // assignment changed: drop the state
 
 	parts  map[int32]*partitionState
-	health health
+	health *episode.Tracker
 	adm    *kadm.Client
 }
 
@@ -59,7 +60,7 @@ func New(cfg Config, deps Deps) (*Router, error) {
 	m := newMetrics(deps.Registerer)
 	return &Router{cfg: cfg, deps: deps, m: m, log: deps.Logger, parts: map[int32]*partitionState{},
 		t:      topics{orders: cfg.Topics.Name(schemas.TopicShopifyOrders), unrouted: cfg.Topics.Name(schemas.TopicShopifyUnrouted)},
-		health: health{log: deps.Logger, m: m.ready}}, nil
+		health: episode.New("refund router", deps.Logger, m.ready)}, nil
 }
 
 // Backoff between transactional sessions.
@@ -88,7 +89,7 @@ func (r *Router) Run(ctx context.Context) error {
 			break
 		}
 		r.dropAll()
-		r.health.set(err)
+		r.health.Set(err)
 		r.m.sessionRestarts.Inc()
 		if time.Since(started) > retryMax {
 			delay = retryInitial
@@ -104,10 +105,10 @@ func (r *Router) Run(ctx context.Context) error {
 
 // Ready reports nil while the router processes normally.
 func (r *Router) Ready() error {
-	if err := r.health.err(); err != nil {
+	if err := r.health.Err(); err != nil {
 		return err
 	}
-	if !r.health.everOK() {
+	if !r.health.EverOK() {
 		return errors.New("refundroute: not started yet")
 	}
 	return nil
@@ -145,7 +146,7 @@ func (r *Router) session(ctx context.Context) error {
 	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
 		return fmt.Errorf("refundroute: cannot initialise transactional producer %s: %w", r.cfg.TransactionalID, err)
 	}
-	r.health.set(nil)
+	r.health.Set(nil)
 	r.log.Info("refund router started", "group", r.cfg.Group, "transactional_id", r.cfg.TransactionalID)
 	for {
 		pctx, cancel := context.WithTimeout(ctx, r.cfg.PollInterval)
@@ -166,7 +167,7 @@ func (r *Router) session(ctx context.Context) error {
 		for _, fe := range fs.Errors() {
 			if !errors.Is(fe.Err, context.DeadlineExceeded) && !errors.Is(fe.Err, context.Canceled) {
 				fetchErr = true
-				r.health.set(fmt.Errorf("refundroute: fetch from %s/%d: %w", fe.Topic, fe.Partition, fe.Err))
+				r.health.Set(fmt.Errorf("refundroute: fetch from %s/%d: %w", fe.Topic, fe.Partition, fe.Err))
 			}
 		}
 		if fs.NumRecords() == 0 {
@@ -175,7 +176,7 @@ func (r *Router) session(ctx context.Context) error {
 				// over. Without this, a router with nothing to route
 				// would stay not ready after a broker restart, since only
 				// a committed transaction cleared it (chaos test).
-				r.health.set(nil)
+				r.health.Set(nil)
 			}
 			continue
 		}
@@ -249,7 +250,7 @@ func (r *Router) session(ctx context.Context) error {
 			r.m.indexed.Add(float64(indexed))
 			r.m.skipped.Add(float64(skipped))
 			r.updateGauges()
-			r.health.set(nil)
+			r.health.Set(nil)
 			continue
 		}
 		// The state may hold changes that were rolled back: drop it; the
