@@ -327,8 +327,11 @@ func (p *partition) deadLetterState(key string, s *State, reason string, out out
 	}
 	delete(p.states, key)
 	state := p.topics.Name(schemas.TopicJoinState)
-	out(&kgo.Record{Topic: p.topics.Name(schemas.TopicDeadLetter), Key: []byte(key), Value: b, Partition: 0,
-		Headers: []kgo.RecordHeader{{Key: schemas.HeaderReason, Value: []byte(reason)}, {Key: schemas.HeaderSourceTopic, Value: []byte(state)}}})
+	// The shared builder, with the state's own partition and no offset
+	// (-1): the value is the state as it was in memory, not a record read.
+	dl := deadletter.Record(p.topics.Name(schemas.TopicDeadLetter), &kgo.Record{Topic: state, Partition: p.id, Offset: -1, Key: []byte(key), Value: b}, reason)
+	dl.Partition = 0
+	out(dl)
 	out(&kgo.Record{Topic: state, Key: []byte(key), Partition: p.id})
 }
 
