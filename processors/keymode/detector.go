@@ -128,6 +128,9 @@ func (d *Detector) checkTopics(ctx context.Context) error {
 	}
 }
 
+// shutdownFlush bounds the last flush when Run stops.
+const shutdownFlush = 5 * time.Second
+
 // verdictInterval is how often every held site's verdict is judged again
 // against its current configuration.
 const verdictInterval = 10 * time.Second
@@ -269,8 +272,11 @@ func (d *Detector) judge(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(func(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
 			d.mu.Lock()
 			defer d.mu.Unlock()
-			// Hand over what is done: the next owner restores it.
-			if err := d.flushLocked(ctx, cl); err != nil {
+			// Hand over what is done: the next owner restores it. Bounded,
+			// since a revoke can come with Kafka half away (or at Close).
+			fctx, cancel := context.WithTimeout(ctx, shutdownFlush)
+			defer cancel()
+			if err := d.flushLocked(fctx, cl); err != nil {
 				d.log.Warn("keymode: could not write the windows before giving partitions away; the next owner replays them", "err", err)
 			}
 			d.dropLocked(m[in])
@@ -296,9 +302,13 @@ func (d *Detector) judge(ctx context.Context) error {
 		fs := cl.PollRecords(pctx, d.cfg.MaxPollRecords)
 		cancel()
 		if ctx.Err() != nil {
+			// A last flush, bounded: with Kafka away it must not hold up
+			// the process's shutdown (what is not written is replayed).
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownFlush)
 			d.mu.Lock()
-			err := d.flushLocked(context.WithoutCancel(ctx), cl)
+			err := d.flushLocked(fctx, cl)
 			d.mu.Unlock()
+			cancel()
 			if err != nil {
 				d.log.Warn("keymode: could not write the windows at shutdown; they are replayed at the next start", "err", err)
 			}
