@@ -11,7 +11,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,6 +130,28 @@ var (
 	// or expired token).
 	ErrUnauthorized = errors.New("Shopify rejected the access token (app uninstalled, or the token revoked or expired): update it in the access tokens file or environment")
 )
+
+// IsThrottled reports whether a call failed because Shopify throttled it
+// (HTTP 429, or GraphQL THROTTLED after the client's own waiting).
+func IsThrottled(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	return e.Status == http.StatusTooManyRequests || slices.Contains(e.Codes, "THROTTLED")
+}
+
+// IsUnreachable reports whether a call failed because Shopify could not be
+// reached or failed itself (a network error, a timeout, HTTP 5xx), as
+// opposed to an answer about the request.
+func IsUnreachable(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status >= 500
+	}
+	var ue *url.Error
+	return errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded)
+}
 
 // ThrottleStatus is extensions.cost.throttleStatus.
 type ThrottleStatus struct {

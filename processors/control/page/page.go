@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"purchasesync/processors/control"
 	"purchasesync/processors/control/adminapi"
 	"purchasesync/schemas"
 )
@@ -219,17 +220,17 @@ func (p *Page) syncing(w http.ResponseWriter, r *http.Request) {
 	p.redirect(w, r, shop, host, code)
 }
 
-// classify names what went wrong for the merchant.
+// classify names what went wrong for the merchant, from the control
+// plane's and the Admin API client's own error kinds.
 func classify(err error) string {
-	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "read_orders"):
+	case errors.Is(err, control.ErrMissingScope):
 		return "missing_scope"
 	case errors.Is(err, adminapi.ErrUnauthorized), errors.Is(err, adminapi.ErrNoToken):
 		return "revoked"
-	case strings.Contains(strings.ToLower(msg), "throttl"):
+	case adminapi.IsThrottled(err):
 		return "throttled"
-	case strings.Contains(msg, "HTTP 5") || strings.Contains(msg, "connection refused") || strings.Contains(msg, "timeout") || errors.Is(err, context.DeadlineExceeded):
+	case adminapi.IsUnreachable(err):
 		return "unreachable"
 	}
 	return "failed"

@@ -9,9 +9,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"purchasesync/processors/control"
 	"purchasesync/processors/control/adminapi"
 	"purchasesync/processors/sites/sitestest"
 	"purchasesync/schemas"
@@ -202,7 +204,7 @@ func TestMissingReadOrdersShowsUpdatePermissions(t *testing.T) {
 	}
 	// The flow itself refuses too (a form sent anyway): the merchant sees
 	// the message.
-	e.sw.err = errors.New("cannot enable purchase syncing: the shop has not granted ... (read_orders)")
+	e.sw.err = &control.StatusError{Code: 409, Err: fmt.Errorf("cannot enable purchase syncing for site acme (%s): %w", shop, control.ErrMissingScope)}
 	code, loc := e.post(url.Values{"page_token": {token(t, body)}, "enabled": {"true"}})
 	if code != 303 || !strings.Contains(loc, "notice=missing_scope") {
 		t.Fatalf("enable without read_orders: %d %s", code, loc)
@@ -220,8 +222,10 @@ func TestShopifyErrorsAreExplained(t *testing.T) {
 		want string
 	}{
 		{fmt.Errorf("shopify accessScopes: %w", adminapi.ErrUnauthorized), "Install Talkable again"},
-		{errors.New("shopify accessScopes for acme: HTTP 429: Throttled"), "Shopify is busy"},
-		{errors.New("dial tcp: connection refused"), "Shopify could not be reached"},
+		{&adminapi.Error{Shop: shop, Operation: "accessScopes", Status: 200, Codes: []string{"THROTTLED"}}, "Shopify is busy"},
+		{&adminapi.Error{Shop: shop, Operation: "accessScopes", Status: 429}, "Shopify is busy"},
+		{fmt.Errorf("cannot reach Shopify for accessScopes %s: %w", shop, &url.Error{Op: "Post", URL: "https://" + shop, Err: syscall.ECONNREFUSED}), "Shopify could not be reached"},
+		{&adminapi.Error{Shop: shop, Operation: "accessScopes", Status: 503}, "Shopify could not be reached"},
 	} {
 		e.shop.err = c.err
 		code, body := e.get("/app?id_token=valid:" + shop)
