@@ -2,8 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -136,12 +134,7 @@ func TestFunctionalOrderKeyDiagnosis(t *testing.T) {
 	})
 
 	// The operator's commands, as a person would type them.
-	sitesCmd := func(args ...string) (string, error) {
-		var out bytes.Buffer
-		env := map[string]string{"PURCHASESYNC_ADMIN_URL": "http://" + p.ops, "PURCHASESYNC_ADMIN_TOKEN": e2eToken}
-		err := cmdSites(context.Background(), args, func(k string) string { return env[k] }, &out)
-		return out.String(), err
-	}
+	sitesCmd := func(args ...string) (string, error) { return sitesOf(p, args...) }
 	out, err := sitesCmd("diagnose", "wrongkey")
 	if err != nil || !strings.Contains(out, "suggested order key:") || !strings.Contains(out, "order_number") {
 		t.Fatalf("sites diagnose: %v\n%s", err, out)

@@ -165,14 +165,10 @@ func TestFunctionalMerchantPage(t *testing.T) {
 
 // sitesJSON reads a site record through the admin API.
 func sitesJSON(p *pipeline, site string, out *schemas.Site) (string, error) {
-	var buf strings.Builder
-	env := map[string]string{"PURCHASESYNC_ADMIN_URL": "http://" + p.ops, "PURCHASESYNC_ADMIN_TOKEN": e2eToken}
-	err := cmdSites(context.Background(), []string{"get", site, "-o", "json"}, func(k string) string { return env[k] }, &buf)
+	raw, err := sitesOf(p, "get", site, "-o", "json")
 	if err != nil {
 		return "", fmt.Errorf("sites get: %w", err)
 	}
 	*out = schemas.Site{} // empty fields are left out of the JSON
-	return buf.String(), jsonUnmarshal(buf.String(), out)
+	return raw, json.Unmarshal([]byte(raw), out)
 }
-
-func jsonUnmarshal(s string, out any) error { return json.Unmarshal([]byte(s), out) }

@@ -42,12 +42,7 @@ func TestSitesCLI(t *testing.T) {
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	env := map[string]string{"PURCHASESYNC_ADMIN_URL": srv.URL, "PURCHASESYNC_ADMIN_TOKEN": "tok"}
-	sites := func(args ...string) (string, error) {
-		t.Helper()
-		var out bytes.Buffer
-		err := cmdSites(context.Background(), args, func(k string) string { return env[k] }, &out)
-		return out.String(), err
-	}
+	sites := func(args ...string) (string, error) { return runSites(env, args...) }
 
 	if _, err := sites("put", "shop-a", "-grace", "5m"); err == nil || !strings.Contains(err.Error(), "-shop") {
 		t.Errorf("new site without -shop: %v", err)
@@ -216,4 +211,17 @@ func TestAppFlagsErrors(t *testing.T) {
 		secretEnv: "s"}, "-app.baseURL")
 	f(map[string]string{"PURCHASESYNC_APP_ADDR": "127.0.0.1:0", "PURCHASESYNC_TOKEN_KEY": key, "PURCHASESYNC_SHOPIFY_APIKEY": "k",
 		secretEnv: "s", "PURCHASESYNC_APP_BASEURL": "https://app.example.com", "PURCHASESYNC_SHOPIFY_SCOPES": "read_products"}, "-shopify.scopes")
+}
+
+// runSites runs `purchasesync sites` as a person would type it, with env
+// as its environment, and returns what it printed.
+func runSites(env map[string]string, args ...string) (string, error) {
+	var out bytes.Buffer
+	err := cmdSites(context.Background(), args, func(k string) string { return env[k] }, &out)
+	return out.String(), err
+}
+
+// sitesOf is runSites against a pipeline's admin API.
+func sitesOf(p *pipeline, args ...string) (string, error) {
+	return runSites(map[string]string{"PURCHASESYNC_ADMIN_URL": "http://" + p.ops, "PURCHASESYNC_ADMIN_TOKEN": e2eToken}, args...)
 }

@@ -357,7 +357,6 @@ func (d *Detector) applyLocked(r *kgo.Record) {
 	if w == nil {
 		w = newWindow(o.Site)
 		part[o.Site] = w
-		d.m.sites.Inc()
 	}
 	mode := siteMode{mode: schemas.OrderKeyID}
 	if s, ok := d.deps.Sites.Get(o.Site); ok {
@@ -408,7 +407,7 @@ func (d *Detector) restorePendingLocked(ctx context.Context) error {
 			n++
 		}
 	}
-	d.m.sites.Add(float64(n))
+	d.m.sites.Set(float64(d.heldSites()))
 	d.m.restore.Observe(time.Since(start).Seconds())
 	d.health.Started()
 	d.log.Debug("keymode: windows restored", "partitions", len(ps), "sites", n, "took", time.Since(start).String())
@@ -419,6 +418,7 @@ func (d *Detector) restorePendingLocked(ctx context.Context) error {
 // the input offsets, and refreshes the contradicted gauges of the changed
 // sites.
 func (d *Detector) flushLocked(ctx context.Context, cl *kgo.Client) error {
+	d.m.sites.Set(float64(d.heldSites()))
 	if len(d.dirty) == 0 {
 		if err := cl.CommitUncommittedOffsets(ctx); err != nil {
 			return fmt.Errorf("cannot commit the judge group's offsets: %w", err)
@@ -485,6 +485,15 @@ func (d *Detector) setVerdictLocked(site string, ev *schemas.KeyModeEvidence) {
 	d.m.contradicted.Set(float64(len(d.contradicted)))
 }
 
+// heldSites is the number of windows this instance holds.
+func (d *Detector) heldSites() int {
+	n := 0
+	for _, part := range d.parts {
+		n += len(part)
+	}
+	return n
+}
+
 // dropLocked forgets the windows of ps (nil: all).
 func (d *Detector) dropLocked(ps []int32) {
 	if ps == nil {
@@ -498,10 +507,10 @@ func (d *Detector) dropLocked(ps []int32) {
 			delete(d.dirty, site)
 			delete(d.evidence, site)
 			delete(d.contradicted, site)
-			d.m.sites.Dec()
 		}
 		delete(d.parts, p)
 		delete(d.pending, p)
 	}
 	d.m.contradicted.Set(float64(len(d.contradicted)))
+	d.m.sites.Set(float64(d.heldSites()))
 }
