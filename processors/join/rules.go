@@ -154,6 +154,13 @@ func Decide(prev *State, ev Event, set Settings) Decision {
 	case ev.Refund != nil:
 		decideRefund(s, ev, set, &d)
 	}
+	if s.Storefront != nil && s.Shopify != nil {
+		// Both sides seen: their fields were compared at the match, and
+		// all the key needs until it expires is that each side was seen
+		// (a repeat is a duplicate). Most keys spend most of the dedupe
+		// horizon here, so the state keeps no more than that.
+		s.Storefront, s.Shopify = &Facts{}, &Facts{}
+	}
 	return d
 }
 
