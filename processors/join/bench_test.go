@@ -2,12 +2,12 @@ package join
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -122,36 +122,77 @@ func TestFunctionalBenchBacklog(t *testing.T) {
 	<-done
 	t.Logf("EOS backlog: %d events in %s = %.0f events/s (%.0f matched purchases/s)", n, took, float64(n)/took.Seconds(), float64(n/2)/took.Seconds())
 
-	// Restore of held keys: n/2 held states in one partition of a fresh
-	// changelog, then time a restore of that partition.
-	held := n
-	stTopics := testenv.Topics(t, brokers, 1)
-	st := newPartition(0, cfg, staticSites(time.Hour), newMetrics(prometheus.NewRegistry()))
-	e := wh(t, "1", 0, "")
-	start = time.Now()
-	for i := 0; i < held; i++ {
-		e.OrderNumber = strconv.Itoa(3_000_000_000 + i)
-		d := Decide(nil, e, Settings{Grace: time.Hour, DedupeHorizon: 7 * 24 * time.Hour, WebhookWait: 24 * time.Hour})
-		v, _ := json.Marshal(d.State)
-		cl.Produce(ctx, &kgo.Record{Topic: stTopics.Name(schemas.TopicJoinState), Key: []byte(schemas.Key("demo", e.OrderNumber)), Value: v}, nil)
+	fmt.Fprintf(os.Stderr, "BENCH events=%d eos_events_per_s=%.0f\n", n, eosRate)
+}
+
+// TestFunctionalRestoreMeasured times the restore of one partition of
+// join.state.v1 holding JOIN_BENCH_RESTORE_KEYS keys of production size (a
+// tenth held webhooks, the rest matched purchases, as BenchmarkPartitionOrders
+// leaves them), written as the join writes them. A measurement, not a check:
+//
+//	JOIN_BENCH_RESTORE_KEYS=1000000 PURCHASESYNC_FUNCTIONAL_TESTS=1 go test ./processors/join -run RestoreMeasured -v -timeout 30m
+func TestFunctionalRestoreMeasured(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("JOIN_BENCH_RESTORE_KEYS"))
+	if n == 0 {
+		t.Skip("set JOIN_BENCH_RESTORE_KEYS to run this measurement")
+	}
+	brokers := testenv.Kafka(t)
+	topics := testenv.Topics(t, brokers, 1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(100000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	// The states come from deciding real records, in a partition whose
+	// changelog output goes to Kafka.
+	src := newPartition(0, DefaultConfig(topics, "x"), staticSites(5*time.Second), newMetrics(prometheus.NewRegistry()))
+	stateTopic := topics.Name(schemas.TopicJoinState)
+	var valueBytes int
+	out := func(r *kgo.Record) {
+		if r.Topic == stateTopic && r.Value != nil {
+			valueBytes += len(r.Value)
+			r.Partition = 0
+			cl.Produce(ctx, r, nil)
+		}
+	}
+	start := time.Now()
+	for i := 0; i < n; i += 1000 {
+		var evs []inputEvent
+		for k := i; k < min(i+1000, n); k++ {
+			evs = append(evs, benchInputs(k, k%10 == 0)...)
+		}
+		decodeAll(evs)
+		src.read(evs)
+		src.advance(out)
 	}
 	if err := cl.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("wrote %d held states in %s", held, time.Since(start))
-	p2, _ := New(DefaultConfig(stTopics, "restore"), Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Sites: staticSites(0),
+	t.Logf("wrote the states of %d keys (%d held; %.0f bytes per value) in %s", len(src.states), src.held, float64(valueBytes)/float64(len(src.states)), time.Since(start))
+	p, _ := New(DefaultConfig(topics, "restore"), Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Sites: staticSites(0),
 		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	p2.adm = adm
+	p.adm = kadm.NewClient(cl)
+	st := newPartition(0, DefaultConfig(topics, "restore"), staticSites(0), newMetrics(prometheus.NewRegistry()))
+	runtime.GC()
+	if f := os.Getenv("JOIN_BENCH_RESTORE_PROFILE"); f != "" {
+		pf, err := os.Create(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pprof.StartCPUProfile(pf)
+		defer pprof.StopCPUProfile()
+	}
 	start = time.Now()
-	if err := p2.restore(ctx, st); err != nil {
+	if err := p.restore(ctx, st); err != nil {
 		t.Fatal(err)
 	}
-	took = time.Since(start)
-	if st.held != held {
-		t.Fatalf("restored %d held keys, want %d", st.held, held)
+	took := time.Since(start)
+	if len(st.states) != len(src.states) || st.held != src.held {
+		t.Fatalf("restored %d keys (%d held), want %d (%d held)", len(st.states), st.held, len(src.states), src.held)
 	}
-	t.Logf("restore: %d held keys in %s (%.0f keys/s)", held, took, float64(held)/took.Seconds())
-	fmt.Fprintf(os.Stderr, "BENCH events=%d eos_events_per_s=%.0f restore_keys=%d restore_s=%.2f\n", n, eosRate, held, took.Seconds())
+	t.Logf("restore: %d keys in %s (%.0f keys/s)", len(st.states), took, float64(len(st.states))/took.Seconds())
+	fmt.Fprintf(os.Stderr, "BENCH restore_keys=%d restore_s=%.2f\n", len(st.states), took.Seconds())
 }
 
 // handle decodes one input record, decides, and writes the results (the
@@ -159,4 +200,81 @@ func TestFunctionalBenchBacklog(t *testing.T) {
 func (p *partition) handle(rec *kgo.Record, storefront bool, out output) {
 	ev, err := decodeEvent(rec, storefront)
 	p.handleDecoded(rec, ev, err, out)
+}
+
+// benchOrderBody is an orders/create body of about the size the join sees
+// in production (1.4 KB records): customer, addresses, two line items.
+func benchOrderBody(id uint64, n int) []byte {
+	return fmt.Appendf(nil, `{"id":%d,"admin_graphql_api_id":"gid://shopify/Order/%d","name":"#%d","order_number":%d,"email":"buyer%d@example.com","created_at":"2026-11-25T11:59:00-05:00","updated_at":"2026-11-25T11:59:01-05:00","presentment_currency":"USD","currency":"USD","financial_status":"paid","fulfillment_status":null,"subtotal_price":"47.94","total_price":"55.33","total_tax":"3.40","total_discounts":"2.00","subtotal_price_set":{"shop_money":{"amount":"47.94","currency_code":"USD"},"presentment_money":{"amount":"47.94","currency_code":"USD"}},"total_shipping_price_set":{"shop_money":{"amount":"4.99","currency_code":"USD"},"presentment_money":{"amount":"4.99","currency_code":"USD"}},"discount_codes":[{"code":"WELCOME","amount":"2.00","type":"fixed_amount"}],"customer":{"id":%d,"email":"buyer%d@example.com","first_name":"Jane","last_name":"Doe","state":"enabled","verified_email":true},"shipping_address":{"first_name":"Jane","last_name":"Doe","address1":"1 Main St","city":"San Francisco","province":"California","country":"United States","zip":"94107","country_code":"US","province_code":"CA"},"billing_address":{"first_name":"Jane","last_name":"Doe","address1":"1 Main St","city":"San Francisco","province":"California","country":"United States","zip":"94107","country_code":"US","province_code":"CA"},"line_items":[{"id":%d1,"product_id":7,"variant_id":9,"sku":"MUG-1","title":"Mug","name":"Mug - Blue","price":"23.97","quantity":1,"vendor":"Example"},{"id":%d2,"product_id":8,"variant_id":10,"sku":"TEA-1","title":"Tea","name":"Tea - Green","price":"23.97","quantity":1,"vendor":"Example"}],"tags":"","note":null,"test":false}`,
+		id, id, 1000+n, 1000+n, n, 7000000+n, n, n, n)
+}
+
+func benchStorefrontBody(id uint64, n int) []byte {
+	return fmt.Appendf(nil, `{"purchase":{"order_number":"%d","subtotal":"47.94","coupon_code":["WELCOME"],"currency_iso_code":"USD","shipping_zip":"94107","shipping_address":"1 Main St, San Francisco","tax_amount":"3.40","discount_amount":"2.00","shipping_amount":"4.99","items":[{"product_id":"7","price":"23.97","quantity":"1","title":"Mug","url":"https://shop.example/mug","image_url":"https://cdn.example/mug.png"},{"product_id":"8","price":"23.97","quantity":"1","title":"Tea","url":"https://shop.example/tea","image_url":"https://cdn.example/tea.png"}]},"customer":{"email":"buyer%d@example.com","first_name":"Jane","last_name":"Doe","customer_id":"%d","traffic_source":"email"}}`,
+		id, n, 7000000+n)
+}
+
+var benchBase = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// benchInputs is order n's webhook (received n ms after benchBase) and,
+// unless webhookOnly, its storefront event a second later.
+func benchInputs(n int, webhookOnly bool) []inputEvent {
+	id := uint64(5837291049000000000 + n)
+	key := []byte(schemas.Key("demo", strconv.FormatUint(id, 10)))
+	at := benchBase.Add(time.Duration(n) * time.Millisecond)
+	hdr := func(t time.Time) []kgo.RecordHeader {
+		return []kgo.RecordHeader{{Key: schemas.HeaderReceivedAt, Value: []byte(t.Format(time.RFC3339Nano))}}
+	}
+	evs := []inputEvent{{rec: &kgo.Record{Topic: "shopify.orders.v1", Key: key, Value: benchOrderBody(id, n), Headers: hdr(at), Offset: int64(n)}}}
+	if !webhookOnly {
+		evs = append(evs, inputEvent{rec: &kgo.Record{Topic: "storefront.purchases.v1", Key: key, Value: benchStorefrontBody(id, n), Headers: hdr(at.Add(time.Second)), Offset: int64(n)}, storefront: true})
+	}
+	for i := range evs {
+		evs[i].ev.ReceivedAt = receivedAt(evs[i].rec)
+	}
+	return evs
+}
+
+// BenchmarkPartitionOrders: the partition's whole per-record path (decode,
+// decide, encode state and outputs) on orders of production size: 90 % with
+// both sides, 10 % webhook-only; the figure is per order. Also reports the
+// heap held per key once every order is decided.
+func BenchmarkPartitionOrders(b *testing.B) {
+	m := newMetrics(prometheus.NewRegistry())
+	part := newPartition(0, DefaultConfig(schemas.Topics{}, "x"), staticSites(5*time.Second), m)
+	var outBytes int
+	out := func(r *kgo.Record) { outBytes += len(r.Key) + len(r.Value) }
+	base := benchBase
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.ReportAllocs()
+	b.ResetTimer()
+	const batch = 500
+	for i := 0; i < b.N; i += batch {
+		b.StopTimer()
+		var evs []inputEvent
+		for n := i; n < min(i+batch, b.N); n++ {
+			evs = append(evs, benchInputs(n, n%10 == 0)...)
+		}
+		b.StartTimer()
+		decodeAll(evs)
+		part.read(evs)
+		part.advance(out)
+	}
+	end := base.Add(time.Duration(b.N)*time.Millisecond + time.Minute)
+	part.raise(end, end)
+	part.tick(end, end, end, clockWall, out)
+	b.StopTimer()
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(len(part.states)), "heap-bytes/key")
+	b.ReportMetric(float64(outBytes)/float64(b.N), "out-bytes/order")
+	var stateBytes int
+	for _, v := range part.states {
+		stateBytes += len(v)
+	}
+	b.ReportMetric(float64(stateBytes)/float64(len(part.states)), "state-bytes/key")
+	runtime.KeepAlive(part)
 }

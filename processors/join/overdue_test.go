@@ -23,15 +23,15 @@ func TestOverdueHolds(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	p := newPartition(0, DefaultConfig(schemas.Topics{}, "x"), noSites{}, newMetrics(prometheus.NewRegistry()))
 	hold := func(key string, until time.Time) {
-		p.states[key] = &State{Site: "s", OrderNumber: key, HeldUntil: until,
-			Held: &schemas.Purchase{Site: "s", OrderNumber: key, RegisteredVia: schemas.ViaWebhook}}
+		p.states[key] = encodeState(nil, &State{Site: "s", OrderNumber: key, HeldUntil: until,
+			Held: &schemas.Purchase{Site: "s", OrderNumber: key, RegisteredVia: schemas.ViaWebhook}})
 		p.held++
 		heap.Push(&p.timers, timer{at: until, key: key})
 		heap.Push(&p.timers, timer{at: until, key: key}) // a stale duplicate must not count twice
 	}
-	hold("a", t0)
-	hold("b", t0.Add(2*time.Minute))
-	hold("c", t0.Add(time.Hour)) // not due
+	hold("s/a", t0)
+	hold("s/b", t0.Add(2*time.Minute))
+	hold("s/c", t0.Add(time.Hour)) // not due
 	var out []*kgo.Record
 	emit := func(r *kgo.Record) { out = append(out, r) }
 

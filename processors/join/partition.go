@@ -4,8 +4,7 @@ import (
 	"container/heap"
 	"encoding/json"
 	"fmt"
-	"runtime"
-	"sync"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -28,9 +27,16 @@ type partition struct {
 	sites  SiteLookup
 	m      *metrics
 
-	states map[string]*State
+	// states holds each key's state encoded (codec.go): the bytes of its
+	// last join.state.v1 value, decoded only when an event or a due timer
+	// needs them. held counts the states holding a purchase; buf is the
+	// encoder's scratch space; badValues are changelog values a restore
+	// could not decode.
+	states    map[string][]byte
+	badValues map[string]badValue
 	timers timerHeap
 	held   int
+	buf    []byte
 
 	// Input positions and watermarks, per input: the next offset to read,
 	// and the time up to which the input is known to be read (the latest
@@ -62,71 +68,77 @@ type partition struct {
 }
 
 func newPartition(id int32, cfg Config, sites SiteLookup, m *metrics) *partition {
-	return &partition{id: id, topics: cfg.Topics, cfg: cfg, sites: sites, m: m, states: map[string]*State{}, sfNext: -1, whNext: -1}
+	return &partition{id: id, topics: cfg.Topics, cfg: cfg, sites: sites, m: m, states: map[string][]byte{}, sfNext: -1, whNext: -1}
 }
 
 // output is where a partition writes its records (a transaction, or a
 // replay's sink).
 type output func(*kgo.Record)
 
-// restoreAll loads the last changelog value of every key, decoding on all
-// cores; the partition must be empty.
-func (p *partition) restoreAll(latest map[string][]byte) error {
-	type job struct {
-		key   string
-		value []byte
+// restoreValue takes a changelog value of key (nil: a tombstone), in
+// reading order: the last one of each key is its state. A value that does
+// not decode is kept aside (restoreErr), unless a later one of its key
+// replaces it.
+func (p *partition) restoreValue(key string, value []byte, offset int64) {
+	if value == nil {
+		delete(p.states, key)
+		delete(p.badValues, key)
+		return
 	}
-	workers := runtime.GOMAXPROCS(0)
-	jobs := make(chan job, 1024)
-	type result struct {
-		key string
-		s   *State
-		err error
-	}
-	results := make(chan result, 1024)
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				var s State
-				err := json.Unmarshal(j.value, &s)
-				if err != nil {
-					err = &stateDecodeError{key: j.key, err: err}
-				}
-				results <- result{j.key, &s, err}
-			}
-		}()
-	}
-	go func() {
-		for k, v := range latest {
-			jobs <- job{k, v}
+	v, _, err := checkState(key, value)
+	if err != nil {
+		if p.badValues == nil {
+			p.badValues = map[string]badValue{}
 		}
-		close(jobs)
-		wg.Wait()
-		close(results)
-	}()
-	var firstErr error
-	for r := range results {
-		if r.err != nil {
-			if firstErr == nil {
-				firstErr = r.err
-			}
-			continue
-		}
-		p.states[r.key] = r.s
-		if r.s.Held != nil {
-			p.held++
+		p.badValues[key] = badValue{offset, err}
+		delete(p.states, key)
+		return
+	}
+	delete(p.badValues, key)
+	p.states[key] = v
+}
+
+// badValue is a changelog value that did not decode.
+type badValue struct {
+	offset int64
+	err    error
+}
+
+// restoreErr is the first (by offset) key whose last value did not decode.
+func (p *partition) restoreErr() *stateDecodeError {
+	var first *stateDecodeError
+	for k, b := range p.badValues {
+		if first == nil || b.offset < first.offset {
+			first = &stateDecodeError{key: k, offset: b.offset, err: b.err}
 		}
 	}
-	return firstErr
+	return first
+}
+
+// checkState checks a changelog value (so that a corrupt one stops the
+// restore, naming its key, instead of a later decision) and returns it in
+// the current encoding, in memory of its own: the fetched batch it came in
+// is not kept reachable.
+func checkState(key string, value []byte) ([]byte, stateMeta, error) {
+	if len(value) > 0 && value[0] == '{' {
+		s, err := decodeState(key, value)
+		if err != nil {
+			return nil, stateMeta{}, err
+		}
+		return encodeState(nil, s), metaOf(s), nil
+	}
+	m, err := checkValue(value)
+	if err != nil {
+		return nil, stateMeta{}, err
+	}
+	return slices.Clone(value), m, nil
 }
 
 // stateDecodeError is a join.state.v1 value that does not decode.
 type stateDecodeError struct {
-	key string
-	err error
+	key    string
+	offset int64
+	err    error
 }
 
 func (e *stateDecodeError) Error() string {
@@ -135,15 +147,49 @@ func (e *stateDecodeError) Error() string {
 
 func (e *stateDecodeError) Unwrap() error { return e.err }
 
-// finishRestore rebuilds the timer index after a restore.
+// finishRestore indexes the restored states: held count and timers.
 func (p *partition) finishRestore() {
-	p.timers = p.timers[:0]
-	for k, s := range p.states {
-		if d := s.NextDeadline(); !d.IsZero() {
+	p.timers, p.held = p.timers[:0], 0
+	for k, v := range p.states {
+		m, err := decodeMeta(k, v)
+		if err != nil {
+			panic(fmt.Sprintf("BUG: restored join state of %s does not decode: %v", k, err))
+		}
+		if m.held {
+			p.held++
+		}
+		if d := m.deadline(); !d.IsZero() {
 			p.timers = append(p.timers, timer{at: d, key: k})
 		}
 	}
 	heap.Init(&p.timers)
+}
+
+// state decodes key's state (nil: nothing known). What is in memory was
+// encoded here or checked at restore, so it always decodes.
+func (p *partition) state(key string) *State {
+	v, ok := p.states[key]
+	if !ok {
+		return nil
+	}
+	s, err := decodeState(key, v)
+	if err != nil {
+		panic(fmt.Sprintf("BUG: join state of %s in memory does not decode: %v", key, err))
+	}
+	return s
+}
+
+// meta reads the header of key's state (ok false: nothing known).
+func (p *partition) meta(key string) (stateMeta, bool) {
+	v, ok := p.states[key]
+	if !ok {
+		return stateMeta{}, false
+	}
+	m, err := decodeMeta(key, v)
+	if err != nil {
+		panic(fmt.Sprintf("BUG: join state of %s in memory does not decode: %v", key, err))
+	}
+	return m, true
 }
 
 func (p *partition) settings(site string) Settings {
@@ -163,7 +209,7 @@ func (p *partition) handleDecoded(rec *kgo.Record, ev Event, err error, out outp
 		return
 	}
 	key := string(rec.Key)
-	p.apply(key, Decide(p.states[key], ev, p.settings(ev.Site)), out)
+	p.apply(key, Decide(p.state(key), ev, p.settings(ev.Site)), out)
 }
 
 // inputEvent is one input record of a partition, decoded, or marked
@@ -318,6 +364,7 @@ func (p *partition) emitDeadLetter(rec *kgo.Record, reason string, withValue boo
 // its state goes to the dead-letter topic and is deleted (tombstone), so
 // the partition is not stalled by it.
 func (p *partition) deadLetterState(key string, s *State, reason string, out output) {
+	// JSON, not the changelog's encoding: the dead letter is for people.
 	b, err := json.Marshal(s)
 	if err != nil {
 		panic(fmt.Sprintf("BUG: cannot encode join state: %v", err))
@@ -354,10 +401,10 @@ func (p *partition) tick(now, sfWM, whWM time.Time, clock string, out output) {
 	p.blockedSF, p.blockedWH = sfWM, whWM
 	for len(p.timers) > 0 && !p.timers[0].at.After(now) {
 		t := heap.Pop(&p.timers).(timer)
-		s, ok := p.states[t.key]
-		if !ok || !s.NextDeadline().Equal(t.at) {
+		if m, ok := p.meta(t.key); !ok || !m.deadline().Equal(t.at) {
 			continue // stale timer: the state moved on
 		}
+		s := p.state(t.key)
 		if reason := p.poisonedKeys[t.key]; reason != "" {
 			p.deadLetterState(t.key, s, reason, out)
 			continue
@@ -379,29 +426,27 @@ func (p *partition) apply(key string, d Decision, out output) {
 	for _, o := range d.Outcomes {
 		p.m.decisions.WithLabelValues(o).Inc()
 	}
-	old := p.states[key]
-	if old != nil && old.Held != nil {
-		p.held--
-	}
 	if d.StateChanged {
+		if m, ok := p.meta(key); ok && m.held {
+			p.held--
+		}
 		var value []byte
 		if d.Delete {
 			delete(p.states, key)
 		} else {
-			p.states[key] = d.State
-			b, err := json.Marshal(d.State)
-			if err != nil {
-				panic(fmt.Sprintf("BUG: cannot encode join state: %v", err))
-			}
-			value = b
+			// One exact copy of the encoding is both the state in memory
+			// and the changelog record's value (neither is modified).
+			p.buf = encodeState(p.buf[:0], d.State)
+			value = slices.Clone(p.buf)
+			p.states[key] = value
 			if dl := d.State.NextDeadline(); !dl.IsZero() {
 				heap.Push(&p.timers, timer{at: dl, key: key})
 			}
+			if d.State.Held != nil {
+				p.held++
+			}
 		}
 		out(&kgo.Record{Topic: p.topics.Name(schemas.TopicJoinState), Key: []byte(key), Value: value, Partition: p.id})
-	}
-	if s := p.states[key]; s != nil && s.Held != nil {
-		p.held++
 	}
 	for _, pu := range d.Purchases {
 		b, err := schemas.MarshalPurchase(pu)
@@ -466,13 +511,13 @@ func decodeEvent(rec *kgo.Record, storefront bool) (Event, error) {
 func (p *partition) overdueHolds(now time.Time) (n int, oldest time.Duration) {
 	var seen map[string]bool // a key may have stale duplicate timers
 	count := func(k string) {
-		if s := p.states[k]; s != nil && s.Held != nil && !now.Before(s.HeldUntil) && !seen[k] {
+		if m, ok := p.meta(k); ok && m.held && !now.Before(m.heldUntil) && !seen[k] {
 			if seen == nil {
 				seen = map[string]bool{}
 			}
 			seen[k] = true
 			n++
-			oldest = max(oldest, now.Sub(s.HeldUntil))
+			oldest = max(oldest, now.Sub(m.heldUntil))
 		}
 	}
 	var walk func(i int)

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,7 +55,7 @@ type Processor struct {
 	dirty    bool           // assignment changed: drop and restore state
 
 	parts map[int32]*partition
-	// readBuf is decidePoll's buffer of one input partition's records.
+	// readBuf is decidePoll's buffer of one poll's records.
 	readBuf []inputEvent
 	adm     *kadm.Client
 	ends    map[string]map[int32]int64
@@ -135,6 +137,10 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// restoreFetchBytes bounds one fetch of a restore (the broker caps it too,
+// at fetch.max.bytes, 55 MiB by default).
+const restoreFetchBytes = 32 << 20
 
 // Backoff between transactional sessions: short enough to resume within a
 // few seconds of a broker's return, long enough not to hammer a cluster
@@ -369,8 +375,14 @@ func (p *Processor) session(ctx context.Context) error {
 func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic string, use func(*partition), out output) error {
 	// Each input partition is read on its own (read queues it); only once
 	// the whole poll is read are the partitions advanced, so both of their
-	// watermarks cover this poll.
-	var touched []*partition
+	// watermarks cover this poll. Decoding the bodies is most of the work
+	// and needs nothing of the partitions: it runs on every core first.
+	type span struct {
+		part       *partition
+		start, end int
+	}
+	var spans []span
+	evs := p.readBuf[:0]
 	var err error
 	fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
 		if err != nil || len(ftp.Records) == 0 {
@@ -381,32 +393,71 @@ func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic stri
 			return
 		}
 		storefront := ftp.Topic == sfTopic
-		evs := p.readBuf[:0]
+		start := len(evs)
 		for _, rec := range ftp.Records {
 			e := inputEvent{rec: rec, storefront: storefront}
 			if pz, ok := p.poisoned[positionOf(rec)]; ok {
 				// Still merged by its received-at, as far as it is known.
 				e.poison, e.dropValue, e.ev.ReceivedAt = pz.reason, pz.dropValue, receivedAt(rec)
-			} else {
-				e.ev, e.err = decodeEvent(rec, storefront)
 			}
 			evs = append(evs, e)
 		}
-		part.read(evs)
-		clear(evs) // read copied them; the buffer keeps no record reachable
-		p.readBuf = evs[:0]
-		if !slices.Contains(touched, part) {
-			touched = append(touched, part)
-		}
+		spans = append(spans, span{part, start, len(evs)})
 	})
 	if err != nil {
+		clear(evs)
+		p.readBuf = evs[:0]
 		return err
 	}
+	decodeAll(evs)
+	var touched []*partition
+	for _, sp := range spans {
+		sp.part.read(evs[sp.start:sp.end])
+		if !slices.Contains(touched, sp.part) {
+			touched = append(touched, sp.part)
+		}
+	}
+	clear(evs) // read copied them; the buffer keeps no record reachable
+	p.readBuf = evs[:0]
 	for _, part := range touched {
 		use(part)
 		part.advance(out)
 	}
 	return nil
+}
+
+// decodeAll decodes the inputs that are not poisoned, in chunks, on every
+// core.
+func decodeAll(evs []inputEvent) {
+	const chunk = 64
+	decode := func(from, to int) {
+		for i := from; i < to; i++ {
+			if e := &evs[i]; e.poison == "" {
+				e.ev, e.err = decodeEvent(e.rec, e.storefront)
+			}
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), (len(evs)+chunk-1)/chunk)
+	if workers <= 1 {
+		decode(0, len(evs))
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				from := int(next.Add(chunk)) - chunk
+				if from >= len(evs) {
+					return
+				}
+				decode(from, min(from+chunk, len(evs)))
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func minTime(t time.Time, more ...time.Time) time.Time {
@@ -668,15 +719,25 @@ func (p *Processor) restore(ctx context.Context, part *partition) error {
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part.id: kgo.NewOffset().AtStart()}}),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 			kgo.KeepControlRecords(),
+			// Large fetches: a restore reads one partition from its start,
+			// and at the default 1 MiB per partition it waits on a round
+			// trip per few thousand states.
+			kgo.FetchMaxPartitionBytes(restoreFetchBytes),
+			kgo.FetchMaxBytes(restoreFetchBytes),
 		)...)
 		if err != nil {
 			return fmt.Errorf("join: cannot create restore client: %w", err)
 		}
 		defer cl.Close()
-		// Keep only each key's last value (the changelog is compacted
-		// lazily), then decode them in parallel: decoding dominates.
-		latest := map[string][]byte{}
-		offsets := map[string]int64{} // of each latest value, for errors
+		// Each key's last value is its state (the changelog is compacted
+		// lazily); values are checked as they come, while the client
+		// fetches what follows.
+		if len(part.states) == 0 {
+			// Sized for a changelog compacted to about two values a key:
+			// growing a map of a million keys step by step costs more
+			// than reading them.
+			part.states = make(map[string][]byte, (end-begin.Offset)/2)
+		}
 		next := begin.Offset
 		for next < end {
 			fs := cl.PollFetches(ctx)
@@ -692,27 +753,17 @@ func (p *Processor) restore(ctx context.Context, part *partition) error {
 					return
 				}
 				n++
-				if r.Value == nil {
-					delete(latest, string(r.Key))
-					delete(offsets, string(r.Key))
-				} else {
-					latest[string(r.Key)] = r.Value
-					offsets[string(r.Key)] = r.Offset
-				}
+				part.restoreValue(string(r.Key), r.Value, r.Offset)
 			})
 		}
-		if err := part.restoreAll(latest); err != nil {
+		if de := part.restoreErr(); de != nil {
 			// The partition stalls (sessions retry; /readyz says why):
 			// going on without the key's state could register it twice.
 			// The error says where the record is and how an operator
 			// skips it.
-			var de *stateDecodeError
-			if errors.As(err, &de) {
-				return fmt.Errorf("join: cannot restore %s/%d: the value of key %q at offset %d does not decode (%v); "+
-					"to go on without it, produce a tombstone (null value) for that key to %s partition %d: the key's past decisions are then forgotten",
-					topic, part.id, de.key, offsets[de.key], de.err, topic, part.id)
-			}
-			return err
+			return fmt.Errorf("join: cannot restore %s/%d: the value of key %q at offset %d does not decode (%v); "+
+				"to go on without it, produce a tombstone (null value) for that key to %s partition %d: the key's past decisions are then forgotten",
+				topic, part.id, de.key, de.offset, de.err, topic, part.id)
 		}
 	}
 	part.finishRestore()
