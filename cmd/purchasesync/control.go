@@ -14,12 +14,12 @@ import (
 	"purchasesync/ingest/admin"
 	"purchasesync/processors/control"
 	"purchasesync/processors/control/adminapi"
-	"purchasesync/processors/control/compliance"
 	"purchasesync/processors/control/page"
 	"purchasesync/processors/keymode"
 	"purchasesync/processors/sites"
 	"purchasesync/schemas"
 	chsink "purchasesync/sinks/clickhouse"
+	"purchasesync/sinks/compliance"
 )
 
 // controlFlags configure the admin API and the Shopify control plane

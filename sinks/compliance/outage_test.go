@@ -18,8 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"purchasesync/processors/internal/kafkatest"
 	"purchasesync/schemas"
+	"purchasesync/sinks/internal/kafkatest"
 )
 
 // Outage tests, in process: kfake for Kafka and fakeConn for ClickHouse.

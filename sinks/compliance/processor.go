@@ -20,8 +20,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/processors/control/adminapi"
-	"purchasesync/processors/internal/health"
 	"purchasesync/schemas"
+	"purchasesync/sinks/internal/health"
 )
 
 // SiteLookup finds a shop's site (processors/sites.Registry).
