@@ -19,8 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"purchasesync/processors/control/adminapi"
 	"purchasesync/schemas"
+	"purchasesync/schemas/retry"
 	"purchasesync/sinks/internal/health"
 )
 
@@ -44,11 +44,11 @@ type Processor struct {
 	probed         bool
 
 	// Readiness through outages, and commits that failed.
-	health      *health.Health
-	kafka, ch   *health.Dep
-	owed        health.Uncommitted
-	commitFails int       // consecutive failed commits; Run's goroutine
-	owedRetry   time.Time // when to commit owed offsets again
+	health    *health.Health
+	kafka, ch *health.Dep
+	owed      health.Uncommitted
+	commitBo  retry.Backoff // between retries of owed commits; Run's goroutine
+	owedRetry time.Time     // when to commit owed offsets again
 }
 
 // New builds a processor.
@@ -73,6 +73,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	}
 	p := &Processor{cfg: cfg, conn: deps.Conn, replicas: replicas, sites: deps.Sites, opts: deps.ConsumerOpts, log: log, m: newMetrics(reg),
 		insertSettings: deps.InsertSettings}
+	p.commitBo = retry.Backoff{Initial: cfg.RetryInitial, Max: cfg.RetryMax}
 	p.health = health.New("compliance processor", "compliance_", reg, log)
 	p.kafka, p.ch = p.health.Dep("Kafka"), p.health.Dep("ClickHouse")
 	p.health.Starting("not consuming yet (joining consumer group " + cfg.Group + ")")
@@ -156,15 +157,14 @@ func (p *Processor) commit(ctx context.Context, cl *kgo.Client, offsets health.O
 	}
 	if err := health.Commit(ctx, cl, offs); err != nil {
 		p.owed.Failed(offs)
-		p.commitFails++
-		p.owedRetry = time.Now().Add(adminapi.Backoff(p.commitFails, p.cfg.RetryInitial, p.cfg.RetryMax))
+		p.owedRetry = time.Now().Add(p.commitBo.Next())
 		if ctx.Err() == nil {
 			p.kafka.Fail("commit", fmt.Errorf("%w (the requests are done; retrying the commit)", err))
 		}
 		return
 	}
 	p.owed.Committed(offs)
-	p.commitFails = 0
+	p.commitBo.Reset()
 	if p.owed.Len() == 0 {
 		p.kafka.OK("commit")
 	}
@@ -235,12 +235,8 @@ func (p *Processor) handleWithRetry(ctx context.Context, r *kgo.Record) error {
 		}
 		p.m.requests.WithLabelValues(topicLabel(topic), "retried").Inc()
 		p.ch.Fail("request", fmt.Errorf("privacy request %s (%s) failed; retrying: %w", ref.ID, topic, err))
-		t := time.NewTimer(adminapi.Backoff(attempt, p.cfg.RetryInitial, p.cfg.RetryMax))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := retry.Sleep(ctx, retry.Delay(attempt, p.cfg.RetryInitial, p.cfg.RetryMax)); err != nil {
+			return err
 		}
 	}
 }
