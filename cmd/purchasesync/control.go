@@ -259,8 +259,6 @@ func complianceProcessor(c *common, f *controlFlags, conn driver.Conn, chCfg chs
 		ConsumerOpts: c.kafka.baseOpts(c.log, nil, "compliance"),
 		Registerer:   c.stageReg("control"),
 		Logger:       c.log.With("component", "compliance"),
-		// The sink's rule, so the two writers cannot drift apart.
-		InsertSettings: chsink.InsertSettings,
 	})
 	if err != nil {
 		closeAll()

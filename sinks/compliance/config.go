@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -66,8 +65,4 @@ type Deps struct {
 	ConsumerOpts []kgo.Opt
 	Registerer   prometheus.Registerer
 	Logger       *slog.Logger
-	// InsertSettings chooses per-insert settings from the server version
-	// (the sink's rule: no asynchronous insert, since offsets are committed
-	// on the acknowledgement). nil sends none.
-	InsertSettings func(*driver.ServerVersion) clickhouse.Settings
 }

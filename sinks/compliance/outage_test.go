@@ -53,6 +53,13 @@ func (c *fakeConn) Ping(context.Context) error {
 	return nil
 }
 
+func (c *fakeConn) ServerVersion() (*driver.ServerVersion, error) {
+	if c.isDown() {
+		return nil, errDown
+	}
+	return &driver.ServerVersion{}, nil
+}
+
 func (c *fakeConn) Exec(context.Context, string, ...any) error {
 	if c.isDown() {
 		return errDown
