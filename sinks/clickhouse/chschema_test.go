@@ -7,9 +7,9 @@ import (
 )
 
 // TestPersonalColumnsAreStringColumns: every column sinks/internal/chschema
-// names as personal data (what sinks/compliance blanks with '') is a String
-// column the sink writes, in the table chschema says; a renamed or retyped
-// column fails here, not in a redaction.
+// names as personal data (what sinks/compliance sets to the empty string)
+// is a String column the sink writes, in the table chschema says; a renamed
+// or retyped column fails here, not in a redaction.
 func TestPersonalColumnsAreStringColumns(t *testing.T) {
 	tables := map[string]*table{
 		chschema.Purchases:     &newPurchasesTable().table,

@@ -547,8 +547,8 @@ func bodyHasEmail(body []byte, email string) bool {
 var piiFields = []string{"email", "customer_id", "shipping_zip"}
 
 // redactions are a customers/redact's mutations of one site's orders: the
-// personal columns of each table set to ”; in discrepancies only on rows of
-// a personal field.
+// personal columns of each table set to the empty string; in discrepancies
+// only on rows of a personal field.
 var redactions = []struct {
 	table        string
 	cols         []string
@@ -559,8 +559,8 @@ var redactions = []struct {
 	{chschema.Discrepancies, chschema.DiscrepanciesValues, true},
 }
 
-// redactSQL is the ALTER TABLE … UPDATE that sets cols of table to ” for
-// the listed orders of one site.
+// redactSQL is the ALTER TABLE … UPDATE that sets cols of table to the
+// empty string for the listed orders of one site.
 func redactSQL(table string, cols []string, personalOnly bool) string {
 	set := make([]string, len(cols))
 	for i, c := range cols {

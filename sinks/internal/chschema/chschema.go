@@ -25,7 +25,7 @@ const (
 var Mutated = []string{Purchases, Discrepancies, RawEvents}
 
 // Columns of a customer's personal data, all of type String; a
-// customers/redact sets them to ”.
+// customers/redact sets them to the empty string.
 var (
 	// PurchasesPersonal, in table order; a customers/data_request report
 	// returns them too.
