@@ -14,12 +14,12 @@ import (
 	"purchasesync/ingest/admin"
 	"purchasesync/processors/control"
 	"purchasesync/processors/control/adminapi"
-	"purchasesync/processors/control/compliance"
 	"purchasesync/processors/control/page"
 	"purchasesync/processors/keymode"
 	"purchasesync/processors/sites"
 	"purchasesync/schemas"
 	chsink "purchasesync/sinks/clickhouse"
+	"purchasesync/sinks/compliance"
 )
 
 // controlFlags configure the admin API and the Shopify control plane
@@ -259,8 +259,6 @@ func complianceProcessor(c *common, f *controlFlags, conn driver.Conn, chCfg chs
 		ConsumerOpts: c.kafka.baseOpts(c.log, nil, "compliance"),
 		Registerer:   c.stageReg("control"),
 		Logger:       c.log.With("component", "compliance"),
-		// The sink's rule, so the two writers cannot drift apart.
-		InsertSettings: chsink.InsertSettings,
 	})
 	if err != nil {
 		closeAll()

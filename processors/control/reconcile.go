@@ -11,6 +11,7 @@ import (
 
 	"purchasesync/processors/control/adminapi"
 	"purchasesync/schemas"
+	"purchasesync/schemas/retry"
 )
 
 // catchUpTimeout bounds how long a pass waits for the follower of
@@ -62,7 +63,7 @@ func (s *Service) reconcileLoop(ctx context.Context) error {
 // failure is logged; the retries are not.
 func (s *Service) retryLater(ctx context.Context, tr trigger, err error) {
 	tr.attempts++
-	d := adminapi.Backoff(tr.attempts, s.cfg.RetryInitial, s.cfg.RetryMax)
+	d := retry.Delay(tr.attempts, s.cfg.RetryInitial, s.cfg.RetryMax)
 	if tr.attempts == 1 {
 		s.log.Warn("reconciliation after a subscription gap failed; retrying by itself", "site", tr.site, "retry_in", d.String(), "err", err)
 	}

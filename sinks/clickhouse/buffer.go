@@ -2,10 +2,12 @@ package clickhouse
 
 import (
 	"slices"
-
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"purchasesync/sinks/internal/chschema"
 )
 
 // column is one ClickHouse column of a batch under construction, held as the
@@ -148,7 +150,7 @@ type purchasesTable struct {
 }
 
 func newPurchasesTable() *purchasesTable {
-	t := &purchasesTable{table: table{name: "purchases"}}
+	t := &purchasesTable{table: table{name: chschema.Purchases}}
 	tb := &t.table
 	t.site = newCol[string](tb, "site")
 	t.orderNumber = newCol[string](tb, "order_number")
@@ -236,7 +238,7 @@ type discrepanciesTable struct {
 }
 
 func newDiscrepanciesTable() *discrepanciesTable {
-	t := &discrepanciesTable{table: table{name: "discrepancies"}}
+	t := &discrepanciesTable{table: table{name: chschema.Discrepancies}}
 	tb := &t.table
 	t.site = newCol[string](tb, "site")
 	t.orderNumber = newCol[string](tb, "order_number")
@@ -276,7 +278,7 @@ type rawEventsTable struct {
 }
 
 func newRawEventsTable() *rawEventsTable {
-	t := &rawEventsTable{table: table{name: "raw_events"}}
+	t := &rawEventsTable{table: table{name: chschema.RawEvents}}
 	tb := &t.table
 	t.source = newCol[string](tb, "source")
 	t.site = newCol[string](tb, "site")

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"purchasesync/sinks/internal/chschema"
 )
 
 // Cluster mode (Config.Cluster): every table T of the migrations becomes
@@ -29,10 +31,6 @@ var shardingKeys = map[string]string{
 	"double_registration_marks": "cityHash64(site, shopify_order_number)",
 }
 
-// LocalSuffix names the replicated local table of a Distributed table in
-// cluster mode; mutations (compliance redactions) go to T + LocalSuffix.
-const LocalSuffix = "_local"
-
 var (
 	createTableRE = regexp.MustCompile(`(?is)^CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*ENGINE\s*=\s*(Replacing|Summing|Aggregating|Collapsing|VersionedCollapsing)?MergeTree(\s*\(([^)]*)\))?(.*)$`)
 	createViewRE  = regexp.MustCompile(`(?is)^CREATE\s+VIEW\s+IF\s+NOT\s+EXISTS\s+([A-Za-z_][A-Za-z0-9_]*)\s+AS\s+(.*)$`)
@@ -51,11 +49,11 @@ func clusterStatements(st Statement, db, cluster string) ([]Statement, error) {
 		if !ok {
 			return nil, fmt.Errorf("table %s has no sharding key for cluster mode: add it to shardingKeys in sinks/clickhouse/cluster.go", name)
 		}
-		path := fmt.Sprintf("'/clickhouse/tables/{shard}/%s/%s%s', '{replica}'", db, name, LocalSuffix)
+		path := fmt.Sprintf("'/clickhouse/tables/{shard}/%s/%s%s', '{replica}'", db, name, chschema.LocalSuffix)
 		if args != "" {
 			path += ", " + args
 		}
-		local := Statement{SQL: "CREATE TABLE IF NOT EXISTS " + q(name+LocalSuffix) + on + " (" + cols + ")\nENGINE = Replicated" + kind + "MergeTree(" + path + ")" + rest}
+		local := Statement{SQL: "CREATE TABLE IF NOT EXISTS " + q(name+chschema.LocalSuffix) + on + " (" + cols + ")\nENGINE = Replicated" + kind + "MergeTree(" + path + ")" + rest}
 		return []Statement{local, distributedStatement(name, db, cluster, key)}, nil
 	}
 	if m := createViewRE.FindStringSubmatch(st.SQL); m != nil {
@@ -78,8 +76,8 @@ func clusterStatements(st Statement, db, cluster string) ([]Statement, error) {
 		}
 		rest := addColumnRE.ReplaceAllString(st.SQL, "")
 		local := Statement{
-			SQL:       "ALTER TABLE " + q(t+LocalSuffix) + on + " ADD COLUMN " + st.AddColumn.Column + " " + rest,
-			AddColumn: &ColumnRef{Table: t + LocalSuffix, Column: st.AddColumn.Column},
+			SQL:       "ALTER TABLE " + q(t+chschema.LocalSuffix) + on + " ADD COLUMN " + st.AddColumn.Column + " " + rest,
+			AddColumn: &ColumnRef{Table: t + chschema.LocalSuffix, Column: st.AddColumn.Column},
 		}
 		// 18.16 refuses ALTER … ON CLUSTER of a Distributed table over
 		// replicated shards ("Table isn't replicated"); a Distributed table
@@ -94,7 +92,7 @@ func clusterStatements(st Statement, db, cluster string) ([]Statement, error) {
 
 func distributedStatement(name, db, cluster, key string) Statement {
 	return Statement{SQL: fmt.Sprintf("CREATE TABLE IF NOT EXISTS `%s`.`%s` ON CLUSTER `%s` AS `%s`.`%s%s`\nENGINE = Distributed(`%s`, `%s`, `%s%s`, %s)",
-		db, name, cluster, db, name, LocalSuffix, cluster, db, name, LocalSuffix, key)}
+		db, name, cluster, db, name, chschema.LocalSuffix, cluster, db, name, chschema.LocalSuffix, key)}
 }
 
 // clusterMigrationsTable is schema_migrations in cluster mode: one

@@ -17,6 +17,7 @@ import (
 
 	"purchasesync/deploy/testenv"
 	"purchasesync/schemas"
+	"purchasesync/sinks/internal/chschema"
 )
 
 func TestClusterStatements(t *testing.T) {
@@ -316,7 +317,7 @@ func syncReplicas(t *testing.T, cfg Config) {
 	for n := 1; n <= len(cfg.Addr); n++ {
 		r := replica(t, cfg, n)
 		for tbl := range shardingKeys {
-			if err := r.Exec(ctxT(t), "SYSTEM SYNC REPLICA `"+cfg.Database+"`.`"+tbl+LocalSuffix+"`"); err != nil {
+			if err := r.Exec(ctxT(t), "SYSTEM SYNC REPLICA `"+cfg.Database+"`.`"+tbl+chschema.LocalSuffix+"`"); err != nil {
 				t.Fatalf("sync %s on node %d: %v", tbl, n, err)
 			}
 		}

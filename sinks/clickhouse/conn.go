@@ -36,24 +36,6 @@ func Open(cfg Config, database string) (driver.Conn, error) {
 	return conn, nil
 }
 
-// InsertSettings are the per-insert settings for a server version. Settings
-// unknown to the server are errors, so they are chosen once from its version:
-// from 21.11 on, async_insert exists, and from 26.2 it is on by default, which
-// would let an insert be acknowledged before its rows are written; the sink
-// commits Kafka offsets on that acknowledgement, so it turns it off; so
-// must every writer that acts on an acknowledgement (the compliance
-// processor gets this function from cmd).
-// Only int and bool values: the driver cannot send others to 18.16.
-func InsertSettings(v *driver.ServerVersion) clickhouse.Settings {
-	if v == nil {
-		return nil
-	}
-	if v.Version.Major > 21 || (v.Version.Major == 21 && v.Version.Minor >= 11) {
-		return clickhouse.Settings{"async_insert": 0}
-	}
-	return nil
-}
-
 // errorKind classifies an insert error for the insert_errors_total metric.
 // Every kind is retried: a send error leaves the outcome unknown (the server
 // may have committed the block before the connection broke), which is why

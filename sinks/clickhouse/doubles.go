@@ -9,6 +9,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"purchasesync/schemas"
+	"purchasesync/sinks/internal/chschema"
 )
 
 // Doubles finds and marks suspected double registrations (migration 0006)
@@ -73,7 +74,7 @@ func (d Doubles) Mark(ctx context.Context, site, by, note string, now time.Time)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the ClickHouse version: %w", err)
 	}
-	settings := InsertSettings(v)
+	settings := chschema.InsertSettings(v)
 	if d.Cluster {
 		settings = clusterInsertSettings(settings)
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	chcol "github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"purchasesync/sinks/internal/chschema"
 )
 
 // writer inserts one table's buffered rows. The sink calls it again with the
@@ -59,7 +61,7 @@ func (w *chWriter) insert(ctx context.Context, t *table) error {
 		if err != nil {
 			return fmt.Errorf("cannot read ClickHouse server version: %w", err)
 		}
-		w.settings, w.probed = InsertSettings(v), true
+		w.settings, w.probed = chschema.InsertSettings(v), true
 		if w.cluster {
 			w.settings = clusterInsertSettings(w.settings)
 		}

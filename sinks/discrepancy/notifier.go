@@ -17,8 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/schemas"
+	"purchasesync/schemas/retry"
 	"purchasesync/sinks/internal/health"
-	"purchasesync/sinks/internal/retry"
 )
 
 // Deps are what a Notifier takes from its process.

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"purchasesync/schemas"
-	"purchasesync/sinks/internal/retry"
+	"purchasesync/schemas/retry"
 )
 
 // originRequest is the body of POST /api/v2/origins (research §5.3).

@@ -16,8 +16,8 @@ import (
 
 	"purchasesync/schemas"
 	"purchasesync/schemas/deadletter"
+	"purchasesync/schemas/retry"
 	"purchasesync/sinks/internal/health"
-	"purchasesync/sinks/internal/retry"
 )
 
 // Deps are what a Registrar takes from its process.

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"purchasesync/schemas/retry"
 )
 
 // DefaultAPIVersion is the Admin API version pinned by default. Shopify
@@ -303,7 +304,7 @@ func (c *Client) Do(ctx context.Context, shop, op, query string, vars map[string
 				throttled += w
 				c.m.throttleWait.Add(w.Seconds())
 				c.log.Debug("shopify throttled", "shop_domain", shop, "op", op, "wait", w.String())
-				if err := sleep(ctx, w); err != nil {
+				if err := retry.Sleep(ctx, w); err != nil {
 					return fmt.Errorf("shopify %s for %s: %w", op, shop, err)
 				}
 				attempt-- // throttling is bounded by MaxThrottleWait, not attempts
@@ -322,10 +323,10 @@ func (c *Client) Do(ctx context.Context, shop, op, query string, vars map[string
 		}
 		c.m.requests.WithLabelValues(op, "retry").Inc()
 		if wait <= 0 {
-			wait = Backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff)
+			wait = retry.Delay(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff)
 		}
 		c.log.Warn("shopify call failed, retrying", "shop_domain", shop, "op", op, "attempt", attempt, "wait", wait.String(), "err", err)
-		if err := sleep(ctx, wait); err != nil {
+		if err := retry.Sleep(ctx, wait); err != nil {
 			return fmt.Errorf("shopify %s for %s: %w", op, shop, err)
 		}
 	}
@@ -460,31 +461,8 @@ func (c *Client) waitForBudget(ctx context.Context, shop, op string, waited *tim
 	w := time.Duration((need - avail) / b.RestoreRate * float64(time.Second))
 	*waited += w
 	c.m.throttleWait.Add(w.Seconds())
-	if err := sleep(ctx, w); err != nil {
+	if err := retry.Sleep(ctx, w); err != nil {
 		return fmt.Errorf("shopify %s for %s: %w", op, shop, err)
 	}
 	return nil
-}
-
-// Backoff is the wait before retry attempt (1, 2, …): lo doubling up to hi,
-// jittered over its upper half. The control plane's one backoff (the
-// compliance processor and reconciliation use it too).
-func Backoff(attempt int, lo, hi time.Duration) time.Duration {
-	d := lo << min(attempt-1, 20)
-	if d > hi || d <= 0 {
-		d = hi
-	}
-	// Full jitter on the upper half keeps many shops' retries apart.
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -12,9 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"purchasesync/processors/control/adminapi"
 	"purchasesync/processors/internal/health"
 	"purchasesync/schemas"
+	"purchasesync/schemas/retry"
 )
 
 // TokenForgetter is the part of the token store the uninstall processor
@@ -128,10 +128,8 @@ func (u *Uninstaller) Run(ctx context.Context) error {
 					return nil
 				}
 				u.kafka.Fail("uninstall", err)
-				select {
-				case <-ctx.Done():
+				if retry.Sleep(ctx, retry.Delay(attempt, u.cfg.RetryInitial, u.cfg.RetryMax)) != nil {
 					return nil
-				case <-time.After(adminapi.Backoff(attempt, u.cfg.RetryInitial, u.cfg.RetryMax)):
 				}
 			}
 			u.kafka.OK("uninstall")

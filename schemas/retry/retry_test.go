@@ -55,3 +55,18 @@ func TestSleepEndsWithContext(t *testing.T) {
 		t.Fatal("Sleep did not return at once on a cancelled context")
 	}
 }
+
+func TestDelayIsBackoffsSequence(t *testing.T) {
+	f := func(attempt int, want time.Duration) {
+		t.Helper()
+		got := Delay(attempt, 100*time.Millisecond, time.Second)
+		if got < want*9/10 || got > want*11/10 {
+			t.Fatalf("Delay(%d) = %v, want %v ±10%%", attempt, got, want)
+		}
+	}
+	f(1, 100*time.Millisecond)
+	f(2, 200*time.Millisecond)
+	f(4, 800*time.Millisecond)
+	f(5, time.Second)
+	f(1000, time.Second) // no overflow far past the cap
+}

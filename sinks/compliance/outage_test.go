@@ -18,8 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"purchasesync/processors/internal/kafkatest"
 	"purchasesync/schemas"
+	"purchasesync/sinks/internal/kafkatest"
 )
 
 // Outage tests, in process: kfake for Kafka and fakeConn for ClickHouse.
@@ -51,6 +51,13 @@ func (c *fakeConn) Ping(context.Context) error {
 		return errDown
 	}
 	return nil
+}
+
+func (c *fakeConn) ServerVersion() (*driver.ServerVersion, error) {
+	if c.isDown() {
+		return nil, errDown
+	}
+	return &driver.ServerVersion{}, nil
 }
 
 func (c *fakeConn) Exec(context.Context, string, ...any) error {

@@ -5,6 +5,14 @@
 // is complete, so a crash or a ClickHouse outage delays a request but never
 // drops it (Shopify's deadline is 30 days).
 //
+// It is a ClickHouse consumer, so it lives under sinks/ beside
+// sinks/clickhouse, whose tables it mutates. It takes from
+// sinks/internal/chschema what the two must agree on (the tables, their
+// columns of personal data, cluster mode's local tables, the insert
+// settings), and from schemas/retry the project's one backoff. It runs in
+// the control process (purchasesync control, and run), whose metric prefix
+// it takes.
+//
 //   - customers/redact: the customer's purchases are found by email, Shopify
 //     customer id, the listed order ids, and raw events whose body mentions
 //     the email; for each such (site, order_number), purchases lose email,

@@ -19,75 +19,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"purchasesync/processors/control/adminapi"
-	"purchasesync/processors/internal/health"
 	"purchasesync/schemas"
+	"purchasesync/schemas/retry"
+	"purchasesync/sinks/internal/chschema"
+	"purchasesync/sinks/internal/health"
 )
 
 // SiteLookup finds a shop's site (processors/sites.Registry).
 type SiteLookup interface {
 	ByShop(domain string) (schemas.Site, bool)
-}
-
-// Config configures the processor.
-type Config struct {
-	Topic string // full name of compliance.v1
-	Group string
-	// ReportDir receives customers/data_request reports; "" logs counts only.
-	ReportDir string
-	// MutationTimeout bounds the wait for ClickHouse to finish a request's
-	// mutations before the request is retried.
-	MutationTimeout time.Duration
-	// A failed request (or offset commit) is retried after RetryInitial,
-	// doubling up to RetryMax.
-	RetryInitial time.Duration
-	RetryMax     time.Duration
-	// HealthInterval is how often the processor checks that Kafka and
-	// ClickHouse answer, so that Ready follows an outage while it is idle.
-	HealthInterval time.Duration
-	// Cluster is the ClickHouse cluster of the sink's cluster mode (its
-	// tables are Distributed over replicated <table>_local tables), and
-	// Database the database of Conn: the mutations then go to the local
-	// tables ON CLUSTER, and a request completes only when every replica in
-	// Deps.Replicas has applied them. Empty: one server.
-	Cluster, Database string
-}
-
-// DefaultConfig returns the defaults for topic.
-func DefaultConfig(topic string) Config {
-	return Config{Topic: topic, Group: "purchasesync-compliance", MutationTimeout: 10 * time.Minute,
-		RetryInitial: time.Second, RetryMax: 5 * time.Minute, HealthInterval: 2 * time.Second}
-}
-
-// Validate checks the configuration.
-func (c Config) Validate() error {
-	switch {
-	case c.Topic == "" || c.Group == "":
-		return errors.New("compliance: topic and group are required")
-	case c.Cluster != "" && c.Database == "":
-		return errors.New("compliance: cluster mode needs the database")
-	case c.MutationTimeout <= 0 || c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial || c.HealthInterval <= 0:
-		return errors.New("compliance: timeouts must be positive")
-	}
-	return nil
-}
-
-// Deps are the processor's collaborators.
-type Deps struct {
-	Conn driver.Conn // the purchasesync database (tables of DESIGN §5)
-	// Replicas, in cluster mode, are connections to every replica (each to
-	// the database), on which waitMutations checks that a request's
-	// mutations are done; empty: Conn alone.
-	Replicas []driver.Conn
-	Sites    SiteLookup
-	// ConsumerOpts are the base Kafka options (seeds, logging).
-	ConsumerOpts []kgo.Opt
-	Registerer   prometheus.Registerer
-	Logger       *slog.Logger
-	// InsertSettings chooses per-insert settings from the server version
-	// (the sink's rule: no asynchronous insert, since offsets are committed
-	// on the acknowledgement). nil sends none.
-	InsertSettings func(*driver.ServerVersion) clickhouse.Settings
 }
 
 // Processor carries out privacy requests.
@@ -100,16 +40,15 @@ type Processor struct {
 	log      *slog.Logger
 	m        *metrics
 
-	insertSettings func(*driver.ServerVersion) clickhouse.Settings
-	settings       clickhouse.Settings // chosen at the first insert
-	probed         bool
+	settings clickhouse.Settings // the sink's insert settings, chosen at the first insert
+	probed   bool
 
 	// Readiness through outages, and commits that failed.
-	health      *health.Health
-	kafka, ch   *health.Dep
-	owed        health.Uncommitted
-	commitFails int       // consecutive failed commits; Run's goroutine
-	owedRetry   time.Time // when to commit owed offsets again
+	health    *health.Health
+	kafka, ch *health.Dep
+	owed      health.Uncommitted
+	commitBo  retry.Backoff // between retries of owed commits; Run's goroutine
+	owedRetry time.Time     // when to commit owed offsets again
 }
 
 // New builds a processor.
@@ -132,8 +71,8 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	if len(replicas) == 0 {
 		replicas = []driver.Conn{deps.Conn}
 	}
-	p := &Processor{cfg: cfg, conn: deps.Conn, replicas: replicas, sites: deps.Sites, opts: deps.ConsumerOpts, log: log, m: newMetrics(reg),
-		insertSettings: deps.InsertSettings}
+	p := &Processor{cfg: cfg, conn: deps.Conn, replicas: replicas, sites: deps.Sites, opts: deps.ConsumerOpts, log: log, m: newMetrics(reg)}
+	p.commitBo = retry.Backoff{Initial: cfg.RetryInitial, Max: cfg.RetryMax}
 	p.health = health.New("compliance processor", "compliance_", reg, log)
 	p.kafka, p.ch = p.health.Dep("Kafka"), p.health.Dep("ClickHouse")
 	p.health.Starting("not consuming yet (joining consumer group " + cfg.Group + ")")
@@ -217,15 +156,14 @@ func (p *Processor) commit(ctx context.Context, cl *kgo.Client, offsets health.O
 	}
 	if err := health.Commit(ctx, cl, offs); err != nil {
 		p.owed.Failed(offs)
-		p.commitFails++
-		p.owedRetry = time.Now().Add(adminapi.Backoff(p.commitFails, p.cfg.RetryInitial, p.cfg.RetryMax))
+		p.owedRetry = time.Now().Add(p.commitBo.Next())
 		if ctx.Err() == nil {
 			p.kafka.Fail("commit", fmt.Errorf("%w (the requests are done; retrying the commit)", err))
 		}
 		return
 	}
 	p.owed.Committed(offs)
-	p.commitFails = 0
+	p.commitBo.Reset()
 	if p.owed.Len() == 0 {
 		p.kafka.OK("commit")
 	}
@@ -296,12 +234,8 @@ func (p *Processor) handleWithRetry(ctx context.Context, r *kgo.Record) error {
 		}
 		p.m.requests.WithLabelValues(topicLabel(topic), "retried").Inc()
 		p.ch.Fail("request", fmt.Errorf("privacy request %s (%s) failed; retrying: %w", ref.ID, topic, err))
-		t := time.NewTimer(adminapi.Backoff(attempt, p.cfg.RetryInitial, p.cfg.RetryMax))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := retry.Sleep(ctx, retry.Delay(attempt, p.cfg.RetryInitial, p.cfg.RetryMax)); err != nil {
+			return err
 		}
 	}
 }
@@ -392,12 +326,12 @@ func (p *Processor) record(ctx context.Context, ref RequestRef, topic, shop stri
 	} else {
 		completedAt = time.Unix(0, 0)
 	}
-	if !p.probed && p.insertSettings != nil {
+	if !p.probed {
 		v, err := p.conn.ServerVersion()
 		if err != nil {
 			return fmt.Errorf("cannot read ClickHouse server version: %w", err)
 		}
-		p.settings, p.probed = p.insertSettings(v), true
+		p.settings, p.probed = chschema.InsertSettings(v), true
 	}
 	if len(p.settings) > 0 {
 		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(p.settings))
@@ -459,18 +393,14 @@ func siteNames(sites []schemas.Site) []string {
 
 func (p *Processor) redactShop(ctx context.Context, shop string, sites []schemas.Site) (int, error) {
 	for _, s := range sites {
-		for _, q := range []struct{ table, where string }{
-			{"purchases", "site = ?"},
-			{"discrepancies", "site = ?"},
-			{"raw_events", "site = ?"},
-		} {
-			if err := p.mutate(ctx, q.table, "ALTER TABLE "+q.table+" DELETE WHERE "+q.where, s.Site); err != nil {
+		for _, table := range chschema.Mutated {
+			if err := p.mutate(ctx, table, "ALTER TABLE "+table+" DELETE WHERE site = ?", s.Site); err != nil {
 				return 0, err
 			}
 		}
 	}
 	// Unrouted raw events of the shop carry no site.
-	if err := p.mutate(ctx, "raw_events", "ALTER TABLE raw_events DELETE WHERE shop_domain = ?", shop); err != nil {
+	if err := p.mutate(ctx, chschema.RawEvents, "ALTER TABLE "+chschema.RawEvents+" DELETE WHERE shop_domain = ?", shop); err != nil {
 		return 0, err
 	}
 	return 0, p.waitMutations(ctx)
@@ -616,6 +546,33 @@ func bodyHasEmail(body []byte, email string) bool {
 // piiFields are the discrepancy fields whose values are personal data.
 var piiFields = []string{"email", "customer_id", "shipping_zip"}
 
+// redactions are a customers/redact's mutations of one site's orders: the
+// personal columns of each table set to the empty string; in discrepancies
+// only on rows of a personal field.
+var redactions = []struct {
+	table        string
+	cols         []string
+	personalOnly bool // AND field IN piiFields
+}{
+	{chschema.Purchases, chschema.PurchasesPersonal, false},
+	{chschema.RawEvents, chschema.RawEventsBody, false},
+	{chschema.Discrepancies, chschema.DiscrepanciesValues, true},
+}
+
+// redactSQL is the ALTER TABLE … UPDATE that sets cols of table to the
+// empty string for the listed orders of one site.
+func redactSQL(table string, cols []string, personalOnly bool) string {
+	set := make([]string, len(cols))
+	for i, c := range cols {
+		set[i] = c + " = ''"
+	}
+	q := "ALTER TABLE " + table + " UPDATE " + strings.Join(set, ", ") + " WHERE site = ? AND order_number IN ?"
+	if personalOnly {
+		q += " AND field IN ?"
+	}
+	return q
+}
+
 func (p *Processor) redactCustomer(ctx context.Context, req *schemas.ComplianceRequest, sites []schemas.Site) (int, error) {
 	keys, err := p.customerKeys(ctx, req, sites, req.OrdersToRedact)
 	if err != nil {
@@ -626,17 +583,14 @@ func (p *Processor) redactCustomer(ctx context.Context, req *schemas.ComplianceR
 		n += len(orders)
 		for start := 0; start < len(orders); start += inChunk {
 			chunk := orders[start:min(start+inChunk, len(orders))]
-			stmts := []struct{ table, sql string }{
-				{"purchases", "ALTER TABLE purchases UPDATE email = '', first_name = '', last_name = '', customer_id = '', shipping_zip = '', shipping_address = '', ip_address = '' WHERE site = ? AND order_number IN ?"},
-				{"raw_events", "ALTER TABLE raw_events UPDATE body = '' WHERE site = ? AND order_number IN ?"},
-			}
-			for _, st := range stmts {
-				if err := p.mutate(ctx, st.table, st.sql, site, inSet(chunk)); err != nil {
+			for _, r := range redactions {
+				args := []any{site, inSet(chunk)}
+				if r.personalOnly {
+					args = append(args, inSet(piiFields))
+				}
+				if err := p.mutate(ctx, r.table, redactSQL(r.table, r.cols, r.personalOnly), args...); err != nil {
 					return 0, err
 				}
-			}
-			if err := p.mutate(ctx, "discrepancies", "ALTER TABLE discrepancies UPDATE storefront_value = '', shopify_value = '' WHERE site = ? AND order_number IN ? AND field IN ?", site, inSet(chunk), inSet(piiFields)); err != nil {
-				return 0, err
 			}
 		}
 	}
@@ -648,7 +602,7 @@ func (p *Processor) mutate(ctx context.Context, table, sql string, args ...any) 
 		// A Distributed table takes no mutation: its replicated local
 		// tables do, on every shard (ON CLUSTER) and, by replication, on
 		// every replica.
-		local := "ALTER TABLE `" + p.cfg.Database + "`.`" + table + localSuffix + "` ON CLUSTER `" + p.cfg.Cluster + "` "
+		local := "ALTER TABLE `" + p.cfg.Database + "`.`" + table + chschema.LocalSuffix + "` ON CLUSTER `" + p.cfg.Cluster + "` "
 		sql = strings.Replace(sql, "ALTER TABLE "+table+" ", local, 1)
 	}
 	if err := p.conn.Exec(ctx, sql, args...); err != nil {
@@ -665,11 +619,14 @@ func (p *Processor) mutate(ctx context.Context, table, sql string, args ...any) 
 func (p *Processor) waitMutations(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.MutationTimeout)
 	defer cancel()
-	tables := "'purchases', 'discrepancies', 'raw_events'"
-	if p.cfg.Cluster != "" {
-		tables = "'purchases" + localSuffix + "', 'discrepancies" + localSuffix + "', 'raw_events" + localSuffix + "'"
+	var tables []string
+	for _, t := range chschema.Mutated {
+		if p.cfg.Cluster != "" {
+			t += chschema.LocalSuffix
+		}
+		tables = append(tables, "'"+t+"'")
 	}
-	q := "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table IN (" + tables + ") AND is_done = 0"
+	q := "SELECT count() FROM system.mutations WHERE database = currentDatabase() AND table IN (" + strings.Join(tables, ", ") + ") AND is_done = 0"
 	for {
 		var pending uint64
 		for i, r := range p.replicas {
@@ -690,10 +647,6 @@ func (p *Processor) waitMutations(ctx context.Context) error {
 	}
 }
 
-// localSuffix is sinks/clickhouse's LocalSuffix (cluster mode's local
-// tables; a stage does not import another).
-const localSuffix = "_local"
-
 // reportRow is one purchase in a data request report.
 type reportRow struct {
 	Site            string   `json:"site"`
@@ -710,6 +663,11 @@ type reportRow struct {
 	Currency        string   `json:"currency"`
 }
 
+// reportQuery reads reportRow's columns of one site's orders: every
+// personal column of purchases (chschema.PurchasesPersonal; a test checks)
+// with what identifies the order.
+const reportQuery = "SELECT site, order_number, shopify_order_id, email, customer_id, first_name, last_name, shipping_zip, shipping_address, ip_address, coupon_codes, currency FROM " + chschema.Purchases + " FINAL WHERE site = ? AND order_number IN ?"
+
 var safeName = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
 
 func (p *Processor) report(ctx context.Context, req *schemas.ComplianceRequest, sites []schemas.Site) (int, error) {
@@ -721,8 +679,7 @@ func (p *Processor) report(ctx context.Context, req *schemas.ComplianceRequest, 
 	for site, all := range keys {
 		for start := 0; start < len(all); start += inChunk {
 			orders := all[start:min(start+inChunk, len(all))]
-			q := "SELECT site, order_number, shopify_order_id, email, customer_id, first_name, last_name, shipping_zip, shipping_address, ip_address, coupon_codes, currency FROM purchases FINAL WHERE site = ? AND order_number IN ?"
-			res, err := p.conn.Query(ctx, q, site, inSet(orders))
+			res, err := p.conn.Query(ctx, reportQuery, site, inSet(orders))
 			if err != nil {
 				return 0, fmt.Errorf("cannot read the customer's purchases: %w", err)
 			}

@@ -1,0 +1,68 @@
+package compliance
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Config configures the processor.
+type Config struct {
+	Topic string // full name of compliance.v1
+	Group string
+	// ReportDir receives customers/data_request reports; "" logs counts only.
+	ReportDir string
+	// MutationTimeout bounds the wait for ClickHouse to finish a request's
+	// mutations before the request is retried.
+	MutationTimeout time.Duration
+	// A failed request (or offset commit) is retried after RetryInitial,
+	// doubling up to RetryMax.
+	RetryInitial time.Duration
+	RetryMax     time.Duration
+	// HealthInterval is how often the processor checks that Kafka and
+	// ClickHouse answer, so that Ready follows an outage while it is idle.
+	HealthInterval time.Duration
+	// Cluster is the ClickHouse cluster of the sink's cluster mode (its
+	// tables are Distributed over replicated <table>_local tables), and
+	// Database the database of Conn: the mutations then go to the local
+	// tables ON CLUSTER, and a request completes only when every replica in
+	// Deps.Replicas has applied them. Empty: one server.
+	Cluster, Database string
+}
+
+// DefaultConfig returns the defaults for topic.
+func DefaultConfig(topic string) Config {
+	return Config{Topic: topic, Group: "purchasesync-compliance", MutationTimeout: 10 * time.Minute,
+		RetryInitial: time.Second, RetryMax: 5 * time.Minute, HealthInterval: 2 * time.Second}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.Topic == "" || c.Group == "":
+		return errors.New("compliance: topic and group are required")
+	case c.Cluster != "" && c.Database == "":
+		return errors.New("compliance: cluster mode needs the database")
+	case c.MutationTimeout <= 0 || c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial || c.HealthInterval <= 0:
+		return errors.New("compliance: timeouts must be positive")
+	}
+	return nil
+}
+
+// Deps are the processor's collaborators.
+type Deps struct {
+	Conn driver.Conn // the purchasesync database (tables of DESIGN §5)
+	// Replicas, in cluster mode, are connections to every replica (each to
+	// the database), on which waitMutations checks that a request's
+	// mutations are done; empty: Conn alone.
+	Replicas []driver.Conn
+	Sites    SiteLookup
+	// ConsumerOpts are the base Kafka options (seeds, logging).
+	ConsumerOpts []kgo.Opt
+	Registerer   prometheus.Registerer
+	Logger       *slog.Logger
+}
