@@ -1,7 +1,6 @@
 package schemas
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -104,7 +103,7 @@ var ErrNotJSONObject = errors.New("body is not a JSON object")
 // JSON and on an order without a usable id.
 func ParseShopifyOrder(body []byte) (*ShopifyOrder, error) {
 	var o ShopifyOrder
-	if err := json.Unmarshal(body, &o); err != nil {
+	if err := unmarshal(body, &o); err != nil {
 		return nil, fmt.Errorf("cannot decode Shopify order: %w", err)
 	}
 	if !isDecimalID(string(o.ID)) {

@@ -81,7 +81,7 @@ func ParseStorefrontPurchase(body []byte) (*StorefrontPurchase, error) {
 		return nil, &FieldError{"body", "must be a JSON object"}
 	}
 	var p StorefrontPurchase
-	if err := json.Unmarshal(body, &p); err != nil {
+	if err := unmarshal(body, &p); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
 			return nil, &FieldError{te.Field, "has the wrong type"}
