@@ -666,12 +666,52 @@ func (p *Processor) syncAssignment(ctx context.Context) error {
 	if dirty {
 		p.dropAll()
 	}
-	for _, part := range want {
-		if _, err := p.partitionFor(ctx, part); err != nil {
-			return err
+	var missing []int32
+	for _, id := range want {
+		if _, ok := p.parts[id]; !ok {
+			missing = append(missing, id)
 		}
 	}
+	if len(missing) < 2 {
+		for _, id := range missing {
+			if _, err := p.partitionFor(ctx, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// Restores side by side: each reads its own changelog partition and
+	// checks what it reads, so a member taking several partitions (every
+	// start, every rebalance) is back in about the time of its largest.
+	parts := make([]*partition, len(missing))
+	errs := make([]error, len(missing))
+	sem := make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+	var wg sync.WaitGroup
+	for i, id := range missing {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			parts[i] = p.newPartition(id)
+			errs[i] = p.restore(ctx, parts[i])
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, part := range parts {
+		p.parts[part.id] = part
+	}
+	p.updateGauges()
 	return nil
+}
+
+func (p *Processor) newPartition(id int32) *partition {
+	part := newPartition(id, p.cfg, p.deps.Sites, p.m)
+	part.poisonedKeys = p.poisonedKeys
+	return part
 }
 
 func (p *Processor) dropAll() {
@@ -688,8 +728,7 @@ func (p *Processor) partitionFor(ctx context.Context, id int32) (*partition, err
 	if part, ok := p.parts[id]; ok {
 		return part, nil
 	}
-	part := newPartition(id, p.cfg, p.deps.Sites, p.m)
-	part.poisonedKeys = p.poisonedKeys
+	part := p.newPartition(id)
 	if err := p.restore(ctx, part); err != nil {
 		return nil, err
 	}
