@@ -33,8 +33,8 @@ func TestStorefrontStatePerKeyBounded(t *testing.T) {
 	empties := strings.TrimSuffix(strings.Repeat("{},", (bodyCap-100)/3), ",")
 	var out []*kgo.Record
 	p.handle(rec("acme/1", body(empties)), true, func(r *kgo.Record) { out = append(out, r) })
-	if len(p.states) != 0 || len(out) != 1 || !strings.Contains(string(headerValue(out[0], schemas.HeaderReason)), "purchase.items") {
-		t.Fatalf("64 KiB of empty items: %d states, %d outputs (want none and one dead letter naming purchase.items)", len(p.states), len(out))
+	if p.keys() != 0 || len(out) != 1 || !strings.Contains(string(headerValue(out[0], schemas.HeaderReason)), "purchase.items") {
+		t.Fatalf("64 KiB of empty items: %d states, %d outputs (want none and one dead letter naming purchase.items)", p.keys(), len(out))
 	}
 
 	// The worst accepted event: as many items as allowed, each with as
@@ -59,8 +59,8 @@ func TestStorefrontStatePerKeyBounded(t *testing.T) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	if len(p.states) != keys {
-		t.Fatalf("%d states, want %d", len(p.states), keys)
+	if p.keys() != keys {
+		t.Fatalf("%d states, want %d", p.keys(), keys)
 	}
 	perKey := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / keys
 	t.Logf("worst accepted event: body %d B, heap %d B per key, state record %d B", len(worst), perKey, stateBytes)

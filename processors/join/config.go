@@ -2,6 +2,7 @@ package join
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"purchasesync/schemas"
@@ -29,6 +30,11 @@ type Config struct {
 	// TransactionTimeout bounds how long a dead instance's open transaction
 	// blocks readers (and restores) before the broker aborts it.
 	TransactionTimeout time.Duration
+	// StateDir is where each partition keeps the states of its settled
+	// keys (cold.go): a file, unlinked as soon as it is created, rebuilt at
+	// every restore. Empty keeps every state in memory; so does a
+	// directory the join cannot write to (it says so once).
+	StateDir string
 }
 
 // DefaultConfig returns the defaults of DESIGN §3.
@@ -44,6 +50,7 @@ func DefaultConfig(topics schemas.Topics, instance string) Config {
 		TickInterval:       500 * time.Millisecond,
 		MaxPollRecords:     5000,
 		TransactionTimeout: 20 * time.Second,
+		StateDir:           os.TempDir(),
 	}
 }
 

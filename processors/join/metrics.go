@@ -12,6 +12,8 @@ type metrics struct {
 	overdue       prometheus.Gauge
 	oldestOverdue prometheus.Gauge
 	stateKeys     prometheus.Gauge
+	spilledKeys   prometheus.Gauge
+	spillBytes    prometheus.Gauge
 	restore       prometheus.Histogram
 	restoredKeys  prometheus.Counter
 	txn           prometheus.Histogram
@@ -45,6 +47,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		oldestOverdue: f.NewGauge(prometheus.GaugeOpts{Name: "oldest_overdue_hold_seconds",
 			Help: "How long past its deadline (received_at + grace) the oldest overdue hold is; 0 when none is."}),
 		stateKeys: f.NewGauge(prometheus.GaugeOpts{Name: "state_keys", Help: "Keys held in join state on this instance."}),
+		spilledKeys: f.NewGauge(prometheus.GaugeOpts{Name: "spilled_keys",
+			Help: "Keys of state_keys whose settled state is in the partitions' spill files (-join.stateDir), not in memory."}),
+		spillBytes: f.NewGauge(prometheus.GaugeOpts{Name: "spill_file_bytes",
+			Help: "Bytes of the partitions' spill files, dead ones included (a file is rewritten once its dead bytes outweigh its live ones)."}),
 		restore: f.NewHistogram(prometheus.HistogramOpts{Name: "restore_seconds", Help: "Time to restore one partition's state from join.state.v1.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 3, 10)}),
 		restoredKeys: f.NewCounter(prometheus.CounterOpts{Name: "restored_keys_total", Help: "Keys restored from join.state.v1."}),

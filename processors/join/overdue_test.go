@@ -26,8 +26,8 @@ func TestOverdueHolds(t *testing.T) {
 		p.states[key] = encodeState(nil, &State{Site: "s", OrderNumber: key, HeldUntil: until,
 			Held: &schemas.Purchase{Site: "s", OrderNumber: key, RegisteredVia: schemas.ViaWebhook}})
 		p.held++
-		heap.Push(&p.timers, timer{at: until, key: key})
-		heap.Push(&p.timers, timer{at: until, key: key}) // a stale duplicate must not count twice
+		heap.Push(&p.timers, timer{at: timerAt(until), key: key})
+		heap.Push(&p.timers, timer{at: timerAt(until), key: key}) // a stale duplicate must not count twice
 	}
 	hold("s/a", t0)
 	hold("s/b", t0.Add(2*time.Minute))

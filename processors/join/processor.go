@@ -55,6 +55,8 @@ type Processor struct {
 	dirty    bool           // assignment changed: drop and restore state
 
 	parts map[int32]*partition
+	// spillWarned: the spill file's unavailability was logged.
+	spillWarned bool
 	// readBuf is decidePoll's buffer of one poll's records.
 	readBuf []inputEvent
 	adm     *kadm.Client
@@ -297,6 +299,7 @@ func (p *Processor) session(ctx context.Context) error {
 					cur = nil
 					part.tick(minTime(now, part.sfWM, part.whWM), part.sfWM, part.whWM, clockWall, out)
 				}
+				restoreErr = p.faulted()
 			}
 		}
 		// A fresh context: on shutdown the transaction must still end (an
@@ -423,6 +426,18 @@ func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic stri
 		use(part)
 		part.advance(out)
 	}
+	return p.faulted()
+}
+
+// faulted returns the first partition fault (a spilled state that could
+// not be read back): the transaction is aborted and the session restarts,
+// restoring every partition from the changelog.
+func (p *Processor) faulted() error {
+	for _, part := range p.parts {
+		if part.fault != nil {
+			return part.fault
+		}
+	}
 	return nil
 }
 
@@ -541,7 +556,7 @@ func (p *Processor) forgetPoison(fs kgo.Fetches) {
 	for k := range p.poisonedKeys {
 		found := false
 		for _, part := range p.parts {
-			if _, ok := part.states[k]; ok {
+			if part.has(k) {
 				found = true
 			}
 		}
@@ -699,6 +714,9 @@ func (p *Processor) syncAssignment(ctx context.Context) error {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
+		for _, part := range parts {
+			part.close()
+		}
 		return err
 	}
 	for _, part := range parts {
@@ -715,6 +733,9 @@ func (p *Processor) newPartition(id int32) *partition {
 }
 
 func (p *Processor) dropAll() {
+	for _, part := range p.parts {
+		part.close()
+	}
 	p.parts = map[int32]*partition{}
 	p.m.held.Set(0)
 	p.m.pending.Set(0)
@@ -730,6 +751,7 @@ func (p *Processor) partitionFor(ctx context.Context, id int32) (*partition, err
 	}
 	part := p.newPartition(id)
 	if err := p.restore(ctx, part); err != nil {
+		part.close()
 		return nil, err
 	}
 	p.parts[id] = part
@@ -771,12 +793,10 @@ func (p *Processor) restore(ctx context.Context, part *partition) error {
 		// Each key's last value is its state (the changelog is compacted
 		// lazily); values are checked as they come, while the client
 		// fetches what follows.
-		if len(part.states) == 0 {
-			// Sized for a changelog compacted to about two values a key:
-			// growing a map of a million keys step by step costs more
-			// than reading them.
-			part.states = make(map[string][]byte, (end-begin.Offset)/2)
-		}
+		// Sized for a changelog compacted to about two values a key:
+		// growing a map of a million keys step by step costs more than
+		// reading them.
+		part.presize((end - begin.Offset) / 2)
 		next := begin.Offset
 		for next < end {
 			fs := cl.PollFetches(ctx)
@@ -811,7 +831,7 @@ func (p *Processor) restore(ctx context.Context, part *partition) error {
 	}
 	p.m.restore.Observe(time.Since(start).Seconds())
 	p.m.restoredKeys.Add(float64(n))
-	p.log.Info("join: partition restored", "partition", part.id, "records", n, "keys", len(part.states), "held", part.held, "took", time.Since(start).String())
+	p.log.Info("join: partition restored", "partition", part.id, "records", n, "keys", part.keys(), "spilled", len(part.coldRefs), "held", part.held, "took", time.Since(start).String())
 	return nil
 }
 
@@ -878,7 +898,7 @@ func (p *Processor) initPositions(ctx context.Context, part *partition) error {
 
 func (p *Processor) hasDueTimers(now time.Time) bool {
 	for _, part := range p.parts {
-		if len(part.blocked) > 0 || part.pendingLen() > 0 || (len(part.timers) > 0 && !part.timers[0].at.After(now)) {
+		if len(part.blocked) > 0 || part.pendingLen() > 0 || (len(part.timers) > 0 && part.timers[0].due(now)) {
 			return true
 		}
 	}
@@ -1015,8 +1035,17 @@ func (p *Processor) throttle(cl *kgo.Client) {
 
 func (p *Processor) updateGauges() {
 	keys, held, pending, paused, overdue, oldest, now := 0, 0, 0, 0, 0, time.Duration(0), p.deps.Now()
+	spilled, spillBytes := 0, int64(0)
 	for _, part := range p.parts {
-		keys += len(part.states)
+		keys += part.keys()
+		spilled += len(part.coldRefs)
+		if part.spill != nil {
+			spillBytes += part.spill.size()
+			if err := part.spill.err; err != nil && !p.spillWarned {
+				p.spillWarned = true
+				p.log.Warn("join: settled states stay in memory: the spill file is unavailable (-join.stateDir)", "dir", p.cfg.StateDir, "err", err)
+			}
+		}
 		held += part.held
 		pending += part.pendingLen()
 		if part.paused {
@@ -1026,6 +1055,8 @@ func (p *Processor) updateGauges() {
 		overdue, oldest = overdue+n, max(oldest, o)
 	}
 	p.m.stateKeys.Set(float64(keys))
+	p.m.spilledKeys.Set(float64(spilled))
+	p.m.spillBytes.Set(float64(spillBytes))
 	p.m.held.Set(float64(held))
 	p.m.pending.Set(float64(pending))
 	p.m.paused.Set(float64(paused))

@@ -165,6 +165,10 @@ func Replay(ctx context.Context, cfg ReplayConfig, clientOpts []kgo.Opt, sites S
 		endAt := last.Add(cfg.WebhookWait)
 		part := newPartition(pid, cfgJoin, sites, m)
 		part.replay(events, endAt, out)
+		part.close()
+		if part.fault != nil {
+			return nil, fmt.Errorf("replay: %w", part.fault)
+		}
 		sum.Records += int64(len(events))
 		done += int64(len(events))
 		if progress != nil {
