@@ -17,6 +17,7 @@ type joinFlags struct {
 	webhookWait   *time.Duration
 	dedupeHorizon *time.Duration
 	tick          *time.Duration
+	stateDir      *string
 }
 
 func addJoinFlags(fs *flagSet) *joinFlags {
@@ -29,6 +30,8 @@ func addJoinFlags(fs *flagSet) *joinFlags {
 			"after this long without a webhook, a storefront-registered purchase of a syncing site gets a webhook_missing discrepancy (rule 6)"),
 		dedupeHorizon: fs.Duration("join.dedupeHorizon", d.DedupeHorizon, "decided keys are remembered this long, then dropped (rule 8)"),
 		tick:          fs.Duration("join.tickInterval", d.TickInterval, "how often wall-clock timers (holds, webhook waits) are checked"),
+		stateDir: fs.String("join.stateDir", d.StateDir,
+			"directory of the partitions' spill files: settled keys (nothing due but their expiry) keep their state there, not in memory; the files are unlinked once open and rebuilt from join.state.v1 at every restore; empty keeps every state in memory"),
 	}
 }
 
@@ -36,6 +39,7 @@ func (f *joinFlags) build(c *common) (*join.Processor, error) {
 	cfg := join.DefaultConfig(c.topics, *f.instance)
 	cfg.Group = *f.group
 	cfg.WebhookWait, cfg.DedupeHorizon, cfg.TickInterval = *f.webhookWait, *f.dedupeHorizon, *f.tick
+	cfg.StateDir = *f.stateDir
 	p, err := join.New(cfg, join.Deps{
 		ClientOpts:  c.kafka.baseOpts(c.log, nil, "join"),
 		SessionOpts: c.kafka.hooks(c.reg, "join"),
