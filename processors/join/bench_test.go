@@ -3,6 +3,7 @@ package join
 import (
 	"context"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -125,34 +126,40 @@ func TestFunctionalBenchBacklog(t *testing.T) {
 	fmt.Fprintf(os.Stderr, "BENCH events=%d eos_events_per_s=%.0f\n", n, eosRate)
 }
 
-// TestFunctionalRestoreMeasured times the restore of one partition of
-// join.state.v1 holding JOIN_BENCH_RESTORE_KEYS keys of production size (a
-// tenth held webhooks, the rest matched purchases, as BenchmarkPartitionOrders
-// leaves them), written as the join writes them. A measurement, not a check:
+// TestFunctionalRestoreMeasured times the restore of JOIN_BENCH_RESTORE_KEYS
+// keys of production size (a tenth held webhooks, the rest matched
+// purchases, as BenchmarkPartitionOrders leaves them) written as the join
+// writes them, over JOIN_BENCH_RESTORE_PARTITIONS partitions (1 by
+// default), restored as a member restores its assignment. A measurement,
+// not a check:
 //
-//	JOIN_BENCH_RESTORE_KEYS=1000000 PURCHASESYNC_FUNCTIONAL_TESTS=1 go test ./processors/join -run RestoreMeasured -v -timeout 30m
+//	JOIN_BENCH_RESTORE_KEYS=1000000 JOIN_BENCH_RESTORE_PARTITIONS=6 PURCHASESYNC_FUNCTIONAL_TESTS=1 go test ./processors/join -run RestoreMeasured -v -timeout 30m
 func TestFunctionalRestoreMeasured(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("JOIN_BENCH_RESTORE_KEYS"))
 	if n == 0 {
 		t.Skip("set JOIN_BENCH_RESTORE_KEYS to run this measurement")
 	}
+	nparts, _ := strconv.Atoi(os.Getenv("JOIN_BENCH_RESTORE_PARTITIONS"))
+	nparts = max(nparts, 1)
 	brokers := testenv.Kafka(t)
-	topics := testenv.Topics(t, brokers, 1)
+	topics := testenv.Topics(t, brokers, int32(nparts))
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(100000))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	ctx := context.Background()
-	// The states come from deciding real records, in a partition whose
-	// changelog output goes to Kafka.
+	// The states come from deciding real records in one partition whose
+	// changelog output goes to Kafka, spread over the partitions by key.
 	src := newPartition(0, DefaultConfig(topics, "x"), staticSites(5*time.Second), newMetrics(prometheus.NewRegistry()))
+	defer src.close()
 	stateTopic := topics.Name(schemas.TopicJoinState)
-	var valueBytes int
+	var valueBytes, records int
 	out := func(r *kgo.Record) {
 		if r.Topic == stateTopic && r.Value != nil {
 			valueBytes += len(r.Value)
-			r.Partition = 0
+			records++
+			r.Partition = int32(crc32.ChecksumIEEE(r.Key) % uint32(nparts))
 			cl.Produce(ctx, r, nil)
 		}
 	}
@@ -169,11 +176,14 @@ func TestFunctionalRestoreMeasured(t *testing.T) {
 	if err := cl.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("wrote the states of %d keys (%d held; %.0f bytes per value) in %s", src.keys(), src.held, float64(valueBytes)/float64(src.keys()), time.Since(start))
+	t.Logf("wrote %d changelog records of %d keys (%d held; %.0f bytes per value) in %s", records, src.keys(), src.held, float64(valueBytes)/float64(records), time.Since(start))
 	p, _ := New(DefaultConfig(topics, "restore"), Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Sites: staticSites(0),
-		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	p.adm = kadm.NewClient(cl)
-	st := newPartition(0, DefaultConfig(topics, "restore"), staticSites(0), newMetrics(prometheus.NewRegistry()))
+	ids := make([]int32, nparts)
+	for i := range ids {
+		ids[i] = int32(i)
+	}
 	runtime.GC()
 	if f := os.Getenv("JOIN_BENCH_RESTORE_PROFILE"); f != "" {
 		pf, err := os.Create(f)
@@ -184,15 +194,21 @@ func TestFunctionalRestoreMeasured(t *testing.T) {
 		defer pprof.StopCPUProfile()
 	}
 	start = time.Now()
-	if err := p.restore(ctx, st); err != nil {
+	parts, err := p.restoreParallel(ctx, ids)
+	if err != nil {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
-	if st.keys() != src.keys() || st.held != src.held {
-		t.Fatalf("restored %d keys (%d held), want %d (%d held)", st.keys(), st.held, src.keys(), src.held)
+	keys, held, spilled := 0, 0, 0
+	for _, part := range parts {
+		keys, held, spilled = keys+part.keys(), held+part.held, spilled+len(part.coldRefs)
+		part.close()
 	}
-	t.Logf("restore: %d keys (%d spilled) in %s (%.0f keys/s)", st.keys(), len(st.coldRefs), took, float64(st.keys())/took.Seconds())
-	fmt.Fprintf(os.Stderr, "BENCH restore_keys=%d restore_s=%.2f\n", st.keys(), took.Seconds())
+	if keys != src.keys() || held != src.held {
+		t.Fatalf("restored %d keys (%d held), want %d (%d held)", keys, held, src.keys(), src.held)
+	}
+	t.Logf("restore: %d keys (%d spilled) from %d partitions in %s (%.0f keys/s)", keys, spilled, nparts, took, float64(keys)/took.Seconds())
+	fmt.Fprintf(os.Stderr, "BENCH restore_keys=%d partitions=%d restore_s=%.2f\n", keys, nparts, took.Seconds())
 }
 
 // handle decodes one input record, decides, and writes the results (the

@@ -155,12 +155,11 @@ func checkValue(b []byte) (stateMeta, error) {
 	if err := r.state(&s); err != nil {
 		return stateMeta{}, err
 	}
-	return metaOf(&s), nil
+	return stateMeta{heldUntil: s.HeldUntil, webhookDue: s.WebhookDue, expiresAt: s.ExpiresAt, held: b[1]&hasHeld != 0}, nil
 }
 
 // state decodes a whole value into s; in skip mode it only walks it (no
-// strings, slices or maps are made) and s gets the header, and Held is
-// non-nil when a purchase is held.
+// strings, slices, maps or purchases are made) and s gets the deadlines.
 func (r *reader) state(s *State) error {
 	flags, err := r.header()
 	if err != nil {
@@ -273,18 +272,24 @@ func putPurchase(buf []byte, s *State, p *schemas.Purchase) []byte {
 }
 
 func (r *reader) purchase(s *State) *schemas.Purchase {
-	f := r.byte()
-	p := &r.scratch
-	if !r.skip {
-		p = new(schemas.Purchase)
+	if r.skip {
+		var p schemas.Purchase // on the stack: nothing keeps it
+		r.purchaseInto(&p, s)
+		return nil
 	}
+	p := new(schemas.Purchase)
+	r.purchaseInto(p, s)
+	return p
+}
+
+func (r *reader) purchaseInto(p *schemas.Purchase, s *State) {
+	f := r.byte()
 	*p = schemas.Purchase{Site: s.Site, OrderNumber: s.OrderNumber, Matched: f&pMatched != 0, Test: f&pTest != 0}
 	if f&pOtherKey != 0 {
 		p.Site, p.OrderNumber = r.string(), r.string()
 	}
 	if f&pOrderID != 0 {
-		id := r.string()
-		p.ShopifyOrderID = &id
+		p.ShopifyOrderID = r.stringPtr()
 	}
 	for _, v := range [...]*string{&p.ShopifyOrderName, &p.RegisteredVia, &p.Email, &p.CustomerID, &p.FirstName, &p.LastName,
 		&p.Subtotal, &p.Currency, &p.Tax, &p.DiscountAmount, &p.ShippingCost, &p.ShippingZip, &p.ShippingAddress,
@@ -307,13 +312,10 @@ func (r *reader) purchase(s *State) *schemas.Purchase {
 		}
 	}
 	if f&pRefundedAt != 0 {
-		if t := r.time(); !r.skip {
-			p.RefundedAt = &t
-		}
+		p.RefundedAt = r.timePtr()
 	}
 	p.OrderCreatedAt, p.RegisteredAt, p.ReceivedAt, p.UpdatedAt = r.time(), r.time(), r.time(), r.time()
 	p.Version = r.uvarint()
-	return p
 }
 
 func putFacts(buf []byte, f *Facts) []byte {
@@ -327,14 +329,40 @@ func putFacts(buf []byte, f *Facts) []byte {
 }
 
 func (r *reader) facts() *Facts {
-	f := Facts{Email: r.string(), Subtotal: r.string(), Currency: r.string(), CustomerID: r.string(), ShippingZip: r.string()}
+	if r.skip { // walked without a Facts: one would be on the heap
+		for range 5 {
+			r.string()
+		}
+		if r.bool() {
+			r.strings()
+		}
+		return nil
+	}
+	f := &Facts{Email: r.string(), Subtotal: r.string(), Currency: r.string(), CustomerID: r.string(), ShippingZip: r.string()}
 	if r.bool() {
 		f.CouponCodes = r.strings()
 	}
+	return f
+}
+
+// stringPtr and timePtr read a value that is kept by pointer (nil in skip
+// mode: the variable would be on the heap).
+func (r *reader) stringPtr() *string {
 	if r.skip {
+		r.string()
 		return nil
 	}
-	return &f
+	v := r.string()
+	return &v
+}
+
+func (r *reader) timePtr() *time.Time {
+	if r.skip {
+		r.time()
+		return nil
+	}
+	t := r.time()
+	return &t
 }
 
 func putString(buf []byte, s string) []byte {
@@ -399,10 +427,8 @@ func zigzag(v int64) uint64 { return uint64(v<<1) ^ uint64(v>>63) }
 type reader struct {
 	b   []byte
 	err error
-	// skip: walk and check only (checkValue); scratch is the purchase
-	// skipped ones are read into.
-	skip    bool
-	scratch schemas.Purchase
+	// skip: walk and check only (checkValue).
+	skip bool
 }
 
 func (r *reader) header() (byte, error) {

@@ -695,14 +695,27 @@ func (p *Processor) syncAssignment(ctx context.Context) error {
 		}
 		return nil
 	}
-	// Restores side by side: each reads its own changelog partition and
-	// checks what it reads, so a member taking several partitions (every
-	// start, every rebalance) is back in about the time of its largest.
-	parts := make([]*partition, len(missing))
-	errs := make([]error, len(missing))
+	parts, err := p.restoreParallel(ctx, missing)
+	if err != nil {
+		return err
+	}
+	for _, part := range parts {
+		p.parts[part.id] = part
+	}
+	p.updateGauges()
+	return nil
+}
+
+// restoreParallel restores partitions side by side: each reads its own
+// changelog partition and checks what it reads, so a member taking several
+// partitions (every start, every rebalance) is back in about the time of
+// its largest.
+func (p *Processor) restoreParallel(ctx context.Context, ids []int32) ([]*partition, error) {
+	parts := make([]*partition, len(ids))
+	errs := make([]error, len(ids))
 	sem := make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	var wg sync.WaitGroup
-	for i, id := range missing {
+	for i, id := range ids {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -717,13 +730,9 @@ func (p *Processor) syncAssignment(ctx context.Context) error {
 		for _, part := range parts {
 			part.close()
 		}
-		return err
+		return nil, err
 	}
-	for _, part := range parts {
-		p.parts[part.id] = part
-	}
-	p.updateGauges()
-	return nil
+	return parts, nil
 }
 
 func (p *Processor) newPartition(id int32) *partition {
