@@ -22,6 +22,7 @@ func testConfig(orders int) Config {
 // on the planned timeline).
 func TestBacklogShape(t *testing.T) {
 	cfg := testConfig(4000)
+	cfg.OrdersPerSecond = 12
 	end := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	tl := newTimeline(cfg, end)
 	evs := plan(cfg, tl)

@@ -9,7 +9,7 @@
 # its ignored target/). Then bin/joinbench (package deploy/joinbench) creates scratch topics under a
 # random prefix, fills a backlog shaped like the (N orders, 90 % with both a Shopify
 # orders/create webhook and a storefront event, 10 % webhook-only, ~1.4 KB per record, received-at
-# stamps 12 orders/s apart), runs `purchasesync join` on it as its own process and times it from
+# stamps 5,000 orders/s apart, --rate), runs `purchasesync join` on it as its own process and times it from
 # process start until its group has committed both inputs to their end offsets (peak RSS from
 # /proc VmHWM, held keys and heap from its /metrics); with --restore kills it with SIGKILL and
 # times its restart (/readyz, its restore metrics and "partition restored" lines); then runs the

@@ -32,7 +32,8 @@ import org.apache.kafka.streams.kstream.StreamJoined;
  * tell a repeat from a first event.
  *
  * <p>Arguments are key=value: bootstrap, application.id, webhooks, storefront, output, state.dir,
- * window.ms, grace.ms, threads. A line "stats" on stdin makes it print one line
+ * window.ms, grace.ms, threads, and streams.&lt;property&gt;=&lt;value&gt; for any other StreamsConfig
+ * property. A line "stats" on stdin makes it print one line
  * {@code STATS {...}} on stdout: the live heap after a full GC and the join stores' estimated
  * keys, which the benchmark reads once the input is committed.
  */
@@ -56,6 +57,13 @@ public final class Main {
         p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, Integer.parseInt(a.getOrDefault("threads", "2")));
         p.put(StreamsConfig.STATE_DIR_CONFIG, need(a, "state.dir"));
         p.put(StreamsConfig.DEFAULT_TIMESTAMP_EXTRACTOR_CLASS_CONFIG, ReceivedAtExtractor.class);
+        // streams.<property>=<value> sets any other StreamsConfig property (to
+        // try the peer tuned; the benchmark passes none: Kafka Streams' defaults).
+        a.forEach((k, v) -> {
+            if (k.startsWith("streams.")) {
+                p.put(k.substring("streams.".length()), v);
+            }
+        });
 
         StreamsBuilder b = new StreamsBuilder();
         Consumed<String, byte[]> raw = Consumed.with(Serdes.String(), Serdes.ByteArray());
