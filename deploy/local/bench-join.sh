@@ -9,8 +9,8 @@
 # its ignored target/). Then bin/joinbench (package deploy/joinbench) creates scratch topics under a
 # random prefix, fills a backlog shaped like the (N orders, 90 % with both a Shopify
 # orders/create webhook and a storefront event, 10 % webhook-only, ~1.4 KB per record, received-at
-# stamps 5,000 orders/s apart, --rate), runs `purchasesync join` on it as its own process and times it from
-# process start until its group has committed both inputs to their end offsets (peak RSS from
+# stamps 5,000 orders/s apart: --rate), runs `purchasesync join` on it as its own process and
+# times it from process start until its group has committed both inputs to their end offsets (peak RSS from
 # /proc VmHWM, held keys and heap from its /metrics); with --restore kills it with SIGKILL and
 # times its restart (/readyz, its restore metrics and "partition restored" lines); then runs the
 # peer on the same backlog, timed the same way, and prints one table with the ratios (--json:
@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --peer | -peer) peer=$2; shift 2 ;;
     --peer=* | -peer=*) peer=${1#*=}; shift ;;
-    -h | --help) sed -n 2,22p "$0"; exit 0 ;;
+    -h | --help) sed -n 2,21p "$0"; exit 0 ;;
     *) shift ;;
   esac
 done
