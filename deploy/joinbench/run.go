@@ -60,7 +60,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (rep Report, err err
 		defer func() {
 			// A fresh context: the run's may have ended (Ctrl-C), and the
 			// scratch topics must go anyway (a 500k backlog is ~1.5 GB).
-			cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			if cerr := b.cleanup(cctx); cerr != nil {
 				err = errors.Join(err, cerr)
@@ -448,12 +448,44 @@ func (b *bench) cleanup(ctx context.Context) error {
 				gs = append(gs, g)
 			}
 		}
-		if len(gs) > 0 {
-			if _, err := adm.DeleteGroups(ctx, gs...); err != nil {
-				errs = append(errs, fmt.Errorf("cannot delete groups %v: %w", gs, err))
-			}
+		if err := deleteGroups(ctx, adm, gs); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	b.log.Info("deleted the scratch topics and groups", "prefix", b.id, "topics", deleted)
 	return errors.Join(errs...)
+}
+
+// deleteGroups deletes groups, retrying those still holding members for a
+// minute: a member that did not leave (a killed process) stays until its
+// session times out.
+func deleteGroups(ctx context.Context, adm *kadm.Client, groups []string) error {
+	deadline := time.Now().Add(time.Minute)
+	for len(groups) > 0 {
+		resp, err := adm.DeleteGroups(ctx, groups...)
+		if err != nil {
+			return fmt.Errorf("cannot delete groups %v: %w", groups, err)
+		}
+		var left []string
+		var errs []error
+		for g, r := range resp {
+			switch {
+			case r.Err == nil || errors.Is(r.Err, kerr.GroupIDNotFound):
+			case errors.Is(r.Err, kerr.NonEmptyGroup) && time.Now().Before(deadline):
+				left = append(left, g)
+			default:
+				errs = append(errs, fmt.Errorf("cannot delete group %s: %w", g, r.Err))
+			}
+		}
+		if len(errs) > 0 || len(left) == 0 {
+			return errors.Join(errs...)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cannot delete groups %v: %w", left, ctx.Err())
+		case <-time.After(2 * time.Second):
+		}
+		groups = left
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import java.util.concurrent.CountDownLatch;
 import org.apache.kafka.common.Metric;
 import org.apache.kafka.common.MetricName;
 import org.apache.kafka.common.serialization.Serdes;
+import org.apache.kafka.streams.CloseOptions;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
@@ -77,7 +78,10 @@ public final class Main {
         KafkaStreams streams = new KafkaStreams(b.build(), p);
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            streams.close(Duration.ofSeconds(20));
+            // Leave the group on the way out (Streams does not by default),
+            // so that the benchmark can delete it at once.
+            streams.close(CloseOptions.groupMembershipOperation(CloseOptions.GroupMembershipOperation.LEAVE_GROUP)
+                    .withTimeout(Duration.ofSeconds(20)));
             stopped.countDown();
         }));
         streams.setUncaughtExceptionHandler(e -> {
