@@ -69,6 +69,7 @@ func cmdJoin(ctx context.Context, args []string, getenv func(string) string, std
 	fs.addDump(stdout)
 	kf, lf, jf, rf := addKafkaFlags(fs), addLogFlags(fs), addJoinFlags(fs), addRefundFlags(fs)
 	opsAddr := fs.String("ops.addr", "127.0.0.1:9465", "ops listener (/metrics, /healthz, /readyz)")
+	pprofOn := fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (loopback or a trusted network only)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -89,6 +90,6 @@ func cmdJoin(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	join, router := joinActor(c, p), refundActor(r)
 	checks := append(checksOf(false, join, router), checksOf(true, c.sitesActor())...)
-	ops := &opsServer{addr: *opsAddr, reg: c.reg, log: c.log, checks: checks}
+	ops := &opsServer{addr: *opsAddr, reg: c.reg, log: c.log, checks: checks, pprof: *pprofOn}
 	return runActors(ctx, c.log, c.sitesActor(), actor{name: "ops listener", run: ops.run}, join, router)
 }

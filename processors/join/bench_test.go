@@ -169,7 +169,6 @@ func TestFunctionalRestoreMeasured(t *testing.T) {
 		for k := i; k < min(i+1000, n); k++ {
 			evs = append(evs, benchInputs(k, k%10 == 0)...)
 		}
-		decodeAll(evs)
 		src.read(evs)
 		src.advance(out)
 	}
@@ -246,7 +245,7 @@ func benchInputs(n int, webhookOnly bool) []inputEvent {
 		evs = append(evs, inputEvent{rec: &kgo.Record{Topic: "storefront.purchases.v1", Key: key, Value: benchStorefrontBody(id, n), Headers: hdr(at.Add(time.Second)), Offset: int64(n)}, storefront: true})
 	}
 	for i := range evs {
-		evs[i].ev.ReceivedAt = receivedAt(evs[i].rec)
+		evs[i].ev.ReceivedAt, evs[i].raw = receivedAt(evs[i].rec), true
 	}
 	return evs
 }
@@ -274,7 +273,6 @@ func BenchmarkPartitionOrders(b *testing.B) {
 			evs = append(evs, benchInputs(n, n%10 == 0)...)
 		}
 		b.StartTimer()
-		decodeAll(evs)
 		part.read(evs)
 		part.advance(out)
 	}

@@ -52,7 +52,7 @@ func spillInputs() []inputEvent {
 	}
 	for k := range evs {
 		evs[k].rec.Offset = int64(k)
-		evs[k].ev.ReceivedAt = receivedAt(evs[k].rec)
+		evs[k].ev.ReceivedAt, evs[k].raw = receivedAt(evs[k].rec), true
 	}
 	return evs
 }
@@ -76,7 +76,6 @@ func runSpill(t *testing.T, dir string, compactMin int64, before func(*partition
 		if before != nil {
 			before(p)
 		}
-		decodeAll(part)
 		p.read(part)
 		last := part[len(part)-1].ev.ReceivedAt.Add(time.Minute)
 		p.raise(last, last)
@@ -134,7 +133,6 @@ func TestSpillMidway(t *testing.T) {
 	defer p.close()
 	p.spill.compactMin = 1
 	evs := spillInputs()[:570] // the 300 orders, nothing after
-	decodeAll(evs)
 	p.read(evs)
 	last := evs[len(evs)-1].ev.ReceivedAt.Add(time.Minute)
 	p.raise(last, last)
@@ -165,7 +163,6 @@ func TestSpillReadFailureFaults(t *testing.T) {
 	cfg.StateDir = t.TempDir()
 	p := newPartition(0, cfg, staticSites(5*time.Second), newMetrics(prometheus.NewRegistry()))
 	evs := spillInputs()[:570]
-	decodeAll(evs)
 	p.read(evs)
 	last := evs[len(evs)-1].ev.ReceivedAt.Add(time.Minute)
 	p.raise(last, last)
@@ -175,7 +172,6 @@ func TestSpillReadFailureFaults(t *testing.T) {
 	p.spill.f.Close() // the disk goes away
 	again := spillInputs()[:2]
 	again[0].rec.Offset, again[1].rec.Offset = 10_000, 10_001
-	decodeAll(again)
 	p.read(again)
 	var out []*kgo.Record
 	p.advance(func(r *kgo.Record) { out = append(out, r) })

@@ -49,17 +49,30 @@
 //     timer due by T. Live and Replay share read and advance. Pending records
 //     are not committed (keepPending rewrites the transaction's offset
 //     commit to the first pending offset of each input partition), so an
-//     abort or a restart reads them again; a partition with more than 2x
+//     abort or a restart reads them again; a partition with more than
 //     MaxPollRecords pending pauses fetching of the input that is ahead
-//     (throttle). Periodic ticks advance a caught-up partition by wall time,
+//     (throttle). Pending records wait undecoded; decodeAhead decodes the
+//     next ones to apply on every core. Periodic ticks advance a caught-up partition by wall time,
 //     so a quiet store does not sit on a webhook-only purchase. Records whose
 //     received-at is older than the clock (ingest clock skew, a produce
 //     retried for longer than a tick) are applied when read.
 //
+// State (codec.go, cold.go): each key's state is one compact binary value
+// (version byte 1; JSON values of older versions are read and rewritten at
+// the key's next change), the same bytes in memory and in join.state.v1,
+// decoded only when an event or a due timer needs it. A key whose two sides
+// were seen keeps only that they were. Settled keys (nothing due but their
+// expiry: most keys, for most of the dedupe horizon) keep their value in a
+// per-partition spill file under -join.stateDir, unlinked once open and
+// rebuilt from the changelog at every restore, and in memory only a 16-byte
+// reference (offset, length, expiry); expiring one reads nothing back. A
+// member restores the partitions it is assigned side by side.
+//
 // Metrics (prefix purchasesync_join_): decisions_total{outcome},
 // discrepancies_total{field}, hold_releases_total{clock}, pending_records,
 // paused_inputs, held_purchases, overdue_holds,
-// oldest_overdue_hold_seconds, state_keys, restore_seconds,
+// oldest_overdue_hold_seconds, state_keys, spilled_keys, spill_file_bytes,
+// restore_seconds,
 // restored_keys_total, transaction_seconds, transaction_aborts_total,
 // input_lag_records{topic,partition}, invalid_records_total{topic}, ready,
 // session_restarts_total, produce_refused_total{topic}.

@@ -38,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		pending: f.NewGauge(prometheus.GaugeOpts{Name: "pending_records",
 			Help: "Input records read but not yet applied: each waits until the other input is read up to its received-at (event-time order); their offsets are not committed."}),
 		paused: f.NewGauge(prometheus.GaugeOpts{Name: "paused_inputs",
-			Help: "Input partitions whose fetching is paused because they are too far ahead of the other input (more than 2x max poll records pending)."}),
+			Help: "Input partitions whose fetching is paused because they are too far ahead of the other input (more than max poll records pending)."}),
 		discrepancies: f.NewCounterVec(prometheus.CounterOpts{Name: "discrepancies_total",
 			Help: "Discrepancies emitted, by field (webhook_missing has field \"none\")."}, []string{"field"}),
 		held: f.NewGauge(prometheus.GaugeOpts{Name: "held_purchases", Help: "Webhook purchases waiting for their storefront event (rule 3)."}),

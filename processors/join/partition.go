@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -61,8 +64,9 @@ type partition struct {
 	// follow received-at whatever each input's lag. What waits is a suffix
 	// of its input, so committing the offset of its first record
 	// (Processor.keepPending) makes a restart read exactly it again.
-	sfQ, whQ inputQueue
-	paused   bool // fetching of the input ahead is paused (Processor.throttle)
+	sfQ, whQ  inputQueue
+	decodeBuf []*inputEvent // decodeAhead's
+	paused    bool          // fetching of the input ahead is paused (Processor.throttle)
 
 	// blocked are due timers that a watermark held back (rule 9), with the
 	// watermarks they were tried at: they are tried again only once a
@@ -352,6 +356,11 @@ type inputEvent struct {
 	storefront bool
 	poison     string // dead-letter reason; "" = decide on it
 	dropValue  bool   // a poisoned input too large for the dead-letter topic
+	// raw: only ev.ReceivedAt is set; the body is decoded just before the
+	// record is applied (decodeAhead), so that what waits in the queues
+	// (a read-ahead input, up to about max poll records a partition) is only
+	// the record, not its decoded order as well.
+	raw bool
 }
 
 // receivedBefore: a is decided before b, by received-at; Shopify's first
@@ -446,6 +455,9 @@ func (p *partition) advance(out output) {
 		if e == nil || e.ev.ReceivedAt.After(clock) {
 			break
 		}
+		if e.raw {
+			p.decodeAhead(clock)
+		}
 		p.input = nil
 		p.tick(e.ev.ReceivedAt, p.sfWM, p.whWM, clockEvent, out)
 		p.input = e.rec
@@ -457,6 +469,69 @@ func (p *partition) advance(out output) {
 		q.pop()
 	}
 	p.input = nil
+}
+
+// decodeAheadMax is how many waiting records decodeAhead decodes at once.
+const decodeAheadMax = 512
+
+// decodeAhead decodes, on every core, the next raw records that advance
+// will apply (in its order, received at or before clock). Decoding the
+// bodies is most of the join's work and needs nothing of the state.
+func (p *partition) decodeAhead(clock time.Time) {
+	batch := p.decodeBuf[:0]
+	i, j := p.sfQ.head, p.whQ.head
+	for len(batch) < decodeAheadMax {
+		var e *inputEvent
+		switch {
+		case i < len(p.sfQ.evs) && (j == len(p.whQ.evs) || receivedBefore(&p.sfQ.evs[i], &p.whQ.evs[j])):
+			e = &p.sfQ.evs[i]
+			i++
+		case j < len(p.whQ.evs):
+			e = &p.whQ.evs[j]
+			j++
+		}
+		if e == nil || e.ev.ReceivedAt.After(clock) {
+			break
+		}
+		if e.raw {
+			batch = append(batch, e)
+		}
+	}
+	decodeEvents(batch)
+	clear(batch)
+	p.decodeBuf = batch[:0]
+}
+
+// decodeEvents decodes raw inputs in chunks, on every core.
+func decodeEvents(evs []*inputEvent) {
+	const chunk = 32
+	decode := func(from, to int) {
+		for _, e := range evs[from:to] {
+			e.ev, e.err = decodeEvent(e.rec, e.storefront)
+			e.raw = false
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), (len(evs)+chunk-1)/chunk)
+	if workers <= 1 {
+		decode(0, len(evs))
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				from := int(next.Add(chunk)) - chunk
+				if from >= len(evs) {
+					return
+				}
+				decode(from, min(from+chunk, len(evs)))
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // replay decides on a partition's whole input, read to its end: both

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -142,7 +141,7 @@ func (p *Processor) Run(ctx context.Context) error {
 
 // restoreFetchBytes bounds one fetch of a restore (the broker caps it too,
 // at fetch.max.bytes, 55 MiB by default).
-const restoreFetchBytes = 32 << 20
+const restoreFetchBytes = 8 << 20
 
 // Backoff between transactional sessions: short enough to resume within a
 // few seconds of a broker's return, long enough not to hammer a cluster
@@ -378,8 +377,8 @@ func (p *Processor) session(ctx context.Context) error {
 func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic string, use func(*partition), out output) error {
 	// Each input partition is read on its own (read queues it); only once
 	// the whole poll is read are the partitions advanced, so both of their
-	// watermarks cover this poll. Decoding the bodies is most of the work
-	// and needs nothing of the partitions: it runs on every core first.
+	// watermarks cover this poll. Bodies are decoded as they are applied
+	// (partition.decodeAhead).
 	type span struct {
 		part       *partition
 		start, end int
@@ -398,10 +397,11 @@ func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic stri
 		storefront := ftp.Topic == sfTopic
 		start := len(evs)
 		for _, rec := range ftp.Records {
-			e := inputEvent{rec: rec, storefront: storefront}
+			e := inputEvent{rec: rec, storefront: storefront, raw: true}
+			e.ev.ReceivedAt = receivedAt(rec) // all the merge needs
 			if pz, ok := p.poisoned[positionOf(rec)]; ok {
 				// Still merged by its received-at, as far as it is known.
-				e.poison, e.dropValue, e.ev.ReceivedAt = pz.reason, pz.dropValue, receivedAt(rec)
+				e.poison, e.dropValue, e.raw = pz.reason, pz.dropValue, false
 			}
 			evs = append(evs, e)
 		}
@@ -412,7 +412,6 @@ func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic stri
 		p.readBuf = evs[:0]
 		return err
 	}
-	decodeAll(evs)
 	var touched []*partition
 	for _, sp := range spans {
 		sp.part.read(evs[sp.start:sp.end])
@@ -439,40 +438,6 @@ func (p *Processor) faulted() error {
 		}
 	}
 	return nil
-}
-
-// decodeAll decodes the inputs that are not poisoned, in chunks, on every
-// core.
-func decodeAll(evs []inputEvent) {
-	const chunk = 64
-	decode := func(from, to int) {
-		for i := from; i < to; i++ {
-			if e := &evs[i]; e.poison == "" {
-				e.ev, e.err = decodeEvent(e.rec, e.storefront)
-			}
-		}
-	}
-	workers := min(runtime.GOMAXPROCS(0), (len(evs)+chunk-1)/chunk)
-	if workers <= 1 {
-		decode(0, len(evs))
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				from := int(next.Add(chunk)) - chunk
-				if from >= len(evs) {
-					return
-				}
-				decode(from, min(from+chunk, len(evs)))
-			}
-		}()
-	}
-	wg.Wait()
 }
 
 func minTime(t time.Time, more ...time.Time) time.Time {
@@ -1001,10 +966,10 @@ func (p *Processor) keepPending(ctx context.Context) context.Context {
 }
 
 // throttle bounds the pending inputs: a partition holding more than
-// 2×MaxPollRecords stops fetching the input that is ahead until it has
+// MaxPollRecords stops fetching the input that is ahead until it has
 // applied half of them; the other input, the one it waits for, goes on.
 func (p *Processor) throttle(cl *kgo.Client) {
-	limit := 2 * p.cfg.MaxPollRecords
+	limit := p.cfg.MaxPollRecords
 	var want map[string][]int32
 	for id, part := range p.parts {
 		n := part.pendingLen()

@@ -152,11 +152,10 @@ func Replay(ctx context.Context, cfg ReplayConfig, clientOpts []kgo.Opt, sites S
 		events := make([]inputEvent, len(recs))
 		var last time.Time
 		for i, r := range recs {
-			sfRec := r.Topic == sfTopic
-			ev, err := decodeEvent(r, sfRec)
-			events[i] = inputEvent{rec: r, ev: ev, err: err, storefront: sfRec}
-			if ev.ReceivedAt.After(last) {
-				last = ev.ReceivedAt
+			at := receivedAt(r)
+			events[i] = inputEvent{rec: r, ev: Event{ReceivedAt: at}, storefront: r.Topic == sfTopic, raw: true}
+			if at.After(last) {
+				last = at
 			}
 		}
 		// Both inputs were read to their end: each is complete up to the
