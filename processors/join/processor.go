@@ -19,6 +19,7 @@ import (
 
 	"purchasesync/processors/internal/episode"
 	"purchasesync/schemas"
+	"purchasesync/schemas/retry"
 	"purchasesync/schemas/topicadmin"
 )
 
@@ -112,7 +113,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	defer admCl.Close()
 	p.adm = kadm.NewClient(admCl)
-	delay := retryInitial
+	bo := retry.Backoff{Initial: retryInitial, Max: retryMax}
 	for ctx.Err() == nil {
 		started := time.Now()
 		err := p.session(ctx)
@@ -127,14 +128,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		p.dropAll()
 		p.health.Set(err)
 		p.m.sessionRestarts.Inc()
-		if time.Since(started) > retryMax {
-			delay = retryInitial // the session ran for a while: a new episode
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, retryMax)
+		retry.Sleep(ctx, bo.AfterRun(time.Since(started)))
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"purchasesync/processors/internal/health"
 	"purchasesync/schemas"
+	"purchasesync/schemas/retry"
 	"purchasesync/schemas/topicadmin"
 )
 
@@ -110,7 +111,8 @@ func (d *Detector) checkTopics(ctx context.Context) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	for delay := retryInitial; ; delay = min(2*delay, retryMax) {
+	bo := retry.Backoff{Initial: retryInitial, Max: retryMax}
+	for {
 		_, err := topicadmin.CheckCoPartitioned(ctx, adm, d.topic(schemas.TopicKeyModeObservations), d.topic(schemas.TopicKeyModeState))
 		if err == nil {
 			d.kafka.OK("start")
@@ -120,10 +122,8 @@ func (d *Detector) checkTopics(ctx context.Context) error {
 			return fmt.Errorf("keymode: %w", err)
 		}
 		d.kafka.Fail("start", fmt.Errorf("cannot check the detector's topics: %w", err))
-		select {
-		case <-ctx.Done():
+		if retry.Sleep(ctx, bo.Next()) != nil {
 			return nil
-		case <-time.After(delay):
 		}
 	}
 }
@@ -142,7 +142,7 @@ const (
 
 // loop runs one stage's sessions, with backoff between them.
 func (d *Detector) loop(ctx context.Context, name string, session func(context.Context) error) {
-	delay := retryInitial
+	bo := retry.Backoff{Initial: retryInitial, Max: retryMax}
 	for ctx.Err() == nil {
 		started := time.Now()
 		err := session(ctx)
@@ -152,14 +152,7 @@ func (d *Detector) loop(ctx context.Context, name string, session func(context.C
 		if err != nil {
 			d.kafka.Fail(name, err)
 		}
-		if time.Since(started) > retryMax {
-			delay = retryInitial
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, retryMax)
+		retry.Sleep(ctx, bo.AfterRun(time.Since(started)))
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"purchasesync/processors/internal/episode"
 	"purchasesync/schemas"
+	"purchasesync/schemas/retry"
 )
 
 // Topology, in one place:
@@ -81,7 +82,7 @@ func (r *Router) Run(ctx context.Context) error {
 	}
 	defer admCl.Close()
 	r.adm = kadm.NewClient(admCl)
-	delay := retryInitial
+	bo := retry.Backoff{Initial: retryInitial, Max: retryMax}
 	for ctx.Err() == nil {
 		started := time.Now()
 		err := r.session(ctx)
@@ -91,14 +92,7 @@ func (r *Router) Run(ctx context.Context) error {
 		r.dropAll()
 		r.health.Set(err)
 		r.m.sessionRestarts.Inc()
-		if time.Since(started) > retryMax {
-			delay = retryInitial
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, retryMax)
+		retry.Sleep(ctx, bo.AfterRun(time.Since(started)))
 	}
 	return nil
 }

@@ -53,6 +53,16 @@ func (b *Backoff) Attempts() int { return b.n }
 // Reset starts the sequence again after a success.
 func (b *Backoff) Reset() { b.n = 0 }
 
+// AfterRun is the delay before restarting something that ran for ran and
+// then failed (a processor's Kafka session): a run longer than Max counts
+// as a success, so a new episode starts again from Initial.
+func (b *Backoff) AfterRun(ran time.Duration) time.Duration {
+	if ran > b.Max {
+		b.Reset()
+	}
+	return b.Next()
+}
+
 // Sleep waits d or until ctx ends, whichever is first, and returns ctx's
 // error in the second case.
 func Sleep(ctx context.Context, d time.Duration) error {

@@ -70,3 +70,18 @@ func TestDelayIsBackoffsSequence(t *testing.T) {
 	f(5, time.Second)
 	f(1000, time.Second) // no overflow far past the cap
 }
+
+// TestAfterRun: a failed run shorter than Max backs off further; a longer
+// one starts a new episode at Initial.
+func TestAfterRun(t *testing.T) {
+	b := Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
+	within := func(d, want time.Duration) bool { return d >= want*9/10 && d <= want*11/10 }
+	for i, want := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
+		if d := b.AfterRun(10 * time.Millisecond); !within(d, want*time.Millisecond) {
+			t.Fatalf("short run %d: %s, want about %dms", i+1, d, want)
+		}
+	}
+	if d := b.AfterRun(2 * time.Second); !within(d, 100*time.Millisecond) {
+		t.Fatalf("after a long run: %s, want about 100ms", d)
+	}
+}
