@@ -253,10 +253,19 @@ func benchInputs(n int, webhookOnly bool) []inputEvent {
 // BenchmarkPartitionOrders: the partition's whole per-record path (decode,
 // decide, encode state and outputs) on orders of production size: 90 % with
 // both sides, 10 % webhook-only; the figure is per order. Also reports the
-// heap held per key once every order is decided.
+// heap held per key once every order is decided, with the settled keys'
+// states in a spill file (the default) and in memory.
 func BenchmarkPartitionOrders(b *testing.B) {
+	b.Run("spill", func(b *testing.B) { benchPartitionOrders(b, b.TempDir()) })
+	b.Run("memory", func(b *testing.B) { benchPartitionOrders(b, "") })
+}
+
+func benchPartitionOrders(b *testing.B, stateDir string) {
 	m := newMetrics(prometheus.NewRegistry())
-	part := newPartition(0, DefaultConfig(schemas.Topics{}, "x"), staticSites(5*time.Second), m)
+	cfg := DefaultConfig(schemas.Topics{}, "x")
+	cfg.StateDir = stateDir
+	part := newPartition(0, cfg, staticSites(5*time.Second), m)
+	defer part.close()
 	var outBytes int
 	out := func(r *kgo.Record) { outBytes += len(r.Key) + len(r.Value) }
 	base := benchBase
