@@ -81,8 +81,8 @@ type Restore struct {
 	// partition's "partition restored" line.
 	Ready, Restored time.Duration
 	// From the join's metrics: purchasesync_join_restore_seconds (sum and
-	// count), purchasesync_join_restored_keys_total (changelog records
-	// read), purchasesync_join_state_keys.
+	// count), purchasesync_join_restored_keys_total (keys restored),
+	// purchasesync_join_state_keys.
 	RestoreSeconds    float64
 	RestoreCount      int
 	RestoredKeysTotal float64

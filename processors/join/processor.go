@@ -798,7 +798,7 @@ func (p *Processor) restore(ctx context.Context, part *partition) error {
 		return err
 	}
 	p.m.restore.Observe(time.Since(start).Seconds())
-	p.m.restoredKeys.Add(float64(n))
+	p.m.restoredKeys.Add(float64(part.keys())) // keys, not the records read (n)
 	p.log.Info("join: partition restored", "partition", part.id, "records", n, "keys", part.keys(), "spilled", len(part.coldRefs), "held", part.held, "took", time.Since(start).String())
 	return nil
 }
