@@ -57,7 +57,7 @@ type Processor struct {
 	parts map[int32]*partition
 	// spillWarned: the spill file's unavailability was logged.
 	spillWarned bool
-	// readBuf is decidePoll's buffer of one poll's records.
+	// readBuf is decidePoll's buffer of one input partition's records.
 	readBuf []inputEvent
 	adm     *kadm.Client
 	ends    map[string]map[int32]int64
@@ -373,12 +373,7 @@ func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic stri
 	// the whole poll is read are the partitions advanced, so both of their
 	// watermarks cover this poll. Bodies are decoded as they are applied
 	// (partition.decodeAhead).
-	type span struct {
-		part       *partition
-		start, end int
-	}
-	var spans []span
-	evs := p.readBuf[:0]
+	var touched []*partition
 	var err error
 	fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
 		if err != nil || len(ftp.Records) == 0 {
@@ -389,7 +384,7 @@ func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic stri
 			return
 		}
 		storefront := ftp.Topic == sfTopic
-		start := len(evs)
+		evs := p.readBuf[:0]
 		for _, rec := range ftp.Records {
 			e := inputEvent{rec: rec, storefront: storefront, raw: true}
 			e.ev.ReceivedAt = receivedAt(rec) // all the merge needs
@@ -399,22 +394,16 @@ func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic stri
 			}
 			evs = append(evs, e)
 		}
-		spans = append(spans, span{part, start, len(evs)})
+		part.read(evs)
+		clear(evs) // read copied them; the buffer keeps no record reachable
+		p.readBuf = evs[:0]
+		if !slices.Contains(touched, part) {
+			touched = append(touched, part)
+		}
 	})
 	if err != nil {
-		clear(evs)
-		p.readBuf = evs[:0]
 		return err
 	}
-	var touched []*partition
-	for _, sp := range spans {
-		sp.part.read(evs[sp.start:sp.end])
-		if !slices.Contains(touched, sp.part) {
-			touched = append(touched, sp.part)
-		}
-	}
-	clear(evs) // read copied them; the buffer keeps no record reachable
-	p.readBuf = evs[:0]
 	for _, part := range touched {
 		use(part)
 		part.advance(out)
@@ -646,30 +635,17 @@ func (p *Processor) syncAssignment(ctx context.Context) error {
 			missing = append(missing, id)
 		}
 	}
-	if len(missing) < 2 {
-		for _, id := range missing {
-			if _, err := p.partitionFor(ctx, id); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	parts, err := p.restoreParallel(ctx, missing)
-	if err != nil {
-		return err
-	}
-	for _, part := range parts {
-		p.parts[part.id] = part
-	}
-	p.updateGauges()
-	return nil
+	return p.restorePartitions(ctx, missing)
 }
 
-// restoreParallel restores partitions side by side: each reads its own
-// changelog partition and checks what it reads, so a member taking several
-// partitions (every start, every rebalance) is back in about the time of
-// its largest.
-func (p *Processor) restoreParallel(ctx context.Context, ids []int32) ([]*partition, error) {
+// restorePartitions restores partitions side by side and adds them to
+// p.parts: each reads its own changelog partition and checks what it reads,
+// so a member taking several partitions (every start, every rebalance) is
+// back in about the time of its largest.
+func (p *Processor) restorePartitions(ctx context.Context, ids []int32) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	parts := make([]*partition, len(ids))
 	errs := make([]error, len(ids))
 	sem := make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
@@ -689,9 +665,13 @@ func (p *Processor) restoreParallel(ctx context.Context, ids []int32) ([]*partit
 		for _, part := range parts {
 			part.close()
 		}
-		return nil, err
+		return err
 	}
-	return parts, nil
+	for _, part := range parts {
+		p.parts[part.id] = part
+	}
+	p.updateGauges()
+	return nil
 }
 
 func (p *Processor) newPartition(id int32) *partition {
@@ -717,14 +697,10 @@ func (p *Processor) partitionFor(ctx context.Context, id int32) (*partition, err
 	if part, ok := p.parts[id]; ok {
 		return part, nil
 	}
-	part := p.newPartition(id)
-	if err := p.restore(ctx, part); err != nil {
-		part.close()
+	if err := p.restorePartitions(ctx, []int32{id}); err != nil {
 		return nil, err
 	}
-	p.parts[id] = part
-	p.updateGauges()
-	return part, nil
+	return p.parts[id], nil
 }
 
 // restore reads partition id of join.state.v1 from the start up to its last
