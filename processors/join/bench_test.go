@@ -130,7 +130,7 @@ func TestFunctionalBenchBacklog(t *testing.T) {
 // keys of production size (a tenth held webhooks, the rest matched
 // purchases, as BenchmarkPartitionOrders leaves them) written as the join
 // writes them, over JOIN_BENCH_RESTORE_PARTITIONS partitions (1 by
-// default), restored as a member restores its assignment (restorePartitions). A measurement,
+// default), restored as a member restores its assignment. A measurement,
 // not a check:
 //
 //	JOIN_BENCH_RESTORE_KEYS=1000000 JOIN_BENCH_RESTORE_PARTITIONS=6 PURCHASESYNC_FUNCTIONAL_TESTS=1 go test ./processors/join -run RestoreMeasured -v -timeout 30m
@@ -193,15 +193,16 @@ func TestFunctionalRestoreMeasured(t *testing.T) {
 		defer pprof.StopCPUProfile()
 	}
 	start = time.Now()
-	if err := p.restorePartitions(ctx, ids); err != nil {
+	parts, err := p.restoreParallel(ctx, ids)
+	if err != nil {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
 	keys, held, spilled := 0, 0, 0
-	for _, part := range p.parts {
+	for _, part := range parts {
 		keys, held, spilled = keys+part.keys(), held+part.held, spilled+len(part.coldRefs)
+		part.close()
 	}
-	p.dropAll()
 	if keys != src.keys() || held != src.held {
 		t.Fatalf("restored %d keys (%d held), want %d (%d held)", keys, held, src.keys(), src.held)
 	}

@@ -198,9 +198,15 @@ func (r *reader) state(s *State) error {
 	return r.err
 }
 
-// decodeMeta reads only the header of a binary value (what memory holds:
-// restore converts JSON values).
-func decodeMeta(b []byte) (stateMeta, error) {
+// decodeMeta reads only the header of a value (either encoding).
+func decodeMeta(key string, b []byte) (stateMeta, error) {
+	if len(b) > 0 && b[0] == '{' {
+		s, err := decodeState(key, b)
+		if err != nil {
+			return stateMeta{}, err
+		}
+		return metaOf(s), nil
+	}
 	r := reader{b: b}
 	flags, err := r.header()
 	if err != nil {

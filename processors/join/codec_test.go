@@ -91,7 +91,7 @@ func TestStateCodecRoundTrip(t *testing.T) {
 		if again := encodeState(nil, got); string(again) != string(b) {
 			t.Errorf("%s: encoding is not stable across a round trip", name)
 		}
-		m, err := decodeMeta(b)
+		m, err := decodeMeta(key, b)
 		if err != nil || m != metaOf(s) {
 			t.Errorf("%s: meta = %+v, %v; want %+v", name, m, err, metaOf(s))
 		}

@@ -5,9 +5,9 @@ package join
 // with nothing due but their expiry. Their states are read again only for a
 // repeat, a refund or a late browser event. A partition therefore keeps a
 // settled key's state in a file of its own (coldStore) and, in memory, only
-// a coldRef: where the state is in the file, and its expiry, so that expiry
-// needs no read. Hot keys (held webhooks, storefront registrations waiting
-// for their webhook) stay in memory.
+// a stub: where the state is in the file, and its header (its timers), so
+// that expiry needs no read. Hot keys (held webhooks, storefront
+// registrations waiting for their webhook) stay in memory.
 //
 // The file is a cache, not a store of record: join.state.v1 is. It is
 // created at the partition's restore (which appends every restored settled
@@ -16,6 +16,7 @@ package join
 // a restart. It is append-only; a state written again or expired leaves
 // its old bytes dead, and the file is rewritten once the dead bytes
 // outweigh the live ones.
+//
 
 import (
 	"errors"
@@ -37,8 +38,8 @@ type coldStore struct {
 	f       *os.File
 	flushed int64  // bytes written to f
 	tail    []byte // bytes appended after flushed
-	live    int64  // bytes of the states coldRefs point to
-	dead    int64  // bytes no coldRef points to
+	live    int64  // bytes of the states stubs point to
+	dead    int64  // bytes no stub points to
 	err     error  // the first I/O error; the store takes nothing more
 	readBuf []byte
 	// compactMin: dead bytes below it are never worth a rewrite

@@ -121,17 +121,11 @@ func (p *partition) close() {
 	}
 }
 
-// spills: keep would put this state in the spill file (which copies it).
-func (p *partition) spills(m stateMeta, value []byte) bool {
-	return p.spill != nil && p.spill.err == nil && spillable(m, value)
-}
-
-// keep stores key's new state: a settled one in the spill file (a coldRef
-// in memory), any other in memory, where value must not be modified
-// afterwards.
+// keep stores key's new state: a settled one in the spill file (a stub in
+// memory), any other in memory. value must not be modified afterwards.
 func (p *partition) keep(key string, value []byte, m stateMeta) {
 	p.release(key)
-	if p.spills(m, value) {
+	if p.spill != nil && spillable(m, value) {
 		if off, err := p.spill.put(value); err == nil {
 			delete(p.states, key)
 			p.coldRefs[key] = newColdRef(off, value, m)
@@ -160,7 +154,7 @@ func (p *partition) forget(key string) {
 	delete(p.states, key)
 }
 
-// compact rewrites the spill file with only the states coldRefs point to.
+// compact rewrites the spill file with only the states stubs point to.
 func (p *partition) compact() {
 	fresh := &coldStore{dir: p.spill.dir, compactMin: p.spill.compactMin}
 	for k, ref := range p.coldRefs {
@@ -213,9 +207,9 @@ func (p *partition) restoreValue(key string, value []byte, offset int64) {
 		return
 	}
 	delete(p.badValues, key)
-	if !p.spills(m, v) {
+	if &v[0] == &value[0] && !(p.spill != nil && p.spill.err == nil && spillable(m, v)) {
 		// In memory of its own: the fetched batch it came in is not
-		// kept reachable.
+		// kept reachable. (The spill file copies what it takes.)
 		v = slices.Clone(v)
 	}
 	p.keep(key, v, m)
@@ -273,7 +267,7 @@ func (e *stateDecodeError) Unwrap() error { return e.err }
 func (p *partition) finishRestore() {
 	p.timers, p.held = p.timers[:0], 0
 	for k, v := range p.states {
-		m, err := decodeMeta(v)
+		m, err := decodeMeta(k, v)
 		if err != nil {
 			panic(fmt.Sprintf("BUG: restored join state of %s does not decode: %v", k, err))
 		}
@@ -321,7 +315,7 @@ func (p *partition) meta(key string) (stateMeta, bool) {
 	if !ok {
 		return stateMeta{}, false
 	}
-	m, err := decodeMeta(v)
+	m, err := decodeMeta(key, v)
 	if err != nil {
 		panic(fmt.Sprintf("BUG: join state of %s in memory does not decode: %v", key, err))
 	}
@@ -618,13 +612,17 @@ func (p *partition) tick(now, sfWM, whWM time.Time, clock string, out output) {
 			continue // stale timer: the state moved on
 		}
 		var s *State
+		var d Decision
 		if _, spilled := p.coldRefs[t.key]; spilled && p.poisonedKeys[t.key] == "" {
-			// A settled key's only timer is its expiry, and Tick reads
-			// nothing of such a state but its deadlines: it is not read
-			// back from the spill file.
-			s = &State{ExpiresAt: m.expiresAt}
+			// A settled key's only timer is its expiry, which needs
+			// nothing of the state but its deadlines: it is not read back.
+			s = &State{HeldUntil: m.heldUntil, WebhookDue: m.webhookDue, ExpiresAt: m.expiresAt}
 			s.Site, s.OrderNumber, _ = schemas.SplitKey(t.key)
-		} else {
+			if d = Tick(s, now, sfWM, whWM, p.settings(s.Site)); !d.Delete {
+				s = nil // not an expiry after all: decide on the whole state
+			}
+		}
+		if s == nil {
 			var err error
 			if s, err = p.state(t.key); err != nil {
 				p.setFault(err)
@@ -634,8 +632,8 @@ func (p *partition) tick(now, sfWM, whWM time.Time, clock string, out output) {
 				p.deadLetterState(t.key, s, reason, out)
 				continue
 			}
+			d = Tick(s, now, sfWM, whWM, p.settings(s.Site))
 		}
-		d := Tick(s, now, sfWM, whWM, p.settings(s.Site))
 		if !d.StateChanged {
 			// Blocked by a watermark (rule 9): tried again once one moves.
 			p.blocked = append(p.blocked, t)

@@ -57,7 +57,7 @@ type Processor struct {
 	parts map[int32]*partition
 	// spillWarned: the spill file's unavailability was logged.
 	spillWarned bool
-	// readBuf is decidePoll's buffer of one input partition's records.
+	// readBuf is decidePoll's buffer of one poll's records.
 	readBuf []inputEvent
 	adm     *kadm.Client
 	ends    map[string]map[int32]int64
@@ -373,7 +373,12 @@ func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic stri
 	// the whole poll is read are the partitions advanced, so both of their
 	// watermarks cover this poll. Bodies are decoded as they are applied
 	// (partition.decodeAhead).
-	var touched []*partition
+	type span struct {
+		part       *partition
+		start, end int
+	}
+	var spans []span
+	evs := p.readBuf[:0]
 	var err error
 	fs.EachPartition(func(ftp kgo.FetchTopicPartition) {
 		if err != nil || len(ftp.Records) == 0 {
@@ -384,7 +389,7 @@ func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic stri
 			return
 		}
 		storefront := ftp.Topic == sfTopic
-		evs := p.readBuf[:0]
+		start := len(evs)
 		for _, rec := range ftp.Records {
 			e := inputEvent{rec: rec, storefront: storefront, raw: true}
 			e.ev.ReceivedAt = receivedAt(rec) // all the merge needs
@@ -394,16 +399,22 @@ func (p *Processor) decidePoll(ctx context.Context, fs kgo.Fetches, sfTopic stri
 			}
 			evs = append(evs, e)
 		}
-		part.read(evs)
-		clear(evs) // read copied them; the buffer keeps no record reachable
-		p.readBuf = evs[:0]
-		if !slices.Contains(touched, part) {
-			touched = append(touched, part)
-		}
+		spans = append(spans, span{part, start, len(evs)})
 	})
 	if err != nil {
+		clear(evs)
+		p.readBuf = evs[:0]
 		return err
 	}
+	var touched []*partition
+	for _, sp := range spans {
+		sp.part.read(evs[sp.start:sp.end])
+		if !slices.Contains(touched, sp.part) {
+			touched = append(touched, sp.part)
+		}
+	}
+	clear(evs) // read copied them; the buffer keeps no record reachable
+	p.readBuf = evs[:0]
 	for _, part := range touched {
 		use(part)
 		part.advance(out)
@@ -635,17 +646,30 @@ func (p *Processor) syncAssignment(ctx context.Context) error {
 			missing = append(missing, id)
 		}
 	}
-	return p.restorePartitions(ctx, missing)
-}
-
-// restorePartitions restores partitions side by side and adds them to
-// p.parts: each reads its own changelog partition and checks what it reads,
-// so a member taking several partitions (every start, every rebalance) is
-// back in about the time of its largest.
-func (p *Processor) restorePartitions(ctx context.Context, ids []int32) error {
-	if len(ids) == 0 {
+	if len(missing) < 2 {
+		for _, id := range missing {
+			if _, err := p.partitionFor(ctx, id); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
+	parts, err := p.restoreParallel(ctx, missing)
+	if err != nil {
+		return err
+	}
+	for _, part := range parts {
+		p.parts[part.id] = part
+	}
+	p.updateGauges()
+	return nil
+}
+
+// restoreParallel restores partitions side by side: each reads its own
+// changelog partition and checks what it reads, so a member taking several
+// partitions (every start, every rebalance) is back in about the time of
+// its largest.
+func (p *Processor) restoreParallel(ctx context.Context, ids []int32) ([]*partition, error) {
 	parts := make([]*partition, len(ids))
 	errs := make([]error, len(ids))
 	sem := make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
@@ -665,13 +689,9 @@ func (p *Processor) restorePartitions(ctx context.Context, ids []int32) error {
 		for _, part := range parts {
 			part.close()
 		}
-		return err
+		return nil, err
 	}
-	for _, part := range parts {
-		p.parts[part.id] = part
-	}
-	p.updateGauges()
-	return nil
+	return parts, nil
 }
 
 func (p *Processor) newPartition(id int32) *partition {
@@ -697,10 +717,14 @@ func (p *Processor) partitionFor(ctx context.Context, id int32) (*partition, err
 	if part, ok := p.parts[id]; ok {
 		return part, nil
 	}
-	if err := p.restorePartitions(ctx, []int32{id}); err != nil {
+	part := p.newPartition(id)
+	if err := p.restore(ctx, part); err != nil {
+		part.close()
 		return nil, err
 	}
-	return p.parts[id], nil
+	p.parts[id] = part
+	p.updateGauges()
+	return part, nil
 }
 
 // restore reads partition id of join.state.v1 from the start up to its last
