@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"purchasesync/processors/join"
-	"purchasesync/schemas"
 )
 
 type joinFlags struct {
@@ -22,7 +21,7 @@ type joinFlags struct {
 
 func addJoinFlags(fs *flagSet) *joinFlags {
 	host, _ := os.Hostname()
-	d := join.DefaultConfig(schemas.Topics{}, host)
+	d := join.DefaultConfig()
 	return &joinFlags{
 		instance: fs.String("join.instance", host, "stable, unique name of this join instance; its transactional id is purchasesync-join-<instance>, so a restart fences its predecessor"),
 		group:    fs.String("join.group", d.Group, "consumer group of the join processors"),
@@ -36,12 +35,13 @@ func addJoinFlags(fs *flagSet) *joinFlags {
 }
 
 func (f *joinFlags) build(c *common) (*join.Processor, error) {
-	cfg := join.DefaultConfig(c.topics, *f.instance)
+	cfg := join.DefaultConfig()
+	cfg.Topics, cfg.Instance = c.topics, *f.instance
 	cfg.Group = *f.group
 	cfg.WebhookWait, cfg.DedupeHorizon, cfg.TickInterval = *f.webhookWait, *f.dedupeHorizon, *f.tick
 	cfg.StateDir = *f.stateDir
 	p, err := join.New(cfg, join.Deps{
-		ClientOpts:  c.kafka.baseOpts(c.log, nil, "join"),
+		KafkaOpts:   c.kafka.baseOpts(c.log, nil, "join"),
 		SessionOpts: c.kafka.hooks(c.reg, "join"),
 		Sites:       c.sites,
 		Registerer:  c.stageReg("join"),

@@ -20,7 +20,7 @@ func cmdReplay(ctx context.Context, args []string, getenv func(string) string, s
 	kf, lf := addKafkaFlags(fs), addLogFlags(fs)
 	from := fs.String("replay.from", "", "replay input received from this time on (RFC 3339, or a duration ago such as 24h); required")
 	outPrefix := fs.String("replay.outputPrefix", "", "write purchases, discrepancies and state under this topic prefix (created first); empty = dry run that only prints a summary")
-	jd, td := join.DefaultConfig(schemas.Topics{}, ""), topicadmin.DefaultConfig()
+	jd, td := join.DefaultConfig(), topicadmin.DefaultConfig()
 	wait := fs.Duration("join.webhookWait", jd.WebhookWait, "as for the join")
 	horizon := fs.Duration("join.dedupeHorizon", jd.DedupeHorizon, "as for the join")
 	partitions := fs.Int("kafka.partitions", int(td.Partitions), "partitions of the output topics when -replay.outputPrefix creates them; use the input's count")

@@ -28,7 +28,6 @@ import (
 
 	"purchasesync/deploy/testenv"
 	"purchasesync/processors/join"
-	"purchasesync/schemas"
 )
 
 var update = flag.Bool("update", false, "rewrite base/prometheusrule.yaml from deploy/prometheus/alerts.yml")
@@ -276,7 +275,7 @@ func checkPod(t *testing.T, o object, tmpl *corev1.PodTemplateSpec, env map[stri
 			t.Errorf("%s: the join must be a StatefulSet whose pod name is PURCHASESYNC_JOIN_INSTANCE", what)
 		}
 		grace := spec.TerminationGracePeriodSeconds
-		if tt := join.DefaultConfig(schemas.Topics{}, "").TransactionTimeout; grace == nil || float64(*grace) <= tt.Seconds() {
+		if tt := join.DefaultConfig().TransactionTimeout; grace == nil || float64(*grace) <= tt.Seconds() {
 			t.Errorf("%s: terminationGracePeriodSeconds %v must exceed the transaction timeout %s", what, grace, tt)
 		}
 	}

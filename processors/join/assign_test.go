@@ -17,7 +17,7 @@ import (
 // member that kept adding would tick partitions another member owns.
 func TestAssignmentReplacesPartitions(t *testing.T) {
 	topics := schemas.Topics{Prefix: "x."}
-	p, err := New(DefaultConfig(topics, "a"), Deps{Sites: staticSites(0), Registerer: prometheus.NewRegistry(),
+	p, err := New(configFor(topics, "a"), Deps{Sites: staticSites(0), Registerer: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -43,7 +43,7 @@ func BenchmarkHeldKeyBytes(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		part := newPartition(0, DefaultConfig(schemas.Topics{}, "x"), staticSites(time.Hour), m)
+		part := newPartition(0, DefaultConfig(), staticSites(time.Hour), m)
 		var logBytes int
 		for k := 0; k < n; k++ {
 			e := wh(b, strconv.Itoa(1_000_000_000+k), 0, "")
@@ -97,9 +97,9 @@ func TestFunctionalBenchBacklog(t *testing.T) {
 	t.Logf("produced %d events in %s", n, time.Since(start))
 
 	reg := prometheus.NewRegistry()
-	cfg := DefaultConfig(topics, "bench")
+	cfg := configFor(topics, "bench")
 	cfg.Group = testenv.Name(t)
-	p, err := New(cfg, Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Sites: staticSites(time.Hour),
+	p, err := New(cfg, Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Sites: staticSites(time.Hour),
 		Registerer: reg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func TestFunctionalRestoreMeasured(t *testing.T) {
 	ctx := context.Background()
 	// The states come from deciding real records in one partition whose
 	// changelog output goes to Kafka, spread over the partitions by key.
-	src := newPartition(0, DefaultConfig(topics, "x"), staticSites(5*time.Second), newMetrics(prometheus.NewRegistry()))
+	src := newPartition(0, configFor(topics, "x"), staticSites(5*time.Second), newMetrics(prometheus.NewRegistry()))
 	defer src.close()
 	stateTopic := topics.Name(schemas.TopicJoinState)
 	var valueBytes, records int
@@ -176,7 +176,7 @@ func TestFunctionalRestoreMeasured(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %d changelog records of %d keys (%d held; %.0f bytes per value) in %s", records, src.keys(), src.held, float64(valueBytes)/float64(records), time.Since(start))
-	p, _ := New(DefaultConfig(topics, "restore"), Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Sites: staticSites(0),
+	p, _ := New(configFor(topics, "restore"), Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Sites: staticSites(0),
 		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	p.adm = kadm.NewClient(cl)
 	ids := make([]int32, nparts)
@@ -262,7 +262,7 @@ func BenchmarkPartitionOrders(b *testing.B) {
 
 func benchPartitionOrders(b *testing.B, stateDir string) {
 	m := newMetrics(prometheus.NewRegistry())
-	cfg := DefaultConfig(schemas.Topics{}, "x")
+	cfg := DefaultConfig()
 	cfg.StateDir = stateDir
 	part := newPartition(0, cfg, staticSites(5*time.Second), m)
 	defer part.close()

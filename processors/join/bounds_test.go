@@ -28,7 +28,7 @@ func TestStorefrontStatePerKeyBounded(t *testing.T) {
 		return &kgo.Record{Topic: "storefront", Key: []byte(key), Value: v, Timestamp: time.Unix(1e9, 0),
 			Headers: []kgo.RecordHeader{{Key: schemas.HeaderReceivedAt, Value: []byte("2026-01-02T03:04:05Z")}}}
 	}
-	p := newPartition(0, DefaultConfig(schemas.Topics{}, "x"), noSites{}, newMetrics(prometheus.NewRegistry()))
+	p := newPartition(0, DefaultConfig(), noSites{}, newMetrics(prometheus.NewRegistry()))
 
 	empties := strings.TrimSuffix(strings.Repeat("{},", (bodyCap-100)/3), ",")
 	var out []*kgo.Record

@@ -61,7 +61,7 @@ func spillInputs() []inputEvent {
 // output in order.
 func runSpill(t *testing.T, dir string, compactMin int64, before func(*partition)) ([]string, *partition) {
 	t.Helper()
-	cfg := DefaultConfig(schemas.Topics{}, "x")
+	cfg := DefaultConfig()
 	cfg.StateDir = dir
 	p := newPartition(0, cfg, staticSites(5*time.Second), newMetrics(prometheus.NewRegistry()))
 	t.Cleanup(p.close)
@@ -127,7 +127,7 @@ func TestSpillDecidesAsMemory(t *testing.T) {
 // is read back is what was written; the file is rewritten once its dead
 // bytes outweigh the live ones.
 func TestSpillMidway(t *testing.T) {
-	cfg := DefaultConfig(schemas.Topics{}, "x")
+	cfg := DefaultConfig()
 	cfg.StateDir = t.TempDir()
 	p := newPartition(0, cfg, staticSites(5*time.Second), newMetrics(prometheus.NewRegistry()))
 	defer p.close()
@@ -159,7 +159,7 @@ func TestSpillMidway(t *testing.T) {
 // decides nothing and faults the partition (the processor then restores
 // it); an unusable directory keeps every state in memory.
 func TestSpillReadFailureFaults(t *testing.T) {
-	cfg := DefaultConfig(schemas.Topics{}, "x")
+	cfg := DefaultConfig()
 	cfg.StateDir = t.TempDir()
 	p := newPartition(0, cfg, staticSites(5*time.Second), newMetrics(prometheus.NewRegistry()))
 	evs := spillInputs()[:570]

@@ -10,16 +10,16 @@ import (
 
 // Config configures the processor.
 type Config struct {
-	Topics schemas.Topics
+	Topics schemas.Topics // set by cmd
 	Group  string
-	// TransactionalID must be stable per instance (and unique across
-	// instances): a restarted instance fences its predecessor's open
-	// transaction instead of waiting for it to time out.
-	TransactionalID string
-	// InstanceID is the static group membership id (KIP-345): a member
-	// restarted under the same id takes its partitions back at once, without
-	// waiting for the old session to expire.
-	InstanceID string
+	// Instance names this join instance (set by cmd); it must be stable
+	// per instance and unique across instances. It makes the transactional
+	// id, so a restarted instance fences its predecessor's open
+	// transaction instead of waiting for it to time out, and the static
+	// group membership id (KIP-345), so a member restarted under the same
+	// name takes its partitions back at once, without waiting for the old
+	// session to expire.
+	Instance string
 	// SessionTimeout is how long a silent member keeps its partitions.
 	SessionTimeout time.Duration
 	WebhookWait    time.Duration // rule 6
@@ -37,13 +37,11 @@ type Config struct {
 	StateDir string
 }
 
-// DefaultConfig returns the defaults of DESIGN §3.
-func DefaultConfig(topics schemas.Topics, instance string) Config {
+// DefaultConfig returns the defaults of DESIGN §3. Topics and Instance
+// are the caller's.
+func DefaultConfig() Config {
 	return Config{
-		Topics:             topics,
 		Group:              "purchasesync-join",
-		TransactionalID:    "purchasesync-join-" + instance,
-		InstanceID:         "purchasesync-join-" + instance,
 		SessionTimeout:     15 * time.Second,
 		WebhookWait:        24 * time.Hour,
 		DedupeHorizon:      7 * 24 * time.Hour,
@@ -59,10 +57,10 @@ func (c Config) Validate() error {
 	switch {
 	case c.Group == "":
 		return fmt.Errorf("join: consumer group is empty (-join.group)")
-	case c.TransactionalID == "":
-		return fmt.Errorf("join: transactional id is empty (-join.instance)")
+	case c.Instance == "":
+		return fmt.Errorf("join: instance is empty (-join.instance)")
 	case c.SessionTimeout < time.Second:
-		return fmt.Errorf("join: session timeout must be at least 1s (-join.sessionTimeout)")
+		return fmt.Errorf("join: session timeout must be at least 1s")
 	case c.WebhookWait <= 0:
 		return fmt.Errorf("join: webhook wait must be positive (-join.webhookWait)")
 	case c.DedupeHorizon < c.WebhookWait:
@@ -76,3 +74,7 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// kafkaID is the instance's name in Kafka: both its transactional id and
+// its static group membership id.
+func (c Config) kafkaID() string { return "purchasesync-join-" + c.Instance }

@@ -68,7 +68,7 @@ func lateBrowser(t *testing.T) (w, s Event, p *collectingPartition, regs *[]*sch
 	const id = "9007199254740993"
 	w = wh(t, id, 0, "")
 	s = sf(t, id, schemas.DefaultGrace+5*time.Second, "", "")
-	p = &collectingPartition{partition: newPartition(0, DefaultConfig(schemas.Topics{}, "x"), noSites{}, newMetrics(prometheus.NewRegistry())), t: t}
+	p = &collectingPartition{partition: newPartition(0, DefaultConfig(), noSites{}, newMetrics(prometheus.NewRegistry())), t: t}
 	return w, s, p, &p.regs
 }
 

@@ -71,11 +71,11 @@ func TestFunctionalOversizedOutputAborts(t *testing.T) {
 	}
 
 	reg := prometheus.NewRegistry()
-	cfg := DefaultConfig(topics, testenv.Name(t))
+	cfg := configFor(topics, testenv.Name(t))
 	cfg.Group = testenv.Name(t)
 	cfg.TickInterval = 100 * time.Millisecond
 	cfg.TransactionTimeout = 5 * time.Second
-	p, err := New(cfg, Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Sites: staticSites(time.Second),
+	p, err := New(cfg, Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Sites: staticSites(time.Second),
 		Registerer: reg, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)

@@ -42,7 +42,7 @@ func staticSites(grace time.Duration) *sitestest.Registry {
 
 func childMain() int {
 	grace, _ := time.ParseDuration(os.Getenv("JOIN_GRACE"))
-	cfg := DefaultConfig(schemas.Topics{Prefix: os.Getenv("JOIN_PREFIX")}, os.Getenv("JOIN_INSTANCE"))
+	cfg := configFor(schemas.Topics{Prefix: os.Getenv("JOIN_PREFIX")}, os.Getenv("JOIN_INSTANCE"))
 	cfg.Group = os.Getenv("JOIN_GROUP")
 	cfg.TickInterval = 200 * time.Millisecond
 	cfg.TransactionTimeout = 5 * time.Second
@@ -59,8 +59,8 @@ func childMain() int {
 		clientOpts = append(clientOpts, kgo.FetchMaxPartitionBytes(int32(b)))
 	}
 	p, err := New(cfg, Deps{
-		ClientOpts: clientOpts,
-		Sites:      staticSites(grace), Registerer: prometheus.NewRegistry(), Logger: log,
+		KafkaOpts: clientOpts,
+		Sites:     staticSites(grace), Registerer: prometheus.NewRegistry(), Logger: log,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

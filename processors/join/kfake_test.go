@@ -45,12 +45,12 @@ func fakeCluster(t *testing.T, partitions int) (*kfake.Cluster, schemas.Topics) 
 // startFake runs a processor named instance against the fake cluster.
 func startFake(t *testing.T, c *kfake.Cluster, topics schemas.Topics, instance string) *Processor {
 	t.Helper()
-	cfg := DefaultConfig(topics, instance)
+	cfg := configFor(topics, instance)
 	cfg.Group = "kfake-join"
 	cfg.TickInterval = 50 * time.Millisecond
 	cfg.TransactionTimeout = 5 * time.Second
 	cfg.SessionTimeout = 6 * time.Second
-	p, err := New(cfg, Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, Sites: staticSites(time.Hour),
+	p, err := New(cfg, Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, Sites: staticSites(time.Hour),
 		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,7 @@ func (noSites) Get(string) (schemas.Site, bool) { return schemas.Site{}, false }
 // it, nothing is overdue.
 func TestOverdueHolds(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	p := newPartition(0, DefaultConfig(schemas.Topics{}, "x"), noSites{}, newMetrics(prometheus.NewRegistry()))
+	p := newPartition(0, DefaultConfig(), noSites{}, newMetrics(prometheus.NewRegistry()))
 	hold := func(key string, until time.Time) {
 		p.states[key] = encodeState(nil, &State{Site: "s", OrderNumber: key, HeldUntil: until,
 			Held: &schemas.Purchase{Site: "s", OrderNumber: key, RegisteredVia: schemas.ViaWebhook}})

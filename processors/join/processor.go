@@ -18,34 +18,26 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"purchasesync/processors/internal/episode"
-	"purchasesync/schemas"
 	"purchasesync/schemas/retry"
 	"purchasesync/schemas/topicadmin"
 )
 
-// Topology, in one place:
-//
-//	inputs   shopify.orders.v1, storefront.purchases.v1   (read_committed, range-assigned)
-//	state    join.state.v1                                 (compacted changelog, same partition)
-//	outputs  purchases.v1, discrepancies.v1                (same partition as the input)
-//	         deadletter.v1                                 (undecodable input, outputs Kafka refuses)
-//	all writes and input offsets commit in one transaction per loop.
-
 // Deps are the processor's collaborators.
 type Deps struct {
-	ClientOpts []kgo.Opt // base Kafka options (seeds, logger) of every client
+	KafkaOpts []kgo.Opt // base Kafka options (seeds, logger) of every client
 	// SessionOpts are added to the transactional session's client only
 	// (e.g. metrics hooks, which register once per client).
 	SessionOpts []kgo.Opt
 	Sites       SiteLookup
 	Registerer  prometheus.Registerer
-	Logger      *slog.Logger
+	Logger      *slog.Logger     // a discard logger when nil
 	Now         func() time.Time // wall clock; time.Now when nil
 }
 
 // Processor is the join stage.
 type Processor struct {
 	cfg  Config
+	top  topology
 	deps Deps
 	m    *metrics
 	log  *slog.Logger
@@ -82,18 +74,19 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Sites == nil || deps.Logger == nil || deps.Registerer == nil {
-		return nil, errors.New("join: Sites, Logger and Registerer are required")
+	if deps.Sites == nil || deps.Registerer == nil {
+		return nil, errors.New("join: Sites and Registerer are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Processor{cfg: cfg, deps: deps, m: newMetrics(deps.Registerer), log: deps.Logger,
+	return &Processor{cfg: cfg, top: newTopology(cfg.Topics), deps: deps, m: newMetrics(deps.Registerer), log: deps.Logger,
 		assigned: map[int32]bool{}, parts: map[int32]*partition{},
 		health: episode.New("join", deps.Logger, newHealthMetric(deps.Registerer)), poisoned: map[position]poisonedInput{}, poisonedKeys: map[string]string{}}, nil
 }
-
-func (p *Processor) topic(t string) string { return p.cfg.Topics.Name(t) }
 
 // Run consumes until ctx ends. It returns nil after a clean stop: the open
 // transaction is aborted (its input is re-read by whoever owns the
@@ -107,7 +100,7 @@ func (p *Processor) topic(t string) string { return p.cfg.Topics.Name(t) }
 // committed is lost and nothing is decided twice. Only a configuration the
 // join cannot run on (inputs not co-partitioned) is returned as an error.
 func (p *Processor) Run(ctx context.Context) error {
-	admCl, err := kgo.NewClient(p.deps.ClientOpts...)
+	admCl, err := kgo.NewClient(p.deps.KafkaOpts...)
 	if err != nil {
 		return fmt.Errorf("join: cannot create admin client: %w", err)
 	}
@@ -116,7 +109,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	bo := retry.Backoff{Initial: retryInitial, Max: retryMax}
 	for ctx.Err() == nil {
 		started := time.Now()
-		err := p.session(ctx)
+		err := p.runSession(ctx)
 		if ctx.Err() != nil {
 			break
 		}
@@ -154,9 +147,7 @@ func (e *fatalError) Error() string { return e.err.Error() }
 // moment to show in metadata, and an unreachable cluster is not a verdict:
 // only a definite mismatch is fatal.
 func (p *Processor) checkTopics(ctx context.Context) error {
-	shop, sf := p.topic(schemas.TopicShopifyOrders), p.topic(schemas.TopicStorefrontPurchases)
-	_, err := topicadmin.CheckCoPartitioned(ctx, p.adm, shop, sf, p.topic(schemas.TopicJoinState),
-		p.topic(schemas.TopicPurchases), p.topic(schemas.TopicDiscrepancies))
+	_, err := topicadmin.CheckCoPartitioned(ctx, p.adm, p.top.coPartitioned()...)
 	if err == nil {
 		p.topicsChecked = true
 		return nil
@@ -167,17 +158,40 @@ func (p *Processor) checkTopics(ctx context.Context) error {
 	return fmt.Errorf("join: cannot check the topics: %w", err)
 }
 
-// session runs one transactional session until ctx ends (nil) or a Kafka
-// fault breaks it (the error says which).
-func (p *Processor) session(ctx context.Context) error {
+// session is one transactional session: a member of the join's group and
+// a transactional producer, fenced against its predecessor.
+type session struct {
+	*kgo.GroupTransactSession
+	lastTick time.Time // when timers were last run
+}
+
+// runSession runs one transactional session until ctx ends (nil) or a
+// Kafka fault breaks it (the error says which).
+func (p *Processor) runSession(ctx context.Context) error {
+	s, err := p.openSession(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for ctx.Err() == nil {
+		if err := p.step(ctx, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openSession checks the topics (once), joins the group and fences the
+// instance's predecessor.
+func (p *Processor) openSession(ctx context.Context) (*session, error) {
 	if !p.topicsChecked {
 		if err := p.checkTopics(ctx); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	limits, err := p.outputLimits(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// Nothing is ours until this session's group assigns it: ticking a
 	// partition of the previous session's assignment could decide on a
@@ -185,19 +199,40 @@ func (p *Processor) session(ctx context.Context) error {
 	p.mu.Lock()
 	p.assigned, p.dirty = map[int32]bool{}, true
 	p.mu.Unlock()
-	shop, sf := p.topic(schemas.TopicShopifyOrders), p.topic(schemas.TopicStorefrontPurchases)
-	opts := append(append(append([]kgo.Opt{}, p.deps.ClientOpts...), p.deps.SessionOpts...),
+	sess, err := kgo.NewGroupTransactSession(p.sessionOpts(limits)...)
+	if err != nil {
+		return nil, &fatalError{fmt.Errorf("join: cannot create transactional session: %w", err)}
+	}
+	// Initialise the producer id now: this fences a predecessor with the
+	// same transactional id (its open transaction is aborted, or a commit
+	// it had prepared is completed) before we restore, instead of at our
+	// first produce.
+	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("join: cannot initialise transactional producer %s: %w", p.cfg.kafkaID(), err)
+	}
+	p.log.Debug("join: transactional session started", "group", p.cfg.Group, "transactional_id", p.cfg.kafkaID())
+	if !p.started {
+		p.started = true
+		p.log.Info("join processor started", "group", p.cfg.Group, "transactional_id", p.cfg.kafkaID())
+	}
+	return &session{GroupTransactSession: sess}, nil
+}
+
+// sessionOpts are the options of a transactional session's client.
+func (p *Processor) sessionOpts(limits topicLimits) []kgo.Opt {
+	return append(append(append([]kgo.Opt{}, p.deps.KafkaOpts...), p.deps.SessionOpts...),
 		kgo.ConsumerGroup(p.cfg.Group),
-		kgo.ConsumeTopics(shop, sf),
+		kgo.ConsumeTopics(p.top.inputs()...),
 		// Range assignment gives partition p of both co-partitioned inputs
 		// to the same member; cooperative-sticky would not guarantee it.
 		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
-		kgo.InstanceID(p.cfg.InstanceID),
+		kgo.InstanceID(p.cfg.kafkaID()),
 		kgo.SessionTimeout(p.cfg.SessionTimeout),
-		kgo.TransactionalID(p.cfg.TransactionalID),
+		kgo.TransactionalID(p.cfg.kafkaID()),
 		kgo.TransactionTimeout(p.cfg.TransactionTimeout),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		// A record larger than its topic's max.message.bytes fails at once,
@@ -209,156 +244,173 @@ func (p *Processor) session(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { p.onRevoked(m) }),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { p.onRevoked(m) }),
 	)
-	sess, err := kgo.NewGroupTransactSession(opts...)
-	if err != nil {
-		return &fatalError{fmt.Errorf("join: cannot create transactional session: %w", err)}
-	}
-	defer sess.Close()
-	// Initialise the producer id now: this fences a predecessor with the
-	// same transactional id (its open transaction is aborted, or a commit
-	// it had prepared is completed) before we restore, instead of at our
-	// first produce.
-	if _, _, err := sess.Client().ProducerID(ctx); err != nil {
-		return fmt.Errorf("join: cannot initialise transactional producer %s: %w", p.cfg.TransactionalID, err)
-	}
-	p.log.Debug("join: transactional session started", "group", p.cfg.Group, "transactional_id", p.cfg.TransactionalID)
-	if !p.started {
-		p.started = true
-		p.log.Info("join processor started", "group", p.cfg.Group, "transactional_id", p.cfg.TransactionalID)
-	}
+}
 
-	lastTick := time.Time{}
-	for {
-		if ctx.Err() != nil {
-			return nil
-		}
-		p.throttle(sess.Client())
-		pctx, cancel := context.WithTimeout(ctx, p.cfg.TickInterval)
-		fs := sess.PollRecords(pctx, p.cfg.MaxPollRecords)
-		cancel()
-		if ctx.Err() != nil {
-			return nil // nothing of this poll was processed or committed
-		}
-		// After the poll: an assignment made during it started fetching at
-		// the committed offsets, so the state, and the inputs waiting in
-		// it, must be the committed ones before this poll is applied.
-		if err := p.syncAssignment(ctx); err != nil {
-			return err
-		}
-		p.noteFetchErrors(fs)
-		now := p.deps.Now()
-		doTick := now.Sub(lastTick) >= p.cfg.TickInterval
-		if fs.NumRecords() == 0 && !(doTick && p.hasDueTimers(now)) {
-			if doTick {
-				lastTick = now
-				p.health.Set(p.refreshLag(ctx))
-			}
-			continue
-		}
-		if err := sess.Begin(); err != nil {
-			return fmt.Errorf("join: cannot begin transaction: %w", err)
-		}
-		var failMu sync.Mutex
-		var failed []produceFailure
-		var cur *partition // the partition whose outputs are being produced
-		out := func(r *kgo.Record) {
-			var from *kgo.Record // the input whose outputs these are; nil for timers
-			if cur != nil {
-				from = cur.input
-			}
-			sess.Produce(ctx, r, func(r *kgo.Record, err error) {
-				if err != nil {
-					failMu.Lock()
-					failed = append(failed, produceFailure{input: from, key: string(r.Key), topic: r.Topic, size: len(r.Key) + len(r.Value), err: err})
-					failMu.Unlock()
-				}
-			})
-		}
-		restoreErr := p.decidePoll(ctx, fs, sf, func(part *partition) { cur = part }, out)
-		cur = nil
-		var lagErr error
-		if restoreErr == nil && doTick {
-			lastTick = now
-			// Without fresh end offsets the watermarks could call a
-			// partition caught up that is not (rule 9): timers wait for
-			// the next tick.
-			if lagErr = p.refreshLag(ctx); lagErr == nil {
-				for _, part := range p.parts {
-					// A caught-up input advances by wall time; one behind
-					// only as far as it has been read.
-					part.raise(p.watermark(schemas.TopicStorefrontPurchases, part, now), p.watermark(schemas.TopicShopifyOrders, part, now))
-					cur = part
-					part.advance(out)
-					cur = nil
-					part.tick(minTime(now, part.sfWM, part.whWM), part.sfWM, part.whWM, clockWall, out)
-				}
-				restoreErr = p.faulted()
-			}
-		}
-		// A fresh context: on shutdown the transaction must still end (an
-		// open one would stall read_committed readers until it times out).
-		start := time.Now()
-		ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.TransactionTimeout)
-		commit := kgo.TryCommit
-		if restoreErr != nil || ctx.Err() != nil {
-			commit = kgo.TryAbort
-		} else if err := sess.Client().Flush(ectx); err != nil {
-			// Not delivered within the transaction timeout: the cluster is
-			// in trouble. A new session fences this transaction.
-			ecancel()
-			return fmt.Errorf("join: cannot deliver the transaction's records: %w", err)
-		}
-		// Every record's promise has run once Flush returned. One that
-		// failed aborts the transaction: franz-go would commit without it,
-		// moving the input offset past a record that was never written.
-		failMu.Lock()
-		if len(failed) > 0 {
-			commit = kgo.TryAbort
-		}
-		failMu.Unlock()
-		// Inputs read but not applied yet (pending) stay uncommitted, so
-		// that a restart or an abort reads them again.
-		committed, err := sess.End(p.keepPending(ectx), commit)
-		ecancel()
-		p.m.txn.Observe(time.Since(start).Seconds())
-		failMu.Lock()
-		fails := failed
-		failMu.Unlock()
-		if committed && err == nil && len(fails) > 0 {
-			// Cannot happen: a failure known after the flush above aborts.
-			// Say so loudly if a promise ever runs later than that.
-			p.log.Error("BUG: join committed a transaction with failed produces", "failed", len(fails), "err", fails[0].err)
-		}
-		if committed && err == nil {
-			p.forgetPoison(fs)
-			p.health.Set(lagErr)
-			p.log.Debug("join: transaction committed", "records", fs.NumRecords(), "took", time.Since(start).String())
-			p.updateGauges()
-			continue
-		}
-		// The in-memory state may include changes that were rolled back:
-		// forget it all and restore from the changelog.
-		p.m.aborts.Inc()
-		p.dropAll()
-		if ctx.Err() != nil {
-			return nil
-		}
-		if n := p.poison(fails); n > 0 && err == nil && restoreErr == nil {
-			continue // re-read at once; the poisoned inputs go to the dead-letter topic
-		}
-		switch {
-		case err != nil:
-			// franz-go: no error of End is retryable on the same session.
-			return fmt.Errorf("join: cannot end transaction: %w", err)
-		case restoreErr != nil:
-			return restoreErr
-		case len(fails) > 0:
-			return fmt.Errorf("join: %d records failed to produce: %w", len(fails), fails[0].err)
-		}
-		// Aborted without an error: a rebalance or a lost group. State is
-		// restored and input re-read on the same session.
-		p.log.Info("join: transaction aborted by a rebalance; state will be restored")
+// step polls once and, when the poll brought records or a tick has timers
+// due, runs one transaction.
+func (p *Processor) step(ctx context.Context, s *session) error {
+	p.throttle(s.Client())
+	pctx, cancel := context.WithTimeout(ctx, p.cfg.TickInterval)
+	fs := s.PollRecords(pctx, p.cfg.MaxPollRecords)
+	cancel()
+	if ctx.Err() != nil {
+		return nil // nothing of this poll was processed or committed
 	}
+	// After the poll: an assignment made during it started fetching at
+	// the committed offsets, so the state, and the inputs waiting in
+	// it, must be the committed ones before this poll is applied.
+	if err := p.syncAssignment(ctx); err != nil {
+		return err
+	}
+	p.noteFetchErrors(fs)
+	now := p.deps.Now()
+	doTick := now.Sub(s.lastTick) >= p.cfg.TickInterval
+	if fs.NumRecords() == 0 && !(doTick && p.hasDueTimers(now)) {
+		if doTick {
+			s.lastTick = now
+			p.health.Set(p.refreshLag(ctx))
+		}
+		return nil
+	}
+	return p.transact(ctx, s, fs, now, doTick)
+}
+
+// transact decides on a poll's records and, at a tick, runs the due
+// timers, all in one transaction; then it commits, or aborts (see
+// aborted).
+func (p *Processor) transact(ctx context.Context, s *session, fs kgo.Fetches, now time.Time, doTick bool) error {
+	if err := s.Begin(); err != nil {
+		return fmt.Errorf("join: cannot begin transaction: %w", err)
+	}
+	tx := &txnOutput{ctx: ctx, sess: s.GroupTransactSession}
+	restoreErr := p.decidePoll(ctx, fs, p.top.storefront, tx.use, tx.out)
+	tx.use(nil)
+	var lagErr error
+	if restoreErr == nil && doTick {
+		s.lastTick = now
+		// Without fresh end offsets the watermarks could call a
+		// partition caught up that is not (rule 9): timers wait for
+		// the next tick.
+		if lagErr = p.refreshLag(ctx); lagErr == nil {
+			p.tickAll(now, tx)
+			restoreErr = p.faulted()
+		}
+	}
+	// A fresh context: on shutdown the transaction must still end (an
+	// open one would stall read_committed readers until it times out).
+	start := time.Now()
+	ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.TransactionTimeout)
+	commit := kgo.TryCommit
+	if restoreErr != nil || ctx.Err() != nil {
+		commit = kgo.TryAbort
+	} else if err := s.Client().Flush(ectx); err != nil {
+		// Not delivered within the transaction timeout: the cluster is
+		// in trouble. A new session fences this transaction.
+		ecancel()
+		return fmt.Errorf("join: cannot deliver the transaction's records: %w", err)
+	}
+	// Every record's promise has run once Flush returned. One that
+	// failed aborts the transaction: franz-go would commit without it,
+	// moving the input offset past a record that was never written.
+	if len(tx.failures()) > 0 {
+		commit = kgo.TryAbort
+	}
+	// Inputs read but not applied yet (pending) stay uncommitted, so
+	// that a restart or an abort reads them again.
+	committed, err := s.End(p.keepPending(ectx), commit)
+	ecancel()
+	p.m.txn.Observe(time.Since(start).Seconds())
+	fails := tx.failures()
+	if committed && err == nil && len(fails) > 0 {
+		// Cannot happen: a failure known after the flush above aborts.
+		// Say so loudly if a promise ever runs later than that.
+		p.log.Error("BUG: join committed a transaction with failed produces", "failed", len(fails), "err", fails[0].err)
+	}
+	if committed && err == nil {
+		p.forgetPoison(fs)
+		p.health.Set(lagErr)
+		p.log.Debug("join: transaction committed", "records", fs.NumRecords(), "took", time.Since(start).String())
+		p.updateGauges()
+		return nil
+	}
+	return p.aborted(ctx, err, restoreErr, fails)
+}
+
+// tickAll runs every partition's timers due at now: a caught-up input
+// advances by wall time, one behind only as far as it has been read.
+func (p *Processor) tickAll(now time.Time, tx *txnOutput) {
+	for _, part := range p.parts {
+		part.raise(p.watermark(p.top.storefront, part, now), p.watermark(p.top.shopify, part, now))
+		tx.use(part)
+		part.advance(tx.out)
+		tx.use(nil)
+		part.tick(minTime(now, part.sfWM, part.whWM), part.sfWM, part.whWM, clockWall, tx.out)
+	}
+}
+
+// aborted follows a transaction that did not commit: endErr is End's
+// error, restoreErr a partition's fault, fails the records Kafka did not
+// take. It returns nil to go on with the same session, or why the session
+// must restart.
+func (p *Processor) aborted(ctx context.Context, endErr, restoreErr error, fails []produceFailure) error {
+	// The in-memory state may include changes that were rolled back:
+	// forget it all and restore from the changelog.
+	p.m.aborts.Inc()
+	p.dropAll()
+	if ctx.Err() != nil {
+		return nil
+	}
+	if n := p.poison(fails); n > 0 && endErr == nil && restoreErr == nil {
+		return nil // re-read at once; the poisoned inputs go to the dead-letter topic
+	}
+	switch {
+	case endErr != nil:
+		// franz-go: no error of End is retryable on the same session.
+		return fmt.Errorf("join: cannot end transaction: %w", endErr)
+	case restoreErr != nil:
+		return restoreErr
+	case len(fails) > 0:
+		return fmt.Errorf("join: %d records failed to produce: %w", len(fails), fails[0].err)
+	}
+	// Aborted without an error: a rebalance or a lost group. State is
+	// restored and input re-read on the same session.
+	p.log.Info("join: transaction aborted by a rebalance; state will be restored")
+	return nil
+}
+
+// txnOutput produces a transaction's records and collects those Kafka did
+// not take (their promises run on the client's goroutines).
+type txnOutput struct {
+	ctx  context.Context
+	sess *kgo.GroupTransactSession
+	cur  *partition // the partition whose outputs are being produced
+
+	mu     sync.Mutex
+	failed []produceFailure
+}
+
+// use names the partition whose outputs follow (nil: none).
+func (t *txnOutput) use(part *partition) { t.cur = part }
+
+func (t *txnOutput) out(r *kgo.Record) {
+	var from *kgo.Record // the input whose outputs these are; nil for timers
+	if t.cur != nil {
+		from = t.cur.input
+	}
+	t.sess.Produce(t.ctx, r, func(r *kgo.Record, err error) {
+		if err != nil {
+			t.mu.Lock()
+			t.failed = append(t.failed, produceFailure{input: from, key: string(r.Key), topic: r.Topic, size: len(r.Key) + len(r.Value), err: err})
+			t.mu.Unlock()
+		}
+	})
+}
+
+// failures are the records that failed so far.
+func (t *txnOutput) failures() []produceFailure {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.failed
 }
 
 // decidePoll reads one poll's records into their partitions and applies
@@ -477,7 +529,7 @@ func (p *Processor) poison(fails []produceFailure) int {
 		case f.input != nil:
 			pos := positionOf(f.input)
 			if pz, ok := p.poisoned[pos]; ok {
-				if f.topic != p.topic(schemas.TopicDeadLetter) || pz.dropValue {
+				if f.topic != p.top.deadLetter || pz.dropValue {
 					continue
 				}
 				// The input is too large for the dead-letter topic
@@ -545,9 +597,7 @@ func (l topicLimits) of(topic string) int32 {
 
 // outputLimits reads max.message.bytes of every topic the join writes.
 func (p *Processor) outputLimits(ctx context.Context) (topicLimits, error) {
-	names := []string{p.topic(schemas.TopicJoinState), p.topic(schemas.TopicPurchases),
-		p.topic(schemas.TopicDiscrepancies), p.topic(schemas.TopicDeadLetter)}
-	rcs, err := p.adm.DescribeTopicConfigs(ctx, names...)
+	rcs, err := p.adm.DescribeTopicConfigs(ctx, p.top.written()...)
 	if err != nil {
 		return nil, fmt.Errorf("join: cannot describe the output topics: %w", err)
 	}
@@ -597,7 +647,7 @@ func (p *Processor) Ready() error {
 func (p *Processor) onAssigned(m map[string][]int32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	shop, sf := p.topic(schemas.TopicShopifyOrders), p.topic(schemas.TopicStorefrontPurchases)
+	shop, sf := p.top.shopify, p.top.storefront
 	a, b := fmt.Sprint(m[shop]), fmt.Sprint(m[sf])
 	if a != b {
 		// Cannot happen with the range balancer and equal partition counts;
@@ -619,7 +669,7 @@ func (p *Processor) onAssigned(m map[string][]int32) {
 func (p *Processor) onRevoked(m map[string][]int32) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, part := range m[p.topic(schemas.TopicShopifyOrders)] {
+	for _, part := range m[p.top.shopify] {
 		delete(p.assigned, part)
 	}
 	p.dirty = true
@@ -732,7 +782,7 @@ func (p *Processor) partitionFor(ctx context.Context, id int32) (*partition, err
 // visible even when the partition ends with a commit marker.
 func (p *Processor) restore(ctx context.Context, part *partition) error {
 	start := time.Now()
-	topic := p.topic(schemas.TopicJoinState)
+	topic := p.top.state
 	end, err := p.stableEnd(ctx, topic, part.id)
 	if err != nil {
 		return err
@@ -744,7 +794,7 @@ func (p *Processor) restore(ctx context.Context, part *partition) error {
 	begin, _ := starts.Lookup(topic, part.id)
 	n := 0
 	if end > begin.Offset {
-		cl, err := kgo.NewClient(append(append([]kgo.Opt{}, p.deps.ClientOpts...),
+		cl, err := kgo.NewClient(append(append([]kgo.Opt{}, p.deps.KafkaOpts...),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part.id: kgo.NewOffset().AtStart()}}),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 			kgo.KeepControlRecords(),
@@ -850,12 +900,12 @@ func (p *Processor) initPositions(ctx context.Context, part *partition) error {
 	if err != nil {
 		return fmt.Errorf("join: cannot fetch committed offsets of group %s: %w", p.cfg.Group, err)
 	}
-	for _, t := range []string{schemas.TopicStorefrontPurchases, schemas.TopicShopifyOrders} {
+	for _, t := range []string{p.top.storefront, p.top.shopify} {
 		next := int64(0)
-		if o, ok := offs.Lookup(p.topic(t), part.id); ok && o.Err == nil && o.At >= 0 {
+		if o, ok := offs.Lookup(t, part.id); ok && o.Err == nil && o.At >= 0 {
 			next = o.At
 		}
-		if t == schemas.TopicStorefrontPurchases {
+		if t == p.top.storefront {
 			part.sfNext = next
 		} else {
 			part.whNext = next
@@ -876,7 +926,7 @@ func (p *Processor) hasDueTimers(now time.Time) bool {
 // refreshLag reads the inputs' end offsets (once per tick) for the lag
 // metric and the watermarks.
 func (p *Processor) refreshLag(ctx context.Context) error {
-	ends, err := p.adm.ListEndOffsets(ctx, p.topic(schemas.TopicShopifyOrders), p.topic(schemas.TopicStorefrontPurchases))
+	ends, err := p.adm.ListEndOffsets(ctx, p.top.inputs()...)
 	if err == nil {
 		err = ends.Error()
 	}
@@ -895,13 +945,13 @@ func (p *Processor) refreshLag(ctx context.Context) error {
 	})
 	p.ends = m
 	for id, part := range p.parts {
-		for _, t := range []string{schemas.TopicStorefrontPurchases, schemas.TopicShopifyOrders} {
+		for _, t := range []string{p.top.storefront, p.top.shopify} {
 			next := part.whNext
-			if t == schemas.TopicStorefrontPurchases {
+			if t == p.top.storefront {
 				next = part.sfNext
 			}
-			if end, ok := m[p.topic(t)][id]; ok && next >= 0 {
-				p.m.lag.WithLabelValues(p.topic(t), strconv.Itoa(int(id))).Set(float64(max(end-next, 0)))
+			if end, ok := m[t][id]; ok && next >= 0 {
+				p.m.lag.WithLabelValues(t, strconv.Itoa(int(id))).Set(float64(max(end-next, 0)))
 			}
 		}
 	}
@@ -913,10 +963,10 @@ func (p *Processor) refreshLag(ctx context.Context) error {
 // watermark so far (the latest received-at read).
 func (p *Processor) watermark(t string, part *partition, now time.Time) time.Time {
 	next, wm := part.whNext, part.whWM
-	if t == schemas.TopicStorefrontPurchases {
+	if t == p.top.storefront {
 		next, wm = part.sfNext, part.sfWM
 	}
-	end, ok := p.ends[p.topic(t)][part.id]
+	end, ok := p.ends[t][part.id]
 	if ok && next >= end {
 		return now
 	}
@@ -939,8 +989,8 @@ func (p *Processor) keepPending(ctx context.Context) context.Context {
 	}
 	for id, part := range p.parts {
 		s, w := part.pendingFrom()
-		add(p.topic(schemas.TopicStorefrontPurchases), id, s)
-		add(p.topic(schemas.TopicShopifyOrders), id, w)
+		add(p.top.storefront, id, s)
+		add(p.top.shopify, id, w)
 	}
 	if len(from) == 0 {
 		return ctx
@@ -972,9 +1022,9 @@ func (p *Processor) throttle(cl *kgo.Client) {
 			continue
 		}
 		part.paused = true
-		t := p.topic(schemas.TopicShopifyOrders)
+		t := p.top.shopify
 		if part.sfQ.len() > part.whQ.len() {
-			t = p.topic(schemas.TopicStorefrontPurchases)
+			t = p.top.storefront
 		}
 		if want == nil {
 			want = map[string][]int32{}

@@ -110,7 +110,7 @@ func ledgerOf(t testing.TB, topics schemas.Topics, recs []*kgo.Record) map[strin
 }
 
 func newSchedulePartition() (*partition, *[]*kgo.Record) {
-	p := newPartition(0, DefaultConfig(schemas.Topics{}, "x"), noSites{}, newMetrics(prometheus.NewRegistry()))
+	p := newPartition(0, DefaultConfig(), noSites{}, newMetrics(prometheus.NewRegistry()))
 	var recs []*kgo.Record
 	return p, &recs
 }
@@ -123,7 +123,7 @@ func newSchedulePartition() (*partition, *[]*kgo.Record) {
 func TestAnyProcessingScheduleGivesTheReplaysLedger(t *testing.T) {
 	whs, sfs := scheduleInputs(t, 64)
 	last := maxReceivedAt(whs, sfs)
-	end := last.Add(DefaultConfig(schemas.Topics{}, "x").WebhookWait + time.Hour)
+	end := last.Add(DefaultConfig().WebhookWait + time.Hour)
 
 	// No lag: each record is applied as it is received.
 	p, recs := newSchedulePartition()
