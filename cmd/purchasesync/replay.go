@@ -55,7 +55,7 @@ func cmdReplay(ctx context.Context, args []string, getenv func(string) string, s
 	if err := c.sites.WaitReady(ctx); err != nil {
 		return err
 	}
-	sum, err := join.Replay(ctx, cfg, c.kafka.baseOpts(c.log, nil, "replay"), c.sites, c.log, progressBar(os.Stderr))
+	sum, err := join.Replay(ctx, cfg, join.ReplayDeps{KafkaOpts: c.kafka.baseOpts(c.log, nil, "replay"), Sites: c.sites, Progress: progressBar(os.Stderr)})
 	if err != nil {
 		return err
 	}

@@ -3,8 +3,6 @@ package join
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"reflect"
 	"sort"
@@ -139,7 +137,7 @@ func TestFunctionalColdJoinEqualsReplay(t *testing.T) {
 
 	out := testenv.Topics(t, brokers, 3)
 	cfg := ReplayConfig{Input: cold, Output: &out, From: start.Add(-time.Hour), WebhookWait: 24 * time.Hour, DedupeHorizon: 7 * 24 * time.Hour}
-	if _, err := Replay(context.Background(), cfg, []kgo.Opt{kgo.SeedBrokers(brokers...)}, staticSites(grace), slog.New(slog.NewTextHandler(io.Discard, nil)), nil); err != nil {
+	if _, err := Replay(context.Background(), cfg, ReplayDeps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Sites: staticSites(grace)}); err != nil {
 		t.Fatal(err)
 	}
 	// The replay's last transaction may take a moment to be readable on its

@@ -352,13 +352,12 @@ func TestFunctionalReplayIsDeterministic(t *testing.T) {
 	p.stop()
 	opts := []kgo.Opt{kgo.SeedBrokers(brokers...)}
 	cfg := ReplayConfig{Input: topics, From: time.Now().Add(-time.Hour), WebhookWait: 24 * time.Hour, DedupeHorizon: 7 * 24 * time.Hour}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var phases []string
-	s1, err := Replay(context.Background(), cfg, opts, staticSites(time.Second), log, func(ph string, _, _ int64) { phases = append(phases, ph) })
+	s1, err := Replay(context.Background(), cfg, ReplayDeps{KafkaOpts: opts, Sites: staticSites(time.Second), Progress: func(ph string, _, _ int64) { phases = append(phases, ph) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, err := Replay(context.Background(), cfg, opts, staticSites(time.Second), log, nil)
+	s2, err := Replay(context.Background(), cfg, ReplayDeps{KafkaOpts: opts, Sites: staticSites(time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +375,7 @@ func TestFunctionalReplayIsDeterministic(t *testing.T) {
 	if len(phases) == 0 {
 		t.Error("no progress reported")
 	}
-	if _, err := Replay(context.Background(), ReplayConfig{Input: topics, Output: &topics}, opts, staticSites(0), log, nil); err == nil {
+	if _, err := Replay(context.Background(), ReplayConfig{Input: topics, Output: &topics}, ReplayDeps{KafkaOpts: opts, Sites: staticSites(0)}); err == nil {
 		t.Error("replay into the live topics must be refused")
 	}
 }

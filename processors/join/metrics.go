@@ -6,7 +6,7 @@ import (
 )
 
 type metrics struct {
-	decisions     *prometheus.CounterVec
+	decisions     decisionCounter
 	discrepancies *prometheus.CounterVec
 	held          prometheus.Gauge
 	overdue       prometheus.Gauge
@@ -31,8 +31,8 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	return &metrics{
-		decisions: f.NewCounterVec(prometheus.CounterOpts{Name: "decisions_total",
-			Help: "Join decisions by outcome (registered_storefront, registered_webhook, registered_reconciliation, matched, matched_late, duplicate, held, webhook_missing, expired, refunded, refund_unconverted)."}, []string{"outcome"}),
+		decisions: decisionCounter{vec: f.NewCounterVec(prometheus.CounterOpts{Name: "decisions_total",
+			Help: "Join decisions by outcome (registered_storefront, registered_webhook, registered_reconciliation, matched, matched_late, duplicate, held, webhook_missing, expired, refunded, refund_unconverted)."}, []string{"outcome"})},
 		holdReleases: f.NewCounterVec(prometheus.CounterOpts{Name: "hold_releases_total",
 			Help: "Held webhook purchases released, by the clock that released them: event (before a later record, by its received-at: the join was behind) or wall (at a periodic tick)."}, []string{"clock"}),
 		pending: f.NewGauge(prometheus.GaugeOpts{Name: "pending_records",
@@ -65,5 +65,33 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Transactional sessions restarted after a Kafka fault (broker lost, failed begin or end of a transaction, failed produce); state is restored each time."}),
 		produceRefused: f.NewCounterVec(prometheus.CounterOpts{Name: "produce_refused_total",
 			Help: "Output records Kafka refused for good (larger than the topic's max.message.bytes), by output topic: the transaction was aborted and the input that made the record went to the dead-letter topic."}, []string{"topic"}),
+	}
+}
+
+// decisionCounter counts decisions by outcome: in decisions_total and, in
+// a replay, in tally, the replay's summary (which so never reads its
+// figures back out of a registry).
+type decisionCounter struct {
+	vec   *prometheus.CounterVec
+	tally map[string]int64 // nil but in a replay
+}
+
+// WithLabelValues is the count of one outcome (named as the CounterVec's,
+// whose place it takes in partition.apply).
+func (c decisionCounter) WithLabelValues(outcome string) outcomeCount {
+	return outcomeCount{c.vec.WithLabelValues(outcome), c.tally, outcome}
+}
+
+// outcomeCount is one outcome's counter and tally.
+type outcomeCount struct {
+	counter prometheus.Counter
+	tally   map[string]int64
+	outcome string
+}
+
+func (o outcomeCount) Inc() {
+	o.counter.Inc()
+	if o.tally != nil {
+		o.tally[o.outcome]++
 	}
 }
