@@ -5,7 +5,18 @@
 //
 // Nothing here does I/O. Ingest uses the parsers to validate and derive keys;
 // the join uses the same parsers to compare; so neither stage imports the
-// other. Topic names carry a version suffix (".v1") that is bumped, never
+// other.
+//
+// Two tables hold what several stages must agree on. WebhookTopics
+// (webhooks.go) is every Shopify webhook topic consumed: its GraphQL enum,
+// the Kafka topic it rides on (orders/create and refunds/create share
+// shopify.orders.v1, told apart by the "topic" header) and who subscribes
+// it. ComparedFields (fields.go) is every field the join compares: how each
+// side reads it, how it is compared, whether it is personal data (redacted
+// by compliance, masked for people) and where the Admin GraphQL API and
+// the REST order carry it (reconciliation). Adding a webhook topic is a
+// row there; adding a compared field is a row here, plus the struct field
+// in storefront.go or shopifyorder.go when a body is not parsed for it yet. Topic names carry a version suffix (".v1") that is bumped, never
 // edited, when a record changes incompatibly.
 //
 //	topic                     key                  value

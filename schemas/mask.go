@@ -8,32 +8,25 @@ import (
 // maxShownValue bounds a shown value: a message is for people, not a data dump.
 const maxShownValue = 40
 
-// MaskValue renders a compared field's value for people (a chat digest,
-// the merchant page) without giving away personal data:
-// an email keeps its first character and its domain (j***@example.com); a
-// ZIP code keeps its first two characters; other values (amounts, currency,
-// coupon codes, ids) are shown, shortened.
+// MaskValue renders a discrepancy's value for people (a chat digest, the
+// merchant page) without giving away personal data: anything that looks
+// like an email keeps its first character and its domain
+// (j***@example.com); a personal field of ComparedFields is shown through
+// its Mask ("***" without one); other values (amounts, currency, coupon
+// codes) are shown, shortened.
 func MaskValue(field, v string) string {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return "(none)"
 	}
-	if at := strings.LastIndexByte(v, '@'); at >= 0 || field == "email" {
-		if at < 0 {
-			return "***"
-		}
-		first, _ := utf8.DecodeRuneInString(v)
-		if at == 0 {
-			return "***" + shortenValue(v[at:])
-		}
-		return string(first) + "***" + shortenValue(v[at:])
+	if strings.IndexByte(v, '@') >= 0 {
+		return maskEmail(v)
 	}
-	if field == "shipping_zip" {
-		r := []rune(v)
-		if len(r) <= 2 {
+	if f, ok := LookupComparedField(field); ok && f.PII {
+		if f.Mask == nil {
 			return "***"
 		}
-		return string(r[:2]) + "***"
+		return f.Mask(v)
 	}
 	return shortenValue(v)
 }

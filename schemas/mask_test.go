@@ -21,5 +21,7 @@ func TestMask(t *testing.T) {
 	f("shipping_zip", "1", "***")
 	f("subtotal", "23.97", "23.97")
 	f("subtotal", "", "(none)")
-	f("customer_id", strings.Repeat("9", 50), strings.Repeat("9", 40)+"…")
+	f("customer_id", "9007199254740993", "***") // personal data, without a mask of its own
+	f("coupon_codes", strings.Repeat("9", 50), strings.Repeat("9", 40)+"…")
+	f("webhook_missing", "", "(none)")
 }

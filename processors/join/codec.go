@@ -1,7 +1,7 @@
 package join
 
 // The join's state, in memory and in join.state.v1, is one compact binary
-// value per key (stateVersion1 below), not JSON: encoding/json of a whole
+// value per key (stateVersion below), not JSON: encoding/json of a whole
 // State was an eighth of the join's CPU, and the decoded States — pointers
 // everywhere — were most of its heap and of the garbage collector's work.
 // A partition keeps the encoded bytes (pointer-free, so the collector never
@@ -12,14 +12,21 @@ package join
 // then its bytes; a time is 0 when zero, else its zig-zagged Unix seconds
 // and its nanoseconds (see putTime), always read back in UTC):
 //
-//	version (1 byte, stateVersion1), flags (1 byte: the has* bits),
+//	version (1 byte, stateVersion), flags (1 byte: the has* bits),
 //	held_until, webhook_due, expires_at    (the header: restore reads only it)
 //	repeats, [purchase], [held], [storefront facts], [shopify facts], [refunds]
+//
+// Facts are keyed by field name (a count, then name and value of each field
+// sent), so that a row added to or moved in schemas.ComparedFields never
+// misreads a stored value; a name no longer in the table is dropped.
+// Version 1, written before, stored them by position (the v1Facts fields,
+// then the coupon codes as a list); it is still read.
 //
 // Site and order number are never stored: they are the record's key. A
 // value starting with '{' is a JSON State written before this encoding; it
 // is read (and written back in this encoding at the key's next change), so
-// an upgrade keeps every key's state.
+// an upgrade keeps every key's state. Old values are rewritten only when
+// their key changes, so every version here stays readable.
 
 import (
 	"encoding/binary"
@@ -27,12 +34,24 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"purchasesync/schemas"
 )
 
-const stateVersion1 byte = 1
+// stateVersion is the encoding written; stateVersion1 (positional facts)
+// is read.
+const (
+	stateVersion1 byte = 1
+	stateVersion  byte = 2
+)
+
+// v1Facts are the fields a version-1 value stores by position, before its
+// coupon codes.
+var v1Facts = [...]string{"email", "subtotal", "currency", "customer_id", "shipping_zip"}
+
+const v1Coupons = "coupon_codes"
 
 const (
 	hasPurchase byte = 1 << iota
@@ -88,7 +107,7 @@ func encodeState(buf []byte, s *State) []byte {
 	if len(s.Refunds) > 0 {
 		flags |= hasRefunds
 	}
-	buf = append(buf, stateVersion1, flags)
+	buf = append(buf, stateVersion, flags)
 	buf = putTime(buf, s.HeldUntil)
 	buf = putTime(buf, s.WebhookDue)
 	buf = putTime(buf, s.ExpiresAt)
@@ -319,30 +338,67 @@ func (r *reader) purchaseInto(p *schemas.Purchase, s *State) {
 }
 
 func putFacts(buf []byte, f *Facts) []byte {
-	for _, v := range [...]string{f.Email, f.Subtotal, f.Currency, f.CustomerID, f.ShippingZip} {
-		buf = putString(buf, v)
+	n := 0
+	for _, v := range f {
+		if v != "" {
+			n++
+		}
 	}
-	if f.CouponCodes == nil {
-		return append(buf, 0)
+	buf = binary.AppendUvarint(buf, uint64(n))
+	for i, v := range f {
+		if v != "" {
+			buf = putString(putString(buf, schemas.ComparedFields[i].Name), v)
+		}
 	}
-	return putStrings(append(buf, 1), f.CouponCodes)
+	return buf
 }
 
+// facts reads one side's facts (nil in skip mode: walked without a Facts,
+// which would be on the heap).
 func (r *reader) facts() *Facts {
-	if r.skip { // walked without a Facts: one would be on the heap
-		for range 5 {
-			r.string()
+	var f *Facts
+	if !r.skip {
+		f = new(Facts)
+	}
+	if r.version == stateVersion1 {
+		for _, name := range v1Facts {
+			r.fact(f, name, r.string())
 		}
 		if r.bool() {
-			r.strings()
+			r.fact(f, v1Coupons, strings.Join(r.strings(), ","))
 		}
-		return nil
+		return f
 	}
-	f := &Facts{Email: r.string(), Subtotal: r.string(), Currency: r.string(), CustomerID: r.string(), ShippingZip: r.string()}
-	if r.bool() {
-		f.CouponCodes = r.strings()
+	n := r.count()
+	for i := 0; i < n && r.err == nil; i++ {
+		if row := r.fieldOf(r.bytes()); row >= 0 {
+			f[row] = r.string()
+		} else {
+			r.bytes()
+		}
 	}
 	return f
+}
+
+// fact sets the field called name (a version-1 value's).
+func (r *reader) fact(f *Facts, name, v string) {
+	if i := fieldIndex(name); i >= 0 && f != nil {
+		f[i] = v
+	}
+}
+
+// fieldOf is the row of a stored field name, -1 when it is no longer in the
+// table or in skip mode.
+func (r *reader) fieldOf(name []byte) int {
+	if r.skip {
+		return -1
+	}
+	for i := range schemas.ComparedFields {
+		if string(name) == schemas.ComparedFields[i].Name {
+			return i
+		}
+	}
+	return -1
 }
 
 // stringPtr and timePtr read a value that is kept by pointer (nil in skip
@@ -429,15 +485,18 @@ type reader struct {
 	err error
 	// skip: walk and check only (checkValue).
 	skip bool
+	// version is the value's encoding (header).
+	version byte
 }
 
 func (r *reader) header() (byte, error) {
 	if len(r.b) < 2 {
 		return 0, errStateTruncated
 	}
-	if r.b[0] != stateVersion1 {
+	if r.b[0] != stateVersion && r.b[0] != stateVersion1 {
 		return 0, fmt.Errorf("unknown join state encoding version %d", r.b[0])
 	}
+	r.version = r.b[0]
 	flags := r.b[1]
 	r.b = r.b[2:]
 	return flags, nil
@@ -494,13 +553,18 @@ func (r *reader) count() int {
 }
 
 func (r *reader) string() string {
-	n := r.count()
-	var s string
-	if !r.skip {
-		s = string(r.b[:n])
+	if b := r.bytes(); !r.skip {
+		return string(b)
 	}
+	return ""
+}
+
+// bytes reads a string without copying it.
+func (r *reader) bytes() []byte {
+	n := r.count()
+	b := r.b[:n:n]
 	r.b = r.b[n:]
-	return s
+	return b
 }
 
 func (r *reader) strings() []string {

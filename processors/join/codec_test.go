@@ -1,6 +1,8 @@
 package join
 
 import (
+	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -12,7 +14,7 @@ import (
 
 // filled sets every field reachable from v (recursively) to a value
 // derived from seed, so a round trip that forgets a field — one added to
-// State, Purchase, Item, Facts or Refund later — fails.
+// State, Purchase, Item, Refund or schemas.ComparedFields later — fails.
 func filled(v reflect.Value, seed *int) {
 	*seed++
 	switch v.Kind() {
@@ -27,6 +29,10 @@ func filled(v reflect.Value, seed *int) {
 	case reflect.Pointer:
 		v.Set(reflect.New(v.Type().Elem()))
 		filled(v.Elem(), seed)
+	case reflect.Array: // Facts: every compared field
+		for i := 0; i < v.Len(); i++ {
+			filled(v.Index(i), seed)
+		}
 	case reflect.Slice:
 		v.Set(reflect.MakeSlice(v.Type(), 2, 2))
 		for i := 0; i < 2; i++ {
@@ -72,7 +78,7 @@ func TestStateCodecRoundTrip(t *testing.T) {
 	other.Held.OrderNumber = "other" // a purchase under another key is kept as is
 	sparse := &State{Site: "demo", OrderNumber: "5837291049", Repeats: 2,
 		Purchase:   &schemas.Purchase{Site: "demo", OrderNumber: "5837291049", CouponCodes: []string{}, Items: []schemas.Item{}, Version: 3},
-		Storefront: &Facts{Email: "a@b.c"}, Shopify: &Facts{CouponCodes: []string{}},
+		Storefront: facts(t, "email", "a@b.c"), Shopify: &Facts{},
 		Refunds: map[string]Refund{"9": {Amount: "1.00", At: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)}, "8": {Unreadable: true, Returned: map[string]string{}}},
 	}
 	far := &State{Site: "demo", OrderNumber: "5837291049", ExpiresAt: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
@@ -128,7 +134,7 @@ func TestStateCodecReadsJSON(t *testing.T) {
 		t.Fatalf("JSON state: %v; differs: %v", err, !reflect.DeepEqual(got, s))
 	}
 	v, m, err := checkState(key, old)
-	if err != nil || v[0] != stateVersion1 || m != metaOf(s) {
+	if err != nil || v[0] != stateVersion || m != metaOf(s) {
 		t.Fatalf("checkState of a JSON value = version %d, %+v, %v; want the binary encoding", v[0], m, err)
 	}
 	if _, _, err := checkState(key, []byte{9, 0, 0, 0, 0, 0}); err == nil || !strings.Contains(err.Error(), "version 9") {
@@ -136,6 +142,72 @@ func TestStateCodecReadsJSON(t *testing.T) {
 	}
 	if _, _, err := checkState(key, []byte(`{"site":`)); err == nil {
 		t.Error("broken JSON restored")
+	}
+}
+
+// A version-1 value (facts by position, coupon codes as a list) and the
+// same state's JSON, both as written before facts were keyed by name.
+const (
+	v1Value = "010c000082c280e21a01104a616e65404578616d706c652e636f6d0532332e3937035553440234320853573141203141410102065341564531300158106a616e65406578616d706c652e636f6d0532332e3937035553440007737731613161610100"
+	v1JSON  = `{"site":"demo","order_number":"5837291049","storefront":{"email":"Jane@Example.com","subtotal":"23.97","currency":"USD","coupon_codes":["SAVE10","X"],"customer_id":"42","shipping_zip":"SW1A 1AA"},"shopify":{"email":"jane@example.com","subtotal":"23.97","currency":"USD","shipping_zip":"sw1a1aa"},"expires_at":"2026-12-02T12:00:00Z","repeats":1}`
+)
+
+// TestStateCodecReadsVersion1: values of the changelog written before
+// facts were keyed by name decode to the same facts, kept as they are at
+// restore, and are written in the current encoding at the key's next change.
+func TestStateCodecReadsVersion1(t *testing.T) {
+	key := schemas.Key("demo", "5837291049")
+	want := &State{Site: "demo", OrderNumber: "5837291049", Repeats: 1, ExpiresAt: time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC),
+		Storefront: facts(t, "email", "Jane@Example.com", "subtotal", "23.97", "currency", "USD", "coupon_codes", "SAVE10,X", "customer_id", "42", "shipping_zip", "SW1A 1AA"),
+		Shopify:    facts(t, "email", "jane@example.com", "subtotal", "23.97", "currency", "USD", "shipping_zip", "sw1a1aa")}
+	v1, err := hex.DecodeString(v1Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"version 1": v1, "JSON": []byte(v1JSON)} {
+		got, err := decodeState(key, b)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %s, %v; want %s", name, mustJSON(t, got), err, mustJSON(t, want))
+		}
+		kept, m, err := checkState(key, b)
+		if err != nil || m != metaOf(want) {
+			t.Errorf("%s: checkState: %+v, %v", name, m, err)
+		}
+		if name == "version 1" && !bytes.Equal(kept, v1) {
+			t.Errorf("a version-1 value is not kept as it is at restore")
+		}
+		if again, err := decodeState(key, encodeState(nil, got)); err != nil || !reflect.DeepEqual(again, want) {
+			t.Errorf("%s: rewritten in version %d: %+v, %v", name, stateVersion, again, err)
+		}
+		for i := 0; i < len(b) && name == "version 1"; i++ {
+			if _, err := decodeState(key, b[:i]); err == nil {
+				t.Errorf("%d of %d bytes of a version-1 value decoded without an error", i, len(b))
+				break
+			}
+		}
+	}
+}
+
+// TestStateCodecFactsKeyedByName: a value written before a row of the table
+// moved (or was added, or removed) reads each fact under its own name.
+func TestStateCodecFactsKeyedByName(t *testing.T) {
+	key := schemas.Key("demo", "5837291049")
+	s := &State{Site: "demo", OrderNumber: "5837291049", Storefront: facts(t, "email", "a@b.c", "shipping_zip", "10115")}
+	b := encodeState(nil, s)
+	saved := schemas.ComparedFields
+	defer func() { schemas.ComparedFields = saved }()
+	n := len(schemas.ComparedFields)
+	schemas.ComparedFields[0], schemas.ComparedFields[n-1] = schemas.ComparedFields[n-1], schemas.ComparedFields[0]
+	got, err := decodeState(key, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *got.Storefront != *facts(t, "email", "a@b.c", "shipping_zip", "10115") {
+		t.Errorf("after a reorder of the table: %v", *got.Storefront)
+	}
+	schemas.ComparedFields[fieldIndex("email")].Name = "email_gone" // a field removed from the table
+	if got, err := decodeState(key, b); err != nil || *got.Storefront != *facts(t, "shipping_zip", "10115") {
+		t.Errorf("a stored field no longer in the table: %v, %v; want it dropped", got, err)
 	}
 }
 

@@ -1,111 +1,82 @@
 package join
 
 import (
-	"math/big"
+	"encoding/json"
+	"fmt"
 	"strings"
-	"unicode"
 
 	"purchasesync/schemas"
 )
 
 // Facts are the values of one side (storefront or Shopify) that the join
-// compares. An empty string (nil slice for coupons) means "not sent".
-type Facts struct {
-	Email       string   `json:"email,omitempty"`
-	Subtotal    string   `json:"subtotal,omitempty"`
-	Currency    string   `json:"currency,omitempty"`
-	CouponCodes []string `json:"coupon_codes,omitempty"`
-	CustomerID  string   `json:"customer_id,omitempty"`
-	ShippingZip string   `json:"shipping_zip,omitempty"`
-}
+// compares, one per row of schemas.ComparedFields, in its order; "" means
+// "not sent". An array: a key's facts are one value, without a pointer per
+// field.
+type Facts [len(schemas.ComparedFields)]string
 
-// fieldRule is one row of the comparison table (DESIGN §3.1).
-type fieldRule struct {
-	field string
-	get   func(*Facts) string
-	// differ reports a discrepancy; it is called only when the storefront
-	// sent the field (a field the browser did not send is never a discrepancy).
-	differ func(storefront, shopify string) bool
-}
-
-// comparisonTable is the whole §3.1 table. Talkable's own Purchase Syncing
-// compares only email and subtotal; the other rows are chosen so that they
-// raise no false alarms: Shopify values that are absent (e.g. redacted
-// protected customer data) are never reported, except coupons, where a code
-// the browser used but Shopify does not know is exactly what the integration
-// team wants to hear about.
-var comparisonTable = []fieldRule{
-	{"email", func(f *Facts) string { return f.Email }, presentAnd(func(a, b string) bool {
-		return !strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
-	})},
-	{"subtotal", func(f *Facts) string { return f.Subtotal }, presentAnd(moneyDiffers)},
-	{"currency", func(f *Facts) string { return f.Currency }, presentAnd(func(a, b string) bool {
-		return !strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
-	})},
-	{"coupon_codes", func(f *Facts) string { return strings.Join(f.CouponCodes, ",") }, couponMissing},
-	{"customer_id", func(f *Facts) string { return f.CustomerID }, presentAnd(func(a, b string) bool {
-		return strings.TrimSpace(a) != strings.TrimSpace(b)
-	})},
-	{"shipping_zip", func(f *Facts) string { return f.ShippingZip }, presentAnd(func(a, b string) bool {
-		return normZip(a) != normZip(b)
-	})},
-}
-
-// presentAnd skips the comparison when Shopify has no value.
-func presentAnd(differ func(a, b string) bool) func(a, b string) bool {
-	return func(a, b string) bool {
-		if strings.TrimSpace(b) == "" {
-			return false
-		}
-		return differ(a, b)
+// storefrontFacts extracts the compared fields of a storefront event.
+func storefrontFacts(p *schemas.StorefrontPurchase) *Facts {
+	f := new(Facts)
+	for i := range schemas.ComparedFields {
+		f[i] = schemas.ComparedFields[i].Storefront(p)
 	}
+	return f
 }
 
-var oneCent = big.NewRat(1, 100)
+// shopifyFacts extracts the compared fields of a Shopify order.
+func shopifyFacts(o *schemas.ShopifyOrder) *Facts {
+	f := new(Facts)
+	for i := range schemas.ComparedFields {
+		f[i] = schemas.ComparedFields[i].Shopify(o)
+	}
+	return f
+}
 
-// moneyDiffers compares decimals exactly; more than 0.01 apart differs.
-// An unparsable Shopify amount is not reported (it is not the browser's
-// fault); the storefront amount was validated at ingest.
-func moneyDiffers(a, b string) bool {
-	if x, ok := schemas.Decimal4(a); ok {
-		if y, ok := schemas.Decimal4(b); ok {
-			d := x - y
-			return d > 100 || d < -100 // 0.01 in units of 0.0001
+// MarshalJSON writes the facts as an object keyed by field name (a JSON
+// State is written only by tests and tools: the changelog is binary).
+func (f Facts) MarshalJSON() ([]byte, error) {
+	m := make(map[string]string, len(f))
+	for i, v := range f {
+		if v != "" {
+			m[schemas.ComparedFields[i].Name] = v
 		}
 	}
-	x, err1 := schemas.ParseDecimal(a)
-	y, err2 := schemas.ParseDecimal(b)
-	if err1 != nil || err2 != nil {
-		return err1 != nil && err2 == nil
-	}
-	d := new(big.Rat).Sub(x, y)
-	return d.Abs(d).Cmp(oneCent) > 0
+	return json.Marshal(m)
 }
 
-// couponMissing: every storefront code must be among Shopify's codes
-// (case-insensitive); Shopify may list more codes than the browser's one.
-func couponMissing(storefront, shopify string) bool {
-	have := map[string]bool{}
-	for _, c := range strings.Split(shopify, ",") {
-		if c = strings.TrimSpace(c); c != "" {
-			have[strings.ToLower(c)] = true
+// UnmarshalJSON reads facts keyed by field name: the JSON State of
+// changelog values written before the binary encoding, where coupon_codes
+// was a list. A name no longer in the table is dropped.
+func (f *Facts) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*f = Facts{}
+	for name, raw := range m {
+		i := fieldIndex(name)
+		if i < 0 {
+			continue
+		}
+		var list []string
+		if err := json.Unmarshal(raw, &f[i]); err != nil {
+			if json.Unmarshal(raw, &list) != nil {
+				return fmt.Errorf("join facts: %s is neither a string nor a list of strings", name)
+			}
+			f[i] = strings.Join(list, ",")
 		}
 	}
-	for _, c := range strings.Split(storefront, ",") {
-		if c = strings.TrimSpace(c); c != "" && !have[strings.ToLower(c)] {
-			return true
-		}
-	}
-	return false
+	return nil
 }
 
-func normZip(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsSpace(r) {
-			return -1
+// fieldIndex is name's row in schemas.ComparedFields, -1 when none.
+func fieldIndex(name string) int {
+	for i := range schemas.ComparedFields {
+		if schemas.ComparedFields[i].Name == name {
+			return i
 		}
-		return unicode.ToLower(r)
-	}, s)
+	}
+	return -1
 }
 
 // Diff is one differing field.
@@ -116,13 +87,14 @@ type Diff struct {
 // Compare returns the differing fields, in table order.
 func Compare(storefront, shopify *Facts) []Diff {
 	var out []Diff
-	for _, r := range comparisonTable {
-		sf := r.get(storefront)
+	for i := range schemas.ComparedFields {
+		sf := storefront[i]
 		if strings.TrimSpace(sf) == "" {
 			continue
 		}
-		if sh := r.get(shopify); r.differ(sf, sh) {
-			out = append(out, Diff{Field: r.field, Storefront: sf, Shopify: sh})
+		r := &schemas.ComparedFields[i]
+		if sh := shopify[i]; r.Differ(sf, sh) {
+			out = append(out, Diff{Field: r.Name, Storefront: sf, Shopify: sh})
 		}
 	}
 	return out

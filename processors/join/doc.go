@@ -58,7 +58,8 @@
 //     retried for longer than a tick) are applied when read.
 //
 // State (codec.go, cold.go): each key's state is one compact binary value
-// (version byte 1; JSON values of older versions are read and rewritten at
+// (version byte 2, its compared facts keyed by schemas.ComparedFields name;
+// version-1 and JSON values of older versions are read and rewritten at
 // the key's next change), the same bytes in memory and in join.state.v1,
 // decoded only when an event or a due timer needs it. A key whose two sides
 // were seen keeps only that they were. Settled keys (nothing due but their

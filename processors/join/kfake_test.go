@@ -124,7 +124,7 @@ func TestFakeCommitsAndRestoresCommittedState(t *testing.T) {
 	// An aborted transaction left a state that says demo/2001 is
 	// registered: a read_uncommitted restore would take it for real.
 	ghost := State{Site: "demo", OrderNumber: "2001", Purchase: &schemas.Purchase{Site: "demo", OrderNumber: "2001", RegisteredVia: schemas.ViaStorefront, Version: 1},
-		Storefront: &Facts{Email: "ghost@example.com"}, ExpiresAt: time.Now().Add(time.Hour)}
+		Storefront: facts(t, "email", "ghost@example.com"), ExpiresAt: time.Now().Add(time.Hour)}
 	ghostValue, err := json.Marshal(&ghost)
 	if err != nil {
 		t.Fatal(err)

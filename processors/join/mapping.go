@@ -8,50 +8,6 @@ import (
 	"purchasesync/schemas"
 )
 
-// storefrontFacts extracts the compared fields of a storefront event.
-func storefrontFacts(p *schemas.StorefrontPurchase) *Facts {
-	return &Facts{
-		Email:       strings.TrimSpace(p.Customer.Email),
-		Subtotal:    canonical(string(p.Purchase.Subtotal)),
-		Currency:    strings.ToUpper(strings.TrimSpace(p.Purchase.CurrencyISOCode)),
-		CouponCodes: p.Purchase.CouponCode,
-		CustomerID:  strings.TrimSpace(string(p.Customer.CustomerID)),
-		ShippingZip: strings.TrimSpace(string(p.Purchase.ShippingZip)),
-	}
-}
-
-// shopifyFacts extracts the compared fields of a Shopify order, reading money
-// in the buyer's (presentment) currency as Talkable does.
-func shopifyFacts(o *schemas.ShopifyOrder) *Facts {
-	f := &Facts{
-		Email:    o.OrderEmail(),
-		Subtotal: canonical(o.PresentmentSubtotal()),
-		Currency: strings.ToUpper(o.PresentmentCurrencyCode()),
-	}
-	for _, d := range o.DiscountCodes {
-		if c := strings.TrimSpace(d.Code); c != "" {
-			f.CouponCodes = append(f.CouponCodes, c)
-		}
-	}
-	if o.Customer != nil {
-		f.CustomerID = string(o.Customer.ID)
-	}
-	if o.ShippingAddress != nil {
-		f.ShippingZip = strings.TrimSpace(o.ShippingAddress.Zip)
-	}
-	return f
-}
-
-// canonical formats a decimal for storage; an unparsable value is kept as
-// sent (the comparison reports it).
-func canonical(s string) string {
-	c, err := schemas.CanonicalDecimal(s)
-	if err != nil {
-		return strings.TrimSpace(s)
-	}
-	return c
-}
-
 // purchaseFromStorefront builds the purchase the browser registers.
 func purchaseFromStorefront(site, orderNumber string, p *schemas.StorefrontPurchase, meta StorefrontMeta, receivedAt time.Time) *schemas.Purchase {
 	pp, c := p.Purchase, p.Customer
@@ -63,11 +19,11 @@ func purchaseFromStorefront(site, orderNumber string, p *schemas.StorefrontPurch
 		CustomerID:      strings.TrimSpace(string(c.CustomerID)),
 		FirstName:       strings.TrimSpace(c.FirstName),
 		LastName:        strings.TrimSpace(c.LastName),
-		Subtotal:        canonical(string(pp.Subtotal)),
+		Subtotal:        schemas.StoredDecimal(string(pp.Subtotal)),
 		Currency:        strings.ToUpper(strings.TrimSpace(pp.CurrencyISOCode)),
-		Tax:             canonical(string(pp.TaxAmount)),
-		DiscountAmount:  canonical(string(pp.DiscountAmount)),
-		ShippingCost:    canonical(string(pp.ShippingAmount)),
+		Tax:             schemas.StoredDecimal(string(pp.TaxAmount)),
+		DiscountAmount:  schemas.StoredDecimal(string(pp.DiscountAmount)),
+		ShippingCost:    schemas.StoredDecimal(string(pp.ShippingAmount)),
 		CouponCodes:     nonNil(pp.CouponCode),
 		ShippingZip:     strings.TrimSpace(string(pp.ShippingZip)),
 		ShippingAddress: strings.TrimSpace(pp.ShippingAddress),
@@ -84,7 +40,7 @@ func purchaseFromStorefront(site, orderNumber string, p *schemas.StorefrontPurch
 		out.Items = append(out.Items, schemas.Item{
 			ProductID: strings.TrimSpace(string(it.ProductID)),
 			Title:     it.Title,
-			Price:     canonical(string(it.Price)),
+			Price:     schemas.StoredDecimal(string(it.Price)),
 			Quantity:  q,
 		})
 	}
@@ -102,11 +58,11 @@ func purchaseFromOrder(site, orderNumber string, o *schemas.ShopifyOrder, via st
 		ShopifyOrderName: o.Name,
 		RegisteredVia:    via,
 		Email:            o.OrderEmail(),
-		Subtotal:         canonical(o.PresentmentSubtotal()),
+		Subtotal:         schemas.StoredDecimal(o.PresentmentSubtotal()),
 		Currency:         strings.ToUpper(o.PresentmentCurrencyCode()),
-		Tax:              canonical(schemas.PresentmentAmount(o.TotalTaxSet)),
-		DiscountAmount:   canonical(schemas.PresentmentAmount(o.TotalDiscountsSet)),
-		ShippingCost:     canonical(schemas.PresentmentAmount(o.TotalShippingPriceSet)),
+		Tax:              schemas.StoredDecimal(schemas.PresentmentAmount(o.TotalTaxSet)),
+		DiscountAmount:   schemas.StoredDecimal(schemas.PresentmentAmount(o.TotalDiscountsSet)),
+		ShippingCost:     schemas.StoredDecimal(schemas.PresentmentAmount(o.TotalShippingPriceSet)),
 		CouponCodes:      []string{},
 		ShippingAddress:  o.ShippingAddress.Joined(),
 		Items:            []schemas.Item{},
@@ -141,7 +97,7 @@ func purchaseFromOrder(site, orderNumber string, o *schemas.ShopifyOrder, via st
 			VariantID: string(li.VariantID),
 			SKU:       li.SKU,
 			Title:     li.Title,
-			Price:     canonical(price),
+			Price:     schemas.StoredDecimal(price),
 			Quantity:  li.Quantity,
 		})
 	}

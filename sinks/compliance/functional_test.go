@@ -146,6 +146,12 @@ func TestFunctionalRedaction(t *testing.T) {
 	// and a raw event of an order not in purchases (5004). Carried out twice
 	// (a crash before the offset commit): still one request.
 	janeRef := RequestRef{ID: "compliance.v1/0/1", ReceivedAt: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	// A discrepancy of every compared field on Jane's order 5003: the
+	// personal ones are blanked, the others kept.
+	for _, f := range schemas.ComparedFields {
+		insert(t, conn, "discrepancies", "site, order_number, kind, field, storefront_value, shopify_value, detected_at",
+			fmt.Sprintf("'acme', '5003', 'field_mismatch', '%s', '%s', '%s', now()", f.Name, f.Example, f.Example))
+	}
 	for i := range 2 {
 		if err := p.Handle(ctx, janeRef, schemas.ComplianceCustomersRedact, []byte(`{"shop_id":1,"shop_domain":"acme.myshopify.com","customer":{"id":77,"email":"Jane@example.com"},"orders_to_redact":[5003]}`)); err != nil {
 			t.Fatal(err)
@@ -182,6 +188,12 @@ func TestFunctionalRedaction(t *testing.T) {
 	}
 	if n := count(t, conn, "SELECT count() FROM discrepancies WHERE field = 'subtotal' AND storefront_value = '10.00'"); n != 1 {
 		t.Error("a non-personal discrepancy value was blanked")
+	}
+	for _, f := range schemas.ComparedFields {
+		kept := count(t, conn, "SELECT count() FROM discrepancies WHERE order_number = '5003' AND field = ? AND storefront_value = ? AND shopify_value = ?", f.Name, f.Example, f.Example)
+		if (kept == 0) != f.PII {
+			t.Errorf("discrepancy of %s (personal data: %v): %d rows keep its values", f.Name, f.PII, kept)
+		}
 	}
 	if n := count(t, conn, "SELECT count() FROM purchases WHERE site = 'acme'"); n != 3 {
 		t.Errorf("customers/redact removed purchases: %d left, want 3 (redacted, not deleted)", n)

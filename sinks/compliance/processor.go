@@ -544,7 +544,7 @@ func bodyHasEmail(body []byte, email string) bool {
 }
 
 // piiFields are the discrepancy fields whose values are personal data.
-var piiFields = []string{"email", "customer_id", "shipping_zip"}
+var piiFields = schemas.PersonalFieldNames()
 
 // redactions are a customers/redact's mutations of one site's orders: the
 // personal columns of each table set to the empty string; in discrepancies

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"purchasesync/schemas"
 	"purchasesync/sinks/internal/chschema"
 )
 
@@ -43,6 +44,27 @@ func TestReportHasEveryPersonalColumn(t *testing.T) {
 	for _, c := range chschema.PurchasesPersonal {
 		if !slices.Contains(cols, c) {
 			t.Errorf("the data request report does not read purchases.%s", c)
+		}
+	}
+}
+
+// TestRedactsEveryPersonalField: customers/redact blanks the discrepancy
+// values of every compared field that is personal data
+// (schemas.ComparedFields), and only of those (the functional test runs it).
+func TestRedactsEveryPersonalField(t *testing.T) {
+	i := slices.IndexFunc(redactions, func(r struct {
+		table        string
+		cols         []string
+		personalOnly bool
+	}) bool {
+		return r.table == chschema.Discrepancies
+	})
+	if i < 0 || !redactions[i].personalOnly {
+		t.Fatal("discrepancies are not redacted by field")
+	}
+	for _, f := range schemas.ComparedFields {
+		if slices.Contains(piiFields, f.Name) != f.PII {
+			t.Errorf("%s (personal data: %v): redacted %v", f.Name, f.PII, !f.PII)
 		}
 	}
 }

@@ -6,8 +6,9 @@
 // It consumes discrepancies.v1 as its own consumer group and posts per-site
 // digests to a Slack-compatible incoming webhook ({"text": …}): at most one
 // message per site per Interval, with counts by field and a few examples.
-// Values are masked (j***@example.com; other values shortened), so no full
-// email address leaves the pipeline. A failed post is retried a few times,
+// Values are masked by schemas.MaskValue (j***@example.com; the personal
+// fields of schemas.ComparedFields by their mask, "***" without one; other
+// values shortened), so no full email address leaves the pipeline. A failed post is retried a few times,
 // honouring Retry-After; if it still fails, the digest is kept and tried
 // again at the next interval, with whatever arrived meanwhile.
 //

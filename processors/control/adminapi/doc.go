@@ -1,6 +1,10 @@
 // Package adminapi is a small client of Shopify's Admin GraphQL API, with
 // only what the control plane needs: the app's granted access scopes,
 // webhook subscriptions (list, create, delete) and orders (cursor-paginated).
+// An order is rendered in the REST shape of the orders/create webhook
+// (RESTOrderJSON); every field of schemas.ComparedFields is selected and
+// carried by its row's GraphQL and REST paths, so reconciled orders are
+// compared on the same fields as delivered ones.
 //
 // The API version is pinned by configuration and is part of every URL. Each
 // shop has its own access token, looked up per call from a TokenSource

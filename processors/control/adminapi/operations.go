@@ -235,8 +235,19 @@ func (c *Client) OrderRefs(ctx context.Context, shop string, q OrdersQuery, afte
 	return OrderRefsPage{Orders: data.Orders.Nodes, HasNextPage: data.Orders.PageInfo.HasNextPage, EndCursor: data.Orders.PageInfo.EndCursor}, nil
 }
 
-// orderFields is the selection of an Order that RESTOrderJSON needs.
-const orderFields = `
+// orderFields is the selection of an Order that RESTOrderJSON needs: what
+// the typed Order reads, then every compared field's GraphQL path
+// (Order.Compared). A field selected twice is one field to GraphQL.
+func orderFields() string {
+	var b strings.Builder
+	b.WriteString(typedOrderFields)
+	for _, f := range schemas.ComparedFields {
+		b.WriteString("\n    " + f.GraphQL.Selection())
+	}
+	return b.String()
+}
+
+const typedOrderFields = `
     id
     legacyResourceId
     name
@@ -279,8 +290,8 @@ var ErrOrderNotFound = errors.New("order not found")
 // Order fetches one order (id is its gid) with all its line items, lineItems
 // per call.
 func (c *Client) Order(ctx context.Context, shop, id string, lineItems int) (Order, error) {
-	const q = `query Order($id: ID!, $lineItems: Int!, $after: String) {
-  order(id: $id) {` + orderFields + `
+	q := `query Order($id: ID!, $lineItems: Int!, $after: String) {
+  order(id: $id) {` + orderFields() + `
   }
 }` + fragments
 	var o Order

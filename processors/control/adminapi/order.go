@@ -1,9 +1,12 @@
 package adminapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"purchasesync/schemas"
 )
 
 // MoneyV2 is a GraphQL amount: Decimal travels as a string, never a float.
@@ -76,6 +79,40 @@ type Order struct {
 	ShippingAddress         *MailingAddress    `json:"shippingAddress"`
 	Customer                *Customer          `json:"customer"`
 	LineItems               lineItemConnection `json:"lineItems"`
+	// Compared holds the values of schemas.ComparedFields read at their
+	// GraphQL paths, by field name: RESTOrderJSON writes each one the
+	// fields above do not carry, so a new compared field needs no change here.
+	Compared map[string]string `json:"-"`
+}
+
+// UnmarshalJSON decodes the fields above and Compared.
+func (o *Order) UnmarshalJSON(b []byte) error {
+	type plain Order // without this method
+	if err := json.Unmarshal(b, (*plain)(o)); err != nil {
+		return err
+	}
+	obj, err := decodeObject(b)
+	if err != nil {
+		return err
+	}
+	o.Compared = nil
+	for _, f := range schemas.ComparedFields {
+		if v, ok := f.GraphQL.Get(obj); ok {
+			if o.Compared == nil {
+				o.Compared = map[string]string{}
+			}
+			o.Compared[f.Name] = v
+		}
+	}
+	return nil
+}
+
+// decodeObject decodes a JSON object for schemas.JSONPath, numbers exact.
+func decodeObject(b []byte) (map[string]any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var obj map[string]any
+	return obj, d.Decode(&obj)
 }
 
 // The REST Order JSON shapes (the orders/create webhook body), as far as
@@ -242,5 +279,34 @@ func RESTOrderJSON(o Order) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot render order %s: %w", o.ID, err)
 	}
+	if b, err = withCompared(b, o.Compared); err != nil {
+		return nil, fmt.Errorf("cannot render order %s: %w", o.ID, err)
+	}
 	return b, nil
+}
+
+// withCompared writes into a rendered REST order each compared field it
+// does not carry yet at its REST path; b is returned as is when there is
+// none (every field the rendering above knows).
+func withCompared(b []byte, compared map[string]string) ([]byte, error) {
+	if len(compared) == 0 {
+		return b, nil
+	}
+	obj, err := decodeObject(b)
+	if err != nil {
+		return nil, err
+	}
+	added := false
+	for _, f := range schemas.ComparedFields {
+		if v := compared[f.Name]; v != "" {
+			if _, ok := f.REST.Get(obj); !ok {
+				f.REST.Set(obj, v)
+				added = true
+			}
+		}
+	}
+	if !added {
+		return b, nil
+	}
+	return json.Marshal(obj)
 }

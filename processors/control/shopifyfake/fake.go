@@ -90,6 +90,10 @@ type Order struct {
 	LineItems                     []LineItem
 	ShippingAddress               *Address
 	Customer                      *Customer
+	// Compared sets compared fields by schemas.ComparedFields name, at
+	// their GraphQL paths, over what the fields above say; a compared field
+	// the fake has no field for is null unless set here.
+	Compared map[string]string
 }
 
 // Subscription is a webhook subscription.
@@ -735,6 +739,9 @@ func orderNode(o Order, li int, after string) (map[string]any, int) {
 			"legacyResourceId": strconv.FormatUint(c.ID, 10), "email": nullable(c.Email),
 			"firstName": nullable(c.FirstName), "lastName": nullable(c.LastName),
 		}
+	}
+	for _, f := range schemas.ComparedFields {
+		f.GraphQL.Set(node, o.Compared[f.Name]) // "": null where missing
 	}
 	return node, n
 }
