@@ -69,29 +69,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // decisionCounter counts decisions by outcome: in decisions_total and, in
-// a replay, in tally, the replay's summary (which so never reads its
-// figures back out of a registry).
+// a replay, in the summary's tally too (a replay reports its outcomes
+// without reading them back from a registry).
 type decisionCounter struct {
 	vec   *prometheus.CounterVec
 	tally map[string]int64 // nil but in a replay
 }
 
-// WithLabelValues is the count of one outcome (named as the CounterVec's,
-// whose place it takes in partition.apply).
-func (c decisionCounter) WithLabelValues(outcome string) outcomeCount {
-	return outcomeCount{c.vec.WithLabelValues(outcome), c.tally, outcome}
-}
-
-// outcomeCount is one outcome's counter and tally.
-type outcomeCount struct {
-	counter prometheus.Counter
-	tally   map[string]int64
-	outcome string
-}
-
-func (o outcomeCount) Inc() {
-	o.counter.Inc()
-	if o.tally != nil {
-		o.tally[o.outcome]++
+// decided counts one decision with the given outcome.
+func (c decisionCounter) decided(outcome string) {
+	c.vec.WithLabelValues(outcome).Inc()
+	if c.tally != nil {
+		c.tally[outcome]++
 	}
 }

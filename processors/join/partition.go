@@ -648,7 +648,7 @@ func (p *partition) tick(now, sfWM, whWM time.Time, clock string, out output) {
 
 func (p *partition) apply(key string, d Decision, out output) {
 	for _, o := range d.Outcomes {
-		p.m.decisions.WithLabelValues(o).Inc()
+		p.m.decisions.decided(o)
 	}
 	if d.StateChanged {
 		if m, ok := p.meta(key); ok && m.held {
