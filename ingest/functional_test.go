@@ -66,8 +66,10 @@ func putSites(t *testing.T, brokers []string, tp schemas.Topics) {
 // until it has loaded.
 func startRegistry(t *testing.T, brokers []string, tp schemas.Topics) *sites.Registry {
 	t.Helper()
-	reg, err := sites.New(sites.DefaultConfig(tp.Name(schemas.TopicSites)), []kgo.Opt{kgo.SeedBrokers(brokers...)},
-		prometheus.NewRegistry(), slog.New(slog.NewTextHandler(t.Output(), nil)))
+	cfg := sites.DefaultConfig()
+	cfg.Topics = tp
+	reg, err := sites.New(cfg, sites.Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)},
+		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ type Deps struct {
 	// Registerer receives the metrics, already prefixed
 	// (purchasesync_ingest_). Nil means a private registry (tests).
 	Registerer prometheus.Registerer
-	// Logger; nil means slog.Default().
+	// Logger; nil: discard.
 	Logger *slog.Logger
 	// Listener, when set, is served instead of listening on Config.Addr
 	// (tests use fasthttputil.InmemoryListener). Run closes it.
@@ -104,7 +104,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	log := deps.Logger
 	if log == nil {
-		log = slog.Default()
+		log = slog.New(slog.DiscardHandler)
 	}
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:]) // never fails (crypto/rand panics instead)

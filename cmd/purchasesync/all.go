@@ -20,8 +20,7 @@ type runFlags struct {
 	migrate *migrateFlags
 	observe *observeFlags
 
-	opsAddr   *string
-	pprof     *bool
+	ops       opsFlags
 	doMigrate *bool
 }
 
@@ -30,8 +29,7 @@ func addRunFlags(fs *flagSet) runFlags {
 		kafka: addKafkaFlags(fs), log: addLogFlags(fs),
 		ingest: addIngestFlags(fs), join: addJoinFlags(fs), refund: addRefundFlags(fs), sink: addSinkFlags(fs), control: addControlFlags(fs),
 		migrate: addMigrateFlags(fs), observe: addObserveFlags(fs),
-		opsAddr:   fs.String("ops.addr", "127.0.0.1:9464", "ops listener: /metrics, /healthz, /readyz, /admin/v1/"),
-		pprof:     fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (behind the admin token where there is one; loopback or a trusted network only)"),
+		ops:       addOpsFlags(fs, defaultOpsAddr),
 		doMigrate: fs.Bool("run.migrate", true, "create topics and apply ClickHouse migrations at start"),
 	}
 	f.control.app = addAppFlags(fs, f.ingest.secret)
@@ -85,7 +83,7 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	defer closeAll()
-	c.log.Info("purchasesync running", "ingest", *f.ingest.addr, "ops", *f.opsAddr)
+	c.log.Info("purchasesync running", "ingest", *f.ingest.addr, "ops", *f.ops.addr)
 	return runActors(ctx, c.log, actors...)
 }
 
@@ -95,22 +93,17 @@ func cmdRun(ctx context.Context, args []string, getenv func(string) string, stdo
 // closeAll releases what the stages share (the ingest producer, the
 // ClickHouse pool); call it after the actors have stopped.
 func buildRun(c *common, f runFlags) (_ []actor, _ func(), err error) {
-	var closers []func()
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}
+	var cl closers
 	defer func() {
 		if err != nil {
-			closeAll()
+			cl.closeAll()
 		}
 	}()
 	srv, err := f.ingest.build(c)
 	if err != nil {
 		return nil, nil, err
 	}
-	closers = append(closers, f.ingest.close)
+	cl.add(f.ingest.close)
 	proc, err := f.join.build(c)
 	if err != nil {
 		return nil, nil, err
@@ -131,16 +124,17 @@ func buildRun(c *common, f runFlags) (_ []actor, _ func(), err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot connect to ClickHouse for compliance redactions (-clickhouse.addr): %w", err)
 	}
-	closers = append(closers, func() { conn.Close() })
-	admin, controlActors, keymodeActors, err := adminHandler(c, f.control, nil, chsink.Doubles{Conn: conn, Cluster: chCfg.Cluster != ""}, chsink.Merchant{Conn: conn})
+	cl.add(func() { conn.Close() })
+	parts, err := adminHandler(c, f.control, nil, chsink.Doubles{Conn: conn, Cluster: chCfg.Cluster != ""}, chsink.Merchant{Conn: conn})
 	if err != nil {
 		return nil, nil, err
 	}
+	cl.add(parts.close)
 	compl, closeReplicas, err := complianceProcessor(c, f.control, conn, chCfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	closers = append(closers, closeReplicas)
+	cl.add(closeReplicas)
 	observers, err := f.observe.build(c, []string{*f.join.group, chCfg.Group}, conn)
 	if err != nil {
 		return nil, nil, err
@@ -153,10 +147,9 @@ func buildRun(c *common, f runFlags) (_ []actor, _ func(), err error) {
 	gating := []actor{{"ingest", srv.Run, srv.Ready}, joinActor(c, proc)}
 	// The refund router is behind Kafka too: what it has not routed waits
 	// in shopify.order_ids.v1.
-	behind := append(append(append([]actor{c.sitesActor(), compl, refundActor(router)}, sinkActors...), controlActors...), keymodeActors...)
+	behind := append(append(append([]actor{c.sitesActor(), compl, refundActor(router)}, sinkActors...), parts.gating...), parts.advisory...)
 	checks := append(checksOf(false, gating...), checksOf(true, behind...)...)
-	ops := &opsServer{addr: *f.opsAddr, reg: c.reg, checks: checks, admin: admin, log: c.log.With("component", "ops"), pprof: *f.pprof, pprofToken: *f.control.adminToken}
-	actors := append(append(gating, behind...), actor{name: "ops listener", run: ops.run})
+	actors := append(append(gating, behind...), f.ops.actor(c, checks, parts.admin, *f.control.adminToken))
 	actors = append(actors, observers...)
-	return actors, closeAll, nil
+	return actors, cl.closeAll, nil
 }

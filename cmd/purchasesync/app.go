@@ -18,7 +18,6 @@ import (
 	"purchasesync/processors/control/appauth"
 	"purchasesync/processors/control/page"
 	"purchasesync/processors/sites"
-	"purchasesync/schemas"
 )
 
 // appFlags configure the merchant's side of the Shopify app: the token
@@ -67,8 +66,10 @@ func (f *appFlags) tokenStore(c *common, producer *kgo.Client) (*appauth.Store, 
 	if err != nil {
 		return nil, fmt.Errorf("-token.key (PURCHASESYNC_TOKEN_KEY): %w", err)
 	}
-	return appauth.NewStore(appauth.DefaultStoreConfig(c.topics.Name(schemas.TopicShopifyTokens)), keys, appauth.StoreDeps{
-		ClientOpts: c.kafka.baseOpts(c.log, nil, "tokens"), Producer: producer,
+	cfg := appauth.DefaultStoreConfig()
+	cfg.Topics = c.topics
+	return appauth.NewStore(cfg, keys, appauth.StoreDeps{
+		KafkaOpts: c.kafka.baseOpts(c.log, nil, "tokens"), Producer: producer,
 		Registerer: c.stageReg("appauth"), Logger: c.log.With("component", "tokens"),
 	})
 }
@@ -81,8 +82,9 @@ func (f *appFlags) buildApp(c *common, store *appauth.Store, api *adminapi.Clien
 	if store != nil {
 		p.actors = append(p.actors, actor{"token store", store.Run, store.Ready})
 	}
-	ucfg := appauth.DefaultUninstallConfig(c.topics.Name(schemas.TopicShopifyApp), c.topics.Group("appuninstall"))
-	deps := appauth.UninstallDeps{Sites: c.sites, Writer: writer, ConsumerOpts: c.kafka.baseOpts(c.log, nil, "appuninstall"),
+	ucfg := appauth.DefaultUninstallConfig()
+	ucfg.Topics = c.topics
+	deps := appauth.UninstallDeps{Sites: c.sites, Writer: writer, KafkaOpts: c.kafka.baseOpts(c.log, nil, "appuninstall"),
 		Registerer: c.stageReg("appauth"), Logger: c.log.With("component", "appuninstall")}
 	if store != nil {
 		deps.Tokens = store
@@ -91,17 +93,15 @@ func (f *appFlags) buildApp(c *common, store *appauth.Store, api *adminapi.Clien
 	if err != nil {
 		return p, err
 	}
-	p.actors = append(p.actors, actor{"uninstall processor", func(ctx context.Context) error {
-		if err := c.sites.WaitReady(ctx); err != nil {
-			return nil
-		}
+	// It also needs the stored tokens, to forget the shop's.
+	p.actors = append(p.actors, c.afterSites("uninstall processor", func(ctx context.Context) error {
 		if store != nil {
 			if err := store.WaitReady(ctx); err != nil {
 				return nil
 			}
 		}
 		return un.Run(ctx)
-	}, un.Ready})
+	}, un.Ready))
 	if f == nil || *f.addr == "" {
 		return p, nil
 	}

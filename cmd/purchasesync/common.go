@@ -89,8 +89,10 @@ func newCommonOn(kf kafkaFlags, lf logFlags, stderr io.Writer, reg registry) (*c
 		return nil, err
 	}
 	c := &common{log: log, reg: reg, kafka: kf, topics: kf.topics()}
-	c.sites, err = sites.New(sites.DefaultConfig(c.topics.Name(schemas.TopicSites)),
-		kf.baseOpts(log, nil, "sites"), c.stageReg("sites"), log.With("component", "sites"))
+	scfg := sites.DefaultConfig()
+	scfg.Topics = c.topics
+	c.sites, err = sites.New(scfg, sites.Deps{KafkaOpts: kf.baseOpts(log, nil, "sites"),
+		Registerer: c.stageReg("sites"), Logger: log.With("component", "sites")})
 	if err != nil {
 		return nil, err
 	}
@@ -178,4 +180,29 @@ func runActors(ctx context.Context, log *slog.Logger, actors ...actor) error {
 // and while the registry can follow it.
 func (c *common) sitesActor() actor {
 	return actor{"site registry", c.sites.Run, c.sites.ReadyErr}
+}
+
+// afterSites is the actor of a stage that needs every site's settings: run
+// starts once the site registry has loaded (the registry runs as its own
+// actor); ctx ending first is a clean stop.
+func (c *common) afterSites(name string, run func(ctx context.Context) error, ready func() error) actor {
+	return actor{name, func(ctx context.Context) error {
+		if err := c.sites.WaitReady(ctx); err != nil {
+			return nil // ctx ended before the registry loaded
+		}
+		return run(ctx)
+	}, ready}
+}
+
+// closers releases what a build made, the last made first: a build that
+// fails half-way releases what it made so far, and its caller releases the
+// rest after the actors stopped.
+type closers []func()
+
+func (cl *closers) add(f func()) { *cl = append(*cl, f) }
+
+func (cl closers) closeAll() {
+	for i := len(cl) - 1; i >= 0; i-- {
+		cl[i]()
+	}
 }

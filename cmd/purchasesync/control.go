@@ -16,7 +16,6 @@ import (
 	"purchasesync/processors/control/adminapi"
 	"purchasesync/processors/control/page"
 	"purchasesync/processors/keymode"
-	"purchasesync/processors/sites"
 	"purchasesync/schemas"
 	chsink "purchasesync/sinks/clickhouse"
 	"purchasesync/sinks/compliance"
@@ -48,8 +47,8 @@ type controlFlags struct {
 }
 
 func addControlFlags(fs *flagSet) *controlFlags {
-	d := control.DefaultConfig("")
-	km := keymode.DefaultConfig(schemas.Topics{})
+	d := control.DefaultConfig()
+	km := keymode.DefaultConfig()
 	return &controlFlags{
 		keymodeOn:         fs.Bool("keymode.detect", true, "run the order-key detector in this process (it finds sites whose storefront sends another Shopify identifier than their order_key; the admin API's diagnosis reads its evidence either way)"),
 		keymodeGroup:      fs.String("keymode.group", "", "consumer group of the order-key detector's judge (its observe stage uses <group>-observe); empty: <-kafka.topicPrefix without its dot>-keymode, so purchasesync-keymode by default"),
@@ -99,69 +98,91 @@ func (f *controlFlags) tokens(log *slog.Logger) (adminapi.TokenSource, error) {
 	return srcs, nil
 }
 
-// adminHandler builds the admin API (to mount on the ops listener under
-// /admin/v1/) and the control plane behind its purchase-syncing switch, and
-// returns the actor that runs the watchdog and reconciliation, and the
-// advisory actors: the order-key evidence table and detector. producer
-// writes sites.v1 and reconciled orders (acks=all); nil makes one that the
-// returned actor closes when it stops. The site registry c.sites must run
-// as its own actor.
-func adminHandler(c *common, f *controlFlags, producer *kgo.Client, doubles admin.Doubles, stats page.Stats) (_ http.Handler, _, advisory []actor, _ error) {
-	ownProducer := producer == nil
-	if ownProducer {
+// controlConfig is the control plane's configuration from the flags.
+func (f *controlFlags) controlConfig(c *common) control.Config {
+	cfg := control.DefaultConfig()
+	cfg.Topics = c.topics
+	cfg.PublicBaseURL = *f.publicBaseURL
+	cfg.WatchdogInterval, cfg.ReconcileInterval = *f.watchdogInterval, *f.reconcileInterval
+	cfg.ReconcileWindow, cfg.ReconcileMinAge, cfg.MaxLookback = *f.reconcileWindow, *f.reconcileMinAge, *f.maxLookback
+	return cfg
+}
+
+// keymodeConfig is the order-key detector's configuration from the flags.
+func (f *controlFlags) keymodeConfig(c *common) keymode.Config {
+	cfg := keymode.DefaultConfig()
+	cfg.Topics = c.topics
+	cfg.MaxEntries, cfg.MaxAge, cfg.MinMatches = *f.keymodeMaxEntries, *f.keymodeMaxAge, *f.keymodeMinMatches
+	if *f.keymodeGroup != "" {
+		cfg.Group, cfg.ObserveGroup = *f.keymodeGroup, *f.keymodeGroup+"-observe"
+	}
+	return cfg
+}
+
+// controlParts is what adminHandler builds for a control-plane process.
+type controlParts struct {
+	admin    http.Handler // the admin API, for /admin/v1/ on the ops listener
+	gating   []actor      // the control plane (watchdog, reconciliation)
+	advisory []actor      // the order-key evidence table and detector, the app's parts
+	// close releases what adminHandler made (its producer); call it after
+	// the actors stopped.
+	close func()
+}
+
+// adminHandler builds the admin API and the control plane behind its
+// purchase-syncing switch, with the order-key evidence table and detector
+// and the app's parts. producer writes sites.v1 and reconciled orders
+// (acks=all); nil makes one that parts.close closes. The site registry
+// c.sites must run as its own actor.
+func adminHandler(c *common, f *controlFlags, producer *kgo.Client, doubles admin.Doubles, stats page.Stats) (_ controlParts, err error) {
+	var cl closers
+	defer func() {
+		if err != nil {
+			cl.closeAll()
+		}
+	}()
+	if producer == nil {
 		opts, err := c.kafka.producerOpts(c.log, c.reg, "control", 10*time.Second)
 		if err != nil {
-			return nil, nil, nil, err
+			return controlParts{}, err
 		}
 		if producer, err = kgo.NewClient(opts...); err != nil {
-			return nil, nil, nil, fmt.Errorf("cannot create the control plane's Kafka producer: %w", err)
+			return controlParts{}, fmt.Errorf("cannot create the control plane's Kafka producer: %w", err)
 		}
-	}
-	closeOwn := func() {
-		if ownProducer {
-			producer.Close()
-		}
+		cl.add(producer.Close)
 	}
 	tokens, err := f.tokens(c.log)
 	if err != nil {
-		closeOwn()
-		return nil, nil, nil, err
+		return controlParts{}, err
 	}
 	// Tokens that OAuth stored come after the operator's (file, then
 	// environment), which thus override them.
 	store, err := f.app.tokenStore(c, producer)
 	if err != nil {
-		closeOwn()
-		return nil, nil, nil, err
+		return controlParts{}, err
 	}
 	if store != nil {
 		tokens = append(tokens.(adminapi.MultiTokens), store)
 	}
 	acfg := adminapi.DefaultConfig()
 	acfg.APIVersion, acfg.URL = *f.apiVersion, *f.adminURL
-	api, err := adminapi.New(acfg, tokens, c.stageReg("control"), c.log.With("component", "shopify"))
+	api, err := adminapi.New(acfg, adminapi.Deps{Tokens: tokens, Registerer: c.stageReg("control"), Logger: c.log.With("component", "shopify")})
 	if err != nil {
-		closeOwn()
-		return nil, nil, nil, err
+		return controlParts{}, err
 	}
-	ccfg := control.DefaultConfig(c.topics.Name(schemas.TopicShopifyOrders))
-	ccfg.OrderIDsTopic = c.topics.Name(schemas.TopicShopifyOrderIDs)
-	ccfg.PublicBaseURL = *f.publicBaseURL
-	ccfg.WatchdogInterval, ccfg.ReconcileInterval = *f.watchdogInterval, *f.reconcileInterval
-	ccfg.ReconcileWindow, ccfg.ReconcileMinAge, ccfg.MaxLookback = *f.reconcileWindow, *f.reconcileMinAge, *f.maxLookback
-	writer := sites.Writer{Client: producer, Topic: c.topics.Name(schemas.TopicSites)}
+	ccfg := f.controlConfig(c)
+	writer := c.sites.Writer(producer)
 	svc, err := control.New(ccfg, control.Deps{
-		Sites:        c.sites,
-		Writer:       writer,
-		Shopify:      api,
-		Producer:     producer,
-		ConsumerOpts: c.kafka.baseOpts(c.log, nil, "control"),
-		Registerer:   c.stageReg("control"),
-		Logger:       c.log.With("component", "control"),
+		Sites:      c.sites,
+		Writer:     writer,
+		Shopify:    api,
+		Producer:   producer,
+		KafkaOpts:  c.kafka.baseOpts(c.log, nil, "control"),
+		Registerer: c.stageReg("control"),
+		Logger:     c.log.With("component", "control"),
 	})
 	if err != nil {
-		closeOwn()
-		return nil, nil, nil, fmt.Errorf("cannot configure the control plane: %w", err)
+		return controlParts{}, fmt.Errorf("cannot configure the control plane: %w", err)
 	}
 	evidence := keymode.NewTable(c.topics.Name(schemas.TopicKeyModeEvidence), c.kafka.baseOpts(c.log, nil, "keymode-evidence"),
 		c.stageReg("keymode"), c.log.With("component", "keymode"))
@@ -172,8 +193,7 @@ func adminHandler(c *common, f *controlFlags, producer *kgo.Client, doubles admi
 		Registerer: c.stageReg("admin"), Logger: c.log.With("component", "admin"),
 	})
 	if err != nil {
-		closeOwn()
-		return nil, nil, nil, err
+		return controlParts{}, err
 	}
 	if hcfg.Token == "" {
 		c.log.Warn("admin API disabled: no admin token; set PURCHASESYNC_ADMIN_TOKEN to manage sites")
@@ -181,44 +201,29 @@ func adminHandler(c *common, f *controlFlags, producer *kgo.Client, doubles admi
 	if ccfg.PublicBaseURL == "" {
 		c.log.Warn("no public base URL: Purchase Syncing cannot be enabled and the watchdog cannot check subscriptions; set PURCHASESYNC_PUBLIC_BASEURL")
 	}
-	run := func(ctx context.Context) error {
-		defer closeOwn()
-		if err := c.sites.WaitReady(ctx); err != nil {
-			return nil // ctx ended before the registry loaded
-		}
-		return svc.Run(ctx)
-	}
 	appParts, err := f.app.buildApp(c, store, api, writer, ccfg.PublicBaseURL, pageDeps{sw: svc, stats: stats, evidence: evidence, minMatches: *f.keymodeMinMatches})
 	if err != nil {
-		closeOwn()
-		return nil, nil, nil, err
+		return controlParts{}, err
 	}
-	advisory = []actor{{"order-key evidence", evidence.Run, evidence.Ready}}
+	advisory := []actor{{"order-key evidence", evidence.Run, evidence.Ready}}
 	if *f.keymodeOn {
-		kcfg := keymode.DefaultConfig(c.topics)
-		kcfg.MaxEntries, kcfg.MaxAge, kcfg.MinMatches = *f.keymodeMaxEntries, *f.keymodeMaxAge, *f.keymodeMinMatches
-		if *f.keymodeGroup != "" {
-			kcfg.Group, kcfg.ObserveGroup = *f.keymodeGroup, *f.keymodeGroup+"-observe"
-		}
-		det, err := keymode.New(kcfg, keymode.Deps{
-			ClientOpts: c.kafka.baseOpts(c.log, nil, "keymode"),
+		det, err := keymode.New(f.keymodeConfig(c), keymode.Deps{
+			KafkaOpts:  c.kafka.baseOpts(c.log, nil, "keymode"),
 			Sites:      c.sites,
 			Registerer: c.stageReg("keymode"),
 			Logger:     c.log.With("component", "keymode"),
 		})
 		if err != nil {
-			closeOwn()
-			return nil, nil, nil, fmt.Errorf("cannot configure the order-key detector: %w", err)
+			return controlParts{}, fmt.Errorf("cannot configure the order-key detector: %w", err)
 		}
-		advisory = append(advisory, actor{"order-key detector", func(ctx context.Context) error {
-			if err := c.sites.WaitReady(ctx); err != nil {
-				return nil
-			}
-			return det.Run(ctx)
-		}, det.Ready})
+		advisory = append(advisory, c.afterSites("order-key detector", det.Run, det.Ready))
 	}
-	advisory = append(advisory, appParts.actors...)
-	return h, []actor{{"control plane", run, svc.Ready}}, advisory, nil
+	return controlParts{
+		admin:    h,
+		gating:   []actor{c.afterSites("control plane", svc.Run, svc.Ready)},
+		advisory: append(advisory, appParts.actors...),
+		close:    cl.closeAll,
+	}, nil
 }
 
 // complianceProcessor builds the privacy-request processor: compliance.v1 →
@@ -231,7 +236,8 @@ func adminHandler(c *common, f *controlFlags, producer *kgo.Client, doubles admi
 // -clickhouse.addr, which must therefore list every replica; close the
 // returned func after the actor stopped.
 func complianceProcessor(c *common, f *controlFlags, conn driver.Conn, chCfg chsink.Config) (actor, func(), error) {
-	cfg := compliance.DefaultConfig(c.topics.Name(schemas.TopicCompliance))
+	cfg := compliance.DefaultConfig()
+	cfg.Topics = c.topics
 	cfg.ReportDir = *f.reportDir
 	cfg.Cluster, cfg.Database = chCfg.Cluster, chCfg.Database
 	var replicas []driver.Conn
@@ -253,23 +259,18 @@ func complianceProcessor(c *common, f *controlFlags, conn driver.Conn, chCfg chs
 		}
 	}
 	p, err := compliance.New(cfg, compliance.Deps{
-		Conn:         conn,
-		Replicas:     replicas,
-		Sites:        c.sites,
-		ConsumerOpts: c.kafka.baseOpts(c.log, nil, "compliance"),
-		Registerer:   c.stageReg("control"),
-		Logger:       c.log.With("component", "compliance"),
+		Conn:       conn,
+		Replicas:   replicas,
+		Sites:      c.sites,
+		KafkaOpts:  c.kafka.baseOpts(c.log, nil, "compliance"),
+		Registerer: c.stageReg("control"),
+		Logger:     c.log.With("component", "compliance"),
 	})
 	if err != nil {
 		closeAll()
 		return actor{}, nil, fmt.Errorf("cannot configure the compliance processor: %w", err)
 	}
-	return actor{"compliance", func(ctx context.Context) error {
-		if err := c.sites.WaitReady(ctx); err != nil {
-			return nil
-		}
-		return p.Run(ctx)
-	}, p.Ready}, closeAll, nil
+	return c.afterSites("compliance", p.Run, p.Ready), closeAll, nil
 }
 
 // cmdControl runs the control plane on its own, for deployments that run
@@ -286,8 +287,7 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 	cf := addControlFlags(fs)
 	cf.app = addAppFlags(fs, nil)
 	chf := addClickHouseFlags(fs)
-	opsAddr := fs.String("ops.addr", "127.0.0.1:9464", "ops listener: /metrics, /healthz, /readyz, /admin/v1/")
-	pprofOn := fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (behind the admin token where there is one; loopback or a trusted network only)")
+	of := addOpsFlags(fs, defaultOpsAddr)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -307,10 +307,11 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("cannot connect to ClickHouse for compliance redactions (-clickhouse.addr): %w", err)
 	}
 	defer conn.Close()
-	admin, controlActors, keymodeActors, err := adminHandler(c, cf, nil, chsink.Doubles{Conn: conn, Cluster: chCfg.Cluster != ""}, chsink.Merchant{Conn: conn})
+	parts, err := adminHandler(c, cf, nil, chsink.Doubles{Conn: conn, Cluster: chCfg.Cluster != ""}, chsink.Merchant{Conn: conn})
 	if err != nil {
 		return err
 	}
+	defer parts.close()
 	compl, closeReplicas, err := complianceProcessor(c, cf, conn, chCfg)
 	if err != nil {
 		return err
@@ -321,11 +322,10 @@ func cmdControl(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	// The admin API and the switch need the registry and the control plane;
 	// compliance redactions wait in compliance.v1 while ClickHouse is down.
-	gating := append([]actor{c.sitesActor()}, controlActors...)
-	advisory := append([]actor{compl}, keymodeActors...)
+	gating := append([]actor{c.sitesActor()}, parts.gating...)
+	advisory := append([]actor{compl}, parts.advisory...)
 	checks := append(checksOf(false, gating...), checksOf(true, advisory...)...)
-	ops := &opsServer{addr: *opsAddr, reg: c.reg, checks: checks, admin: admin, log: c.log.With("component", "ops"), pprof: *pprofOn, pprofToken: *cf.adminToken}
-	actors := append(append(gating, actor{name: "ops listener", run: ops.run}), advisory...)
-	c.log.Info("purchasesync control plane running", "ops", *opsAddr, "app", *cf.app.addr)
+	actors := append(append(gating, of.actor(c, checks, parts.admin, *cf.adminToken)), advisory...)
+	c.log.Info("purchasesync control plane running", "ops", *of.addr, "app", *cf.app.addr)
 	return runActors(ctx, c.log, actors...)
 }

@@ -150,8 +150,7 @@ func cmdIngest(ctx context.Context, args []string, getenv func(string) string, s
 	kf := addKafkaFlags(fs)
 	lf := addLogFlags(fs)
 	inf := addIngestFlags(fs)
-	opsAddr := fs.String("ops.addr", "127.0.0.1:9464", "ops listener address: /metrics, /healthz, /readyz")
-	pprofOn := fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (behind the admin token where there is one; loopback or a trusted network only)")
+	of := addOpsFlags(fs, defaultOpsAddr)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -172,6 +171,5 @@ func cmdIngest(ctx context.Context, args []string, getenv func(string) string, s
 	// loaded, and a registry that cannot follow sites.v1 for a while still
 	// answers from what it holds.
 	checks := append(checksOf(false, stages...), checksOf(true, c.sitesActor())...)
-	ops := &opsServer{addr: *opsAddr, reg: c.reg, checks: checks, log: c.log, pprof: *pprofOn}
-	return runActors(ctx, c.log, append(stages, c.sitesActor(), actor{name: "ops listener", run: ops.run})...)
+	return runActors(ctx, c.log, append(stages, c.sitesActor(), of.actor(c, checks, nil, ""))...)
 }

@@ -56,20 +56,14 @@ func (f *joinFlags) build(c *common) (*join.Processor, error) {
 // joinActor runs the join once the site registry has loaded (its rules need
 // every site's order_key and grace).
 func joinActor(c *common, p *join.Processor) actor {
-	return actor{"join", func(ctx context.Context) error {
-		if err := c.sites.WaitReady(ctx); err != nil {
-			return nil
-		}
-		return p.Run(ctx)
-	}, p.Ready}
+	return c.afterSites("join", p.Run, p.Ready)
 }
 
 func cmdJoin(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlagSet("join", getenv)
 	fs.addDump(stdout)
 	kf, lf, jf, rf := addKafkaFlags(fs), addLogFlags(fs), addJoinFlags(fs), addRefundFlags(fs)
-	opsAddr := fs.String("ops.addr", "127.0.0.1:9465", "ops listener (/metrics, /healthz, /readyz)")
-	pprofOn := fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (loopback or a trusted network only)")
+	of := addOpsFlags(fs, defaultJoinOpsAddr)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -90,6 +84,5 @@ func cmdJoin(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	join, router := joinActor(c, p), refundActor(r)
 	checks := append(checksOf(false, join, router), checksOf(true, c.sitesActor())...)
-	ops := &opsServer{addr: *opsAddr, reg: c.reg, log: c.log, checks: checks, pprof: *pprofOn}
-	return runActors(ctx, c.log, c.sitesActor(), actor{name: "ops listener", run: ops.run}, join, router)
+	return runActors(ctx, c.log, c.sitesActor(), of.actor(c, checks, nil, ""), join, router)
 }

@@ -29,12 +29,12 @@ func addObserveFlags(fs *flagSet) *observeFlags {
 func (f *observeFlags) build(c *common, groups []string, conn freshness.Querier) ([]actor, error) {
 	var actors []actor
 	if *f.lagInterval > 0 {
-		cfg := lagmon.DefaultConfig(groups...)
-		cfg.Interval = *f.lagInterval
+		cfg := lagmon.DefaultConfig()
+		cfg.Groups, cfg.Interval = groups, *f.lagInterval
 		m, err := lagmon.New(cfg, lagmon.Deps{
-			ClientOpts: c.kafka.baseOpts(c.log, nil, "lagmon"),
+			KafkaOpts:  c.kafka.baseOpts(c.log, nil, "lagmon"),
 			Registerer: c.stageReg("consumer"),
-			Logger:     c.log,
+			Logger:     c.log.With("component", "lagmon"),
 		})
 		if err != nil {
 			return nil, err
@@ -44,7 +44,7 @@ func (f *observeFlags) build(c *common, groups []string, conn freshness.Querier)
 	if *f.freshnessInterval > 0 {
 		cfg := freshness.DefaultConfig()
 		cfg.Interval = *f.freshnessInterval
-		m, err := freshness.New(cfg, freshness.Deps{Conn: conn, Registerer: c.stageReg("freshness"), Logger: c.log})
+		m, err := freshness.New(cfg, freshness.Deps{Conn: conn, Registerer: c.stageReg("freshness"), Logger: c.log.With("component", "freshness")})
 		if err != nil {
 			return nil, err
 		}

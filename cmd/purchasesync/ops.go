@@ -16,6 +16,36 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// Default ops listener addresses: a split deployment may run the ingest (or
+// the control plane), the join and the sink on one host.
+const (
+	defaultOpsAddr     = "127.0.0.1:9464" // run, ingest, control; the sites CLI's default
+	defaultJoinOpsAddr = "127.0.0.1:9465"
+	defaultSinkOpsAddr = "127.0.0.1:9466"
+)
+
+// opsFlags are the ops listener's flags, which every long-running
+// subcommand has.
+type opsFlags struct {
+	addr  *string
+	pprof *bool
+}
+
+func addOpsFlags(fs *flagSet, defaultAddr string) opsFlags {
+	return opsFlags{
+		addr:  fs.String("ops.addr", defaultAddr, "ops listener: /metrics, /healthz, /readyz, and /admin/v1/ where the admin API is served"),
+		pprof: fs.Bool("ops.pprof", false, "serve Go profiles under /debug/pprof/ on the ops listener (behind the admin token where there is one; loopback or a trusted network only)"),
+	}
+}
+
+// actor is the ops listener of c with the stages' checks. admin, when not
+// nil, is mounted under /admin/v1/, and its token guards /debug/pprof/.
+func (f opsFlags) actor(c *common, checks []namedCheck, admin http.Handler, adminToken string) actor {
+	o := &opsServer{addr: *f.addr, reg: c.reg, checks: checks, admin: admin, log: c.log.With("component", "ops"),
+		pprof: *f.pprof, pprofToken: adminToken}
+	return actor{name: "ops listener", run: o.run}
+}
+
 // opsServer is the ops listener: /metrics, /healthz, /readyz and the admin
 // API under /admin/v1/ (mounted when admin is non-nil).
 type opsServer struct {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"purchasesync/processors/refundroute"
-	"purchasesync/schemas"
 )
 
 // refundFlags are the refund router's flags. It runs in the join process
@@ -20,9 +19,9 @@ type refundFlags struct {
 }
 
 func addRefundFlags(fs *flagSet) *refundFlags {
-	d := refundroute.DefaultConfig(schemas.Topics{}, "")
+	d := refundroute.DefaultConfig()
 	return &refundFlags{
-		group: fs.String("refundroute.group", "", "consumer group of the refund routers (one runs in each join process; its transactional id is purchasesync-refundroute-<join.instance>); empty: <-kafka.topicPrefix without its dot>-refundroute, so purchasesync-refundroute by default"),
+		group: fs.String("refundroute.group", d.Group, "consumer group of the refund routers (one runs in each join process; its transactional id is purchasesync-refundroute-<join.instance>); empty: <-kafka.topicPrefix without its dot>-refundroute, so purchasesync-refundroute by default"),
 		orderWait: fs.Duration("refundroute.orderWait", d.OrderWait,
 			"how long (in the received-at time of later records) a refund of an order_number/order_name site waits for its order's index before it goes to shopify.unrouted.v1 with reason refund_order_unknown"),
 		indexHorizon: fs.Duration("refundroute.indexHorizon", d.IndexHorizon,
@@ -30,14 +29,18 @@ func addRefundFlags(fs *flagSet) *refundFlags {
 	}
 }
 
-func (f *refundFlags) build(c *common, instance string) (*refundroute.Router, error) {
-	cfg := refundroute.DefaultConfig(c.topics, instance)
+// config is the refund router's configuration from the flags; instance is
+// the join's (-join.instance).
+func (f *refundFlags) config(c *common, instance string) refundroute.Config {
+	cfg := refundroute.DefaultConfig()
+	cfg.Topics, cfg.Instance, cfg.Group = c.topics, instance, *f.group
 	cfg.OrderWait, cfg.IndexHorizon = *f.orderWait, *f.indexHorizon
-	if *f.group != "" {
-		cfg.Group = *f.group
-	}
-	r, err := refundroute.New(cfg, refundroute.Deps{
-		ClientOpts:  c.kafka.baseOpts(c.log, nil, "refundroute"),
+	return cfg
+}
+
+func (f *refundFlags) build(c *common, instance string) (*refundroute.Router, error) {
+	r, err := refundroute.New(f.config(c, instance), refundroute.Deps{
+		KafkaOpts:   c.kafka.baseOpts(c.log, nil, "refundroute"),
 		SessionOpts: c.kafka.hooks(c.reg, "refundroute"),
 		Registerer:  c.stageReg("refundroute"),
 		Logger:      c.log.With("component", "refundroute"),

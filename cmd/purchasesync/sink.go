@@ -166,7 +166,7 @@ func cmdSink(ctx context.Context, args []string, getenv func(string) string, std
 	fs := newFlagSet("sink", getenv)
 	fs.addDump(stdout)
 	kf, lf, sf := addKafkaFlags(fs), addLogFlags(fs), addSinkFlags(fs)
-	opsAddr := fs.String("ops.addr", "127.0.0.1:9466", "ops listener (/metrics, /healthz, /readyz)")
+	of := addOpsFlags(fs, defaultSinkOpsAddr)
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -188,6 +188,5 @@ func cmdSink(ctx context.Context, args []string, getenv func(string) string, std
 	if fs.checking() {
 		return fs.checked()
 	}
-	ops := &opsServer{addr: *opsAddr, reg: c.reg, log: c.log, checks: checksOf(false, actors...)}
-	return runActors(ctx, c.log, append(actors, actor{name: "ops listener", run: ops.run})...)
+	return runActors(ctx, c.log, append(actors, of.actor(c, checksOf(false, actors...), nil, ""))...)
 }

@@ -8,12 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"purchasesync/ingest/admin"
 	"purchasesync/schemas"
 )
 
@@ -48,9 +47,10 @@ flags:
 func cmdSites(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlagSet("sites", getenv)
 	fs.SetOutput(stdout)
-	adminURL := fs.String("admin.url", "http://127.0.0.1:9464", "base URL of the ops listener serving the admin API")
+	d := admin.DefaultClientConfig()
+	adminURL := fs.String("admin.url", "http://"+defaultOpsAddr, "base URL of the ops listener serving the admin API")
 	token := fs.Secret("admin.token", "bearer token of the admin API")
-	timeout := fs.Duration("admin.timeout", 60*time.Second, "how long one admin request may take (enable waits for Shopify)")
+	timeout := fs.Duration("admin.timeout", d.Timeout, "how long one admin request may take (enable waits for Shopify)")
 	// Output format and record fields are per invocation: they have no
 	// environment twin, so a stray variable can never change a stored record.
 	output := fs.FlagSet.String("o", "table", "output: table (for people) or json")
@@ -91,67 +91,69 @@ func cmdSites(ctx context.Context, args []string, getenv func(string) string, st
 	if *token == "" {
 		return errors.New("sites: no admin token: set -admin.token or PURCHASESYNC_ADMIN_TOKEN (the one the server was started with)")
 	}
-	c := &adminClient{base: strings.TrimSuffix(*adminURL, "/"), token: *token, http: &http.Client{Timeout: *timeout}}
+	c := admin.NewClient(admin.ClientConfig{URL: *adminURL, Token: *token, Timeout: *timeout})
 	p := sitePrinter{w: stdout, json: *output == "json"}
 
 	switch action {
 	case "list":
-		var list struct {
-			Sites []schemas.Site `json:"sites"`
-		}
-		raw, err := c.do(ctx, "GET", "/admin/v1/sites", nil, &list)
+		raw, list, err := c.List(ctx)
 		if err != nil {
 			return err
 		}
-		return p.list(raw, list.Sites)
+		return p.list(raw, list)
 	case "get":
-		return c.siteCall(ctx, p, "GET", sitePath(rest[0]), nil)
+		return p.site(c.Get(ctx, rest[0]))
 	case "put":
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		body, err := c.putBody(ctx, rest[0], set, *shop, *orderKey, *grace, *syncing, *domains)
-		if err != nil {
-			return err
+		var change admin.SiteChange
+		fs.Visit(func(f *flag.Flag) {
+			switch f.Name {
+			case "shop":
+				change.ShopDomain = shop
+			case "order-key":
+				change.OrderKey = orderKey
+			case "grace":
+				change.Grace = grace
+			case "syncing":
+				change.PurchaseSyncing = syncing
+			case "custom-domains":
+				ds := splitList(*domains)
+				change.CustomDomains = &ds
+			}
+		})
+		raw, s, err := c.Update(ctx, rest[0], change)
+		if errors.Is(err, admin.ErrNewSiteNeedsShop) {
+			return fmt.Errorf("sites put %s: a new site needs -shop name.myshopify.com", rest[0])
 		}
-		return c.siteCall(ctx, p, "PUT", sitePath(rest[0]), body)
+		return p.site(raw, s, err)
 	case "enable", "disable":
-		path := sitePath(rest[0]) + "/purchase-syncing"
-		if *force && action == "enable" {
-			path += "?force=true"
-		}
-		return c.siteCall(ctx, p, "POST", path, map[string]bool{"enabled": action == "enable"})
+		return p.site(c.SetSyncing(ctx, rest[0], action == "enable", *force))
 	case "diagnose":
 		if len(rest) == 0 {
-			return c.diagnoseAll(ctx, p)
+			return diagnoseAll(ctx, c, p)
 		}
-		var d schemas.KeyModeDiagnosis
-		raw, err := c.do(ctx, "GET", sitePath(rest[0])+"/diagnosis", nil, &d)
+		raw, d, err := c.Diagnose(ctx, rest[0])
 		if err != nil {
 			return err
 		}
 		return p.diagnosis(raw, d)
 	case "repair":
-		var out struct {
-			Doubles []schemas.DoubleRegistration `json:"doubles"`
-		}
-		method, path, body := "GET", sitePath(rest[0])+"/doubles", any(nil)
+		var raw []byte
+		var ds []schemas.DoubleRegistration
+		var err error
 		if *mark {
 			if *by == "" {
 				return errors.New("sites repair -mark: say who marks with -by (recorded with each mark)")
 			}
-			method, path, body = "POST", path+"/mark", map[string]string{"by": *by, "note": *note}
+			raw, ds, err = c.MarkDoubles(ctx, rest[0], *by, *note)
+		} else {
+			raw, ds, err = c.Doubles(ctx, rest[0])
 		}
-		raw, err := c.do(ctx, method, path, body, &out)
 		if err != nil {
 			return err
 		}
-		return p.doubles(raw, out.Doubles, *mark)
+		return p.doubles(raw, ds, *mark)
 	case "delete":
-		path := sitePath(rest[0])
-		if *force {
-			path += "?force=true"
-		}
-		if _, err := c.do(ctx, "DELETE", path, nil, nil); err != nil {
+		if err := c.Delete(ctx, rest[0], *force); err != nil {
 			return err
 		}
 		if p.json {
@@ -179,122 +181,6 @@ func parseInterleaved(fs *flagSet, args []string) ([]string, error) {
 		}
 	}
 	return pos, nil
-}
-
-func sitePath(site string) string { return "/admin/v1/sites/" + url.PathEscape(site) }
-
-type adminClient struct {
-	base  string
-	token string
-	http  *http.Client
-}
-
-// apiError is the admin API's error body.
-type apiError struct {
-	Code  int
-	Msg   string `json:"error"`
-	Field string `json:"field"`
-}
-
-func (e *apiError) Error() string {
-	s := fmt.Sprintf("admin API: %s (HTTP %d)", e.Msg, e.Code)
-	if e.Field != "" {
-		s = fmt.Sprintf("admin API: field %s: %s (HTTP %d)", e.Field, strings.TrimPrefix(e.Msg, e.Field+": "), e.Code)
-	}
-	return s
-}
-
-// do sends one request; out (may be nil) receives the JSON answer, and the
-// raw answer is returned for -o json.
-func (c *adminClient) do(ctx context.Context, method, path string, body, out any) ([]byte, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, fmt.Errorf("cannot encode request: %w", err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return nil, fmt.Errorf("cannot build request (check -admin.url / PURCHASESYNC_ADMIN_URL): %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach the admin API at %s (is `purchasesync run` up? set -admin.url / PURCHASESYNC_ADMIN_URL): %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the admin API's answer: %w", err)
-	}
-	if resp.StatusCode >= 300 {
-		ae := &apiError{Code: resp.StatusCode}
-		if json.Unmarshal(raw, ae) != nil || ae.Msg == "" {
-			ae.Msg = strings.TrimSpace(string(raw))
-		}
-		return nil, ae
-	}
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return nil, fmt.Errorf("cannot decode the admin API's answer: %w", err)
-		}
-	}
-	return raw, nil
-}
-
-func (c *adminClient) siteCall(ctx context.Context, p sitePrinter, method, path string, body any) error {
-	var s schemas.Site
-	raw, err := c.do(ctx, method, path, body, &s)
-	if err != nil {
-		return err
-	}
-	return p.site(raw, s)
-}
-
-// putBody starts from the stored record, if any, and applies the flags that
-// were given, so "sites put a -grace 5m" changes only the grace.
-func (c *adminClient) putBody(ctx context.Context, site string, set map[string]bool, shop, orderKey, grace string, syncing bool, domains string) (map[string]any, error) {
-	body := map[string]any{}
-	var cur schemas.Site
-	_, err := c.do(ctx, "GET", sitePath(site), nil, &cur)
-	var ae *apiError
-	switch {
-	case err == nil:
-		body["shop_domain"] = cur.ShopDomain
-		body["order_key"] = cur.OrderKey
-		body["purchase_syncing"] = cur.PurchaseSyncing
-		body["grace"] = time.Duration(cur.Grace).String()
-		if len(cur.CustomDomains) > 0 {
-			body["custom_domains"] = cur.CustomDomains
-		}
-	case errors.As(err, &ae) && ae.Code == http.StatusNotFound:
-		if !set["shop"] {
-			return nil, fmt.Errorf("sites put %s: a new site needs -shop name.myshopify.com", site)
-		}
-	default:
-		return nil, err
-	}
-	if set["shop"] {
-		body["shop_domain"] = shop
-	}
-	if set["order-key"] {
-		body["order_key"] = orderKey
-	}
-	if set["grace"] {
-		body["grace"] = grace
-	}
-	if set["syncing"] {
-		body["purchase_syncing"] = syncing
-	}
-	if set["custom-domains"] {
-		body["custom_domains"] = splitList(domains)
-	}
-	return body, nil
 }
 
 // sitePrinter prints tables for people and the API's JSON for scripts.
@@ -332,7 +218,11 @@ func (p sitePrinter) list(raw []byte, sites []schemas.Site) error {
 	return nil
 }
 
-func (p sitePrinter) site(raw []byte, s schemas.Site) error {
+// site prints the site a call returned, or its error.
+func (p sitePrinter) site(raw []byte, s schemas.Site, err error) error {
+	if err != nil {
+		return err
+	}
 	if p.json {
 		return p.raw(raw)
 	}
@@ -353,17 +243,15 @@ func (p sitePrinter) site(raw []byte, s schemas.Site) error {
 }
 
 // diagnoseAll diagnoses every site, one line each.
-func (c *adminClient) diagnoseAll(ctx context.Context, p sitePrinter) error {
-	var list struct {
-		Sites []schemas.Site `json:"sites"`
-	}
-	if _, err := c.do(ctx, "GET", "/admin/v1/sites", nil, &list); err != nil {
+func diagnoseAll(ctx context.Context, c *admin.Client, p sitePrinter) error {
+	_, list, err := c.List(ctx)
+	if err != nil {
 		return err
 	}
 	all := []schemas.KeyModeDiagnosis{}
-	for _, s := range list.Sites {
-		var d schemas.KeyModeDiagnosis
-		if _, err := c.do(ctx, "GET", sitePath(s.Site)+"/diagnosis", nil, &d); err != nil {
+	for _, s := range list {
+		_, d, err := c.Diagnose(ctx, s.Site)
+		if err != nil {
 			return fmt.Errorf("site %s: %w", s.Site, err)
 		}
 		all = append(all, d)

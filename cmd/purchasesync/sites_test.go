@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -116,7 +115,7 @@ func TestAdminHandlerWiring(t *testing.T) {
 		"PURCHASESYNC_SHOPIFY_ACCESSTOKENS": "a.myshopify.com=secret-token",
 		"PURCHASESYNC_PUBLIC_BASEURL":       "https://hooks.example.com",
 	}
-	build := func() (http.Handler, []actor, []actor, error) {
+	build := func() (controlParts, error) {
 		fs := newFlagSet("test", func(k string) string { return env[k] })
 		kf, lf, cf := addKafkaFlags(fs), addLogFlags(fs), addControlFlags(fs)
 		if err := fs.parse(nil); err != nil {
@@ -127,16 +126,17 @@ func TestAdminHandlerWiring(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, actors, advisory, err := adminHandler(c, cf, nil, nil, nil)
+		parts, err := adminHandler(c, cf, nil, nil, nil)
 		if strings.Contains(logs.String(), "secret-token") {
 			t.Errorf("logs contain the access token: %s", logs.String())
 		}
-		return h, actors, advisory, err
+		return parts, err
 	}
-	h, actors, advisory, err := build()
+	parts, err := build()
 	if err != nil {
 		t.Fatal(err)
 	}
+	h, actors, advisory := parts.admin, parts.gating, parts.advisory
 	if len(actors) != 1 {
 		t.Fatalf("%d actors, want the control plane", len(actors))
 	}
@@ -148,18 +148,21 @@ func TestAdminHandlerWiring(t *testing.T) {
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "PURCHASESYNC_ADMIN_TOKEN") {
 		t.Errorf("without a token: %d %s", rec.Code, rec.Body)
 	}
-	// The actor owns the producer it made: running it with a cancelled
-	// context returns and closes it.
+	// Before the registry loaded, a cancelled context stops the control
+	// plane cleanly; close releases the producer adminHandler made.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := actors[0].run(ctx); err != nil {
 		t.Errorf("control actor on a cancelled context: %v", err)
 	}
+	parts.close()
 
 	env["PURCHASESYNC_ADMIN_TOKEN"] = "t"
-	if h, _, _, err = build(); err != nil {
+	if parts, err = build(); err != nil {
 		t.Fatal(err)
 	}
+	defer parts.close()
+	h = parts.admin
 	rec = httptest.NewRecorder()
 	req := httptest.NewRequest("GET", "/admin/v1/sites", nil)
 	req.Header.Set("Authorization", "Bearer t")
@@ -169,12 +172,12 @@ func TestAdminHandlerWiring(t *testing.T) {
 	}
 
 	env["PURCHASESYNC_SHOPIFY_ACCESSTOKENS"] = "no-equals-sign"
-	if _, _, _, err := build(); err == nil || !strings.Contains(err.Error(), "PURCHASESYNC_SHOPIFY_ACCESSTOKENS") {
+	if _, err := build(); err == nil || !strings.Contains(err.Error(), "PURCHASESYNC_SHOPIFY_ACCESSTOKENS") {
 		t.Errorf("bad tokens: %v, want the variable named", err)
 	}
 	env["PURCHASESYNC_SHOPIFY_ACCESSTOKENS"] = ""
 	env["PURCHASESYNC_SHOPIFY_APIVERSION"] = "2025-13"
-	if _, _, _, err := build(); err == nil || !strings.Contains(err.Error(), "-shopify.apiVersion") {
+	if _, err := build(); err == nil || !strings.Contains(err.Error(), "-shopify.apiVersion") {
 		t.Errorf("bad version: %v, want the flag named", err)
 	}
 }
@@ -195,7 +198,7 @@ func TestAppFlagsErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _, _, err = adminHandler(c, cf, nil, nil, nil)
+		_, err = adminHandler(c, cf, nil, nil, nil)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v: %v, want an error naming %s", env, err, want)
 		}

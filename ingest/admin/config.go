@@ -2,7 +2,6 @@ package admin
 
 import (
 	"errors"
-	"time"
 
 	"purchasesync/schemas"
 )
@@ -12,9 +11,6 @@ type Config struct {
 	// Token is the bearer token every request must carry. Empty disables
 	// the API (every request gets 503 naming PURCHASESYNC_ADMIN_TOKEN).
 	Token string
-	// VisibleTimeout bounds how long a write waits until the registry shows
-	// it before answering. The write is durable in Kafka either way.
-	VisibleTimeout time.Duration
 	// MaxBodyBytes caps request bodies.
 	MaxBodyBytes int64
 	// MinMatches is how many matched purchases make an order-key verdict
@@ -24,15 +20,12 @@ type Config struct {
 
 // DefaultConfig returns the defaults; the token stays empty (disabled).
 func DefaultConfig() Config {
-	return Config{VisibleTimeout: 3 * time.Second, MaxBodyBytes: 64 << 10, MinMatches: schemas.DefaultKeyModeMinMatches}
+	return Config{MaxBodyBytes: 64 << 10, MinMatches: schemas.DefaultKeyModeMinMatches}
 }
 
 // Validate checks the configuration. An empty token is valid: it disables
 // the API rather than stopping the process that serves metrics.
 func (c Config) Validate() error {
-	if c.VisibleTimeout <= 0 {
-		return errors.New("admin: visible timeout must be positive")
-	}
 	if c.MaxBodyBytes <= 0 {
 		return errors.New("admin: max body bytes must be positive")
 	}

@@ -20,12 +20,17 @@
 // input field is at fault.
 //
 // A write returns only once the registry the handler reads (sites.v1 as
-// followed by this process) shows it, bounded by Config.VisibleTimeout, so a
-// GET right after a PUT sees the new record.
+// followed by this process) shows it, bounded by the writer's visible
+// timeout (processors/sites.Config.VisibleTimeout), so a GET right after a
+// PUT sees the new record.
 //
 // The package depends on small interfaces (SiteReader, SiteWriter, Syncing)
 // that cmd fills with processors/sites and processors/control; it imports no
 // other stage.
+//
+// Client is the other end of that wire format, the `purchasesync sites`
+// CLI's: typed calls, the read-modify-write of a partial update (Update),
+// and APIError for an answer other than 2xx.
 //
 // Metrics (prefix given by the registerer, purchasesync_admin_ in cmd):
 // requests_total{route,code}, write_visible_timeouts_total.

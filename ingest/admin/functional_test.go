@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"log/slog"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 
 	"purchasesync/deploy/testenv"
 	"purchasesync/processors/sites"
-	"purchasesync/schemas"
 )
 
 // TestFunctionalRealKafka: a PUT through the real sites.v1 is visible to a
@@ -21,14 +19,15 @@ import (
 func TestFunctionalRealKafka(t *testing.T) {
 	brokers := testenv.Kafka(t)
 	topics := testenv.Topics(t, brokers, 1)
-	topic := topics.Name(schemas.TopicSites)
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	reg, err := sites.New(sites.DefaultConfig(topic), []kgo.Opt{kgo.SeedBrokers(brokers...)}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	scfg := sites.DefaultConfig()
+	scfg.Topics = topics
+	reg, err := sites.New(scfg, sites.Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +48,7 @@ func TestFunctionalRealKafka(t *testing.T) {
 
 	cfg := DefaultConfig()
 	cfg.Token = token
-	h, err := New(cfg, Deps{Sites: reg, Writer: sites.Writer{Client: cl, Topic: topic}, Registerer: prometheus.NewRegistry()})
+	h, err := New(cfg, Deps{Sites: reg, Writer: reg.Writer(cl), Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +65,7 @@ func TestFunctionalRealKafka(t *testing.T) {
 		t.Fatalf("get right after put: %d %v, want %v", code, got, put)
 	}
 	if n := testutil.ToFloat64(h.m.visibleTimeouts); n != 0 {
-		t.Errorf("the real registry took longer than %s to show the write", cfg.VisibleTimeout)
+		t.Errorf("the real registry took longer than %s to show the write", scfg.VisibleTimeout)
 	}
 	if code, _ := e.do("DELETE", "/admin/v1/sites/func-1", ""); code != 204 {
 		t.Fatalf("delete: %d", code)

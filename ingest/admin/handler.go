@@ -25,17 +25,18 @@ type SiteReader interface {
 	Get(site string) (schemas.Site, bool)
 	// All returns every site, sorted by slug.
 	All() []schemas.Site
-	// Changed returns a channel closed at the next applied change.
-	Changed() <-chan struct{}
 }
 
 // SiteWriter writes sites.v1 synchronously: nil means Kafka holds the record
-// (processors/sites.Writer).
+// (processors/sites.Writer, as Registry.Writer makes it). Each call then
+// waits, bounded, until the registry the handler reads shows the write, and
+// says whether it did: a write that is not visible in time is counted, not
+// an error, since Kafka holds it and every process will read it.
 type SiteWriter interface {
-	// Put normalizes, validates and stores s, returning what was stored.
-	// Validation failures are *schemas.FieldError.
-	Put(ctx context.Context, s schemas.Site) (schemas.Site, error)
-	Delete(ctx context.Context, site string) error
+	// PutVisible normalizes, validates and stores s, returning what was
+	// stored. Validation failures are *schemas.FieldError.
+	PutVisible(ctx context.Context, s schemas.Site) (stored schemas.Site, visible bool, err error)
+	DeleteVisible(ctx context.Context, site string) (visible bool, err error)
 }
 
 // Syncing is the Purchase Syncing switch of DESIGN §7 (processors/control).
@@ -310,16 +311,13 @@ func (h *Handler) put(r *http.Request) (int, any, error) {
 		}
 		s.WebhookSubscriptionID = old.WebhookSubscriptionID
 	}
-	// A fresh stamp is what tells waitVisible that the registry has this write.
+	// A fresh stamp is what tells the writer that the registry has this write.
 	s.UpdatedAt = time.Now().UTC()
-	stored, err := h.deps.Writer.Put(r.Context(), s)
+	stored, visible, err := h.deps.Writer.PutVisible(r.Context(), s)
 	if err != nil {
 		return 0, nil, err
 	}
-	h.waitVisible(r.Context(), "put", func() bool {
-		got, ok := h.deps.Sites.Get(slug)
-		return ok && got.UpdatedAt.Equal(stored.UpdatedAt)
-	})
+	h.countInvisible(r.Context(), visible)
 	h.log.Info("site stored", "site", slug, "shop_domain", stored.ShopDomain, "order_key", stored.OrderKey, "purchase_syncing", stored.PurchaseSyncing)
 	return http.StatusOK, stored, nil
 }
@@ -425,13 +423,11 @@ func (h *Handler) delete(r *http.Request) (int, any, error) {
 		return 0, nil, &httpError{code: http.StatusConflict, field: "purchase_syncing", msg: fmt.Sprintf(
 			"site %s still has purchase syncing on or a webhook subscription; disable it first (purchasesync sites disable %s), or add ?force=true", s.Site, s.Site)}
 	}
-	if err := h.deps.Writer.Delete(r.Context(), s.Site); err != nil {
+	visible, err := h.deps.Writer.DeleteVisible(r.Context(), s.Site)
+	if err != nil {
 		return 0, nil, err
 	}
-	h.waitVisible(r.Context(), "delete", func() bool {
-		_, ok := h.deps.Sites.Get(s.Site)
-		return !ok
-	})
+	h.countInvisible(r.Context(), visible)
 	h.log.Info("site deleted", "site", s.Site)
 	return http.StatusNoContent, nil, nil
 }
@@ -555,25 +551,10 @@ func (h *Handler) markDoubles(r *http.Request) (int, any, error) {
 	return http.StatusOK, DoublesList{Doubles: list}, nil
 }
 
-// waitVisible waits until cond holds for the registry, or the visible
-// timeout passes. A timeout is logged and counted but not an error: Kafka
-// already holds the write, and every process will read it.
-func (h *Handler) waitVisible(ctx context.Context, what string, cond func() bool) {
-	t := time.NewTimer(h.cfg.VisibleTimeout)
-	defer t.Stop()
-	for {
-		ch := h.deps.Sites.Changed() // taken before the check, so no change is missed
-		if cond() {
-			return
-		}
-		select {
-		case <-ch:
-		case <-t.C:
-			h.m.visibleTimeouts.Inc()
-			h.log.Warn("admin write not yet visible in the site registry", "op", what, "timeout", h.cfg.VisibleTimeout.String())
-			return
-		case <-ctx.Done():
-			return
-		}
+// countInvisible counts a write the registry did not show in time (the
+// writer logged it); a request that ended first is not counted.
+func (h *Handler) countInvisible(ctx context.Context, visible bool) {
+	if !visible && ctx.Err() == nil {
+		h.m.visibleTimeouts.Inc()
 	}
 }

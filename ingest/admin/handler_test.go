@@ -425,8 +425,8 @@ func TestDiagnosisAndEnableGuard(t *testing.T) {
 func TestWaitVisibleTimesOutButAnswers(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Token = token
-	cfg.VisibleTimeout = 20 * time.Millisecond
 	e := newEnv(t, cfg)
+	e.reg.VisibleTimeout = 20 * time.Millisecond
 	e.reg.Delay = time.Second
 	start := time.Now()
 	code, _ := e.do("PUT", "/admin/v1/sites/a", `{"shop_domain":"a.myshopify.com"}`)

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"purchasesync/schemas"
 )
 
 // WebhookPath is where ingest receives Shopify webhooks (DESIGN §6).
@@ -17,15 +19,11 @@ type Config struct {
 	// is PublicBaseURL + WebhookPath. Empty: Enable and the watchdog refuse,
 	// naming -public.baseURL.
 	PublicBaseURL string
-	// OrdersTopic is the full name of shopify.orders.v1.
-	OrdersTopic string
-	// OrderIDsTopic is the full name of shopify.order_ids.v1: a reconciled
-	// order of a site not keyed by order id gets its index record there
-	// too, as ingest gives a webhook's, so that its refunds find it. Empty:
-	// no index records (tests that do not route refunds).
-	OrderIDsTopic string
-	// VisibleTimeout bounds the wait until the registry shows a write.
-	VisibleTimeout time.Duration
+	// Topics names shopify.orders.v1 (followed, and where reconciled
+	// orders go) and shopify.order_ids.v1: a reconciled order of a site not
+	// keyed by order id gets its index record there too, as ingest gives a
+	// webhook's, so that its refunds find it.
+	Topics schemas.Topics
 
 	// WatchdogInterval: how often subscriptions are verified; 0 disables.
 	WatchdogInterval time.Duration
@@ -61,10 +59,9 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults.
-func DefaultConfig(ordersTopic string) Config {
+func DefaultConfig() Config {
 	return Config{
-		OrdersTopic:       ordersTopic,
-		VisibleTimeout:    3 * time.Second,
+		Topics:            schemas.Topics{Prefix: schemas.DefaultTopicPrefix},
 		WatchdogInterval:  10 * time.Minute,
 		ReconcileInterval: 15 * time.Minute,
 		ReconcileWindow:   6 * time.Hour,
@@ -95,10 +92,6 @@ func (c Config) Validate() error {
 		}
 	}
 	switch {
-	case c.OrdersTopic == "":
-		return errors.New("control: orders topic is empty")
-	case c.VisibleTimeout <= 0:
-		return errors.New("control: visible timeout must be positive")
 	case c.WatchdogInterval < 0 || c.ReconcileInterval < 0:
 		return errors.New("control: intervals must be 0 (off) or positive (-watchdog.interval, -reconcile.interval)")
 	case c.ReconcileWindow <= c.ReconcileMinAge:

@@ -74,17 +74,17 @@ func TestFunctionalReconciliation(t *testing.T) {
 
 	acfg := adminapi.DefaultConfig()
 	acfg.URL = fake.URL()
-	api, err := adminapi.New(acfg, adminapi.Tokens{shopDomain: shopToken, "second.myshopify.com": "second-token"}, nil, nil)
+	api, err := adminapi.New(acfg, adminapi.Deps{Tokens: adminapi.Tokens{shopDomain: shopToken, "second.myshopify.com": "second-token"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	newService := func() (*Service, func()) {
-		cfg := DefaultConfig(ordersTopic)
-		cfg.OrderIDsTopic = topics.Name(schemas.TopicShopifyOrderIDs)
+		cfg := DefaultConfig()
+		cfg.Topics = topics
 		cfg.PublicBaseURL = publicURL
 		cfg.WatchdogInterval, cfg.ReconcileInterval = 0, 0 // passes are run by hand below
 		svc, err := New(cfg, Deps{Sites: reg, Writer: reg, Shopify: api, Producer: producer,
-			ConsumerOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+			KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,7 +229,9 @@ func TestFunctionalSwitchRealRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	reg, err := sites.New(sites.DefaultConfig(topics.Name(schemas.TopicSites)), []kgo.Opt{kgo.SeedBrokers(brokers...)}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	scfg := sites.DefaultConfig()
+	scfg.Topics = topics
+	reg, err := sites.New(scfg, sites.Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +242,7 @@ func TestFunctionalSwitchRealRegistry(t *testing.T) {
 	if err := reg.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	writer := sites.Writer{Client: cl, Topic: topics.Name(schemas.TopicSites)}
+	writer := reg.Writer(cl)
 	if _, err := writer.Put(ctx, schemas.Site{Site: "live", ShopDomain: shopDomain}); err != nil {
 		t.Fatal(err)
 	}
@@ -249,11 +251,12 @@ func TestFunctionalSwitchRealRegistry(t *testing.T) {
 	fake.AddShop(shopDomain, shopToken, "read_orders")
 	acfg := adminapi.DefaultConfig()
 	acfg.URL = fake.URL()
-	api, err := adminapi.New(acfg, adminapi.Tokens{shopDomain: shopToken}, nil, nil)
+	api, err := adminapi.New(acfg, adminapi.Deps{Tokens: adminapi.Tokens{shopDomain: shopToken}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultConfig(topics.Name(schemas.TopicShopifyOrders))
+	cfg := DefaultConfig()
+	cfg.Topics = topics
 	cfg.PublicBaseURL = publicURL
 	svc, err := New(cfg, Deps{Sites: reg, Writer: writer, Shopify: api})
 	if err != nil {

@@ -47,7 +47,7 @@ func TestControlRidesOutBrokerRestart(t *testing.T) {
 	lost := fake.AddOrder(shopDomain, shopifyfake.Order{CreatedAt: time.Now().Add(-time.Hour), Email: "lost@example.com", Subtotal: shopifyfake.Money{Shop: "10.00"}})
 	acfg := adminapi.DefaultConfig()
 	acfg.URL = fake.URL()
-	api, err := adminapi.New(acfg, adminapi.Tokens{shopDomain: shopToken}, nil, nil)
+	api, err := adminapi.New(acfg, adminapi.Deps{Tokens: adminapi.Tokens{shopDomain: shopToken}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,13 +59,14 @@ func TestControlRidesOutBrokerRestart(t *testing.T) {
 	}
 	defer producer.Close()
 	reg := newMemRegistry(schemas.Site{Site: "recon", ShopDomain: shopDomain, PurchaseSyncing: true})
-	cfg := DefaultConfig(topic)
+	cfg := DefaultConfig()
+	cfg.Topics = schemas.Topics{Prefix: "t."}
 	cfg.PublicBaseURL = publicURL
 	cfg.WatchdogInterval, cfg.ReconcileInterval = 0, 0
 	cfg.RetryInitial, cfg.RetryMax, cfg.HealthInterval = 100*time.Millisecond, 500*time.Millisecond, 100*time.Millisecond
 	logs := &syncLog{}
 	svc, err := New(cfg, Deps{Sites: reg, Writer: reg, Shopify: api, Producer: producer,
-		ConsumerOpts: []kgo.Opt{kgo.SeedBrokers(k.Addrs()...)}, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		KafkaOpts: []kgo.Opt{kgo.SeedBrokers(k.Addrs()...)}, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

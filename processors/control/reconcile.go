@@ -233,25 +233,25 @@ func (s *Service) recoverOrder(ctx context.Context, site schemas.Site, ref admin
 		Reconciled:  true,
 	}
 	rec := &kgo.Record{
-		Topic:   s.cfg.OrdersTopic,
+		Topic:   s.cfg.Topics.Name(schemas.TopicShopifyOrders),
 		Key:     []byte(key),
 		Value:   body,
 		Headers: schemas.AppendWebhookHeaders([]kgo.RecordHeader(nil), &wh),
 	}
 	recs := []*kgo.Record{rec}
-	if id := string(order.LegacyResourceID); site.OrderKey != schemas.OrderKeyID && site.OrderKey != "" && s.cfg.OrderIDsTopic != "" && id != "" {
+	if id := string(order.LegacyResourceID); site.OrderKey != schemas.OrderKeyID && site.OrderKey != "" && id != "" {
 		// The order's index record, as ingest writes it for a webhook:
 		// refunds name the order by id alone (processors/refundroute).
 		ix, n := schemas.OrderIndexHeaders[kgo.RecordHeader](&wh)
 		recs = append(recs, &kgo.Record{
-			Topic:   s.cfg.OrderIDsTopic,
+			Topic:   s.cfg.Topics.Name(schemas.TopicShopifyOrderIDs),
 			Key:     []byte(schemas.Key(site.Site, id)),
 			Value:   []byte(orderNumber),
 			Headers: ix[:n],
 		})
 	}
 	if err := s.producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return false, fmt.Errorf("cannot produce reconciled order %s to %s: %w", ref.ID, s.cfg.OrdersTopic, err)
+		return false, fmt.Errorf("cannot produce reconciled order %s to %s: %w", ref.ID, s.cfg.Topics.Name(schemas.TopicShopifyOrders), err)
 	}
 	s.seen.add(key)
 	s.log.Info("order recovered by reconciliation", "site", site.Site, "order_id", ref.LegacyResourceID, "name", ref.Name, "created_at", ref.CreatedAt)

@@ -20,13 +20,15 @@ import (
 type SiteReader interface {
 	Get(site string) (schemas.Site, bool)
 	All() []schemas.Site
-	// Changed returns a channel closed at the next applied change.
-	Changed() <-chan struct{}
 }
 
-// SiteWriter stores a site record synchronously (processors/sites.Writer).
+// SiteWriter stores a site record synchronously, then waits (bounded) until
+// the registry shows it, so the next read — ours or an admin GET — sees it
+// (processors/sites.Writer, as Registry.Writer makes it). visible is false
+// when that wait timed out (the writer logs it): Kafka holds the record
+// either way.
 type SiteWriter interface {
-	Put(ctx context.Context, s schemas.Site) (schemas.Site, error)
+	PutVisible(ctx context.Context, s schemas.Site) (stored schemas.Site, visible bool, err error)
 }
 
 // Deps are the service's collaborators.
@@ -37,11 +39,11 @@ type Deps struct {
 	// Producer writes reconciled orders (acks=all, idempotent). Nil turns
 	// reconciliation off.
 	Producer *kgo.Client
-	// ConsumerOpts are the base Kafka options (seeds, logging) from which
+	// KafkaOpts are the base Kafka options (seeds, logging) from which
 	// the service builds its follower of shopify.orders.v1.
-	ConsumerOpts []kgo.Opt
-	Registerer   prometheus.Registerer
-	Logger       *slog.Logger
+	KafkaOpts  []kgo.Opt
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger // nil: discard
 	// Now is the clock (nil: time.Now); tests move it.
 	Now func() time.Time
 }
@@ -101,8 +103,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	s.m = newMetrics(reg)
 	s.health = health.New("control plane", "", reg, s.log)
 	if s.producer != nil {
-		s.health.Starting("not following " + cfg.OrdersTopic + " yet")
-		s.seen = newSeenIndex(cfg.OrdersTopic, deps.ConsumerOpts, cfg.MaxLookback, s.now, s.log)
+		orders := cfg.Topics.Name(schemas.TopicShopifyOrders)
+		s.health.Starting("not following " + orders + " yet")
+		s.seen = newSeenIndex(orders, deps.KafkaOpts, cfg.MaxLookback, s.now, s.log)
 		s.seen.kafka, s.seen.onStart, s.seen.interval = s.health.Dep("Kafka"), s.health.Started, cfg.HealthInterval
 	}
 	return s, nil
@@ -163,28 +166,10 @@ func (s *Service) lastSeenOK(site string) (time.Time, bool) {
 	return t, ok
 }
 
-// store writes a site record with a fresh stamp and waits (bounded) until
-// the registry shows it, so the next read — ours or an admin GET — sees it.
+// store writes a site record with a fresh stamp (our clock, which tests
+// move) and waits until the registry shows it.
 func (s *Service) store(ctx context.Context, site schemas.Site) (schemas.Site, error) {
 	site.UpdatedAt = s.now().UTC()
-	stored, err := s.writer.Put(ctx, site)
-	if err != nil {
-		return schemas.Site{}, err
-	}
-	t := time.NewTimer(s.cfg.VisibleTimeout)
-	defer t.Stop()
-	for {
-		ch := s.sites.Changed() // before the check, so no change is missed
-		if got, ok := s.sites.Get(site.Site); ok && got.UpdatedAt.Equal(stored.UpdatedAt) {
-			return stored, nil
-		}
-		select {
-		case <-ch:
-		case <-t.C:
-			s.log.Warn("site write not yet visible in the registry", "site", site.Site, "timeout", s.cfg.VisibleTimeout.String())
-			return stored, nil
-		case <-ctx.Done():
-			return stored, nil
-		}
-	}
+	stored, _, err := s.writer.PutVisible(ctx, site)
+	return stored, err
 }

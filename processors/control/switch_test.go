@@ -51,12 +51,13 @@ func newFixture(t *testing.T, scopes []string, mod func(*Config)) *fixture {
 	acfg := adminapi.DefaultConfig()
 	acfg.URL = fake.URL()
 	acfg.MinBackoff, acfg.MaxBackoff = time.Millisecond, 5*time.Millisecond
-	api, err := adminapi.New(acfg, adminapi.Tokens{shopDomain: shopToken}, nil, nil)
+	api, err := adminapi.New(acfg, adminapi.Deps{Tokens: adminapi.Tokens{shopDomain: shopToken}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := newMemRegistry(schemas.Site{Site: "demo", ShopDomain: shopDomain})
-	cfg := DefaultConfig("t.shopify.orders.v1")
+	cfg := DefaultConfig()
+	cfg.Topics = schemas.Topics{Prefix: "t."}
 	cfg.PublicBaseURL = publicURL
 	if mod != nil {
 		mod(&cfg)

@@ -11,7 +11,8 @@ import (
 type Config struct {
 	Topics schemas.Topics
 	// ObserveGroup reads the raw topics into observations; Group judges
-	// them per site.
+	// them per site. Empty: Topics.Group("keymode-observe") and
+	// Topics.Group("keymode").
 	ObserveGroup string
 	Group        string
 	// The window per site: at most MaxEntries webhooks and as many
@@ -32,11 +33,9 @@ type Config struct {
 // store with a hundred orders a day and a few minutes of a large one:
 // ten times the matches a verdict needs, at most about 200 KB of heap and
 // 40 KB of state per site, whatever its volume (BenchmarkWindowBytes).
-func DefaultConfig(topics schemas.Topics) Config {
+func DefaultConfig() Config {
 	return Config{
-		Topics:         topics,
-		ObserveGroup:   topics.Group("keymode-observe"),
-		Group:          topics.Group("keymode"),
+		Topics:         schemas.Topics{Prefix: schemas.DefaultTopicPrefix},
 		MaxEntries:     200,
 		MaxAge:         72 * time.Hour,
 		MinMatches:     schemas.DefaultKeyModeMinMatches,
@@ -46,8 +45,20 @@ func DefaultConfig(topics schemas.Topics) Config {
 	}
 }
 
+// withGroups fills the groups left empty from Topics.
+func (c Config) withGroups() Config {
+	if c.ObserveGroup == "" {
+		c.ObserveGroup = c.Topics.Group("keymode-observe")
+	}
+	if c.Group == "" {
+		c.Group = c.Topics.Group("keymode")
+	}
+	return c
+}
+
 // Validate checks the configuration.
 func (c Config) Validate() error {
+	c = c.withGroups()
 	switch {
 	case c.ObserveGroup == "" || c.Group == "":
 		return fmt.Errorf("keymode: consumer groups must not be empty (-keymode.group)")

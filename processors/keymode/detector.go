@@ -27,12 +27,12 @@ type SiteLookup interface {
 
 // Deps are the detector's collaborators.
 type Deps struct {
-	// ClientOpts connect to Kafka (seeds, TLS, SASL); the detector adds its
+	// KafkaOpts connect to Kafka (seeds, TLS, SASL); the detector adds its
 	// own consumer and producer options.
-	ClientOpts []kgo.Opt
+	KafkaOpts  []kgo.Opt
 	Sites      SiteLookup
 	Registerer prometheus.Registerer
-	Logger     *slog.Logger
+	Logger     *slog.Logger // nil: discard
 	Now        func() time.Time
 }
 
@@ -64,6 +64,7 @@ func New(cfg Config, deps Deps) (*Detector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withGroups()
 	if deps.Sites == nil {
 		return nil, errors.New("keymode: Sites is required")
 	}
@@ -105,7 +106,7 @@ func (d *Detector) Run(ctx context.Context) error {
 // observations partition's number, so the two must have one partition
 // count. Only a definite mismatch ends Run.
 func (d *Detector) checkTopics(ctx context.Context) error {
-	cl, err := kgo.NewClient(d.deps.ClientOpts...)
+	cl, err := kgo.NewClient(d.deps.KafkaOpts...)
 	if err != nil {
 		return fmt.Errorf("keymode: cannot create Kafka client: %w", err)
 	}
@@ -163,7 +164,7 @@ func (d *Detector) loop(ctx context.Context, name string, session func(context.C
 func (d *Detector) observe(ctx context.Context) error {
 	orders, sf := d.topic(schemas.TopicShopifyOrders), d.topic(schemas.TopicStorefrontPurchases)
 	out := d.topic(schemas.TopicKeyModeObservations)
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, d.deps.ClientOpts...),
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, d.deps.KafkaOpts...),
 		kgo.ConsumerGroup(d.cfg.ObserveGroup),
 		kgo.ConsumeTopics(orders, sf),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(d.deps.Now().Add(-d.cfg.MaxAge).UnixMilli())),
@@ -247,7 +248,7 @@ func observationOf(r *kgo.Record, storefrontTopic string) (*schemas.KeyModeObser
 // already, which changes nothing.
 func (d *Detector) judge(ctx context.Context) error {
 	in := d.topic(schemas.TopicKeyModeObservations)
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, d.deps.ClientOpts...),
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, d.deps.KafkaOpts...),
 		kgo.ConsumerGroup(d.cfg.Group),
 		kgo.ConsumeTopics(in),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -378,7 +379,7 @@ func (d *Detector) restorePendingLocked(ctx context.Context) error {
 	for p := range d.pending {
 		ps = append(ps, p)
 	}
-	latest, err := readCompacted(ctx, d.deps.ClientOpts, d.topic(schemas.TopicKeyModeState), ps)
+	latest, err := readCompacted(ctx, d.deps.KafkaOpts, d.topic(schemas.TopicKeyModeState), ps)
 	if err != nil {
 		return fmt.Errorf("cannot restore the detector's windows: %w", err)
 	}

@@ -23,7 +23,7 @@ func storefrontObs(site, v string, at time.Time) *schemas.KeyModeObservation {
 var idSyncing = siteMode{mode: schemas.OrderKeyID, syncing: true}
 
 func TestWindowPairsEachStyle(t *testing.T) {
-	lim := DefaultConfig(schemas.Topics{}).limits()
+	lim := DefaultConfig().limits()
 	cases := []struct {
 		name  string
 		value func(i int) string
@@ -76,7 +76,7 @@ func TestWindowPairsEachStyle(t *testing.T) {
 // A replay (at-least-once input), a page reload and a Shopify redelivery
 // change nothing.
 func TestWindowIgnoresRepeats(t *testing.T) {
-	lim := DefaultConfig(schemas.Topics{}).limits()
+	lim := DefaultConfig().limits()
 	w := newWindow("s")
 	for round := 0; round < 3; round++ {
 		for i := 0; i < 5; i++ {
@@ -114,7 +114,7 @@ func TestWindowIgnoresRepeats(t *testing.T) {
 // Pairs met under the configured mode are no doubles; nor while syncing is
 // off (the webhook was never routed to the join).
 func TestWindowDoublesNeedSyncingAndAnotherMode(t *testing.T) {
-	lim := DefaultConfig(schemas.Topics{}).limits()
+	lim := DefaultConfig().limits()
 	for _, c := range []struct {
 		mode siteMode
 		want int
@@ -177,7 +177,7 @@ func windowHeap(n int, lim limits) (heapBytes uint64, stateBytes int) {
 // TestWindowMemoryBounded: 100,000 orders of one site hold no more than
 // 10,000 do (the window is full at 500 of each side).
 func TestWindowMemoryBounded(t *testing.T) {
-	lim := DefaultConfig(schemas.Topics{}).limits()
+	lim := DefaultConfig().limits()
 	h10k, s10k := windowHeap(10_000, lim)
 	h100k, s100k := windowHeap(100_000, lim)
 	t.Logf("one site's window: %d B heap, %d B state after 10k orders; %d B heap, %d B state after 100k", h10k, s10k, h100k, s100k)
@@ -192,7 +192,7 @@ func TestWindowMemoryBounded(t *testing.T) {
 // BenchmarkWindowBytes reports the bytes per site of a full window and the
 // cost of one observation.
 func BenchmarkWindowBytes(b *testing.B) {
-	lim := DefaultConfig(schemas.Topics{}).limits()
+	lim := DefaultConfig().limits()
 	heap, state := windowHeap(100_000, lim)
 	w := newWindow("s")
 	b.ResetTimer()

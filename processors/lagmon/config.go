@@ -16,9 +16,9 @@ type Config struct {
 	Timeout time.Duration
 }
 
-// DefaultConfig watches groups every 15 s.
-func DefaultConfig(groups ...string) Config {
-	return Config{Groups: groups, Interval: 15 * time.Second, Timeout: 10 * time.Second}
+// DefaultConfig reads the lag every 15 s; cmd sets the Groups.
+func DefaultConfig() Config {
+	return Config{Interval: 15 * time.Second, Timeout: 10 * time.Second}
 }
 
 // Validate checks the configuration.

@@ -15,11 +15,11 @@ import (
 
 // Deps are what a Monitor needs from its process.
 type Deps struct {
-	// ClientOpts build the monitor's own Kafka client (seeds, client id,
+	// KafkaOpts build the monitor's own Kafka client (seeds, client id,
 	// logger); it must not join a group.
-	ClientOpts []kgo.Opt
+	KafkaOpts  []kgo.Opt
 	Registerer prometheus.Registerer
-	Logger     *slog.Logger
+	Logger     *slog.Logger // nil: discard
 }
 
 // Monitor publishes the lag of consumer groups; see the package doc.
@@ -53,7 +53,7 @@ func New(cfg Config, deps Deps) (*Monitor, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Monitor{
-		cfg: cfg, opts: deps.ClientOpts, log: log.With("component", "lagmon"), m: newMetrics(reg, cfg.Groups),
+		cfg: cfg, opts: deps.KafkaOpts, log: log, m: newMetrics(reg, cfg.Groups),
 		known: map[string]map[partKey]bool{}, failing: map[string]time.Time{},
 	}, nil
 }

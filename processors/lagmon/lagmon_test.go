@@ -96,7 +96,7 @@ func TestPollPublishesLag(t *testing.T) {
 // loses its series instead of reporting a stale lag for ever.
 func TestPublishDropsVanishedPartitions(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := New(DefaultConfig("g"), Deps{Registerer: reg})
+	m, err := New(withGroups("g"), Deps{Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +120,13 @@ func TestPublishDropsVanishedPartitions(t *testing.T) {
 	}
 }
 
+// withGroups is the default configuration watching groups.
+func withGroups(groups ...string) Config {
+	c := DefaultConfig()
+	c.Groups = groups
+	return c
+}
+
 func TestConfigValidate(t *testing.T) {
 	f := func(c Config, ok bool) {
 		t.Helper()
@@ -127,10 +134,10 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("Validate(%+v) = %v, want ok=%v", c, err, ok)
 		}
 	}
-	f(DefaultConfig("a", "b"), true)
+	f(withGroups("a", "b"), true)
 	f(DefaultConfig(), false)
-	f(DefaultConfig(""), false)
-	c := DefaultConfig("a")
+	f(withGroups(""), false)
+	c := withGroups("a")
 	c.Interval = 0
 	f(c, false)
 }

@@ -55,10 +55,10 @@ func TestMonitorRidesOutBrokerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := DefaultConfig("g")
+	cfg := withGroups("g")
 	cfg.Interval, cfg.Timeout = 100*time.Millisecond, 500*time.Millisecond
 	logs := &syncLog{}
-	m, err := New(cfg, Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(addr)}, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	m, err := New(cfg, Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(addr)}, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,12 @@ import (
 // Config configures the router.
 type Config struct {
 	Topics schemas.Topics
-	Group  string
+	// Group is the consumer group; empty: Topics.Group("refundroute").
+	Group string
+	// Instance is the stable, unique name of this instance (the join's
+	// -join.instance): TransactionalID and InstanceID left empty are
+	// purchasesync-refundroute-<Instance>.
+	Instance string
 	// TransactionalID must be stable per instance and unique across
 	// instances: a restarted instance fences its predecessor's open
 	// transaction instead of waiting for it to time out.
@@ -37,12 +42,9 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults.
-func DefaultConfig(topics schemas.Topics, instance string) Config {
+func DefaultConfig() Config {
 	return Config{
-		Topics:             topics,
-		Group:              topics.Group("refundroute"),
-		TransactionalID:    "purchasesync-refundroute-" + instance,
-		InstanceID:         "purchasesync-refundroute-" + instance,
+		Topics:             schemas.Topics{Prefix: schemas.DefaultTopicPrefix},
 		SessionTimeout:     15 * time.Second,
 		OrderWait:          48 * time.Hour,
 		IndexHorizon:       14 * 24 * time.Hour,
@@ -52,10 +54,27 @@ func DefaultConfig(topics schemas.Topics, instance string) Config {
 	}
 }
 
+// withNames fills the group and ids left empty from Topics and Instance.
+func (c Config) withNames() Config {
+	if c.Group == "" {
+		c.Group = c.Topics.Group("refundroute")
+	}
+	if c.Instance != "" {
+		if c.TransactionalID == "" {
+			c.TransactionalID = "purchasesync-refundroute-" + c.Instance
+		}
+		if c.InstanceID == "" {
+			c.InstanceID = "purchasesync-refundroute-" + c.Instance
+		}
+	}
+	return c
+}
+
 // Validate checks the configuration. The input topic is the router's
 // changelog (a restore replays it from its start), so everything the state
 // can still need must be within the topic's retention.
 func (c Config) Validate() error {
+	c = c.withNames()
 	retention := time.Duration(0)
 	for _, s := range schemas.TopicSpecs() {
 		if s.Name == schemas.TopicShopifyOrderIDs {
@@ -66,7 +85,7 @@ func (c Config) Validate() error {
 	case c.Group == "":
 		return fmt.Errorf("refundroute: consumer group is empty (-refundroute.group)")
 	case c.TransactionalID == "":
-		return fmt.Errorf("refundroute: transactional id is empty (-refundroute.instance)")
+		return fmt.Errorf("refundroute: transactional id is empty (-join.instance)")
 	case c.SessionTimeout < time.Second:
 		return fmt.Errorf("refundroute: session timeout must be at least 1s")
 	case c.OrderWait <= 0 || c.IndexHorizon <= 0:

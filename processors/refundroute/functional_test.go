@@ -56,7 +56,7 @@ func TestFunctionalRestoreMeasured(t *testing.T) {
 		cfg := testConfig()
 		cfg.Topics, cfg.Group = tp, group
 		cfg.TransactionalID, cfg.InstanceID = cfg.Group+"-"+instance, cfg.Group+"-"+instance
-		r, err := New(cfg, Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Registerer: prometheus.NewRegistry(),
+		r, err := New(cfg, Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Registerer: prometheus.NewRegistry(),
 			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("instance", instance)})
 		if err != nil {
 			t.Fatal(err)

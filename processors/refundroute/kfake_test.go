@@ -43,7 +43,7 @@ func startRouter(t *testing.T, c *kfake.Cluster, tp schemas.Topics, instance str
 	cfg.Group, cfg.TransactionalID, cfg.InstanceID = "kfake-refundroute", "kfake-refundroute-"+instance, "kfake-refundroute-"+instance
 	cfg.PollInterval, cfg.TransactionTimeout, cfg.SessionTimeout = 100*time.Millisecond, 5*time.Second, 6*time.Second
 	reg := prometheus.NewRegistry()
-	r, err := New(cfg, Deps{ClientOpts: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, Registerer: reg,
+	r, err := New(cfg, Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}, Registerer: reg,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		t.Fatal(err)

@@ -28,10 +28,10 @@ import (
 
 // Deps are the router's collaborators.
 type Deps struct {
-	ClientOpts  []kgo.Opt // base Kafka options (seeds, logger) of every client
+	KafkaOpts   []kgo.Opt // base Kafka options (seeds, logger) of every client
 	SessionOpts []kgo.Opt // added to the transactional session's client only
 	Registerer  prometheus.Registerer
-	Logger      *slog.Logger
+	Logger      *slog.Logger // nil: discard
 }
 
 // Router is the refund router stage.
@@ -55,8 +55,12 @@ func New(cfg Config, deps Deps) (*Router, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Logger == nil || deps.Registerer == nil {
-		return nil, errors.New("refundroute: Logger and Registerer are required")
+	cfg = cfg.withNames()
+	if deps.Registerer == nil {
+		return nil, errors.New("refundroute: Registerer is required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	m := newMetrics(deps.Registerer)
 	return &Router{cfg: cfg, deps: deps, m: m, log: deps.Logger, parts: map[int32]*partitionState{},
@@ -76,7 +80,7 @@ const (
 // a new session (whose InitProducerID fences the old one) restores and goes
 // on after a backoff; /readyz says not ready meanwhile.
 func (r *Router) Run(ctx context.Context) error {
-	admCl, err := kgo.NewClient(r.deps.ClientOpts...)
+	admCl, err := kgo.NewClient(r.deps.KafkaOpts...)
 	if err != nil {
 		return fmt.Errorf("refundroute: cannot create admin client: %w", err)
 	}
@@ -115,7 +119,7 @@ func (r *Router) session(ctx context.Context) error {
 	r.mu.Lock()
 	r.dirty = true
 	r.mu.Unlock()
-	opts := append(append(append([]kgo.Opt{}, r.deps.ClientOpts...), r.deps.SessionOpts...),
+	opts := append(append(append([]kgo.Opt{}, r.deps.KafkaOpts...), r.deps.SessionOpts...),
 		kgo.ConsumerGroup(r.cfg.Group),
 		kgo.ConsumeTopics(in),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -324,7 +328,7 @@ func (r *Router) restore(ctx context.Context, id int32, upTo int64) (*partitionS
 	begin, _ := starts.Lookup(topic, id)
 	n := 0
 	if upTo > begin.Offset {
-		cl, err := kgo.NewClient(append(append([]kgo.Opt{}, r.deps.ClientOpts...),
+		cl, err := kgo.NewClient(append(append([]kgo.Opt{}, r.deps.KafkaOpts...),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {id: kgo.NewOffset().AtStart()}}),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 			kgo.KeepControlRecords(),

@@ -17,7 +17,8 @@ var (
 )
 
 func testConfig() Config {
-	cfg := DefaultConfig(schemas.Topics{Prefix: "t."}, "test")
+	cfg := DefaultConfig()
+	cfg.Topics, cfg.Instance = schemas.Topics{Prefix: "t."}, "test"
 	cfg.OrderWait, cfg.IndexHorizon = time.Hour, 10*time.Hour
 	return cfg
 }

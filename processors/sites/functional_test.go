@@ -39,7 +39,9 @@ func TestFunctionalRegistryFollowsTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	reg, err := New(DefaultConfig(topic), []kgo.Opt{kgo.SeedBrokers(brokers...)}, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg := DefaultConfig()
+	cfg.Topics = topics
+	reg, err := New(cfg, Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

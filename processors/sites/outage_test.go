@@ -49,10 +49,11 @@ func TestRegistryRidesOutKafka(t *testing.T) {
 	}
 	k.Stop()
 
-	cfg := DefaultConfig(topic)
+	cfg := DefaultConfig()
+	cfg.Topics = schemas.Topics{Prefix: "t."}
 	cfg.ReadyTimeout, cfg.HealthInterval = 300*time.Millisecond, 100*time.Millisecond
 	logs := &syncLog{}
-	reg, err := New(cfg, []kgo.Opt{kgo.SeedBrokers(k.Addrs()...)}, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(logs, nil)))
+	reg, err := New(cfg, Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(k.Addrs()...)}, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

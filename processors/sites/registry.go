@@ -33,8 +33,7 @@ type Registry struct {
 	snap    atomic.Pointer[snapshot]
 	ready   atomic.Bool
 	readyCh chan struct{}
-	changed chan struct{} // closed and replaced on every applied record
-	chMu    chanMu
+	chMu    chanMu         // closed and replaced on every applied batch (Changed)
 	health  *health.Health // Started once loaded
 	kafka   *health.Dep
 	// conflicts is the number of shop conflicts last logged (apply runs on
@@ -42,21 +41,30 @@ type Registry struct {
 	conflicts int
 }
 
-// New creates a registry. clientOpts are the base Kafka options (seeds,
-// logging); the registry builds its own consumer from them.
-func New(cfg Config, clientOpts []kgo.Opt, reg prometheus.Registerer, log *slog.Logger) (*Registry, error) {
+// Deps are the registry's collaborators.
+type Deps struct {
+	// KafkaOpts are the base Kafka options (seeds, logging); the registry
+	// builds its own consumer from them.
+	KafkaOpts  []kgo.Opt
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger // nil: discard
+}
+
+// New creates a registry.
+func New(cfg Config, deps Deps) (*Registry, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{cfg: cfg, brokers: clientOpts, log: log, m: newMetrics(reg), readyCh: make(chan struct{})}
+	r := &Registry{cfg: cfg, brokers: deps.KafkaOpts, log: log, m: newMetrics(deps.Registerer), readyCh: make(chan struct{})}
 	r.snap.Store(&snapshot{bySite: map[string]schemas.Site{}, byShop: map[string]string{}})
 	r.chMu.ch = make(chan struct{})
-	r.health = health.New("site registry", "", reg, log)
+	r.health = health.New("site registry", "", deps.Registerer, log)
 	r.kafka = r.health.Dep("Kafka")
-	r.health.Starting("not loaded yet (reading " + cfg.Topic + ")")
+	r.health.Starting("not loaded yet (reading " + cfg.topic() + ")")
 	return r, nil
 }
 
@@ -118,7 +126,7 @@ func (r *Registry) Changed() <-chan struct{} { return r.chMu.get() }
 // it through outages.
 func (r *Registry) Run(ctx context.Context) error {
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, r.brokers...),
-		kgo.ConsumeTopics(r.cfg.Topic),
+		kgo.ConsumeTopics(r.cfg.topic()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(500*time.Millisecond),
 	)...)
@@ -172,7 +180,7 @@ func (r *Registry) Run(ctx context.Context) error {
 func (r *Registry) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]int64, error) {
 	start := time.Now()
 	for late := false; ; {
-		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, r.cfg.Topic)
+		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, r.cfg.topic())
 		if err == nil {
 			err = ends.Error()
 		}
@@ -180,7 +188,7 @@ func (r *Registry) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]in
 			out := map[int32]int64{}
 			ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
 			if len(out) == 0 {
-				err = fmt.Errorf("topic %s has no partitions", r.cfg.Topic)
+				err = fmt.Errorf("topic %s has no partitions", r.cfg.topic())
 			} else {
 				r.kafka.OK("start")
 				return out, nil
@@ -189,7 +197,7 @@ func (r *Registry) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]in
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		err = fmt.Errorf("cannot read the end offsets of %s (is Kafka up and `purchasesync migrate` run?): %w", r.cfg.Topic, err)
+		err = fmt.Errorf("cannot read the end offsets of %s (is Kafka up and `purchasesync migrate` run?): %w", r.cfg.topic(), err)
 		r.kafka.Fail("start", err)
 		r.health.Starting("not loaded yet: " + err.Error())
 		if !late && time.Since(start) > r.cfg.ReadyTimeout {
@@ -277,38 +285,4 @@ func (s *snapshot) linkShops() []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// Writer writes site records to sites.v1 with a synchronous produce, so a
-// caller that gets nil knows Kafka holds the record.
-type Writer struct {
-	Client *kgo.Client
-	Topic  string
-}
-
-// Put stores a site record (normalized and validated first).
-func (w Writer) Put(ctx context.Context, s schemas.Site) (schemas.Site, error) {
-	s.Normalize()
-	if err := s.Validate(); err != nil {
-		return schemas.Site{}, err
-	}
-	if s.UpdatedAt.IsZero() {
-		s.UpdatedAt = time.Now().UTC()
-	}
-	b, err := schemas.MarshalSite(s)
-	if err != nil {
-		return schemas.Site{}, fmt.Errorf("cannot encode site: %w", err)
-	}
-	if err := w.Client.ProduceSync(ctx, &kgo.Record{Topic: w.Topic, Key: []byte(s.Site), Value: b}).FirstErr(); err != nil {
-		return schemas.Site{}, fmt.Errorf("cannot write site %s to %s: %w", s.Site, w.Topic, err)
-	}
-	return s, nil
-}
-
-// Delete writes a tombstone for site.
-func (w Writer) Delete(ctx context.Context, site string) error {
-	if err := w.Client.ProduceSync(ctx, &kgo.Record{Topic: w.Topic, Key: []byte(site)}).FirstErr(); err != nil {
-		return fmt.Errorf("cannot delete site %s from %s: %w", site, w.Topic, err)
-	}
-	return nil
 }

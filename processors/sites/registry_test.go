@@ -36,7 +36,7 @@ func TestShopConflictIsDeterministic(t *testing.T) {
 			recs[0], recs[1], recs[2], recs[3] = recs[3], recs[2], recs[1], recs[0]
 		}
 		reg := prometheus.NewRegistry()
-		r, err := New(DefaultConfig("sites.v1"), nil, reg, nil)
+		r, err := New(DefaultConfig(), Deps{Registerer: reg})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,7 +57,7 @@ func TestShopConflictIsDeterministic(t *testing.T) {
 // when read as when written (M6): a wildcard custom domain makes it
 // invalid, and the registry keeps the last good record.
 func TestInvalidCustomDomainIgnoredOnRead(t *testing.T) {
-	r, err := New(DefaultConfig("sites.v1"), nil, prometheus.NewRegistry(), nil)
+	r, err := New(DefaultConfig(), Deps{Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,13 +118,13 @@ func New(cfg Config, deps Deps) (*Sink, error) {
 		return nil, fmt.Errorf("invalid ClickHouse sink configuration: %w", err)
 	}
 	if deps.Logger == nil {
-		deps.Logger = slog.Default()
+		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	if deps.Registerer == nil {
 		deps.Registerer = prometheus.NewRegistry()
 	}
 	s := &Sink{
-		cfg: cfg, log: deps.Logger.With("stage", "sink"), m: newMetrics(deps.Registerer), w: deps.writer,
+		cfg: cfg, log: deps.Logger, m: newMetrics(deps.Registerer), w: deps.writer,
 		dlq: cfg.Topics.Name(schemas.TopicDeadLetter),
 		cur: newBatch(),
 		lag: map[string]map[int32]int64{},

@@ -56,7 +56,7 @@ func TestFunctionalRedactionOnCluster(t *testing.T) {
 	// so that both replicas hold the rows before the requests.
 	seed(t, syncInserts{conn})
 
-	pcfg := DefaultConfig("unused")
+	pcfg := DefaultConfig()
 	pcfg.Cluster, pcfg.Database = cfg.Cluster, cfg.Database
 	sites := sitestest.New(schemas.Site{Site: "acme", ShopDomain: acmeShop, OrderKey: schemas.OrderKeyID}, schemas.Site{Site: "gone", ShopDomain: otherShop})
 	p, err := New(pcfg, Deps{Conn: conn, Replicas: replicas, Sites: sites, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})

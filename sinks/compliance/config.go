@@ -8,12 +8,14 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"purchasesync/schemas"
 )
 
 // Config configures the processor.
 type Config struct {
-	Topic string // full name of compliance.v1
-	Group string
+	Topics schemas.Topics // names compliance.v1
+	Group  string
 	// ReportDir receives customers/data_request reports; "" logs counts only.
 	ReportDir string
 	// MutationTimeout bounds the wait for ClickHouse to finish a request's
@@ -34,17 +36,17 @@ type Config struct {
 	Cluster, Database string
 }
 
-// DefaultConfig returns the defaults for topic.
-func DefaultConfig(topic string) Config {
-	return Config{Topic: topic, Group: "purchasesync-compliance", MutationTimeout: 10 * time.Minute,
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Topics: schemas.Topics{Prefix: schemas.DefaultTopicPrefix}, Group: "purchasesync-compliance", MutationTimeout: 10 * time.Minute,
 		RetryInitial: time.Second, RetryMax: 5 * time.Minute, HealthInterval: 2 * time.Second}
 }
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
 	switch {
-	case c.Topic == "" || c.Group == "":
-		return errors.New("compliance: topic and group are required")
+	case c.Group == "":
+		return errors.New("compliance: group is required")
 	case c.Cluster != "" && c.Database == "":
 		return errors.New("compliance: cluster mode needs the database")
 	case c.MutationTimeout <= 0 || c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial || c.HealthInterval <= 0:
@@ -61,8 +63,8 @@ type Deps struct {
 	// mutations are done; empty: Conn alone.
 	Replicas []driver.Conn
 	Sites    SiteLookup
-	// ConsumerOpts are the base Kafka options (seeds, logging).
-	ConsumerOpts []kgo.Opt
-	Registerer   prometheus.Registerer
-	Logger       *slog.Logger
+	// KafkaOpts are the base Kafka options (seeds, logging).
+	KafkaOpts  []kgo.Opt
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger // nil: discard
 }

@@ -229,9 +229,10 @@ func TestFunctionalRedaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kcfg := DefaultConfig(topics.Name(schemas.TopicCompliance))
+	kcfg := DefaultConfig()
+	kcfg.Topics = topics
 	kcfg.Group = testenv.Name(t)
-	kp, err := New(kcfg, Deps{Conn: conn, Sites: acmeSites(), ConsumerOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}})
+	kp, err := New(kcfg, Deps{Conn: conn, Sites: acmeSites(), KafkaOpts: []kgo.Opt{kgo.SeedBrokers(brokers...)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +338,7 @@ func seededAcme(t *testing.T) (driver.Conn, *Processor, string) {
 	t.Helper()
 	conn := openTestDB(t)
 	seed(t, conn)
-	cfg := DefaultConfig("unused")
+	cfg := DefaultConfig()
 	cfg.ReportDir = t.TempDir()
 	p, err := New(cfg, Deps{Conn: conn, Sites: acmeSites(), Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

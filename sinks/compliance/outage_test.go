@@ -218,10 +218,11 @@ func (o *outage) completed() int {
 }
 
 func (o *outage) start(t *testing.T) (p *Processor, stop func(), returned func()) {
-	cfg := DefaultConfig(o.topic)
+	cfg := DefaultConfig()
+	cfg.Topics = schemas.Topics{Prefix: "t."} // o.topic
 	cfg.Group = "c-" + t.Name()
 	cfg.RetryInitial, cfg.RetryMax, cfg.HealthInterval = 20*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
-	p, err := New(cfg, Deps{Conn: o.conn, Sites: noSites{}, ConsumerOpts: []kgo.Opt{kgo.SeedBrokers(o.k.Addrs()...)},
+	p, err := New(cfg, Deps{Conn: o.conn, Sites: noSites{}, KafkaOpts: []kgo.Opt{kgo.SeedBrokers(o.k.Addrs()...)},
 		Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(o.logs, nil))})
 	if err != nil {
 		t.Fatal(err)

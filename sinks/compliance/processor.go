@@ -71,7 +71,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	if len(replicas) == 0 {
 		replicas = []driver.Conn{deps.Conn}
 	}
-	p := &Processor{cfg: cfg, conn: deps.Conn, replicas: replicas, sites: deps.Sites, opts: deps.ConsumerOpts, log: log, m: newMetrics(reg)}
+	p := &Processor{cfg: cfg, conn: deps.Conn, replicas: replicas, sites: deps.Sites, opts: deps.KafkaOpts, log: log, m: newMetrics(reg)}
 	p.commitBo = retry.Backoff{Initial: cfg.RetryInitial, Max: cfg.RetryMax}
 	p.health = health.New("compliance processor", "compliance_", reg, log)
 	p.kafka, p.ch = p.health.Dep("Kafka"), p.health.Dep("ClickHouse")
@@ -94,7 +94,7 @@ func (p *Processor) Ready() error { return p.health.Err() }
 func (p *Processor) Run(ctx context.Context) error {
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, p.opts...),
 		kgo.ConsumerGroup(p.cfg.Group),
-		kgo.ConsumeTopics(p.cfg.Topic),
+		kgo.ConsumeTopics(p.cfg.Topics.Name(schemas.TopicCompliance)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		kgo.FetchMaxWait(time.Second),

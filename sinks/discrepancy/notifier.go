@@ -73,7 +73,7 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 		return nil, err
 	}
 	if deps.Logger == nil {
-		deps.Logger = slog.Default()
+		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	if deps.Registerer == nil {
 		deps.Registerer = prometheus.NewRegistry()
@@ -81,7 +81,7 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 	if deps.HTTP == nil {
 		deps.HTTP = &http.Client{Timeout: cfg.Timeout}
 	}
-	n := &Notifier{cfg: cfg, log: deps.Logger.With("stage", "notifier"), m: newMetrics(deps.Registerer), http: deps.HTTP,
+	n := &Notifier{cfg: cfg, log: deps.Logger, m: newMetrics(deps.Registerer), http: deps.HTTP,
 		topic: cfg.Topics.Name(schemas.TopicDiscrepancies), sites: map[string]*siteState{},
 		consumed: map[int32]kgo.EpochOffset{}, now: time.Now}
 	n.health = health.New("notifier", "", deps.Registerer, n.log)

@@ -51,7 +51,7 @@ func New(cfg Config, deps Deps) (*Monitor, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Monitor{cfg: cfg, conn: deps.Conn, log: log.With("component", "freshness"),
+	return &Monitor{cfg: cfg, conn: deps.Conn, log: log,
 		m: newMetrics(reg, cfg.Tables), failing: map[string]time.Time{}}, nil
 }
 

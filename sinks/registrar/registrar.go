@@ -54,7 +54,7 @@ func New(cfg Config, deps Deps) (*Registrar, error) {
 		return nil, err
 	}
 	if deps.Logger == nil {
-		deps.Logger = slog.Default()
+		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	if deps.Registerer == nil {
 		deps.Registerer = prometheus.NewRegistry()
@@ -62,7 +62,7 @@ func New(cfg Config, deps Deps) (*Registrar, error) {
 	if deps.HTTP == nil {
 		deps.HTTP = &http.Client{Timeout: cfg.Timeout}
 	}
-	r := &Registrar{cfg: cfg, log: deps.Logger.With("stage", "registrar"), m: newMetrics(deps.Registerer), http: deps.HTTP,
+	r := &Registrar{cfg: cfg, log: deps.Logger, m: newMetrics(deps.Registerer), http: deps.HTTP,
 		endpoint: strings.TrimRight(cfg.URL, "/") + "/api/v2/origins", dlq: cfg.Topics.Name(schemas.TopicDeadLetter),
 		via: map[string]bool{}, seen: map[string]struct{}{}, old: map[string]struct{}{}}
 	for _, v := range cfg.Via {

@@ -94,11 +94,19 @@ type bucket struct {
 	at time.Time
 }
 
-// New creates a client. reg may be nil.
-func New(cfg Config, tokens TokenSource, reg prometheus.Registerer, log *slog.Logger) (*Client, error) {
+// Deps are the client's collaborators.
+type Deps struct {
+	Tokens     TokenSource           // per-shop access tokens; nil: none
+	Registerer prometheus.Registerer // nil: not registered
+	Logger     *slog.Logger          // nil: discard
+}
+
+// New creates a client.
+func New(cfg Config, deps Deps) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	tokens, reg, log := deps.Tokens, deps.Registerer, deps.Logger
 	if tokens == nil {
 		tokens = Tokens{}
 	}

@@ -31,7 +31,7 @@ func newClient(t *testing.T, fake *shopifyfake.Server, mod func(*adminapi.Config
 		mod(&cfg)
 	}
 	var logs strings.Builder
-	c, err := adminapi.New(cfg, adminapi.Tokens{shop: token}, nil, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	c, err := adminapi.New(cfg, adminapi.Deps{Tokens: adminapi.Tokens{shop: token}, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func TestAccessTokenNeverFollowsARedirect(t *testing.T) {
 	cfg := adminapi.DefaultConfig()
 	cfg.URL = shopify.URL + "/{shop}/{version}/graphql.json"
 	cfg.MaxAttempts = 1
-	c, err := adminapi.New(cfg, adminapi.Tokens{shop: token}, nil, nil)
+	c, err := adminapi.New(cfg, adminapi.Deps{Tokens: adminapi.Tokens{shop: token}})
 	if err != nil {
 		t.Fatal(err)
 	}

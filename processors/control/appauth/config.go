@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"purchasesync/processors/control/adminapi"
+	"purchasesync/schemas"
 )
 
 // DefaultOAuthURL is the template of Shopify's OAuth endpoints for a shop;
@@ -106,7 +107,7 @@ func checkBaseURL(s string) error {
 
 // StoreConfig configures the token store.
 type StoreConfig struct {
-	Topic string // full name of shopify.tokens.v1
+	Topics schemas.Topics // names shopify.tokens.v1
 	// ReadyTimeout: how long Run may take to load the topic before it logs
 	// an error (once); it keeps trying.
 	ReadyTimeout time.Duration
@@ -114,38 +115,49 @@ type StoreConfig struct {
 	HealthInterval time.Duration
 }
 
-// DefaultStoreConfig returns the defaults for topic.
-func DefaultStoreConfig(topic string) StoreConfig {
-	return StoreConfig{Topic: topic, ReadyTimeout: time.Minute, HealthInterval: 2 * time.Second}
+// DefaultStoreConfig returns the defaults.
+func DefaultStoreConfig() StoreConfig {
+	return StoreConfig{Topics: schemas.Topics{Prefix: schemas.DefaultTopicPrefix}, ReadyTimeout: time.Minute, HealthInterval: 2 * time.Second}
 }
+
+func (c StoreConfig) topic() string { return c.Topics.Name(schemas.TopicShopifyTokens) }
 
 // Validate checks the configuration.
 func (c StoreConfig) Validate() error {
-	if c.Topic == "" || c.ReadyTimeout <= 0 || c.HealthInterval <= 0 {
-		return errors.New("appauth: token store needs a topic and positive timeouts")
+	if c.ReadyTimeout <= 0 || c.HealthInterval <= 0 {
+		return errors.New("appauth: token store needs positive timeouts")
 	}
 	return nil
 }
 
 // UninstallConfig configures the uninstall processor.
 type UninstallConfig struct {
-	Topic string // full name of shopify.app.v1
-	Group string // consumer group (schemas.Topics.Group("appuninstall"))
+	Topics schemas.Topics // names shopify.app.v1
+	Group  string         // consumer group; empty: Topics.Group("appuninstall")
 	// A failed uninstall (Kafka away) is retried after RetryInitial,
 	// doubling up to RetryMax, until it works.
 	RetryInitial, RetryMax time.Duration
 	HealthInterval         time.Duration
 }
 
-// DefaultUninstallConfig returns the defaults for topic and group.
-func DefaultUninstallConfig(topic, group string) UninstallConfig {
-	return UninstallConfig{Topic: topic, Group: group, RetryInitial: time.Second, RetryMax: time.Minute, HealthInterval: 2 * time.Second}
+// DefaultUninstallConfig returns the defaults.
+func DefaultUninstallConfig() UninstallConfig {
+	return UninstallConfig{Topics: schemas.Topics{Prefix: schemas.DefaultTopicPrefix}, RetryInitial: time.Second, RetryMax: time.Minute, HealthInterval: 2 * time.Second}
+}
+
+func (c UninstallConfig) topic() string { return c.Topics.Name(schemas.TopicShopifyApp) }
+
+func (c UninstallConfig) group() string {
+	if c.Group != "" {
+		return c.Group
+	}
+	return c.Topics.Group("appuninstall")
 }
 
 // Validate checks the configuration.
 func (c UninstallConfig) Validate() error {
-	if c.Topic == "" || c.Group == "" || c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial || c.HealthInterval <= 0 {
-		return errors.New("appauth: the uninstall processor needs a topic, a group and positive retry intervals")
+	if c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial || c.HealthInterval <= 0 {
+		return errors.New("appauth: the uninstall processor needs positive retry intervals")
 	}
 	return nil
 }

@@ -44,9 +44,10 @@ func producer(t *testing.T, opts []kgo.Opt) *kgo.Client {
 // runStore starts a store on the cluster and waits until it has loaded.
 func runStore(t *testing.T, opts []kgo.Opt, keys string, prod *kgo.Client) *Store {
 	t.Helper()
-	cfg := DefaultStoreConfig(tokensTopic)
+	cfg := DefaultStoreConfig()
+	cfg.Topics = schemas.Topics{Prefix: "t."}
 	cfg.HealthInterval = 100 * time.Millisecond
-	s, err := NewStore(cfg, mustKeys(t, keys), StoreDeps{ClientOpts: opts, Producer: prod})
+	s, err := NewStore(cfg, mustKeys(t, keys), StoreDeps{KafkaOpts: opts, Producer: prod})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,9 +199,10 @@ func TestUninstallKafka(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg := DefaultUninstallConfig(appTopic, "t-appuninstall")
+	cfg := DefaultUninstallConfig()
+	cfg.Topics = schemas.Topics{Prefix: "t."} // group t-appuninstall
 	cfg.RetryInitial, cfg.RetryMax, cfg.HealthInterval = 10*time.Millisecond, 50*time.Millisecond, 100*time.Millisecond
-	u, err := NewUninstaller(cfg, UninstallDeps{Tokens: store, Sites: sites, Writer: sites, ConsumerOpts: opts})
+	u, err := NewUninstaller(cfg, UninstallDeps{Tokens: store, Sites: sites, Writer: sites, KafkaOpts: opts})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func newOAuthEnv(t *testing.T) *oauthEnv {
 	e.fake.AddShop("bolt.myshopify.com", "")
 	acfg := adminapi.DefaultConfig()
 	acfg.URL = e.fake.URL()
-	api, err := adminapi.New(acfg, e.tokens, nil, nil)
+	api, err := adminapi.New(acfg, adminapi.Deps{Tokens: e.tokens})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestOAuthInstall(t *testing.T) {
 	// answers 401 as Shopify does.
 	acfg := adminapi.DefaultConfig()
 	acfg.URL, acfg.MaxAttempts = e.fake.URL(), 1
-	api, _ := adminapi.New(acfg, e.tokens, nil, nil)
+	api, _ := adminapi.New(acfg, adminapi.Deps{Tokens: e.tokens})
 	if _, err := api.AccessScopes(context.Background(), "acme.myshopify.com"); err != nil {
 		t.Fatalf("with the stored token: %v", err)
 	}

@@ -41,8 +41,8 @@ type entry struct {
 
 // StoreDeps are the store's collaborators.
 type StoreDeps struct {
-	// ClientOpts are the base Kafka options; the store builds its follower.
-	ClientOpts []kgo.Opt
+	// KafkaOpts are the base Kafka options; the store builds its follower.
+	KafkaOpts []kgo.Opt
 	// Producer writes tokens (acks=all); nil makes the store read-only
 	// (Put and Forget fail).
 	Producer   *kgo.Client
@@ -87,11 +87,11 @@ func NewStore(cfg StoreConfig, keys *Keyring, deps StoreDeps) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{cfg: cfg, keys: keys, opts: deps.ClientOpts, producer: deps.Producer, log: log, m: newStoreMetrics(reg),
+	s := &Store{cfg: cfg, keys: keys, opts: deps.KafkaOpts, producer: deps.Producer, log: log, m: newStoreMetrics(reg),
 		shops: map[string]entry{}, logged: map[string]bool{}, readyCh: make(chan struct{})}
 	s.health = health.New("token store", "tokens_", reg, log)
 	s.kafka = s.health.Dep("Kafka")
-	s.health.Starting("not loaded yet (reading " + cfg.Topic + ")")
+	s.health.Starting("not loaded yet (reading " + cfg.topic() + ")")
 	return s, nil
 }
 
@@ -121,7 +121,7 @@ func (s *Store) Installed(shop string) (Installation, bool) {
 }
 
 // String redacts, like adminapi.Tokens.
-func (s *Store) String() string { return "access tokens from " + s.cfg.Topic }
+func (s *Store) String() string { return "access tokens from " + s.cfg.topic() }
 
 // Ready is nil once the topic is loaded and while Kafka answers.
 func (s *Store) Ready() error { return s.health.Err() }
@@ -149,8 +149,8 @@ func (s *Store) Put(ctx context.Context, shop, token string, scopes []string) er
 	rec := tokenRecord{AccessToken: token, Scope: strings.Join(scopes, ","), InstalledAt: time.Now().UTC()}
 	pt, _ := json.Marshal(rec)
 	val := s.keys.Seal(shop, pt)
-	if err := s.producer.ProduceSync(ctx, &kgo.Record{Topic: s.cfg.Topic, Key: []byte(shop), Value: val}).FirstErr(); err != nil {
-		return fmt.Errorf("cannot store the access token of %s in %s: %w", shop, s.cfg.Topic, err)
+	if err := s.producer.ProduceSync(ctx, &kgo.Record{Topic: s.cfg.topic(), Key: []byte(shop), Value: val}).FirstErr(); err != nil {
+		return fmt.Errorf("cannot store the access token of %s in %s: %w", shop, s.cfg.topic(), err)
 	}
 	s.set(shop, entry{token: token, scopes: splitScopes(rec.Scope), installedAt: rec.InstalledAt})
 	return nil
@@ -162,8 +162,8 @@ func (s *Store) Forget(ctx context.Context, shop string) error {
 	if s.producer == nil {
 		return errors.New("appauth: the token store is read-only here (no producer)")
 	}
-	if err := s.producer.ProduceSync(ctx, &kgo.Record{Topic: s.cfg.Topic, Key: []byte(shop)}).FirstErr(); err != nil {
-		return fmt.Errorf("cannot forget the access token of %s in %s: %w", shop, s.cfg.Topic, err)
+	if err := s.producer.ProduceSync(ctx, &kgo.Record{Topic: s.cfg.topic(), Key: []byte(shop)}).FirstErr(); err != nil {
+		return fmt.Errorf("cannot forget the access token of %s in %s: %w", shop, s.cfg.topic(), err)
 	}
 	s.set(shop, entry{})
 	return nil
@@ -229,7 +229,7 @@ func (s *Store) apply(r *kgo.Record) {
 // outages (one log line per episode).
 func (s *Store) Run(ctx context.Context) error {
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, s.opts...),
-		kgo.ConsumeTopics(s.cfg.Topic),
+		kgo.ConsumeTopics(s.cfg.topic()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(500*time.Millisecond),
 	)...)
@@ -289,7 +289,7 @@ func (s *Store) markReady() {
 func (s *Store) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]int64, error) {
 	start := time.Now()
 	for late := false; ; {
-		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, s.cfg.Topic)
+		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, s.cfg.topic())
 		if err == nil {
 			err = ends.Error()
 		}
@@ -300,12 +300,12 @@ func (s *Store) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]int64
 				s.kafka.OK("start")
 				return out, nil
 			}
-			err = fmt.Errorf("topic %s has no partitions", s.cfg.Topic)
+			err = fmt.Errorf("topic %s has no partitions", s.cfg.topic())
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		err = fmt.Errorf("cannot read the end offsets of %s (is Kafka up and `purchasesync migrate` run?): %w", s.cfg.Topic, err)
+		err = fmt.Errorf("cannot read the end offsets of %s (is Kafka up and `purchasesync migrate` run?): %w", s.cfg.topic(), err)
 		s.kafka.Fail("start", err)
 		s.health.Starting("not loaded yet: " + err.Error())
 		if !late && time.Since(start) > s.cfg.ReadyTimeout {

@@ -38,12 +38,12 @@ type SiteWriter interface {
 type UninstallDeps struct {
 	// Tokens is the token store; nil: only syncing is turned off (a
 	// deployment without PURCHASESYNC_TOKEN_KEY keeps tokens in the file).
-	Tokens       TokenForgetter
-	Sites        SiteLookup
-	Writer       SiteWriter
-	ConsumerOpts []kgo.Opt
-	Registerer   prometheus.Registerer
-	Logger       *slog.Logger
+	Tokens     TokenForgetter
+	Sites      SiteLookup
+	Writer     SiteWriter
+	KafkaOpts  []kgo.Opt
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 }
 
 // Uninstaller consumes shopify.app.v1 and carries out each app/uninstalled.
@@ -75,11 +75,11 @@ func NewUninstaller(cfg UninstallConfig, deps UninstallDeps) (*Uninstaller, erro
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	u := &Uninstaller{cfg: cfg, tokens: deps.Tokens, sites: deps.Sites, writer: deps.Writer, opts: deps.ConsumerOpts,
+	u := &Uninstaller{cfg: cfg, tokens: deps.Tokens, sites: deps.Sites, writer: deps.Writer, opts: deps.KafkaOpts,
 		log: log, m: newUninstallMetrics(reg)}
 	u.health = health.New("uninstall processor", "uninstall_", reg, log)
 	u.kafka = u.health.Dep("Kafka")
-	u.health.Starting("not consuming yet (joining consumer group " + cfg.Group + ")")
+	u.health.Starting("not consuming yet (joining consumer group " + cfg.group() + ")")
 	return u, nil
 }
 
@@ -91,8 +91,8 @@ func (u *Uninstaller) Ready() error { return u.health.Err() }
 // works, so delivery is at least once, and the effects are idempotent.
 func (u *Uninstaller) Run(ctx context.Context) error {
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, u.opts...),
-		kgo.ConsumerGroup(u.cfg.Group),
-		kgo.ConsumeTopics(u.cfg.Topic),
+		kgo.ConsumerGroup(u.cfg.group()),
+		kgo.ConsumeTopics(u.cfg.topic()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		kgo.FetchMaxWait(time.Second),

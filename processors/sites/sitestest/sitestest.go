@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"purchasesync/processors/sites"
 	"purchasesync/schemas"
 )
 
@@ -25,6 +26,9 @@ type Registry struct {
 	// Any, when set, answers Get for every site not stored (a join test
 	// that sees many sites of one shape). Set it before use.
 	Any func(site string) schemas.Site
+	// VisibleTimeout bounds the wait of PutVisible and DeleteVisible, as
+	// sites.Config's does; zero: the real default. Set it before use.
+	VisibleTimeout time.Duration
 
 	mu       sync.Mutex
 	sites    map[string]schemas.Site
@@ -155,6 +159,32 @@ func (r *Registry) Put(_ context.Context, s schemas.Site) (schemas.Site, error) 
 func (r *Registry) Delete(_ context.Context, site string) error {
 	r.apply(func() { delete(r.sites, site) })
 	return nil
+}
+
+// PutVisible is Put, then a wait until readers see the write, as
+// sites.Writer's (so a test with a Delay longer than VisibleTimeout sees a
+// write that is not visible in time).
+func (r *Registry) PutVisible(ctx context.Context, s schemas.Site) (schemas.Site, bool, error) {
+	stored, err := r.Put(ctx, s)
+	if err != nil {
+		return schemas.Site{}, false, err
+	}
+	return stored, sites.AwaitVisible(ctx, r, r.visibleTimeout(), sites.SiteIs(r, stored)), nil
+}
+
+// DeleteVisible is Delete, then a wait until readers no longer see site.
+func (r *Registry) DeleteVisible(ctx context.Context, site string) (bool, error) {
+	if err := r.Delete(ctx, site); err != nil {
+		return false, err
+	}
+	return sites.AwaitVisible(ctx, r, r.visibleTimeout(), sites.SiteGone(r, site)), nil
+}
+
+func (r *Registry) visibleTimeout() time.Duration {
+	if r.VisibleTimeout > 0 {
+		return r.VisibleTimeout
+	}
+	return sites.DefaultConfig().VisibleTimeout
 }
 
 // apply runs a write under the lock after Delay and notifies readers.
