@@ -21,15 +21,6 @@ import (
 	"purchasesync/schemas"
 )
 
-// A functional test runs join processors as child processes (this test
-// binary re-executed with JOIN_CHILD=1), so it can kill -9 them.
-func TestMain(m *testing.M) {
-	if os.Getenv("JOIN_CHILD") == "1" {
-		os.Exit(childMain())
-	}
-	os.Exit(m.Run())
-}
-
 // staticSites knows every site: order_id mode, syncing on, the given grace.
 func staticSites(grace time.Duration) *sitestest.Registry {
 	r := sitestest.New()

@@ -61,6 +61,7 @@ func TestHelperSinkProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer conn.Close()
 	pause, _ := time.ParseDuration(env("PAUSE"))
 	deps := Deps{
 		// A killed member holds its partitions until its session times out;
