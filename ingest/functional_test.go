@@ -3,20 +3,12 @@ package ingest
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -281,137 +273,4 @@ func TestFunctionalKafkaUnavailable(t *testing.T) {
 	if len(recs) != 1 || string(recs[0].Key) != p.Key("acme", schemas.OrderKeyID) || string(recs[0].Value) != string(wh.body) {
 		t.Fatalf("Kafka holds %d records, want the one acknowledged webhook", len(recs))
 	}
-}
-
-// TestFunctionalKill9 runs `purchasesync ingest` as a subprocess under load,
-// kills it with SIGKILL, and checks that every request it answered 200 or
-// 202 is in Kafka.
-func TestFunctionalKill9(t *testing.T) {
-	brokers := testenv.Kafka(t)
-	tp := testenv.Topics(t, brokers, 3)
-	putSites(t, brokers, tp)
-	bin := filepath.Join(t.TempDir(), "purchasesync")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/purchasesync")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	cmd := exec.Command(bin, "ingest",
-		"-kafka.brokers", strings.Join(brokers, ","), "-kafka.topicPrefix", tp.Prefix,
-		"-ingest.addr", "127.0.0.1:0", "-ops.addr", "127.0.0.1:0",
-		"-ingest.ipRate", "0", "-log.format", "json")
-	cmd.Env = append(os.Environ(), "PURCHASESYNC_SHOPIFY_API_SECRET=rotated,"+testSecret)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var l struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "ingest listening" {
-				addrc <- l.Addr
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	var r *realStack
-	select {
-	case addr := <-addrc:
-		r = &realStack{addr: addr}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the ingest never logged its address")
-	}
-	waitFor(t, 30*time.Second, "readyz", func() bool { return r.do(t, req{method: "GET", path: "/readyz"}).code == 200 })
-
-	// Load: every worker sends fresh purchases, both sides, until the
-	// process is gone; acked holds what the ingest answered 200/202.
-	var (
-		mu     sync.Mutex
-		acked  = map[string]bool{}
-		sent   atomic.Int64
-		killed atomic.Bool
-		wg     sync.WaitGroup
-	)
-	client := &fasthttp.Client{ReadTimeout: 5 * time.Second, MaxConnsPerHost: 64}
-	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(w), 99))
-			for i := int64(0); ; i++ {
-				p := ingesttest.NewPurchase(rng, int64(w)<<32|i, 1+rng.IntN(4))
-				for _, q := range []req{storefrontReq("acme", p.StorefrontBody(schemas.OrderKeyID)), webhook("orders/create", "acme.myshopify.com", p.OrderBody())} {
-					code, err := post(client, "http://"+r.addr, q)
-					sent.Add(1)
-					if err != nil {
-						if killed.Load() {
-							return
-						}
-						continue
-					}
-					if code == 200 || code == 202 {
-						topic := schemas.TopicShopifyOrders
-						if code == 202 {
-							topic = schemas.TopicStorefrontPurchases
-						}
-						mu.Lock()
-						acked[topic+" "+p.Key("acme", schemas.OrderKeyID)] = true
-						mu.Unlock()
-					}
-				}
-			}
-		}()
-	}
-	time.Sleep(2 * time.Second)
-	killed.Store(true)
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if len(acked) < 100 {
-		t.Fatalf("only %d requests acknowledged before the kill: the load did not run", len(acked))
-	}
-	inKafka := map[string]bool{}
-	for _, rc := range readAll(t, brokers, rawTopics(tp)) {
-		inKafka[shortTopic(tp, rc.Topic)+" "+string(rc.Key)] = true
-	}
-	missing := 0
-	for k := range acked {
-		if !inKafka[k] {
-			missing++
-			if missing <= 5 {
-				t.Errorf("acknowledged but not in Kafka: %s", k)
-			}
-		}
-	}
-	if missing > 0 {
-		t.Fatalf("%d of %d acknowledged requests are not in Kafka", missing, len(acked))
-	}
-	t.Logf("%d requests sent, %d acknowledged before SIGKILL, all in Kafka (%d records there)", sent.Load(), len(acked), len(inKafka))
-}
-
-// post sends q and returns the status code.
-func post(c *fasthttp.Client, base string, q req) (int, error) {
-	rq := fasthttp.AcquireRequest()
-	rp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(rq)
-	defer fasthttp.ReleaseResponse(rp)
-	rq.Header.SetMethod(q.method)
-	rq.SetRequestURI(base + q.path)
-	for k, v := range q.headers {
-		rq.Header.Set(k, v)
-	}
-	rq.SetBody(q.body)
-	if err := c.Do(rq, rp); err != nil {
-		return 0, err
-	}
-	return rp.StatusCode(), nil
 }

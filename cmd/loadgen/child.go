@@ -39,11 +39,11 @@ import (
 	"os/exec"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"purchasesync/cmd/kafkaconf"
+	"purchasesync/deploy/proc"
 )
 
 const (
@@ -94,38 +94,13 @@ func startBaselineServer(ctx context.Context, o options) (*refServer, error) {
 		counts: func() (int64, int64, bool) { return 0, 0, false }}, nil
 }
 
-// tailBuffer keeps the last max bytes written to it; safe for concurrent use.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.b))
-}
-
 // child is a running reference server in a child process.
 type child struct {
+	*proc.Child
 	mode   string
-	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	stderr *tailBuffer
-	exited chan struct{} // closed once Wait returned
-	err    error         // Wait's, valid once exited is closed
-	lines  chan string   // the child's stdout after the first line; closed at EOF
+	stderr *proc.Buffer // its last 8 KiB
+	lines  chan string  // the child's stdout after the first line; closed at EOF
 }
 
 // startChild re-executes this program in serve mode (with the extra
@@ -136,16 +111,16 @@ func startChild(ctx context.Context, mode string, env []string) (*refServer, err
 	if err != nil {
 		return nil, fmt.Errorf("cannot find loadgen's executable to start the %s server: %w", mode, err)
 	}
-	c := &child{mode: mode, stderr: &tailBuffer{max: 8 << 10}, exited: make(chan struct{}), lines: make(chan string, 16)}
-	c.cmd = exec.Command(exe)
+	c := &child{mode: mode, stderr: &proc.Buffer{Max: 8 << 10}, lines: make(chan string, 16)}
+	cmd := exec.Command(exe)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, envServe) {
-			c.cmd.Env = append(c.cmd.Env, kv)
+			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	c.cmd.Env = append(append(c.cmd.Env, envServe+"="+mode), env...)
-	c.cmd.Stderr = c.stderr
-	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
+	cmd.Env = append(append(cmd.Env, envServe+"="+mode), env...)
+	cmd.Stderr = c.stderr
+	if c.stdin, err = cmd.StdinPipe(); err != nil {
 		return nil, err
 	}
 	// A pipe of our own rather than StdoutPipe, so that Wait does not
@@ -154,18 +129,14 @@ func startChild(ctx context.Context, mode string, env []string) (*refServer, err
 	if err != nil {
 		return nil, err
 	}
-	c.cmd.Stdout = outW
-	err = c.cmd.Start()
+	cmd.Stdout = outW
+	c.Child, err = proc.Start(cmd)
 	outW.Close()
 	if err != nil {
 		outR.Close()
 		c.stdin.Close()
 		return nil, fmt.Errorf("cannot start the %s server's child process %s: %w", mode, exe, err)
 	}
-	go func() {
-		c.err = c.cmd.Wait()
-		close(c.exited)
-	}()
 	first := make(chan string, 1)
 	go func() {
 		defer outR.Close()
@@ -183,8 +154,8 @@ func startChild(ctx context.Context, mode string, env []string) (*refServer, err
 		}
 	}()
 	fail := func(format string, a ...any) (*refServer, error) {
-		c.kill()
-		return nil, fmt.Errorf("the %s server's child process (pid %d) %s%s", mode, c.cmd.Process.Pid, fmt.Sprintf(format, a...), c.stderrNote())
+		c.Kill()
+		return nil, fmt.Errorf("the %s server's child process (pid %d) %s%s", mode, c.Pid(), fmt.Sprintf(format, a...), c.stderrNote())
 	}
 	timer := time.NewTimer(childStartTimeout)
 	defer timer.Stop()
@@ -192,78 +163,63 @@ func startChild(ctx context.Context, mode string, env []string) (*refServer, err
 	case line, ok := <-first:
 		addr, found := strings.CutPrefix(line, "listening ")
 		if !ok {
-			<-c.exited
-			return fail("exited before it served: %v", c.err)
+			return fail("exited before it served: %v", c.Wait())
 		}
 		if !found || addr == "" {
 			return fail("printed %q, not \"listening ADDR\"", line)
 		}
-		return &refServer{addr: addr, where: whereChild, pid: c.cmd.Process.Pid, stop: c.stop, counts: c.counts}, nil
+		return &refServer{addr: addr, where: whereChild, pid: c.Pid(), stop: c.stop, counts: c.counts}, nil
 	case <-timer.C:
 		return fail("did not print its address within %s", childStartTimeout)
 	case <-ctx.Done():
-		c.kill()
+		c.Kill()
 		return nil, ctx.Err()
 	}
 }
 
 // stderrNote is the child's stderr, to append to an error.
 func (c *child) stderrNote() string {
-	if s := c.stderr.String(); s != "" {
+	if s := strings.TrimSpace(c.stderr.String()); s != "" {
 		return "; its stderr:\n" + s
 	}
 	return "; it printed nothing on stderr"
-}
-
-// kill kills the child and waits for it.
-func (c *child) kill() {
-	_ = c.cmd.Process.Kill()
-	<-c.exited
 }
 
 // stop sends SIGTERM, waits up to childStopTimeout for the child to exit,
 // then kills it. It reports a child that had to be killed or that exited
 // uncleanly (crashed, or stopped by something else).
 func (c *child) stop() error {
-	select {
-	case <-c.exited:
-		return fmt.Errorf("the %s server's child process (pid %d) exited during the run: %v%s", c.mode, c.cmd.Process.Pid, c.err, c.stderrNote())
-	default:
+	if !c.Running() {
+		return fmt.Errorf("the %s server's child process (pid %d) exited during the run: %v%s", c.mode, c.Pid(), c.Wait(), c.stderrNote())
 	}
-	sentTerm := c.cmd.Process.Signal(syscall.SIGTERM) == nil
+	sentTerm := c.Cmd.Process.Signal(syscall.SIGTERM) == nil
 	if !sentTerm {
 		c.stdin.Close() // the child stops at EOF on stdin as well
 	}
-	timer := time.NewTimer(childStopTimeout)
-	defer timer.Stop()
-	select {
-	case <-c.exited:
-	case <-timer.C:
-		c.kill()
-		return fmt.Errorf("the %s server's child process (pid %d) did not stop within %s of SIGTERM and was killed%s", c.mode, c.cmd.Process.Pid, childStopTimeout, c.stderrNote())
+	if !c.WaitFor(childStopTimeout) {
+		c.Kill()
+		return fmt.Errorf("the %s server's child process (pid %d) did not stop within %s of SIGTERM and was killed%s", c.mode, c.Pid(), childStopTimeout, c.stderrNote())
 	}
-	if c.err != nil {
+	if err := c.Wait(); err != nil {
 		// A child that was already gone, or that a signal other than our
 		// SIGTERM ended (it handles SIGTERM and exits 0), died during the
 		// run: its exit can race with the check above.
 		killed := false
-		if st := c.cmd.ProcessState; st != nil {
+		if st := c.Cmd.ProcessState; st != nil {
 			ws, ok := st.Sys().(syscall.WaitStatus)
 			killed = ok && ws.Signaled() && ws.Signal() != syscall.SIGTERM
 		}
 		if !sentTerm || killed {
-			return fmt.Errorf("the %s server's child process (pid %d) exited during the run: %v%s", c.mode, c.cmd.Process.Pid, c.err, c.stderrNote())
+			return fmt.Errorf("the %s server's child process (pid %d) exited during the run: %v%s", c.mode, c.Pid(), err, c.stderrNote())
 		}
-		return fmt.Errorf("the %s server's child process (pid %d) did not stop cleanly: %v%s", c.mode, c.cmd.Process.Pid, c.err, c.stderrNote())
+		return fmt.Errorf("the %s server's child process (pid %d) did not stop cleanly: %v%s", c.mode, c.Pid(), err, c.stderrNote())
 	}
 	return nil
 }
 
 // counts reads the floor child's "stopped produced=N failed=M" line.
 func (c *child) counts() (produced, failed int64, ok bool) {
-	select {
-	case <-c.exited:
-	default:
+	if c.Running() {
 		return 0, 0, false
 	}
 	timer := time.NewTimer(time.Second) // the pipe's EOF follows the exit

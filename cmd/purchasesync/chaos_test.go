@@ -40,12 +40,9 @@ func needChaos(t *testing.T) {
 
 // chaosProc is one pipeline process with its ops listener.
 type chaosProc struct {
-	name   string
-	ops    string
-	cmd    *exec.Cmd
-	logs   *syncBuffer
-	exited chan struct{}
-	err    error
+	name string
+	ops  string
+	*testenv.Process
 }
 
 // chaosPipeline is the split deployment under test.
@@ -76,31 +73,10 @@ func startChaosPipeline(t *testing.T, k kafkaTarget) *chaosPipeline {
 		t.Fatalf("migrate: %v\n%s", err, out)
 	}
 	start := func(sub string, args ...string) *chaosProc {
-		cp := &chaosProc{name: sub, ops: testenv.FreeAddr(t), logs: &syncBuffer{}, exited: make(chan struct{})}
-		cp.cmd = exec.Command(bin, append(append([]string{sub, "-ops.addr", cp.ops}, args...), common...)...)
-		cp.cmd.Env = env
-		cp.cmd.Stdout, cp.cmd.Stderr = cp.logs, cp.logs
-		if err := cp.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { cp.err = cp.cmd.Wait(); close(cp.exited) }()
-		t.Cleanup(func() {
-			select {
-			case <-cp.exited:
-			default:
-				cp.cmd.Process.Signal(os.Interrupt)
-				select {
-				case <-cp.exited:
-				case <-time.After(30 * time.Second):
-					cp.cmd.Process.Kill()
-					<-cp.exited
-					t.Errorf("%s did not stop within 30s of SIGINT", sub)
-				}
-			}
-			if t.Failed() {
-				t.Logf("%s log:\n%s", sub, cp.logs.String())
-			}
-		})
+		cp := &chaosProc{name: sub, ops: testenv.FreeAddr(t)}
+		cmd := exec.Command(bin, append(append([]string{sub, "-ops.addr", cp.ops}, args...), common...)...)
+		cmd.Env = env
+		cp.Process = testenv.StartCmd(t, cmd)
 		p.procs = append(p.procs, cp)
 		return cp
 	}
@@ -128,8 +104,8 @@ func (p *chaosPipeline) exitedEarly() {
 	p.t.Helper()
 	for _, cp := range p.procs {
 		select {
-		case <-cp.exited:
-			p.t.Fatalf("%s exited during the run (%v): a Kafka fault must never end a process\n%s", cp.name, cp.err, cp.logs.String())
+		case <-cp.Exited():
+			p.t.Fatalf("%s exited during the run (%v): a Kafka fault must never end a process\n%s", cp.name, cp.Wait(), cp.Logs())
 		default:
 		}
 	}

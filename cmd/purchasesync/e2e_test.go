@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -31,8 +30,8 @@ type pipeline struct {
 	kafka           kafkaTarget
 	chAddr          string
 	ch              chTarget
-	cmd             *exec.Cmd // the running process
-	extra           []string  // more flags of `run` (set before start)
+	cmd             *testenv.Process // the running process
+	extra           []string         // more flags of `run` (set before start)
 }
 
 // chTarget is the ClickHouse of a pipeline: the stack's single plaintext
@@ -107,13 +106,7 @@ func (p *pipeline) start(t *testing.T) {
 	// The target's PURCHASESYNC_KAFKA_* lines come last: for duplicate keys
 	// exec uses the last value.
 	cmd.Env = append(append(append(os.Environ(), "PURCHASESYNC_SHOPIFY_API_SECRET="+e2eSecret, "PURCHASESYNC_ADMIN_TOKEN="+e2eToken), p.kafka.env...), p.ch.env...)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = cmd
-	stopOnCleanup(t, cmd, 30*time.Second, true, nil, func() { t.Logf("pipeline log:\n%s", logs.String()) })
+	p.cmd = testenv.StartCmd(t, cmd)
 	testenv.WaitHTTP200(t, "http://"+p.ops+"/readyz", 60*time.Second)
 	// Every stage of `run`, advisory ones included, becomes ready on a
 	// healthy stack; /readyz?verbose names them. After a kill -9 the

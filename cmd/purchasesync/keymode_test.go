@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -199,10 +198,7 @@ func TestFunctionalOrderKeyDiagnosis(t *testing.T) {
 	// State in Kafka: after a kill -9, the windows are restored, so new
 	// pairs add to the old ones instead of starting over.
 	before := p.diagnosis(t, "rightkey").Matched
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Wait()
+	p.cmd.Kill()
 	p.start(t)
 	if got := p.diagnosis(t, "rightkey").Matched; got != before {
 		t.Fatalf("rightkey matched %d after the restart, %d before", got, before)

@@ -55,7 +55,6 @@ func TestPrometheusIntegration(t *testing.T) {
 	joinGroup, sinkGroup := name+"-join", name+"-sink"
 	t.Cleanup(func() { dropTestData(brokers, chAddr, name, topics) })
 
-	var logs syncBuffer
 	cmd := exec.Command(bin, "run",
 		"-kafka.brokers", strings.Join(brokers, ","), "-kafka.topicPrefix", topics.Prefix, "-kafka.partitions", "2",
 		"-clickhouse.addr", chProxy.addr(), "-clickhouse.database", name,
@@ -65,13 +64,9 @@ func TestPrometheusIntegration(t *testing.T) {
 		"-lagmon.interval", "1s", "-freshness.interval", "1s",
 		"-log.format", "json", "-log.level", "debug")
 	cmd.Env = append(os.Environ(), "PURCHASESYNC_SHOPIFY_API_SECRET="+secret, "PURCHASESYNC_ADMIN_TOKEN="+token)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopOnCleanup(t, cmd, 30*time.Second, true,
-		func() { chProxy.start(t) }, // let the sink flush on its way out
-		func() { t.Logf("pipeline log (last 60 lines):\n%s", tail(logs.String(), 60)) })
+	pipeline := testenv.StartCmd(t, cmd)
+	pipeline.LogLines = 60
+	t.Cleanup(func() { chProxy.start(t) }) // before the stop: let the sink flush on its way out
 
 	prom := startPrometheus(t, promBin, opsAddr)
 	testenv.WaitHTTP200(t, "http://"+opsAddr+"/readyz", 60*time.Second)
@@ -255,7 +250,7 @@ func TestPrometheusIntegration(t *testing.T) {
 	expectIn(`sum(purchasesync_freshness_query_errors_total)`, 1, 1e9)
 	t.Logf("alert fired after %s", time.Since(start).Round(time.Millisecond))
 
-	for _, p := range logProblems(logs.String(), append(emails, secret, token)) {
+	for _, p := range logProblems(pipeline.Logs(), append(emails, secret, token)) {
 		t.Error("pipeline log: " + p)
 	}
 }
@@ -353,16 +348,11 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	addr := testenv.FreeAddr(t)
-	var out syncBuffer
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
 	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopOnCleanup(t, cmd, 15*time.Second, false, nil,
-		func() { t.Logf("prometheus log (last 20 lines):\n%s", tail(out.String(), 20)) })
+	pp := testenv.StartCmd(t, cmd)
+	pp.Grace, pp.MayNeedKill, pp.LogLines = 15*time.Second, true, 20
 	p := &promServer{base: "http://" + addr}
 	testenv.WaitHTTP200(t, p.base+"/-/ready", 30*time.Second)
 	return p
@@ -606,29 +596,4 @@ func lookPathOrSkip(t *testing.T, name string) string {
 		t.Skipf("%s not installed (apt-get install prometheus)", name)
 	}
 	return p
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

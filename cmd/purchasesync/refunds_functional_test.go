@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http/httptest"
@@ -49,12 +48,7 @@ func TestFunctionalRefundsEveryMode(t *testing.T) {
 		"-log.format", "text", "-log.level", "warn")
 	cmd.Env = append(append(append(os.Environ(), "PURCHASESYNC_SHOPIFY_API_SECRET="+e2eSecret, "PURCHASESYNC_ADMIN_TOKEN="+e2eToken,
 		"PURCHASESYNC_REGISTRAR_APIKEY=e2e-registrar-key"), k.env...), ch.env...)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopOnCleanup(t, cmd, 30*time.Second, true, nil, func() { t.Logf("pipeline log:\n%s", logs.String()) })
+	testenv.StartCmd(t, cmd)
 	testenv.WaitHTTP200(t, "http://"+p.ops+"/readyz", 60*time.Second)
 
 	type site struct {

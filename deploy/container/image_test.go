@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -43,15 +42,6 @@ func engine(t *testing.T) (string, []string) {
 	}
 	t.Fatal("neither podman nor docker is installed; deploy/container/build.sh installs podman")
 	return "", nil
-}
-
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // TestImage builds the image with build.sh, starts `purchasesync run` in it
@@ -96,7 +86,7 @@ func TestImage(t *testing.T) {
 	}
 
 	name := testenv.Name(t)
-	ingest, ops := freePort(t), freePort(t)
+	ingest, ops := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	ctr := "purchasesync-test-" + strings.ReplaceAll(name, "_", "-")
 	args := []string{"run", "-d", "--name", ctr, "--network=host", "--read-only", "--cap-drop=ALL",
 		"--security-opt", "no-new-privileges",

@@ -1,27 +1,22 @@
 package joinbench
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"syscall"
 	"time"
+
+	"purchasesync/deploy/proc"
 )
 
-// child is a process under test: its output goes to a log file, exited
-// closes when it ends.
+// child is a process under test: its output goes to a log file.
 type child struct {
+	*proc.Child
 	name    string
-	cmd     *exec.Cmd
 	log     string
 	started time.Time
-	exited  chan struct{}
-	err     error // after exited
 }
 
 // startChild starts argv with its stdout and stderr in logPath (stdout
@@ -31,6 +26,9 @@ func startChild(name, logPath string, stdin io.Reader, stdout io.Writer, argv ..
 	if err != nil {
 		return nil, fmt.Errorf("cannot create the log of %s: %w", name, err)
 	}
+	// The child writes to its own descriptor of the file; ours closes
+	// once it is started.
+	defer f.Close()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, f, f
 	if stdout != nil {
@@ -39,83 +37,24 @@ func startChild(name, logPath string, stdin io.Reader, stdout io.Writer, argv ..
 	// Its own process group: a Ctrl-C of the benchmark reaches the
 	// benchmark, which stops its children itself.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	c := &child{name: name, cmd: cmd, log: logPath, exited: make(chan struct{})}
-	c.started = time.Now()
-	if err := cmd.Start(); err != nil {
-		f.Close()
+	started := time.Now()
+	p, err := proc.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("cannot start %s (%s): %w", name, argv[0], err)
 	}
-	go func() {
-		c.err = cmd.Wait()
-		f.Close()
-		close(c.exited)
-	}()
-	return c, nil
-}
-
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
-// kill sends SIGKILL and waits for the process to end.
-func (c *child) kill() {
-	_ = c.cmd.Process.Signal(syscall.SIGKILL)
-	<-c.exited
+	return &child{Child: p, name: name, log: logPath, started: started}, nil
 }
 
 // stop sends SIGTERM, then SIGKILL after grace.
-func (c *child) stop(grace time.Duration) {
-	select {
-	case <-c.exited:
-		return
-	default:
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(grace):
-		c.kill()
-	}
-}
+func (c *child) stop(grace time.Duration) { c.Stop(syscall.SIGTERM, grace) }
 
 // exitError is why the process ended early, for messages.
 func (c *child) exitError() error {
-	select {
-	case <-c.exited:
-		if c.err == nil {
-			return fmt.Errorf("%s exited (see %s)", c.name, c.log)
-		}
-		return fmt.Errorf("%s exited: %v (see %s)", c.name, c.err, c.log)
-	default:
+	if c.Running() {
 		return nil
 	}
-}
-
-// freeAddr picks a free loopback port for an ops listener.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("cannot pick a free port: %w", err)
+	if err := c.Wait(); err != nil {
+		return fmt.Errorf("%s exited: %v (see %s)", c.name, err, c.log)
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// waitReady polls url until it answers 200 and returns when it did.
-func waitReady(ctx context.Context, url string, every time.Duration, exited <-chan struct{}) (time.Time, error) {
-	cl := &http.Client{Timeout: 2 * time.Second}
-	for {
-		resp, err := cl.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return time.Now(), nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return time.Time{}, fmt.Errorf("%s did not become ready: %w", url, ctx.Err())
-		case <-exited:
-			return time.Time{}, errors.New("the process exited before it was ready")
-		case <-time.After(every):
-		}
-	}
+	return fmt.Errorf("%s exited (see %s)", c.name, c.log)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"purchasesync/deploy/proc"
 	"purchasesync/processors/sites"
 	"purchasesync/schemas"
 	"purchasesync/schemas/topicadmin"
@@ -164,7 +165,7 @@ type joinProc struct {
 func (b *bench) joinGroup() string { return b.topics.Group("join") }
 
 func (b *bench) startJoin(logName string) (*joinProc, error) {
-	ops, err := freeAddr()
+	ops, err := proc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -195,10 +196,10 @@ func (b *bench) runJoin(ctx context.Context) (Drain, *Restore, error) {
 		return d, nil, err
 	}
 	defer j.stop(30 * time.Second)
-	s := StartSampler(j.pid(), b.cfg.Poll)
+	s := StartSampler(j.Pid(), b.cfg.Poll)
 	wctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	done, err := WaitCommitted(wctx, b.adm, b.joinGroup(), b.ends, b.cfg.Poll, j.exited)
+	done, err := WaitCommitted(wctx, b.adm, b.joinGroup(), b.ends, b.cfg.Poll, j.Exited())
 	if err != nil {
 		s.Stop()
 		return d, nil, errors.Join(err, j.exitError())
@@ -226,18 +227,18 @@ func (b *bench) runJoin(ctx context.Context) (Drain, *Restore, error) {
 // and instance, and times it until /readyz answers 200 and until every
 // partition logged "join: partition restored".
 func (b *bench) restore(ctx context.Context, j *joinProc) (*Restore, error) {
-	j.kill()
+	j.Kill()
 	b.log.Info("killed the join with SIGKILL; starting it again")
 	j2, err := b.startJoin("join-restart.log")
 	if err != nil {
 		return nil, err
 	}
 	defer j2.stop(30 * time.Second)
-	s := StartSampler(j2.pid(), b.cfg.Poll/5)
+	s := StartSampler(j2.Pid(), b.cfg.Poll/5)
 	rctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
 	r := &Restore{}
-	ready, err := waitReady(rctx, "http://"+j2.ops+"/readyz", 50*time.Millisecond, j2.exited)
+	ready, err := proc.WaitHTTP200(rctx, "http://"+j2.ops+"/readyz", 50*time.Millisecond, j2.Exited())
 	if err != nil {
 		s.Stop()
 		return nil, errors.Join(err, j2.exitError())
@@ -256,7 +257,7 @@ func (b *bench) restore(ctx context.Context, j *joinProc) (*Restore, error) {
 		case <-rctx.Done():
 			s.Stop()
 			return nil, fmt.Errorf("the restarted join logged %d of %d partitions restored: %w", len(lines), b.cfg.Partitions, rctx.Err())
-		case <-j2.exited:
+		case <-j2.Exited():
 			s.Stop()
 			return nil, j2.exitError()
 		case <-time.After(50 * time.Millisecond):
@@ -357,10 +358,10 @@ func (b *bench) runKStreams(ctx context.Context) (Drain, error) {
 			}
 		}
 	}()
-	s := StartSampler(c.pid(), b.cfg.Poll)
+	s := StartSampler(c.Pid(), b.cfg.Poll)
 	wctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	done, err := WaitCommitted(wctx, b.adm, app, b.ends, b.cfg.Poll, c.exited)
+	done, err := WaitCommitted(wctx, b.adm, app, b.ends, b.cfg.Poll, c.Exited())
 	if err != nil {
 		s.Stop()
 		return d, errors.Join(err, c.exitError())

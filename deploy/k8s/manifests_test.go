@@ -92,12 +92,7 @@ func render(t *testing.T, dir string) []object {
 // reads (from its -h, which names each flag's variable and _FILE form).
 func binaryEnv(t *testing.T, subs ...string) map[string][]string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "purchasesync")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/purchasesync")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.Build(t, "purchasesync/cmd/purchasesync")
 	re := regexp.MustCompile(`PURCHASESYNC_[A-Z0-9_]+`)
 	env := map[string][]string{}
 	for _, sub := range subs {

@@ -1,9 +1,9 @@
 package testenv
 
 import (
-	"bytes"
-	"net"
-	"net/http"
+	"context"
+	"crypto/sha256"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,118 +11,174 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"purchasesync/deploy/proc"
 )
 
 // FreeAddr is a loopback host:port nothing listens on right now.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
+}
+
+// builds are the binaries this test binary built, by package and tags: a
+// package's tests share one build (go build's cache does not make the link
+// free).
+var builds struct {
+	sync.Mutex
+	bins map[string]*build
+}
+
+type build struct {
+	once sync.Once
+	bin  string
+	err  error
+	out  []byte
 }
 
 // Build builds the main package pkg (an import path such as
-// purchasesync/cmd/purchasesync) with the given build tags into the test's
-// temporary folder and returns the binary's path.
+// purchasesync/cmd/purchasesync) with the given build tags, once per test
+// binary, and returns the binary's path. The binary outlives the test: it
+// lives in a folder of the temporary directory named after the checkout,
+// where the next build replaces it (by a rename, so that another package's
+// tests can go on running the old one).
 func Build(t testing.TB, pkg string, tags ...string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
-	args := []string{"build", "-o", bin}
+	key := pkg + " " + strings.Join(tags, ",")
+	builds.Lock()
+	if builds.bins == nil {
+		builds.bins = map[string]*build{}
+	}
+	b := builds.bins[key]
+	if b == nil {
+		b = &build{}
+		builds.bins[key] = b
+	}
+	builds.Unlock()
+	b.once.Do(func() { b.bin, b.out, b.err = goBuild(pkg, tags) })
+	if b.err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, b.err, b.out)
+	}
+	return b.bin
+}
+
+func goBuild(pkg string, tags []string) (bin string, out []byte, err error) {
+	sum := sha256.Sum256([]byte(RepoRoot()))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("purchasesync-testbin-%x", sum[:6]))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", nil, err
+	}
+	bin = filepath.Join(dir, strings.Join(append([]string{filepath.Base(pkg)}, tags...), "-"))
+	tmp, err := os.CreateTemp(dir, filepath.Base(bin)+".*")
+	if err != nil {
+		return "", nil, err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	args := []string{"build", "-o", tmp.Name()}
 	if len(tags) > 0 {
 		args = append(args, "-tags", strings.Join(tags, ","))
 	}
 	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir = RepoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	if out, err = cmd.CombinedOutput(); err != nil {
+		return "", out, err
 	}
-	return bin
+	return bin, out, os.Rename(tmp.Name(), bin)
 }
 
 // WaitHTTP200 waits until url answers 200 (a /readyz), failing the test
 // after timeout.
 func WaitHTTP200(t testing.TB, url string, timeout time.Duration) {
 	t.Helper()
-	Eventually(t, timeout, url+" answering 200", func() bool {
-		resp, err := http.Get(url)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if _, err := proc.WaitHTTP200(ctx, url, 100*time.Millisecond, nil); err != nil {
+		t.Fatalf("timed out after %s waiting for %s answering 200", timeout, url)
+	}
 }
 
-// Process is a child process a test started; its output is kept and
-// logged when the test fails.
+// Process is a child process a test started, stopped when the test ends;
+// what it writes to a stream the test left unset is kept (Logs) and logged
+// when the test fails.
 type Process struct {
-	cmd    *exec.Cmd
-	logs   lockedBuffer
-	exited chan struct{}
-	err    error // how it ended, once exited is closed
+	*proc.Child
+	// Grace is how long the process has to drain after SIGINT when the
+	// test ends, before SIGKILL: 30 s; zero kills it at once (a process
+	// the test kills anyway).
+	Grace time.Duration
+	// MayNeedKill: a process that needed SIGKILL after Grace does not
+	// fail the test.
+	MayNeedKill bool
+	// LogLines, when positive, logs only the last lines of a failed
+	// test's process.
+	LogLines int
+
+	name string
+	logs proc.Buffer
 }
 
-// Start runs bin with args and the test's environment plus env. When the
-// test ends the process gets SIGINT and 30 s to drain, then SIGKILL; a
-// process that needed the kill fails the test.
+// Start runs bin with args and the test's environment plus env (see
+// StartCmd).
 func Start(t testing.TB, bin string, args []string, env ...string) *Process {
 	t.Helper()
-	name := strings.Join(append([]string{filepath.Base(bin)}, args[:min(1, len(args))]...), " ")
-	p := &Process{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.logs, &p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	return StartCmd(t, cmd)
+}
+
+// StartCmd starts cmd; its Stdout and Stderr, when nil, go to the
+// process's log. When the test ends a running process gets SIGINT and
+// Grace to drain, then SIGKILL; a process that needed the kill fails the
+// test unless MayNeedKill. Set those fields before the test ends.
+func StartCmd(t testing.TB, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p := &Process{Grace: 30 * time.Second, name: strings.Join(append([]string{filepath.Base(cmd.Path)}, cmd.Args[1:min(2, len(cmd.Args))]...), " ")}
+	if cmd.Stdout == nil {
+		cmd.Stdout = &p.logs
 	}
-	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	if cmd.Stderr == nil {
+		cmd.Stderr = &p.logs
+	}
+	c, err := proc.Start(cmd)
+	if err != nil {
+		t.Fatalf("start %s: %v", cmd.Path, err)
+	}
+	p.Child = c
 	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			p.cmd.Process.Signal(os.Interrupt)
-			select {
-			case <-p.exited:
-			case <-time.After(30 * time.Second):
-				p.cmd.Process.Kill()
-				<-p.exited
-				t.Errorf("%s did not stop within 30s of SIGINT", name)
-			}
+		if p.Stop(os.Interrupt, p.Grace) && p.Grace > 0 && !p.MayNeedKill {
+			t.Errorf("%s did not stop within %s of SIGINT", p.name, p.Grace)
 		}
 		if t.Failed() {
-			t.Logf("%s log:\n%s", name, p.logs.String())
+			if p.LogLines > 0 {
+				t.Logf("%s log (last %d lines):\n%s", p.name, p.LogLines, proc.Tail(p.Logs(), p.LogLines))
+			} else {
+				t.Logf("%s log:\n%s", p.name, p.Logs())
+			}
 		}
 	})
 	return p
 }
 
-// Exited is closed when the process has ended.
-func (p *Process) Exited() <-chan struct{} { return p.exited }
-
-// Wait waits for the process to end and returns how it ended.
-func (p *Process) Wait() error {
-	<-p.exited
-	return p.err
+// Self is a command that runs this test binary again, as a child process
+// of the test: with -test.run=^run$ (a helper test that does nothing
+// unless its environment says so), or with no test when run is "" (a
+// TestMain that sees its environment runs the child instead of the tests).
+// Its environment is the test's plus env.
+func Self(run string, env ...string) *exec.Cmd {
+	pattern := "^$"
+	if run != "" {
+		pattern = "^" + run + "$"
+	}
+	cmd := exec.Command(os.Args[0], "-test.run="+pattern)
+	cmd.Env = append(os.Environ(), env...)
+	return cmd
 }
 
-// Logs is what the process wrote so far.
+// Logs is what the process wrote so far to the streams the test left
+// unset.
 func (p *Process) Logs() string { return p.logs.String() }
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}

@@ -439,6 +439,16 @@ func TestWaitVisibleTimesOutButAnswers(t *testing.T) {
 	if n := testutil.ToFloat64(e.h.m.visibleTimeouts); n != 1 {
 		t.Errorf("visible timeouts = %v, want 1", n)
 	}
+	// The registry's delayed write must land within the test, or its
+	// goroutine outlives it (goleak, main_test.go).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, ok := e.reg.Get("a"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the delayed write never reached the registry")
+		}
+	}
 }
 
 // counterValue reads a counter (client_golang's testutil would pull a new

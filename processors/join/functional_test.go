@@ -6,11 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,15 +20,6 @@ import (
 	"purchasesync/processors/sites/sitestest"
 	"purchasesync/schemas"
 )
-
-// A functional test runs join processors as child processes (this test
-// binary re-executed with JOIN_CHILD=1), so it can kill -9 them.
-func TestMain(m *testing.M) {
-	if os.Getenv("JOIN_CHILD") == "1" {
-		os.Exit(childMain())
-	}
-	os.Exit(m.Run())
-}
 
 // staticSites knows every site: order_id mode, syncing on, the given grace.
 func staticSites(grace time.Duration) *sitestest.Registry {
@@ -75,43 +65,32 @@ func childMain() int {
 	return 0
 }
 
+// child is a join processor in a child process: a JOIN_CHILD re-exec of
+// this test binary (main_test.go), which stops when its stdin closes.
 type child struct {
-	cmd   *exec.Cmd
+	*testenv.Process
 	stdin io.WriteCloser
 }
 
 func startChild(t *testing.T, env []string, instance string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), env...), "JOIN_CHILD=1", "JOIN_INSTANCE="+instance)
+	cmd := testenv.Self("", slices.Concat(env, []string{"JOIN_CHILD=1", "JOIN_INSTANCE=" + instance})...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, stdin: stdin}
-	t.Cleanup(func() { c.kill() })
+	c := &child{Process: testenv.StartCmd(t, cmd), stdin: stdin}
+	c.Grace = 0 // what a test does not stop it kills
 	return c
 }
 
-func (c *child) kill() {
-	if c.cmd.Process != nil {
-		c.cmd.Process.Signal(syscall.SIGKILL)
-		c.cmd.Wait()
-	}
-}
+func (c *child) kill() { c.Kill() }
 
 func (c *child) stop() {
 	c.stdin.Close()
-	done := make(chan struct{})
-	go func() { c.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		c.kill()
+	if !c.WaitFor(30 * time.Second) {
+		c.Kill()
 	}
 }
 

@@ -1,18 +1,19 @@
 package clickhouse
 
 import (
+	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"purchasesync/deploy/proc"
 	"purchasesync/deploy/testenv"
 )
 
@@ -23,8 +24,7 @@ type chServer struct {
 	t                *testing.T
 	bin, dir, config string
 	tcp, http        int
-	cmd              *exec.Cmd
-	exited           chan struct{}
+	proc             *proc.Child // nil before the first start
 }
 
 func clickhouseServerBin() string {
@@ -35,13 +35,15 @@ func clickhouseServerBin() string {
 	return p
 }
 
+// freePort is the port of a testenv.FreeAddr (ClickHouse's configuration
+// takes ports).
 func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	_, port, _ := net.SplitHostPort(testenv.FreeAddr(t))
+	n, err := strconv.Atoi(port)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return n
 }
 
 func startPrivateClickHouse(t *testing.T) *chServer {
@@ -96,50 +98,28 @@ func (s *chServer) start() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.cmd = exec.Command(s.bin, "--config-file="+s.config)
-	s.cmd.Dir, s.cmd.Stdout, s.cmd.Stderr = s.dir, log, log
-	if err := s.cmd.Start(); err != nil {
+	cmd := exec.Command(s.bin, "--config-file="+s.config)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = s.dir, log, log
+	s.proc, err = proc.Start(cmd)
+	log.Close() // the server has its own descriptor
+	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.exited = make(chan struct{})
-	go func() { _ = s.cmd.Wait(); log.Close(); close(s.exited) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.exited:
-			b, _ := os.ReadFile(filepath.Join(s.dir, "logs", "clickhouse-server.err.log"))
-			s.t.Fatalf("private ClickHouse exited during start:\n%s", tail(string(b), 2000))
-		default:
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := proc.WaitHTTP200(ctx, fmt.Sprintf("http://127.0.0.1:%d/?query=SELECT%%201", s.http), 100*time.Millisecond, s.proc.Exited()); err != nil {
+		if s.proc.Running() {
+			s.t.Fatal("private ClickHouse not ready after 30 s")
 		}
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/?query=SELECT%%201", s.http))
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.TrimSpace(string(b)) == "1" {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
+		b, _ := os.ReadFile(filepath.Join(s.dir, "logs", "clickhouse-server.err.log"))
+		s.t.Fatalf("private ClickHouse exited during start:\n%s", tail(string(b), 2000))
 	}
-	s.t.Fatal("private ClickHouse not ready after 30 s")
 }
 
 // stop signals the server (by its own pid) and waits for it to exit.
 func (s *chServer) stop(sig syscall.Signal) {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(sig)
-	select {
-	case <-s.exited:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
+	if s.proc != nil {
+		s.proc.Stop(sig, 30*time.Second)
 	}
 }
 

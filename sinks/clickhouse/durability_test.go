@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -62,6 +61,7 @@ func TestHelperSinkProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer conn.Close()
 	pause, _ := time.ParseDuration(env("PAUSE"))
 	deps := Deps{
 		// A killed member holds its partitions until its session times out;
@@ -83,30 +83,32 @@ func TestHelperSinkProcess(t *testing.T) {
 }
 
 type sinkProc struct {
-	cmd      *exec.Cmd
+	*testenv.Process
 	inserted chan string // "table rows" per successful insert
-	done     chan error
+	read     chan struct{}
 }
 
 func startSinkProc(t *testing.T, env map[string]string) *sinkProc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperSinkProcess$", "-test.v")
-	cmd.Env = append(os.Environ(), "PURCHASESYNC_SINK_HELPER=1")
+	cmd := testenv.Self("TestHelperSinkProcess", "PURCHASESYNC_SINK_HELPER=1")
+	cmd.Args = append(cmd.Args, "-test.v")
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, "HELPER_"+k+"="+v)
 	}
-	stdout, err := cmd.StdoutPipe()
+	// A pipe of our own rather than StdoutPipe: the process is reaped in
+	// the background, and Wait would close StdoutPipe under the reader.
+	stdout, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr strings.Builder
-	var stderrMu sync.Mutex
-	cmd.Stderr = writerFunc(func(b []byte) (int, error) { stderrMu.Lock(); defer stderrMu.Unlock(); return stderr.Write(b) })
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &sinkProc{cmd: cmd, inserted: make(chan string, 100000), done: make(chan error, 1)}
+	cmd.Stdout = w
+	p := &sinkProc{inserted: make(chan string, 100000), read: make(chan struct{})}
+	p.Process = testenv.StartCmd(t, cmd)
+	w.Close()
+	p.Grace, p.LogLines = 0, 60 // a test that wants a clean stop asks for it
 	go func() {
+		defer close(p.read)
+		defer stdout.Close()
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if rest, ok := strings.CutPrefix(sc.Text(), "INSERTED "); ok {
@@ -116,25 +118,12 @@ func startSinkProc(t *testing.T, env map[string]string) *sinkProc {
 				}
 			}
 		}
-		p.done <- cmd.Wait()
 	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if t.Failed() {
-			stderrMu.Lock()
-			t.Logf("sink process log:\n%s", tail(stderr.String(), 4000))
-			stderrMu.Unlock()
-		}
-	})
 	return p
 }
 
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
-
 func (p *sinkProc) rssBytes() int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {
 		return 0
 	}
@@ -150,15 +139,14 @@ func (p *sinkProc) rssBytes() int64 {
 // stop sends SIGTERM and wants a clean exit (Run flushed and returned nil).
 func (p *sinkProc) stop(t *testing.T) {
 	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("sink process exited with %v after SIGTERM", err)
-		}
-	case <-time.After(60 * time.Second):
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	if !p.WaitFor(60 * time.Second) {
 		t.Fatal("sink process did not stop within 60 s of SIGTERM")
 	}
+	if err := p.Wait(); err != nil {
+		t.Fatalf("sink process exited with %v after SIGTERM", err)
+	}
+	<-p.read
 }
 
 // producer writes purchases (and a storefront raw event per purchase) to
@@ -342,8 +330,7 @@ func TestFunctionalSinkKilledMidBatch(t *testing.T) {
 	first := startSinkProc(t, env)
 	select {
 	case what := <-first.inserted:
-		_ = first.cmd.Process.Signal(syscall.SIGKILL)
-		<-first.done
+		first.Kill()
 		t.Logf("killed the sink right after inserting %s, before its commit", what)
 	case <-time.After(60 * time.Second):
 		t.Fatal("the sink inserted nothing within 60 s")

@@ -347,12 +347,17 @@ func TestTokenExchange(t *testing.T) {
 	}
 	// Over HTTP: no bearer → 401; good one → 200 without the token.
 	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+PathTokenExchange, nil)
-	if r, _ := e.client.Do(req); r.StatusCode != http.StatusUnauthorized {
+	r, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close() // an unread, unclosed body keeps its connection's goroutines
+	if r.StatusCode != http.StatusUnauthorized {
 		t.Errorf("no bearer: %d", r.StatusCode)
 	}
 	req, _ = http.NewRequest(http.MethodPost, e.srv.URL+PathTokenExchange, nil)
 	req.Header.Set("Authorization", "Bearer "+e.fake.SessionToken("acme.myshopify.com", time.Minute))
-	r, err := e.client.Do(req)
+	r, err = e.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -139,7 +139,6 @@ type Server struct {
 // New starts a fake; Close it when done.
 func New() *Server {
 	s := &Server{shops: map[string]*shop{}, nextID: 5_000_000_000_000, calls: map[string]int{}, maxQueryCost: 1000}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.handle))
 	s.codes = map[string]*authCode{}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.route))
 	return s
