@@ -40,7 +40,7 @@ var oauthPathRE = regexp.MustCompile(`^/([a-z0-9][a-z0-9.-]*)/admin/oauth/(autho
 var adminAppRE = regexp.MustCompile(`^/([a-z0-9][a-z0-9.-]*)/admin/apps/([^/]+)$`)
 
 // route sends OAuth paths to serveOAuth and everything else to the Admin
-// GraphQL API (serve).
+// GraphQL API (handle: checked against Shopify's schema when one is set, then serve).
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	if m := oauthPathRE.FindStringSubmatch(r.URL.Path); m != nil {
 		s.serveOAuth(w, r, m[1], m[2])
@@ -50,7 +50,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.adminApp(w, r, m[1], m[2])
 		return
 	}
-	s.serve(w, r)
+	s.handle(w, r)
 }
 
 // SetAppURL sets the app's URL, where Shopify admin opens the embedded
