@@ -21,7 +21,8 @@ func TestMask(t *testing.T) {
 	f("shipping_zip", "1", "***")
 	f("subtotal", "23.97", "23.97")
 	f("subtotal", "", "(none)")
-	f("customer_id", "9007199254740993", "***") // personal data, without a mask of its own
+	f("customer_id", "9007199254740993", "***0993")
+	f("customer_id", "1234567", "***") // too short to show a part of
 	f("coupon_codes", strings.Repeat("9", 50), strings.Repeat("9", 40)+"…")
 	f("webhook_missing", "", "(none)")
 }
