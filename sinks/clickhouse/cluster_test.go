@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"purchasesync/deploy/testenv"
 	"purchasesync/schemas"
 	"purchasesync/sinks/internal/chschema"
+	"purchasesync/sinks/sinktest"
 )
 
 func TestClusterStatements(t *testing.T) {
@@ -144,11 +144,11 @@ func TestFunctionalClusterMigrations(t *testing.T) {
 	// Again, from the other server alone: nothing to apply.
 	two := cfg
 	two.Addr = []string{cfg.Addr[1]}
-	logs := &syncLog{}
-	if v, err := Migrate(ctx, two, testLogger(logs)); err != nil || v != len(ms) {
+	logs := &sinktest.Log{}
+	if v, err := Migrate(ctx, two, logs.Logger()); err != nil || v != len(ms) {
 		t.Fatalf("second migrate from node 2: version %d, %v", v, err)
 	}
-	if n := logs.count("applied ClickHouse migration"); n != 0 {
+	if n := logs.Count("applied ClickHouse migration"); n != 0 {
 		t.Fatalf("second migrate from node 2 applied %d migrations, want 0:\n%s", n, logs)
 	}
 	// From every earlier version: the same schema on both replicas.
@@ -307,8 +307,6 @@ func TestChaosClickHouseReplicaKill(t *testing.T) {
 	t.Logf("every purchase once in FINAL on both replicas (%d, checksum %d); longest insert stall after the SIGKILL of node 1: %s",
 		n1, s1, tw.longestGap(killedAt, doneAt).Round(time.Millisecond))
 }
-
-func testLogger(w *syncLog) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
 
 // syncReplicas waits until every replica holds every part of the local
 // tables (SYSTEM SYNC REPLICA on each).

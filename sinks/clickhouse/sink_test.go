@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -62,6 +63,25 @@ func (w *fakeWriter) insert(ctx context.Context, t *table) error {
 	}
 	w.byTable[t.name] += t.len()
 	return nil
+}
+
+// SetDown makes every insert fail, as with ClickHouse unreachable, until
+// SetDown(false) (sinktest.Destination).
+func (w *fakeWriter) SetDown(down bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.failures = 0
+	if down {
+		w.failures = 1 << 30
+	}
+}
+
+// Written is how many times each record key was inserted
+// (sinktest.Destination).
+func (w *fakeWriter) Written() map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return maps.Clone(w.byKey)
 }
 
 func (w *fakeWriter) total() int {
@@ -301,29 +321,6 @@ func TestSinkHoldsAndRetriesSameBatch(t *testing.T) {
 	}
 }
 
-// Run flushes what it holds before returning, even before FlushInterval.
-func TestSinkFlushesOnCancel(t *testing.T) {
-	k := newKafka(t, 3)
-	var recs []*kgo.Record
-	for i := range 30 {
-		recs = append(recs, purchaseRecord(t, k.topics, "acme", i))
-	}
-	k.produce(t, recs...)
-	w := newFakeWriter()
-	s, _ := testSink(t, k, w, func(c *Config) { c.FlushInterval = time.Hour })
-	cancel := runSink(t, s)
-	waitFor(t, "30 buffered rows", func() bool { return metricValue(s.m.buffered) == 30 })
-	if w.total() != 0 {
-		t.Fatal("inserted before the batch was due")
-	}
-	if err := cancel(); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if w.total() != 30 || committed(t, k, s.cfg.Group) != 30 {
-		t.Errorf("after cancel: %d rows inserted, %d offsets committed; want 30 and 30", w.total(), committed(t, k, s.cfg.Group))
-	}
-}
-
 // A flush that cannot finish before ShutdownTimeout is an error, and
 // nothing is committed: the records are read again by the next owner.
 func TestSinkShutdownWithClickHouseDown(t *testing.T) {
@@ -361,44 +358,6 @@ func TestSinkDropsRowTheDriverRefuses(t *testing.T) {
 	dead := readAll(t, k, k.topics.Name(schemas.TopicDeadLetter), 1)
 	if got := deadletter.Header(dead[0], schemas.HeaderSourceOffset); got != "2" || string(dead[0].Key) != "acme/1002" {
 		t.Errorf("dead letter for offset %s key %s, want offset 2 key acme/1002", got, dead[0].Key)
-	}
-}
-
-// Two instances in one group split the partitions and load every row once.
-func TestSinkInstancesShareTheWork(t *testing.T) {
-	k := newKafka(t, 4)
-	w := newFakeWriter()
-	a, _ := testSink(t, k, w, nil)
-	b, _ := testSink(t, k, w, nil)
-	stopA, stopB := runSink(t, a), runSink(t, b)
-	waitFor(t, "both members assigned", func() bool {
-		g, err := kadm.NewClient(k.client).DescribeGroups(context.Background(), a.cfg.Group)
-		if err != nil {
-			return false
-		}
-		d := g[a.cfg.Group]
-		return d.State == "Stable" && len(d.Members) == 2
-	})
-	var recs []*kgo.Record
-	for i := range 400 {
-		recs = append(recs, purchaseRecord(t, k.topics, fmt.Sprintf("site-%d", i%37), i))
-	}
-	k.produce(t, recs...)
-	waitFor(t, "400 rows", func() bool { return w.total() == 400 })
-	if err := stopA(); err != nil {
-		t.Fatal(err)
-	}
-	if err := stopB(); err != nil {
-		t.Fatal(err)
-	}
-	for key, n := range w.rows {
-		if n != 1 {
-			t.Errorf("%s inserted %d times", key, n)
-		}
-	}
-	ra, rb := metricValue(a.m.rows.WithLabelValues("purchases")), metricValue(b.m.rows.WithLabelValues("purchases"))
-	if ra == 0 || rb == 0 || ra+rb != 400 {
-		t.Errorf("instance rows %v + %v, want both > 0 and 400 in all", ra, rb)
 	}
 }
 

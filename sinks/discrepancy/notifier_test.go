@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +27,7 @@ type receiver struct {
 	mu       sync.Mutex
 	texts    []string
 	failNext int
+	down     bool // answer 503 to everything
 }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -38,8 +40,8 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.failNext > 0 {
-		r.failNext--
+	if r.failNext > 0 || r.down {
+		r.failNext = max(r.failNext-1, 0)
 		w.Header().Set("Retry-After", "0")
 		http.Error(w, "service unavailable", http.StatusServiceUnavailable)
 		return
@@ -52,6 +54,25 @@ func (r *receiver) messages() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.texts...)
+}
+
+// SetDown makes the webhook answer 503 until SetDown(false)
+// (sinktest.Destination).
+func (r *receiver) SetDown(down bool) { r.mu.Lock(); r.down = down; r.mu.Unlock() }
+
+var digestHead = regexp.MustCompile(`^\*purchasesync\*: (\d+) discrepanc(?:y|ies) on site \*([^*]+)\*`)
+
+// Written is how many discrepancies the received digests reported, per site
+// (sinktest.Destination).
+func (r *receiver) Written() map[string]int {
+	out := map[string]int{}
+	for _, m := range r.messages() {
+		if g := digestHead.FindStringSubmatch(m); g != nil {
+			n, _ := strconv.Atoi(g[1])
+			out[g[2]] += n
+		}
+	}
+	return out
 }
 
 func TestDigestsPerSiteAtMostOncePerInterval(t *testing.T) {
