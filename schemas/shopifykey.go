@@ -88,19 +88,8 @@ func (s *jsonSpan) set(v []byte) {
 
 var nullLiteral = []byte("null")
 
-// flexString decodes like FlexString.UnmarshalJSON.
-func (s *jsonSpan) flexString() (string, error) {
-	b := s.raw
-	switch {
-	case len(b) == 0 || bytes.Equal(b, nullLiteral):
-		return "", nil
-	case b[0] == '"':
-		return unquote(b)
-	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
-		return string(b), nil // validated by the scanner: the json.Number text
-	}
-	return "", fmt.Errorf("want a string or a number, got %.20s", b)
-}
+// flexString decodes as FlexString.UnmarshalJSON does.
+func (s *jsonSpan) flexString() (string, error) { return flexText(s.raw) }
 
 // plainString decodes like encoding/json into a string field: null keeps
 // the earlier value, anything but a string is a type error.
@@ -115,15 +104,18 @@ func (s *jsonSpan) plainString() (string, error) {
 	return "", fmt.Errorf("want a string, got %.20s", b)
 }
 
-// unquote decodes a JSON string literal that the scanner validated. The
-// common case (ASCII, no escapes) costs one copy; anything else goes through
-// encoding/json so escapes and invalid UTF-8 decode exactly as the join sees
-// them.
+// unquote decodes a JSON string literal. The common case (printable ASCII,
+// no escapes) costs one copy; anything else goes through encoding/json, so
+// escapes and invalid UTF-8 decode, and a malformed literal fails, exactly
+// as the join sees them.
 func unquote(b []byte) (string, error) {
+	if len(b) < 2 || b[len(b)-1] != '"' {
+		return "", fmt.Errorf("invalid string %.20s", b)
+	}
 	in := b[1 : len(b)-1]
 	simple := true
 	for _, c := range in {
-		if c == '\\' || c >= 0x80 {
+		if c == '\\' || c == '"' || c < 0x20 || c >= 0x80 {
 			simple = false
 			break
 		}
