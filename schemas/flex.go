@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+
+	"purchasesync/schemas/jsonscan"
 )
 
 // FlexString holds a JSON value that may arrive as a string or as a number
@@ -29,9 +31,9 @@ func flexText(b []byte) (string, error) {
 	case len(b) == 0 || bytes.Equal(b, nullLiteral):
 		return "", nil
 	case b[0] == '"':
-		return unquote(b)
+		return jsonscan.Unquote(b)
 	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
-		if end, ok := skipNumber(b, 0); !ok || end != len(b) {
+		if end, ok := jsonscan.Number(b, 0); !ok || end != len(b) {
 			return "", fmt.Errorf("invalid number %.20s", b)
 		}
 		return string(b), nil
