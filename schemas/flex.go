@@ -81,4 +81,3 @@ func appendCodes(dst []string, s string) []string {
 	}
 	return dst
 }
-
