@@ -157,7 +157,7 @@ const (
 // String skips the string literal starting at b[i], reports whether it is
 // well-formed as json.Valid judges (escapes checked, UTF-8 not), and what
 // it holds. Strings are most of an order's and a purchase's bytes, so runs
-// of ordinary characters are skipped eight bytes at a time (see Stops), and
+// of ordinary characters are skipped eight bytes at a time (see stops), and
 // only the byte that stops a run goes through the switch below; the last few
 // bytes of b, where a whole word cannot be loaded, are skipped a byte at a
 // time.
@@ -181,7 +181,7 @@ func String(b []byte, i int) (end int, flags Flags, ok bool) {
 				}
 				break
 			}
-			if m := Stops(binary.LittleEndian.Uint64(b[i:]), flags&NonASCII == 0); m != 0 {
+			if m := stops(binary.LittleEndian.Uint64(b[i:]), flags&NonASCII == 0); m != 0 {
 				// The lowest flagged byte is the first stop byte.
 				i += bits.TrailingZeros64(m) >> 3
 				break
@@ -219,7 +219,7 @@ func String(b []byte, i int) (end int, flags Flags, ok bool) {
 	}
 }
 
-// Stops flags, in the high bit of each byte, the bytes of the little-endian
+// stops flags, in the high bit of each byte, the bytes of the little-endian
 // word w that end a run of ordinary JSON string characters: a control
 // character (< 0x20), '"', '\\', and, with nonASCII, any byte >= 0x80. These
 // are the classic "haszero"/"hasless" word tricks: x-0x01 per byte sets a
@@ -232,7 +232,7 @@ func String(b []byte, i int) (end int, flags Flags, ok bool) {
 // (x^'"')-1 keeps its high bit), which is what nonASCII wants. Each byte's
 // high bit in w^'"' and w^'\\' is the one in w, so a single &^w drops those
 // flags for all three tests (and a byte >= 0x80 never borrows).
-func Stops(w uint64, nonASCII bool) uint64 {
+func stops(w uint64, nonASCII bool) uint64 {
 	const (
 		lsb = 0x0101010101010101
 		msb = 0x8080808080808080

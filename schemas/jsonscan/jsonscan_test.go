@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// refString is String before Stops: one byte at a time. String must agree
+// refString is String before stops: one byte at a time. String must agree
 // with it exactly.
 func refString(b []byte, i int) (end int, flags Flags, ok bool) {
 	if i >= len(b) || b[i] != '"' {
@@ -58,7 +58,7 @@ func isHexString(b []byte) bool {
 // String tests at once (and of the bytes after the last whole word),
 // followed by a second stop byte at every offset.
 func TestStringWordOffsets(t *testing.T) {
-	stops := []string{
+	stopBytes := []string{
 		`"`,                    // closing quote
 		`\n`, `\/`, `\\`, `\"`, // escapes
 		`\u00e9`, `\uD83D`, `\ud83d\ude00`, // \u escapes
@@ -75,7 +75,7 @@ func TestStringWordOffsets(t *testing.T) {
 		return string(b)
 	}
 	n := 0
-	for _, first := range stops {
+	for _, first := range stopBytes {
 		for _, second := range []string{"", `"`, "\x01", `\t`, "é", "\x1f"} {
 			for pre := 0; pre <= 17; pre++ {
 				for mid := 0; mid <= 9; mid++ {
@@ -225,7 +225,7 @@ func TestStopsMatchesBytewiseScan(t *testing.T) {
 				break
 			}
 		}
-		m := Stops(binary.LittleEndian.Uint64(w[:]), nonASCII)
+		m := stops(binary.LittleEndian.Uint64(w[:]), nonASCII)
 		switch {
 		case first < 0 && m != 0:
 			t.Fatalf("% x (nonASCII %v): flagged without a stop byte", w, nonASCII)
