@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"unicode/utf8"
+
+	"purchasesync/schemas/jsonscan"
 )
 
 // FlexString holds a JSON value that may arrive as a string or as a number
@@ -14,34 +15,30 @@ type FlexString string
 
 // UnmarshalJSON accepts a string, a number, or null (empty).
 func (f *FlexString) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	switch {
-	case len(b) == 0 || bytes.Equal(b, []byte("null")):
-		*f = ""
-	case b[0] == '"':
-		if s, ok := plainString(b); ok {
-			*f = FlexString(s)
-			return nil
-		}
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*f = FlexString(s)
-	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
-		if isJSONNumber(b) {
-			*f = FlexString(b)
-			return nil
-		}
-		var n json.Number
-		if err := json.Unmarshal(b, &n); err != nil {
-			return err
-		}
-		*f = FlexString(n.String())
-	default:
-		return fmt.Errorf("want a string or a number, got %.20s", b)
+	v, err := flexText(bytes.TrimSpace(b))
+	if err != nil {
+		return err
 	}
+	*f = FlexString(v)
 	return nil
+}
+
+// flexText decodes a FlexString's JSON value; the raw-body parsers and the
+// ingest's key scanner (jsonSpan.flexString) both decode through it. A
+// number keeps its text; a string is unquoted as encoding/json does.
+func flexText(b []byte) (string, error) {
+	switch {
+	case len(b) == 0 || bytes.Equal(b, nullLiteral):
+		return "", nil
+	case b[0] == '"':
+		return jsonscan.Unquote(b)
+	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
+		if end, ok := jsonscan.Number(b, 0); !ok || end != len(b) {
+			return "", fmt.Errorf("invalid number %.20s", b)
+		}
+		return string(b), nil
+	}
+	return "", fmt.Errorf("want a string or a number, got %.20s", b)
 }
 
 // FlexStrings holds a value that may be a string (possibly comma-separated),
@@ -83,66 +80,4 @@ func appendCodes(dst []string, s string) []string {
 		}
 	}
 	return dst
-}
-
-// plainString is the common JSON string literal the standard library would
-// copy as is: no escapes, no control characters, valid UTF-8 (it turns
-// invalid bytes into U+FFFD, so those take the slow path).
-func plainString(b []byte) (string, bool) {
-	if len(b) < 2 || b[len(b)-1] != '"' {
-		return "", false
-	}
-	in := b[1 : len(b)-1]
-	ascii := true
-	for _, c := range in {
-		switch {
-		case c == '\\' || c == '"' || c < 0x20:
-			return "", false
-		case c >= 0x80:
-			ascii = false
-		}
-	}
-	if !ascii && !utf8.Valid(in) {
-		return "", false
-	}
-	return string(in), true
-}
-
-// isJSONNumber checks b against JSON's number grammar:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func isJSONNumber(b []byte) bool {
-	i := 0
-	if i < len(b) && b[i] == '-' {
-		i++
-	}
-	digits := func() int {
-		n := 0
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-			n++
-		}
-		return n
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case digits() == 0:
-		return false
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if digits() == 0 {
-			return false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if digits() == 0 {
-			return false
-		}
-	}
-	return i == len(b)
 }

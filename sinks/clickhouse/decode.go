@@ -1,17 +1,15 @@
 package clickhouse
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"strconv"
 	"time"
-	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
 
 	"purchasesync/schemas"
+	"purchasesync/schemas/jsonscan"
 )
 
 // decodePurchase decodes a purchases.v1 value. encoding/json spends about
@@ -41,16 +39,7 @@ type lexer struct {
 	i int
 }
 
-func (l *lexer) ws() {
-	for l.i < len(l.b) {
-		switch l.b[l.i] {
-		case ' ', '\t', '\n', '\r':
-			l.i++
-		default:
-			return
-		}
-	}
-}
+func (l *lexer) ws() { l.i = jsonscan.SkipWS(l.b, l.i) }
 
 func (l *lexer) peek() byte {
 	l.ws()
@@ -77,123 +66,42 @@ func (l *lexer) null() bool {
 	return false
 }
 
-// rawString returns the bytes of a string token, quotes included, and
-// whether it contains escapes. Runs of ordinary bytes are skipped eight at a
-// time (schemas.JSONStringStops): strings are most of a purchase's bytes.
-func (l *lexer) rawString() ([]byte, bool, error) {
-	if l.peek() != '"' {
-		return nil, false, errFallback
+// rawString returns the bytes of a string token, quotes included, and what
+// it holds besides printable ASCII.
+func (l *lexer) rawString() ([]byte, jsonscan.Flags, error) {
+	l.ws()
+	end, flags, ok := jsonscan.String(l.b, l.i)
+	if !ok {
+		return nil, 0, errFallback
 	}
-	b := l.b
-	start := l.i
-	i := l.i + 1
-	esc := false
-	for {
-		for i+8 <= len(b) {
-			if m := schemas.JSONStringStops(binary.LittleEndian.Uint64(b[i:]), false); m != 0 {
-				i += bits.TrailingZeros64(m) / 8 // the lowest flag is a real stop
-				break
-			}
-			i += 8
-		}
-		if i >= len(b) {
-			return nil, false, errFallback
-		}
-		switch c := b[i]; {
-		case c == '"':
-			l.i = i + 1
-			return b[start:l.i], esc, nil
-		case c == '\\':
-			esc = true
-			i += 2
-		case c < 0x20:
-			return nil, false, errFallback
-		default:
-			i++
-		}
-	}
+	raw := l.b[l.i:end]
+	l.i = end
+	return raw, flags, nil
 }
 
 func (l *lexer) str() (string, error) {
-	raw, esc, err := l.rawString()
+	raw, flags, err := l.rawString()
 	if err != nil {
 		return "", err
 	}
 	body := raw[1 : len(raw)-1]
-	if !utf8.Valid(body) {
+	if flags&jsonscan.Escaped != 0 {
+		s, ok := jsonscan.Unescape(body)
+		if !ok {
+			return "", errFallback // encoding/json would put U+FFFD in
+		}
+		return s, nil
+	}
+	if flags&jsonscan.NonASCII != 0 && !utf8.Valid(body) {
 		return "", errFallback // encoding/json replaces invalid bytes with U+FFFD
 	}
-	if !esc {
-		// The string shares the record's bytes instead of copying them:
-		// about twenty strings per purchase would otherwise be allocated,
-		// copied and scanned by the GC, only to be copied once more into
-		// the driver's column. This is safe because nothing ever writes to
-		// a record's value once franz-go hands it out: the sink configures
-		// no buffer pools and never recycles records (see Deps.KafkaOpts).
-		return unsafe.String(unsafe.SliceData(body), len(body)), nil
-	}
-	return unescape(body)
-}
-
-func unescape(s []byte) (string, error) {
-	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '\\' {
-			out = append(out, c)
-			continue
-		}
-		i++
-		if i >= len(s) {
-			return "", errFallback
-		}
-		switch s[i] {
-		case '"', '\\', '/':
-			out = append(out, s[i])
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			r, ok := hex4(s, i+1)
-			if !ok {
-				return "", errFallback
-			}
-			i += 4
-			if utf16.IsSurrogate(r) {
-				if i+6 >= len(s) || s[i+1] != '\\' || s[i+2] != 'u' {
-					return "", errFallback
-				}
-				r2, ok := hex4(s, i+3)
-				if !ok {
-					return "", errFallback
-				}
-				r = utf16.DecodeRune(r, r2)
-				if r == utf8.RuneError {
-					return "", errFallback
-				}
-				i += 6
-			}
-			out = utf8.AppendRune(out, r)
-		default:
-			return "", errFallback
-		}
-	}
-	return string(out), nil
-}
-
-func hex4(s []byte, at int) (rune, bool) {
-	if at+4 > len(s) {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(string(s[at:at+4]), 16, 32)
-	return rune(n), err == nil
+	// The string shares the record's bytes instead of copying them: about
+	// twenty strings per purchase would otherwise be allocated, copied and
+	// scanned by the GC, only to be copied once more into the driver's
+	// column. This is safe because nothing ever writes to a record's value
+	// once franz-go hands it out: the sink configures no buffer pools and
+	// never recycles records (see Deps.KafkaOpts).
+	return unsafe.String(unsafe.SliceData(body), len(body)), nil
 }
 
 func (l *lexer) boolean() (bool, error) {
@@ -214,9 +122,7 @@ func (l *lexer) boolean() (bool, error) {
 func (l *lexer) digits() (uint64, error) {
 	l.ws()
 	start := l.i
-	for l.i < len(l.b) && l.b[l.i] >= '0' && l.b[l.i] <= '9' {
-		l.i++
-	}
+	l.i = jsonscan.Digits(l.b, l.i)
 	if l.i == start || l.i-start > 18 || (l.b[start] == '0' && l.i-start > 1) {
 		return 0, errFallback
 	}
@@ -243,9 +149,9 @@ func (l *lexer) object(field func(key []byte) error) error {
 		return nil
 	}
 	for {
-		raw, esc, err := l.rawString()
-		if err != nil || esc {
-			return errFallback
+		raw, flags, err := l.rawString()
+		if err != nil || flags != 0 {
+			return errFallback // no purchases.v1 key needs either
 		}
 		if err := l.expect(':'); err != nil {
 			return err
@@ -317,9 +223,9 @@ func (l *lexer) setTime(dst *time.Time) error {
 	if l.null() {
 		return nil
 	}
-	raw, esc, err := l.rawString()
-	if err != nil || esc {
-		return errFallback
+	raw, flags, err := l.rawString()
+	if err != nil || flags != 0 {
+		return errFallback // not an RFC 3339 time
 	}
 	if err := dst.UnmarshalJSON(raw); err != nil {
 		return errFallback
