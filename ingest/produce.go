@@ -141,3 +141,13 @@ func (s *Server) produce(recs ...out) error {
 	return &StatusError{Code: fasthttp.StatusServiceUnavailable, RetryAfter: s.cfg.RetryAfter,
 		Err: fmt.Errorf("%w: %s", errNotAcked, kind)}
 }
+
+// ProducerOpts are what the ingest's producer adds to every producer's
+// settings (cmd/kafkaconf.ProducerOpts); loadgen's Kafka floor, which
+// measures the ingest's producer, adds them too. After a dropped broker
+// connection a producer waits for fresh metadata at most once per
+// MetadataMinAge (franz-go's default 5 s): longer than a webhook may wait,
+// so every request in that window would get 503.
+func ProducerOpts() []kgo.Opt {
+	return []kgo.Opt{kgo.MetadataMinAge(500 * time.Millisecond)}
+}

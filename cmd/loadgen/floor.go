@@ -29,6 +29,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"purchasesync/cmd/kafkaconf"
+	"purchasesync/ingest"
 	"purchasesync/schemas/topicadmin"
 )
 
@@ -38,8 +39,6 @@ const (
 	// deleted by hand.
 	floorTopicPrefix     = "purchasesync.loadgen.floor."
 	floorPartitions      = 6
-	floorProduceTimeout  = 2 * time.Second // the ingest's default -ingest.produceTimeout
-	floorProducerLinger  = 2 * time.Millisecond
 	floorClientID        = "purchasesync-loadgen-floor" // the default of -kafka.clientID
 	compressionLZ4       = "lz4"
 	compressionNone      = "none"
@@ -73,6 +72,9 @@ type floorHandler struct {
 	failed   atomic.Int64 // requests answered 503
 }
 
+// floorProduceTimeout is the ingest's default -ingest.produceTimeout.
+func floorProduceTimeout() time.Duration { return ingest.DefaultConfig().ProduceTimeout }
+
 func compressionCodec(name string) (kgo.CompressionCodec, error) {
 	switch name {
 	case compressionLZ4:
@@ -84,10 +86,10 @@ func compressionCodec(name string) (kgo.CompressionCodec, error) {
 }
 
 // newFloorClient returns a Kafka client on the connection of conf (TLS,
-// SASL; cmd/kafkaconf) with the producer settings of cmd/purchasesync's
-// ingest (producerOpts and build): acks=all, idempotent (franz-go's
-// default), linger, compression, the delivery timeout of
-// -ingest.produceTimeout, fresh metadata soon after a dropped connection;
+// SASL; cmd/kafkaconf) with the ingest's producer settings, taken from
+// where cmd/purchasesync takes them (kafkaconf.ProducerOpts with the
+// defaults of -kafka.linger and -ingest.produceTimeout, then
+// ingest.ProducerOpts), so that the floor measures exactly that producer;
 // it produces to topic.
 func newFloorClient(conf kafkaconf.Config, compression, topic string) (*kgo.Client, error) {
 	codec, err := compressionCodec(compression)
@@ -98,14 +100,9 @@ func newFloorClient(conf kafkaconf.Config, compression, topic string) (*kgo.Clie
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(append(opts,
-		kgo.DefaultProduceTopic(topic),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(floorProducerLinger),
-		kgo.ProducerBatchCompression(codec, kgo.NoCompression()),
-		kgo.RecordDeliveryTimeout(floorProduceTimeout),
-		kgo.MetadataMinAge(500*time.Millisecond),
-	)...)
+	opts = append(opts, kafkaconf.ProducerOpts(kafkaconf.DefaultLinger, floorProduceTimeout(), codec)...)
+	opts = append(opts, ingest.ProducerOpts()...)
+	cl, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic(topic))...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create the floor's Kafka client: %w", err)
 	}
@@ -258,7 +255,7 @@ func (f *floor) deleteTopic(timeout time.Duration) error {
 func (f *floorHandler) handle(ctx *fasthttp.RequestCtx) {
 	body := append([]byte(nil), ctx.PostBody()...)
 	key := strconv.AppendInt(nil, f.seq.Add(1)-1, 10)
-	pctx, cancel := context.WithTimeout(context.Background(), floorProduceTimeout)
+	pctx, cancel := context.WithTimeout(context.Background(), floorProduceTimeout())
 	err := f.cl.ProduceSync(pctx, &kgo.Record{Key: key, Value: body}).FirstErr()
 	cancel()
 	ctx.SetContentType("application/json")

@@ -117,10 +117,7 @@ func (f *ingestFlags) build(c *common) (*ingest.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	// After a dropped broker connection the producer waits for fresh
-	// metadata, at most once per MetadataMinAge (default 5s): longer than a
-	// webhook may wait, so every request in that window would get 503.
-	opts = append(opts, kgo.MetadataMinAge(500*time.Millisecond))
+	opts = append(opts, ingest.ProducerOpts()...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create the ingest's Kafka producer: %w", err)

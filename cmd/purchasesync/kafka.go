@@ -40,7 +40,7 @@ func addKafkaFlags(fs *flagSet) kafkaFlags {
 	return kafkaFlags{
 		conn:   kafkaconf.AddFlags(fs.envFlagSet, "purchasesync"),
 		prefix: fs.String("kafka.topicPrefix", schemas.DefaultTopicPrefix, "prefix of every topic name"),
-		linger: fs.Duration("kafka.linger", 2*time.Millisecond,
+		linger: fs.Duration("kafka.linger", kafkaconf.DefaultLinger,
 			"how long a producer waits to fill a batch; longer means fewer, larger requests (less broker CPU) for a little latency"),
 		compression: fs.String("kafka.compression", "lz4",
 			"producer compression: lz4, zstd, snappy or none. lz4 cuts webhook bytes on the wire several-fold; none saves ingest CPU (about a fifth per request) where brokers are close"),
@@ -95,20 +95,14 @@ func (k kafkaFlags) hooks(reg prometheus.Registerer, role string) []kgo.Opt {
 	return []kgo.Opt{kgo.WithHooks(m)}
 }
 
-// producerOpts: acks=all and idempotence (franz-go defaults, stated here so a
-// reader need not know them), a short linger for throughput under load, and
-// a produce deadline safely below Shopify's 5 s webhook timeout.
+// producerOpts are the base options plus kafkaconf's producer settings
+// (shared with loadgen's floor) with the given delivery deadline.
 func (k kafkaFlags) producerOpts(log *slog.Logger, reg prometheus.Registerer, role string, timeout time.Duration) ([]kgo.Opt, error) {
-	opts := append(k.baseOpts(log, reg, role),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(*k.linger),
-		kgo.RecordDeliveryTimeout(timeout),
-	)
 	codec, err := k.codec()
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, kgo.ProducerBatchCompression(codec, kgo.NoCompression()))
+	opts := append(k.baseOpts(log, reg, role), kafkaconf.ProducerOpts(*k.linger, timeout, codec)...)
 	if err := kgo.ValidateOpts(opts...); err != nil {
 		return nil, fmt.Errorf("invalid Kafka producer options: %w", err)
 	}
