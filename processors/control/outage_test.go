@@ -1,12 +1,10 @@
 package control
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
-	"sync"
+	"purchasesync/deploy/testenv"
 	"testing"
 	"time"
 
@@ -15,24 +13,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"purchasesync/deploy/testenv/kafkatest"
 	"purchasesync/processors/control/adminapi"
 	"purchasesync/processors/control/shopifyfake"
-	"purchasesync/processors/internal/kafkatest"
 	"purchasesync/schemas"
 )
-
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *syncLog) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
-func (l *syncLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestControlRidesOutBrokerRestart: the only broker goes away under the
 // control plane. Its follower of shopify.orders.v1 is not ready meanwhile
@@ -64,7 +49,7 @@ func TestControlRidesOutBrokerRestart(t *testing.T) {
 	cfg.PublicBaseURL = publicURL
 	cfg.WatchdogInterval, cfg.ReconcileInterval = 0, 0
 	cfg.RetryInitial, cfg.RetryMax, cfg.HealthInterval = 100*time.Millisecond, 500*time.Millisecond, 100*time.Millisecond
-	logs := &syncLog{}
+	logs := &testenv.Log{}
 	svc, err := New(cfg, Deps{Sites: reg, Writer: reg, Shopify: api, Producer: producer,
 		KafkaOpts: []kgo.Opt{kgo.SeedBrokers(k.Addrs()...)}, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
@@ -113,10 +98,10 @@ func TestControlRidesOutBrokerRestart(t *testing.T) {
 	if len(recs) != 1 || string(recs[0].Key) != want {
 		t.Errorf("%d records in %s, want the lost order %s once", len(recs), topic, want)
 	}
-	if b, e := logs.count("Kafka outage began"), logs.count("Kafka outage over"); b != 1 || e != 1 {
+	if b, e := logs.Count("Kafka outage began"), logs.Count("Kafka outage over"); b != 1 || e != 1 {
 		t.Errorf("%d start and %d end lines for one outage, want 1 and 1:\n%s", b, e, logs)
 	}
-	if n := logs.count("subscription gap failed"); n != 1 {
+	if n := logs.Count("subscription gap failed"); n != 1 {
 		t.Errorf("%d lines for the failing triggered pass, want 1 however many retries:\n%s", n, logs)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"purchasesync/processors/control/adminapi"
-	"purchasesync/processors/internal/health"
+	"purchasesync/schemas/health"
 	"purchasesync/schemas"
 )
 

@@ -1,13 +1,11 @@
 package lagmon
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
+	"purchasesync/deploy/testenv"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,19 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *syncLog) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
-func (l *syncLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestMonitorRidesOutBrokerRestart: with the only broker gone, Run goes on,
 // counts the failed reads and keeps the last values, logs once; when the
@@ -57,7 +42,7 @@ func TestMonitorRidesOutBrokerRestart(t *testing.T) {
 
 	cfg := withGroups("g")
 	cfg.Interval, cfg.Timeout = 100*time.Millisecond, 500*time.Millisecond
-	logs := &syncLog{}
+	logs := &testenv.Log{}
 	m, err := New(cfg, Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(addr)}, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +97,7 @@ func TestMonitorRidesOutBrokerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("the lag read again", func() bool { return lag() == 0 })
-	if w, i := logs.count("cannot read consumer lag"), logs.count("consumer lag readable again"); w != 1 || i != 1 || logs.count("lasted=") != 1 {
+	if w, i := logs.Count("cannot read consumer lag"), logs.Count("consumer lag readable again"); w != 1 || i != 1 || logs.Count("lasted=") != 1 {
 		t.Errorf("%d failure and %d recovery lines (with how long it lasted), want 1 and 1:\n%s", w, i, logs)
 	}
 }

@@ -1,11 +1,10 @@
 package sites
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
+	"purchasesync/deploy/testenv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,22 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"purchasesync/processors/internal/kafkatest"
+	"purchasesync/deploy/testenv/kafkatest"
 	"purchasesync/schemas"
 )
-
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *syncLog) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
-func (l *syncLog) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestRegistryRidesOutKafka: started with the broker away for longer than
 // ReadyTimeout, the registry keeps trying (Run does not return), loads
@@ -52,7 +38,7 @@ func TestRegistryRidesOutKafka(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Topics = schemas.Topics{Prefix: "t."}
 	cfg.ReadyTimeout, cfg.HealthInterval = 300*time.Millisecond, 100*time.Millisecond
-	logs := &syncLog{}
+	logs := &testenv.Log{}
 	reg, err := New(cfg, Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers(k.Addrs()...)}, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +72,7 @@ func TestRegistryRidesOutKafka(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	wait(5*time.Second, "the still-not-loaded error", func() bool { return logs.count("still not loaded") == 1 })
+	wait(5*time.Second, "the still-not-loaded error", func() bool { return logs.Count("still not loaded") == 1 })
 	time.Sleep(300 * time.Millisecond) // past ReadyTimeout, well past
 	if reg.Ready() || reg.ReadyErr() == nil {
 		t.Fatal("ready without a broker")
@@ -111,10 +97,10 @@ func TestRegistryRidesOutKafka(t *testing.T) {
 		_, ok := reg.Get("late")
 		return ok && reg.ReadyErr() == nil
 	})
-	if n := logs.count("still not loaded"); n != 1 {
+	if n := logs.Count("still not loaded"); n != 1 {
 		t.Errorf("%d 'still not loaded' lines, want 1:\n%s", n, logs)
 	}
-	if b, e := logs.count("Kafka outage began"), logs.count("Kafka outage over"); b != 2 || e != 2 {
+	if b, e := logs.Count("Kafka outage began"), logs.Count("Kafka outage over"); b != 2 || e != 2 {
 		t.Errorf("%d start and %d end lines for two outages, want 2 and 2:\n%s", b, e, logs)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"purchasesync/processors/internal/health"
+	"purchasesync/schemas/health"
 	"purchasesync/schemas"
 )
 

@@ -22,7 +22,7 @@ import (
 	"purchasesync/schemas"
 	"purchasesync/schemas/retry"
 	"purchasesync/sinks/internal/chschema"
-	"purchasesync/sinks/internal/health"
+	"purchasesync/schemas/health"
 )
 
 // SiteLookup finds a shop's site (processors/sites.Registry).

@@ -18,7 +18,7 @@ import (
 
 	"purchasesync/schemas"
 	"purchasesync/schemas/retry"
-	"purchasesync/sinks/internal/health"
+	"purchasesync/schemas/health"
 )
 
 // Deps are what a Notifier takes from its process.

@@ -17,7 +17,7 @@ import (
 	"purchasesync/schemas"
 	"purchasesync/schemas/deadletter"
 	"purchasesync/schemas/retry"
-	"purchasesync/sinks/internal/health"
+	"purchasesync/schemas/health"
 )
 
 // Deps are what a Registrar takes from its process.

@@ -12,9 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"purchasesync/deploy/testenv/kafkatest"
 	"purchasesync/schemas"
 	"purchasesync/schemas/deadletter"
-	"purchasesync/sinks/internal/kafkatest"
 )
 
 // partitions of every topic: enough for two members to share them.

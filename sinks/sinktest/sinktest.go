@@ -7,18 +7,16 @@
 // way, from its own test file (watermill's pubsub/tests.TestPubSub habit).
 //
 // Run drives a consumer in process: a kfake broker that can be stopped and
-// restarted (sinks/internal/kafkatest), and the consumer's own in-memory
+// restarted (deploy/testenv/kafkatest), and the consumer's own in-memory
 // double of its destination. Features says which guarantees the consumer
 // claims where they differ; Harness says how to build it and its input.
 // Tests only.
 package sinktest
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"strings"
-	"sync"
+	"purchasesync/deploy/testenv"
 	"testing"
 	"time"
 
@@ -131,26 +129,9 @@ type generic struct {
 	new        func(*testing.T, Env, Destination) Consumer
 }
 
-// Log collects a consumer's log lines for the checks that count them; safe
-// for concurrent use.
-type Log struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *Log) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-
-// Count is how many times s occurs in the log.
-func (l *Log) Count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
-
-func (l *Log) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
-// Logger is a text logger writing to l.
-func (l *Log) Logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
+// Log collects a consumer's log lines (testenv.Log, shared with the
+// processors' outage tests).
+type Log = testenv.Log
 
 // running is one consumer's Run in progress.
 type running struct {

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"purchasesync/processors/internal/health"
+	"purchasesync/schemas/health"
 	"purchasesync/schemas"
 	"purchasesync/schemas/retry"
 )

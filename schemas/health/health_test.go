@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"purchasesync/sinks/internal/kafkatest"
+	"purchasesync/deploy/testenv/kafkatest"
 )
 
 // logBuf collects log lines.
@@ -211,39 +209,6 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting until %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// TestCopiesInSync: the processors hold copies of this package and of
-// kafkatest (Go's internal rule keeps them from importing these); they
-// must stay identical.
-func TestCopiesInSync(t *testing.T) {
-	for _, pkg := range []string{"health", "kafkatest"} {
-		src := filepath.Join("..", pkg)
-		files, err := filepath.Glob(filepath.Join(src, "*.go"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range files {
-			if strings.HasSuffix(f, "_test.go") {
-				continue
-			}
-			want, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, dst := range []string{"processors/internal"} {
-				cp := filepath.Join("..", "..", "..", dst, pkg, filepath.Base(f))
-				got, err := os.ReadFile(cp)
-				if err != nil {
-					t.Errorf("%s: %v (copy sinks/internal/%s/%s there)", cp, err, pkg, filepath.Base(f))
-					continue
-				}
-				if !bytes.Equal(got, want) {
-					t.Errorf("%s differs from sinks/internal/%s/%s: edit one, copy it to the others", cp, pkg, filepath.Base(f))
-				}
-			}
-		}
 	}
 }
 

@@ -1,10 +1,8 @@
 // Package kafkatest is a kfake cluster for outage tests: it can be stopped
 // and started again on the same address with the same data (topics,
 // records, committed offsets), as a restarted broker would be, and it can
-// refuse offset commits or produces, or watch commits. Tests only.
-//
-// The same file is in processors/internal/kafkatest; sinks/internal/health's
-// TestCopiesInSync keeps them identical.
+// refuse offset commits or produces, or watch commits. Tests only; the
+// outage tests of processors and sinks share it.
 package kafkatest
 
 import (

@@ -9,9 +9,9 @@
 // cleared by OK, or cleared by itself after a quiet period (FailQuiet) when
 // no attempt can prove it recovered.
 //
-// The same files are in processors/internal/health (Go's internal rule
-// keeps the processors from importing this one); TestCopiesInSync keeps
-// them identical.
+// It lives under schemas, beside retry, because processors and sinks both
+// need it and neither may import the other's packages; it was two
+// identical copies under their internal folders before.
 package health
 
 import (
