@@ -16,7 +16,6 @@ import (
 	"purchasesync/processors/control/adminapi"
 	"purchasesync/processors/control/page"
 	"purchasesync/processors/keymode"
-	"purchasesync/schemas"
 	chsink "purchasesync/sinks/clickhouse"
 	"purchasesync/sinks/compliance"
 )
@@ -184,8 +183,8 @@ func adminHandler(c *common, f *controlFlags, producer *kgo.Client, doubles admi
 	if err != nil {
 		return controlParts{}, fmt.Errorf("cannot configure the control plane: %w", err)
 	}
-	evidence := keymode.NewTable(c.topics.Name(schemas.TopicKeyModeEvidence), c.kafka.baseOpts(c.log, nil, "keymode-evidence"),
-		c.stageReg("keymode"), c.log.With("component", "keymode"))
+	evidence := keymode.NewTable(f.keymodeConfig(c), keymode.Deps{KafkaOpts: c.kafka.baseOpts(c.log, nil, "keymode-evidence"),
+		Registerer: c.stageReg("keymode"), Logger: c.log.With("component", "keymode")})
 	hcfg := admin.DefaultConfig()
 	hcfg.Token, hcfg.MinMatches = *f.adminToken, *f.keymodeMinMatches
 	h, err := admin.New(hcfg, admin.Deps{

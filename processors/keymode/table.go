@@ -32,15 +32,18 @@ type Table struct {
 	loaded atomic.Bool
 }
 
-// NewTable builds a table of topic (the full name of keymode.evidence.v1).
-func NewTable(topic string, clientOpts []kgo.Opt, reg prometheus.Registerer, log *slog.Logger) *Table {
+// NewTable builds a table of cfg.Topics' keymode.evidence.v1, the same
+// (cfg, deps) as the detector's; it uses deps' KafkaOpts, Registerer and
+// Logger.
+func NewTable(cfg Config, deps Deps) *Table {
+	reg, log := deps.Registerer, deps.Logger
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Table{topic: topic, opts: clientOpts, log: log, bySite: map[string]*schemas.KeyModeEvidence{},
+	return &Table{topic: cfg.Topics.Name(schemas.TopicKeyModeEvidence), opts: deps.KafkaOpts, log: log, bySite: map[string]*schemas.KeyModeEvidence{},
 		sites: promauto.With(reg).NewGauge(prometheus.GaugeOpts{Name: "evidence_sites", Help: "Sites in this process's order-key evidence table (the admin API's diagnosis)."})}
 }
 
