@@ -265,7 +265,7 @@ func (c *Client) Do(ctx context.Context, shop, op, query string, vars map[string
 	}
 	url := strings.NewReplacer("{shop}", shop, "{version}", c.cfg.APIVersion).Replace(c.cfg.URL)
 	var throttled time.Duration
-	for attempt := 1; ; attempt++ {
+	for attempt := 1; ; {
 		if err := c.waitForBudget(ctx, shop, op, &throttled); err != nil {
 			return err
 		}
@@ -275,69 +275,93 @@ func (c *Client) Do(ctx context.Context, shop, op, query string, vars map[string
 		if ctx.Err() != nil {
 			return fmt.Errorf("shopify %s for %s: %w", op, shop, ctx.Err())
 		}
+		v := c.judge(shop, op, res, status, retryAfter, err)
 		var wait time.Duration
-		switch {
-		case err != nil: // network
-			err = fmt.Errorf("cannot reach Shopify for %s %s: %w", op, shop, err)
-		case status == http.StatusTooManyRequests || status >= 500:
-			err = &Error{Shop: shop, Operation: op, Status: status, Messages: []string{http.StatusText(status)}}
-			wait = retryAfter
-		case status == http.StatusUnauthorized || status == http.StatusForbidden:
-			c.m.requests.WithLabelValues(op, "error").Inc()
-			return &Error{Shop: shop, Operation: op, Status: status, Messages: errorMessages(res), err: ErrUnauthorized}
-		case status != http.StatusOK:
-			c.m.requests.WithLabelValues(op, "error").Inc()
-			return &Error{Shop: shop, Operation: op, Status: status, Messages: errorMessages(res)}
-		}
-		if err == nil {
-			cost := res.Extensions.Cost
-			c.observeCost(shop, op, cost)
-			gerrs := graphQLErrors(res)
-			switch {
-			case len(gerrs) == 0:
-				c.m.requests.WithLabelValues(op, "ok").Inc()
-				if out == nil || len(res.Data) == 0 {
-					return nil
-				}
-				if err := json.Unmarshal(res.Data, out); err != nil {
-					return fmt.Errorf("cannot decode shopify %s for %s: %w", op, shop, err)
-				}
+		switch v.kind {
+		case answered:
+			c.m.requests.WithLabelValues(op, "ok").Inc()
+			if out == nil || len(res.Data) == 0 {
 				return nil
-			case hasCode(gerrs, "THROTTLED"):
-				c.m.requests.WithLabelValues(op, "throttled").Inc()
-				w := refillWait(cost, c.cfg.MinBackoff)
-				if throttled+w > c.cfg.MaxThrottleWait {
-					return &Error{Shop: shop, Operation: op, Status: status, Codes: []string{"THROTTLED"}, Messages: []string{fmt.Sprintf("still throttled after waiting %s", throttled.Round(time.Millisecond))}}
-				}
-				throttled += w
-				c.m.throttleWait.Add(w.Seconds())
-				c.log.Debug("shopify throttled", "shop_domain", shop, "op", op, "wait", w.String())
-				if err := retry.Sleep(ctx, w); err != nil {
-					return fmt.Errorf("shopify %s for %s: %w", op, shop, err)
-				}
-				attempt-- // throttling is bounded by MaxThrottleWait, not attempts
-				continue
-			case hasCode(gerrs, "INTERNAL_SERVER_ERROR"):
-				err = gqlError(shop, op, status, gerrs)
-			default:
-				c.m.requests.WithLabelValues(op, "error").Inc()
-				return gqlError(shop, op, status, gerrs)
 			}
-		}
-		// Retryable failure.
-		if attempt >= c.cfg.MaxAttempts {
+			if err := json.Unmarshal(res.Data, out); err != nil {
+				return fmt.Errorf("cannot decode shopify %s for %s: %w", op, shop, err)
+			}
+			return nil
+		case refused:
 			c.m.requests.WithLabelValues(op, "error").Inc()
-			return fmt.Errorf("giving up after %d attempts: %w", attempt, err)
+			return v.err
+		case throttledNow:
+			// Throttling is bounded by MaxThrottleWait, not by attempts.
+			c.m.requests.WithLabelValues(op, "throttled").Inc()
+			if throttled+v.wait > c.cfg.MaxThrottleWait {
+				return &Error{Shop: shop, Operation: op, Status: status, Codes: []string{"THROTTLED"}, Messages: []string{fmt.Sprintf("still throttled after waiting %s", throttled.Round(time.Millisecond))}}
+			}
+			throttled += v.wait
+			c.m.throttleWait.Add(v.wait.Seconds())
+			c.log.Debug("shopify throttled", "shop_domain", shop, "op", op, "wait", v.wait.String())
+			wait = v.wait
+		case failed:
+			if attempt >= c.cfg.MaxAttempts {
+				c.m.requests.WithLabelValues(op, "error").Inc()
+				return fmt.Errorf("giving up after %d attempts: %w", attempt, v.err)
+			}
+			c.m.requests.WithLabelValues(op, "retry").Inc()
+			if wait = v.wait; wait <= 0 {
+				wait = retry.Delay(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff)
+			}
+			c.log.Warn("shopify call failed, retrying", "shop_domain", shop, "op", op, "attempt", attempt, "wait", wait.String(), "err", v.err)
+			attempt++
 		}
-		c.m.requests.WithLabelValues(op, "retry").Inc()
-		if wait <= 0 {
-			wait = retry.Delay(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff)
-		}
-		c.log.Warn("shopify call failed, retrying", "shop_domain", shop, "op", op, "attempt", attempt, "wait", wait.String(), "err", err)
 		if err := retry.Sleep(ctx, wait); err != nil {
 			return fmt.Errorf("shopify %s for %s: %w", op, shop, err)
 		}
 	}
+}
+
+// verdictKind is what Do does after one attempt.
+type verdictKind int
+
+const (
+	answered     verdictKind = iota // decode the data and return
+	refused                         // return the error: trying again cannot help
+	throttledNow                    // wait for the bucket to refill, then try again
+	failed                          // try again after a backoff, up to MaxAttempts
+)
+
+// verdict is one attempt's classification; wait is the server's
+// Retry-After (failed) or the refill time (throttledNow).
+type verdict struct {
+	kind verdictKind
+	err  error
+	wait time.Duration
+}
+
+// judge classifies one attempt's answer (Prometheus' RecoverableError
+// habit: Do's loop only acts on the verdict). It records the query cost of
+// every answer that has one.
+func (c *Client) judge(shop, op string, res *response, status int, retryAfter time.Duration, err error) verdict {
+	switch {
+	case err != nil: // network
+		return verdict{kind: failed, err: fmt.Errorf("cannot reach Shopify for %s %s: %w", op, shop, err)}
+	case status == http.StatusTooManyRequests || status >= 500:
+		return verdict{kind: failed, err: &Error{Shop: shop, Operation: op, Status: status, Messages: []string{http.StatusText(status)}}, wait: retryAfter}
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return verdict{kind: refused, err: &Error{Shop: shop, Operation: op, Status: status, Messages: errorMessages(res), err: ErrUnauthorized}}
+	case status != http.StatusOK:
+		return verdict{kind: refused, err: &Error{Shop: shop, Operation: op, Status: status, Messages: errorMessages(res)}}
+	}
+	cost := res.Extensions.Cost
+	c.observeCost(shop, op, cost)
+	gerrs := graphQLErrors(res)
+	switch {
+	case len(gerrs) == 0:
+		return verdict{kind: answered}
+	case hasCode(gerrs, "THROTTLED"):
+		return verdict{kind: throttledNow, wait: refillWait(cost, c.cfg.MinBackoff)}
+	case hasCode(gerrs, "INTERNAL_SERVER_ERROR"):
+		return verdict{kind: failed, err: gqlError(shop, op, status, gerrs)}
+	}
+	return verdict{kind: refused, err: gqlError(shop, op, status, gerrs)}
 }
 
 // post sends one request. The token goes only into the header.
