@@ -10,8 +10,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"purchasesync/schemas/health"
+	"purchasesync/processors/internal/follow"
 	"purchasesync/schemas"
+	"purchasesync/schemas/health"
 )
 
 // seenIndex follows shopify.orders.v1 from now-horizon and remembers which
@@ -27,7 +28,7 @@ type seenIndex struct {
 	keys     map[string]int64 // key → record timestamp (ms)
 	pos      map[int32]int64  // partition → next offset to read
 	started  bool
-	progress chan struct{} // closed and replaced whenever pos moves
+	progress follow.Broadcast // whenever pos moves
 
 	// Set by the service: the follower's Kafka health, called once the
 	// start offsets are known, and how often to probe.
@@ -38,7 +39,7 @@ type seenIndex struct {
 
 func newSeenIndex(topic string, opts []kgo.Opt, horizon time.Duration, now func() time.Time, log *slog.Logger) *seenIndex {
 	return &seenIndex{topic: topic, opts: opts, horizon: horizon, now: now, log: log,
-		keys: map[string]int64{}, pos: map[int32]int64{}, progress: make(chan struct{})}
+		keys: map[string]int64{}, pos: map[int32]int64{}}
 }
 
 func (x *seenIndex) has(key string) bool {
@@ -80,8 +81,8 @@ func (x *seenIndex) run(ctx context.Context) error {
 		x.pos[p] = off
 	}
 	x.started = true
-	x.bump()
 	x.mu.Unlock()
+	x.progress.Notify()
 
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, x.opts...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{x.topic: parts}),
@@ -117,7 +118,7 @@ func (x *seenIndex) run(ctx context.Context) error {
 			}
 			x.pos[r.Partition] = r.Offset + 1
 		})
-		x.bump()
+		x.progress.Notify()
 		if now := x.now(); now.Sub(lastPrune) > 10*time.Minute {
 			cut := now.Add(-x.horizon - time.Hour).UnixMilli()
 			for k, ts := range x.keys {
@@ -129,12 +130,6 @@ func (x *seenIndex) run(ctx context.Context) error {
 		}
 		x.mu.Unlock()
 	}
-}
-
-// bump wakes waiters; x.mu is held.
-func (x *seenIndex) bump() {
-	close(x.progress)
-	x.progress = make(chan struct{})
 }
 
 // startOffsets finds, per partition, the first offset at or after
@@ -188,8 +183,8 @@ func (x *seenIndex) waitCaughtUp(ctx context.Context, adm *kadm.Client) error {
 		return fmt.Errorf("cannot list end offsets of %s: %w", x.topic, err)
 	}
 	for {
+		ch := x.progress.Wait() // before the check: a move after it wakes us
 		x.mu.Lock()
-		ch := x.progress
 		behind := !x.started
 		if !behind {
 			ends.Each(func(o kadm.ListedOffset) {

@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"purchasesync/processors/internal/follow"
 	"purchasesync/schemas"
 )
 
@@ -22,14 +20,12 @@ import (
 // process may hold one; it reads the whole (compacted, one small record per
 // site) topic at start and then follows it.
 type Table struct {
-	topic string
-	opts  []kgo.Opt
-	log   *slog.Logger
-	sites prometheus.Gauge
+	log    *slog.Logger
+	sites  prometheus.Gauge
+	follow *follow.Follower
 
 	mu     sync.RWMutex
 	bySite map[string]*schemas.KeyModeEvidence
-	loaded atomic.Bool
 }
 
 // NewTable builds a table of cfg.Topics' keymode.evidence.v1, the same
@@ -43,8 +39,11 @@ func NewTable(cfg Config, deps Deps) *Table {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Table{topic: cfg.Topics.Name(schemas.TopicKeyModeEvidence), opts: deps.KafkaOpts, log: log, bySite: map[string]*schemas.KeyModeEvidence{},
+	t := &Table{log: log, bySite: map[string]*schemas.KeyModeEvidence{},
 		sites: promauto.With(reg).NewGauge(prometheus.GaugeOpts{Name: "evidence_sites", Help: "Sites in this process's order-key evidence table (the admin API's diagnosis)."})}
+	// Advisory: no health, so faults are retried without a word.
+	t.follow = follow.New(follow.Topic{Name: cfg.Topics.Name(schemas.TopicKeyModeEvidence), KafkaOpts: deps.KafkaOpts, Apply: t.apply, Log: log})
+	return t
 }
 
 // Evidence returns a site's latest evidence.
@@ -57,7 +56,7 @@ func (t *Table) Evidence(site string) (*schemas.KeyModeEvidence, bool) {
 
 // Loaded reports whether the table has read the topic up to where it ended
 // when Run started.
-func (t *Table) Loaded() bool { return t.loaded.Load() }
+func (t *Table) Loaded() bool { return t.follow.Loaded() }
 
 // Ready is nil once loaded. The table is advisory: a process does not stop
 // serving because it is not loaded yet.
@@ -69,65 +68,21 @@ func (t *Table) Ready() error {
 }
 
 // Run follows the topic until ctx ends; Kafka faults are retried.
-func (t *Table) Run(ctx context.Context) error {
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, t.opts...),
-		kgo.ConsumeTopics(t.topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(500*time.Millisecond),
-	)...)
-	if err != nil {
-		return fmt.Errorf("keymode: cannot create the evidence table's client: %w", err)
-	}
-	defer cl.Close()
-	var ends map[int32]int64
-	for ctx.Err() == nil && ends == nil {
-		listed, err := kadm.NewClient(cl).ListEndOffsets(ctx, t.topic)
-		if err == nil {
-			err = listed.Error()
-		}
-		if err == nil {
-			ends = map[int32]int64{}
-			listed.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
-	pos := map[int32]int64{}
-	caughtUp := func() bool {
-		for p, end := range ends {
-			if pos[p] < end {
-				return false
-			}
-		}
-		return true
-	}
-	for ctx.Err() == nil {
-		if !t.Loaded() && caughtUp() {
-			t.loaded.Store(true)
-		}
-		fs := cl.PollFetches(ctx)
-		fs.EachRecord(func(r *kgo.Record) {
-			pos[r.Partition] = r.Offset + 1
-			t.apply(r)
-		})
-	}
-	return nil
-}
+func (t *Table) Run(ctx context.Context) error { return t.follow.Run(ctx) }
 
-func (t *Table) apply(r *kgo.Record) {
-	site := string(r.Key)
+func (t *Table) apply(recs []*kgo.Record) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if r.Value == nil {
-		delete(t.bySite, site)
-	} else {
+	for _, r := range recs {
+		site := string(r.Key)
+		if r.Value == nil {
+			delete(t.bySite, site)
+			continue
+		}
 		var ev schemas.KeyModeEvidence
 		if err := json.Unmarshal(r.Value, &ev); err != nil || ev.Site != site {
 			t.log.Warn("keymode: ignoring an invalid evidence record", "site", site, "offset", r.Offset, "err", err)
-			return
+			continue
 		}
 		t.bySite[site] = &ev
 	}

@@ -6,16 +6,14 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"purchasesync/schemas/health"
+	"purchasesync/processors/internal/follow"
 	"purchasesync/schemas"
+	"purchasesync/schemas/health"
 )
 
 // snapshot is immutable once published.
@@ -27,15 +25,12 @@ type snapshot struct {
 // Registry is the in-memory view of sites.v1.
 type Registry struct {
 	cfg     Config
-	brokers []kgo.Opt
 	log     *slog.Logger
 	m       *metrics
 	snap    atomic.Pointer[snapshot]
-	ready   atomic.Bool
-	readyCh chan struct{}
-	chMu    chanMu         // closed and replaced on every applied batch (Changed)
-	health  *health.Health // Started once loaded
-	kafka   *health.Dep
+	follow  *follow.Follower
+	changed follow.Broadcast // on every applied batch (Changed)
+	health  *health.Health   // Started once loaded
 	// conflicts is the number of shop conflicts last logged (apply runs on
 	// the one consuming goroutine).
 	conflicts int
@@ -59,19 +54,22 @@ func New(cfg Config, deps Deps) (*Registry, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{cfg: cfg, brokers: deps.KafkaOpts, log: log, m: newMetrics(deps.Registerer), readyCh: make(chan struct{})}
+	r := &Registry{cfg: cfg, log: log, m: newMetrics(deps.Registerer)}
 	r.snap.Store(&snapshot{bySite: map[string]schemas.Site{}, byShop: map[string]string{}})
-	r.chMu.ch = make(chan struct{})
 	r.health = health.New("site registry", "", deps.Registerer, log)
-	r.kafka = r.health.Dep("Kafka")
-	r.health.Starting("not loaded yet (reading " + cfg.topic() + ")")
+	r.follow = follow.New(follow.Topic{
+		Name: cfg.topic(), KafkaOpts: deps.KafkaOpts, Apply: r.apply,
+		OnLoaded: func() { log.Info("site registry loaded", "sites", len(r.snap.Load().bySite)) },
+		Health:   r.health, HealthInterval: cfg.HealthInterval, ReadyTimeout: cfg.ReadyTimeout,
+		Stage: "site registry", Log: log,
+	})
 	return r, nil
 }
 
 // Ready reports whether the registry has read sites.v1 up to its end as of
 // start. It stays true through Kafka outages (lookups answer from the last
 // state); ReadyErr says more.
-func (r *Registry) Ready() bool { return r.ready.Load() }
+func (r *Registry) Ready() bool { return r.follow.Loaded() }
 
 // ReadyErr is nil while the registry is loaded and follows sites.v1, and
 // says why not: before it loaded, and during a Kafka outage episode (the
@@ -80,12 +78,10 @@ func (r *Registry) ReadyErr() error { return r.health.Err() }
 
 // WaitReady blocks until Ready or ctx ends.
 func (r *Registry) WaitReady(ctx context.Context) error {
-	select {
-	case <-r.readyCh:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("site registry not loaded: %w", ctx.Err())
+	if err := r.follow.WaitLoaded(ctx); err != nil {
+		return fmt.Errorf("site registry not loaded: %w", err)
 	}
+	return nil
 }
 
 // Get returns a site by slug.
@@ -118,107 +114,13 @@ func (r *Registry) All() []schemas.Site {
 
 // Changed returns a channel closed at the next applied change (for writers
 // that wait until their write is visible).
-func (r *Registry) Changed() <-chan struct{} { return r.chMu.get() }
+func (r *Registry) Changed() <-chan struct{} { return r.changed.Wait() }
 
 // Run reads sites.v1 from the beginning and follows it until ctx ends.
 // Kafka faults never end it, not even at start: it retries until it has
 // loaded the topic (logging an error once after ReadyTimeout), then follows
 // it through outages.
-func (r *Registry) Run(ctx context.Context) error {
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, r.brokers...),
-		kgo.ConsumeTopics(r.cfg.topic()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(500*time.Millisecond),
-	)...)
-	if err != nil {
-		return fmt.Errorf("sites: cannot create Kafka client: %w", err)
-	}
-	defer cl.Close()
-	pctx, stopProbe := context.WithCancel(ctx)
-	var probe sync.WaitGroup
-	probe.Go(func() { r.kafka.Probe(pctx, r.cfg.HealthInterval, max(r.cfg.HealthInterval, 5*time.Second), cl.Ping) })
-	defer probe.Wait()
-	defer stopProbe()
-
-	// The end offsets at start say when the registry has caught up.
-	ends, err := r.endOffsets(ctx, cl)
-	if err != nil {
-		return nil // ctx ended
-	}
-	pos := map[int32]int64{}
-	caughtUp := func() bool {
-		for p, end := range ends {
-			if pos[p] < end {
-				return false
-			}
-		}
-		return true
-	}
-	if caughtUp() {
-		r.markReady()
-	}
-	for {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		r.kafka.Fetches(fs) // one line per outage episode, not per error
-		var recs []*kgo.Record
-		fs.EachRecord(func(rec *kgo.Record) {
-			recs = append(recs, rec)
-			pos[rec.Partition] = rec.Offset + 1
-		})
-		if len(recs) > 0 {
-			r.apply(recs)
-		}
-		if !r.Ready() && caughtUp() {
-			r.markReady()
-		}
-	}
-}
-
-func (r *Registry) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]int64, error) {
-	start := time.Now()
-	for late := false; ; {
-		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, r.cfg.topic())
-		if err == nil {
-			err = ends.Error()
-		}
-		if err == nil {
-			out := map[int32]int64{}
-			ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
-			if len(out) == 0 {
-				err = fmt.Errorf("topic %s has no partitions", r.cfg.topic())
-			} else {
-				r.kafka.OK("start")
-				return out, nil
-			}
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		err = fmt.Errorf("cannot read the end offsets of %s (is Kafka up and `purchasesync migrate` run?): %w", r.cfg.topic(), err)
-		r.kafka.Fail("start", err)
-		r.health.Starting("not loaded yet: " + err.Error())
-		if !late && time.Since(start) > r.cfg.ReadyTimeout {
-			late = true
-			r.log.Error("site registry still not loaded; retrying (the process stays not ready)", "after", r.cfg.ReadyTimeout.String(), "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
-func (r *Registry) markReady() {
-	r.health.Started()
-	if r.ready.CompareAndSwap(false, true) {
-		close(r.readyCh)
-		r.log.Info("site registry loaded", "sites", len(r.snap.Load().bySite))
-	}
-}
+func (r *Registry) Run(ctx context.Context) error { return r.follow.Run(ctx) }
 
 // apply copies the snapshot once per batch of records.
 func (r *Registry) apply(recs []*kgo.Record) {
@@ -254,7 +156,7 @@ func (r *Registry) apply(recs []*kgo.Record) {
 	r.m.shopConflicts.Set(float64(len(conflicts)))
 	r.snap.Store(next)
 	r.m.sites.Set(float64(len(next.bySite)))
-	r.chMu.broadcast()
+	r.changed.Notify()
 }
 
 // linkShops fills byShop. A shop domain belongs to one site; if several

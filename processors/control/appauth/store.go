@@ -8,15 +8,14 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"purchasesync/schemas/health"
+	"purchasesync/processors/internal/follow"
 	"purchasesync/schemas"
+	"purchasesync/schemas/health"
 )
 
 // Installation is what the store knows of a shop's install.
@@ -56,7 +55,6 @@ type StoreDeps struct {
 type Store struct {
 	cfg      StoreConfig
 	keys     *Keyring
-	opts     []kgo.Opt
 	producer *kgo.Client
 	log      *slog.Logger
 	m        *storeMetrics
@@ -65,10 +63,8 @@ type Store struct {
 	shops  map[string]entry
 	logged map[string]bool // key ids whose decryption failure was logged
 
-	ready   atomic.Bool
-	readyCh chan struct{}
-	health  *health.Health
-	kafka   *health.Dep
+	follow *follow.Follower
+	health *health.Health
 }
 
 // NewStore builds a store; Run loads and follows the topic.
@@ -87,11 +83,14 @@ func NewStore(cfg StoreConfig, keys *Keyring, deps StoreDeps) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{cfg: cfg, keys: keys, opts: deps.KafkaOpts, producer: deps.Producer, log: log, m: newStoreMetrics(reg),
-		shops: map[string]entry{}, logged: map[string]bool{}, readyCh: make(chan struct{})}
+	s := &Store{cfg: cfg, keys: keys, producer: deps.Producer, log: log, m: newStoreMetrics(reg),
+		shops: map[string]entry{}, logged: map[string]bool{}}
 	s.health = health.New("token store", "tokens_", reg, log)
-	s.kafka = s.health.Dep("Kafka")
-	s.health.Starting("not loaded yet (reading " + cfg.topic() + ")")
+	s.follow = follow.New(follow.Topic{
+		Name: cfg.topic(), KafkaOpts: deps.KafkaOpts, Apply: s.apply, OnLoaded: s.loaded,
+		Health: s.health, HealthInterval: cfg.HealthInterval, ReadyTimeout: cfg.ReadyTimeout,
+		Stage: "token store", Log: log,
+	})
 	return s, nil
 }
 
@@ -127,14 +126,7 @@ func (s *Store) String() string { return "access tokens from " + s.cfg.topic() }
 func (s *Store) Ready() error { return s.health.Err() }
 
 // WaitReady blocks until the topic is loaded or ctx ends.
-func (s *Store) WaitReady(ctx context.Context) error {
-	select {
-	case <-s.readyCh:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (s *Store) WaitReady(ctx context.Context) error { return s.follow.WaitLoaded(ctx) }
 
 // Put stores the shop's token and granted scopes (synchronous produce,
 // acks=all): nil means Kafka holds it, and Token answers with it at once.
@@ -191,8 +183,14 @@ func (s *Store) set(shop string, e entry) {
 	s.m.tokens.Set(float64(len(s.shops)))
 }
 
-// apply applies one record read from the topic.
-func (s *Store) apply(r *kgo.Record) {
+// apply applies a batch of records read from the topic.
+func (s *Store) apply(recs []*kgo.Record) {
+	for _, r := range recs {
+		s.applyOne(r)
+	}
+}
+
+func (s *Store) applyOne(r *kgo.Record) {
 	s.m.records.Inc()
 	shop := string(r.Key)
 	if r.Value == nil {
@@ -227,95 +225,12 @@ func (s *Store) apply(r *kgo.Record) {
 // Run reads the topic from its start, then follows it, until ctx ends.
 // Kafka faults never end it: it retries until loaded, then follows through
 // outages (one log line per episode).
-func (s *Store) Run(ctx context.Context) error {
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, s.opts...),
-		kgo.ConsumeTopics(s.cfg.topic()),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(500*time.Millisecond),
-	)...)
-	if err != nil {
-		return fmt.Errorf("appauth: cannot create the token store's Kafka client: %w", err)
-	}
-	defer cl.Close()
-	pctx, stop := context.WithCancel(ctx)
-	var probe sync.WaitGroup
-	probe.Go(func() { s.kafka.Probe(pctx, s.cfg.HealthInterval, max(s.cfg.HealthInterval, 5*time.Second), cl.Ping) })
-	defer probe.Wait()
-	defer stop()
+func (s *Store) Run(ctx context.Context) error { return s.follow.Run(ctx) }
 
-	ends, err := s.endOffsets(ctx, cl)
-	if err != nil {
-		return nil // ctx ended
-	}
-	pos := map[int32]int64{}
-	caughtUp := func() bool {
-		for p, end := range ends {
-			if pos[p] < end {
-				return false
-			}
-		}
-		return true
-	}
-	if caughtUp() {
-		s.markReady()
-	}
-	for {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		s.kafka.Fetches(fs)
-		fs.EachRecord(func(r *kgo.Record) {
-			s.apply(r)
-			pos[r.Partition] = r.Offset + 1
-		})
-		if !s.ready.Load() && caughtUp() {
-			s.markReady()
-		}
-	}
-}
-
-func (s *Store) markReady() {
-	s.health.Started()
-	if s.ready.CompareAndSwap(false, true) {
-		close(s.readyCh)
-		s.mu.RLock()
-		n := len(s.shops)
-		s.mu.RUnlock()
-		s.log.Info("token store loaded", "shops", n, "keys", s.keys)
-	}
-}
-
-func (s *Store) endOffsets(ctx context.Context, cl *kgo.Client) (map[int32]int64, error) {
-	start := time.Now()
-	for late := false; ; {
-		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, s.cfg.topic())
-		if err == nil {
-			err = ends.Error()
-		}
-		if err == nil {
-			out := map[int32]int64{}
-			ends.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
-			if len(out) > 0 {
-				s.kafka.OK("start")
-				return out, nil
-			}
-			err = fmt.Errorf("topic %s has no partitions", s.cfg.topic())
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		err = fmt.Errorf("cannot read the end offsets of %s (is Kafka up and `purchasesync migrate` run?): %w", s.cfg.topic(), err)
-		s.kafka.Fail("start", err)
-		s.health.Starting("not loaded yet: " + err.Error())
-		if !late && time.Since(start) > s.cfg.ReadyTimeout {
-			late = true
-			s.log.Error("token store still not loaded; retrying", "after", s.cfg.ReadyTimeout.String(), "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+// loaded logs that the store holds the whole topic.
+func (s *Store) loaded() {
+	s.mu.RLock()
+	n := len(s.shops)
+	s.mu.RUnlock()
+	s.log.Info("token store loaded", "shops", n, "keys", s.keys)
 }

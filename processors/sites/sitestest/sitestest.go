@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"purchasesync/processors/internal/follow"
 	"purchasesync/processors/sites"
 	"purchasesync/schemas"
 )
@@ -32,7 +33,7 @@ type Registry struct {
 
 	mu       sync.Mutex
 	sites    map[string]schemas.Site
-	changed  chan struct{}
+	changed  follow.Broadcast
 	puts     int
 	failPuts int // Puts left to fail; negative: every Put
 	failErr  error
@@ -42,7 +43,7 @@ type Registry struct {
 // New is a loaded registry holding sites, each normalised; an invalid site
 // is a bug in the test and panics.
 func New(sites ...schemas.Site) *Registry {
-	r := &Registry{sites: map[string]schemas.Site{}, changed: make(chan struct{})}
+	r := &Registry{sites: map[string]schemas.Site{}}
 	for _, s := range sites {
 		r.Seed(s)
 	}
@@ -97,11 +98,7 @@ func (r *Registry) All() []schemas.Site {
 }
 
 // Changed is closed at the next change readers can see.
-func (r *Registry) Changed() <-chan struct{} {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.changed
-}
+func (r *Registry) Changed() <-chan struct{} { return r.changed.Wait() }
 
 // Ready reports whether the registry has loaded (SetReady).
 func (r *Registry) Ready() bool {
@@ -192,9 +189,8 @@ func (r *Registry) apply(write func()) {
 	do := func() {
 		r.mu.Lock()
 		write()
-		close(r.changed)
-		r.changed = make(chan struct{})
 		r.mu.Unlock()
+		r.changed.Notify()
 	}
 	if r.Delay == 0 {
 		do()
