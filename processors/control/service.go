@@ -12,8 +12,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"purchasesync/processors/control/adminapi"
-	"purchasesync/schemas/health"
 	"purchasesync/schemas"
+	"purchasesync/schemas/health"
 )
 
 // SiteReader is the live view of sites.v1 (processors/sites.Registry).

@@ -14,8 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"purchasesync/schemas/health"
 	"purchasesync/schemas"
+	"purchasesync/schemas/health"
 	"purchasesync/schemas/retry"
 	"purchasesync/schemas/topicadmin"
 )

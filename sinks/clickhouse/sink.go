@@ -17,8 +17,8 @@ import (
 
 	"purchasesync/schemas"
 	"purchasesync/schemas/deadletter"
-	"purchasesync/schemas/retry"
 	"purchasesync/schemas/health"
+	"purchasesync/schemas/retry"
 )
 
 // Deps are what a Sink takes from its process.

@@ -87,8 +87,8 @@ func TestHandleCustomersRedact(t *testing.T) {
 	personal := "(" + strings.Join(schemas.PersonalFieldNames(), ", ") + ")"
 	got := slices.Sorted(slices.Values(conn.execs))
 	sameList(t, "statements", got, []string{
-		"ALTER TABLE discrepancies UPDATE storefront_value = '', shopify_value = '' WHERE site = ? AND order_number IN ? AND field IN ? | acme | (1001, 1002, 1003, 111) | "+personal,
-		"ALTER TABLE discrepancies UPDATE storefront_value = '', shopify_value = '' WHERE site = ? AND order_number IN ? AND field IN ? | gone | (9) | "+personal,
+		"ALTER TABLE discrepancies UPDATE storefront_value = '', shopify_value = '' WHERE site = ? AND order_number IN ? AND field IN ? | acme | (1001, 1002, 1003, 111) | " + personal,
+		"ALTER TABLE discrepancies UPDATE storefront_value = '', shopify_value = '' WHERE site = ? AND order_number IN ? AND field IN ? | gone | (9) | " + personal,
 		"ALTER TABLE purchases UPDATE email = '', customer_id = '', first_name = '', last_name = '', shipping_zip = '', shipping_address = '', ip_address = '' WHERE site = ? AND order_number IN ? | acme | (1001, 1002, 1003, 111)",
 		"ALTER TABLE purchases UPDATE email = '', customer_id = '', first_name = '', last_name = '', shipping_zip = '', shipping_address = '', ip_address = '' WHERE site = ? AND order_number IN ? | gone | (9)",
 		"ALTER TABLE raw_events UPDATE body = '' WHERE site = ? AND order_number IN ? | acme | (1001, 1002, 1003, 111)",

@@ -20,9 +20,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/schemas"
+	"purchasesync/schemas/health"
 	"purchasesync/schemas/retry"
 	"purchasesync/sinks/internal/chschema"
-	"purchasesync/schemas/health"
 )
 
 // SiteLookup finds a shop's site (processors/sites.Registry).

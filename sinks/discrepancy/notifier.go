@@ -17,8 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"purchasesync/schemas"
-	"purchasesync/schemas/retry"
 	"purchasesync/schemas/health"
+	"purchasesync/schemas/retry"
 )
 
 // Deps are what a Notifier takes from its process.

@@ -16,8 +16,8 @@ import (
 
 	"purchasesync/schemas"
 	"purchasesync/schemas/deadletter"
-	"purchasesync/schemas/retry"
 	"purchasesync/schemas/health"
+	"purchasesync/schemas/retry"
 )
 
 // Deps are what a Registrar takes from its process.

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"purchasesync/schemas/health"
 	"purchasesync/schemas"
+	"purchasesync/schemas/health"
 	"purchasesync/schemas/retry"
 )
 
