@@ -149,7 +149,7 @@ func buildRecord(cfg Config, topics schemas.Topics, sites []schemas.Site, tl tim
 		ShopDomain:  []byte(site.ShopDomain),
 		WebhookID:   []byte(uuid(ids[0:16])),
 		EventID:     []byte(uuid(ids[16:32])),
-		Topic:       []byte("orders/create"),
+		Topic:       []byte(schemas.WebhookOrdersCreate),
 		APIVersion:  []byte(apiVersion),
 		TriggeredAt: []byte(p.CreatedAt.Format(time.RFC3339Nano)),
 		ReceivedAt:  received,
