@@ -210,45 +210,8 @@ Flags:
 	if o.shop == "" {
 		o.shop = o.site + ".myshopify.com"
 	}
-	switch {
-	case o.scenario != scenarioBoth && o.scenario != scenarioWebhook && o.scenario != scenarioStorefront && o.scenario != scenarioBadSig && o.scenario != scenarioIdle:
-		return o, fmt.Errorf("unknown -scenario %q: want webhook, storefront, both, badsig or idle", o.scenario)
-	case o.scenario != scenarioStorefront && o.scenario != scenarioIdle && o.secret == "":
-		return o, errors.New("webhooks need a secret: set -secret or PURCHASESYNC_SHOPIFY_API_SECRET")
-	case o.concurrency < 1:
-		return o, errors.New("-concurrency must be at least 1")
-	case o.duration <= 0 && o.requests <= 0:
-		return o, errors.New("set -duration or -requests: the run must be bounded")
-	case o.mismatch < 0 || o.mismatch > 1:
-		return o, fmt.Errorf("-mismatch %v: want a share between 0 and 1", o.mismatch)
-	case o.rate < 0:
-		return o, errors.New("-rate must not be negative")
-	case !schemas.OrderKey(o.orderKey).Valid():
-		return o, fmt.Errorf("unknown -orderKey %q", o.orderKey)
-	case !schemas.ValidSiteSlug(o.site):
-		return o, fmt.Errorf("-site %q is not a site slug", o.site)
-	case o.target == "" && !o.baseline && !o.floor:
-		return o, errors.New("nothing to do: set -target, -baseline or -floor")
-	}
-	if _, err := compressionCodec(o.kafkaCompression); err != nil {
+	if err := o.validate(kafka); err != nil {
 		return o, err
-	}
-	if o.target != "" {
-		if err := checkLoopback(o.target); err != nil {
-			return o, err
-		}
-	}
-	if o.floor {
-		var err error
-		if o.kafka, err = kafka.Config(); err != nil {
-			return o, fmt.Errorf("-floor: %w", err)
-		}
-		// The floor loads Kafka as hard as the ingest: this machine's only.
-		for _, b := range o.kafka.Brokers {
-			if err := checkLoopback("http://" + b); err != nil {
-				return o, fmt.Errorf("-kafka.brokers: %w", err)
-			}
-		}
 	}
 	if o.pool < 1 {
 		o.pool = 1
@@ -257,6 +220,52 @@ Flags:
 		o.pool = o.requests
 	}
 	return o, nil
+}
+
+// validate refuses an unusable combination of flags, naming the flag; with
+// -floor it also reads the Kafka connection flags into o.kafka.
+func (o *options) validate(kafka *kafkaconf.Flags) error {
+	switch {
+	case o.scenario != scenarioBoth && o.scenario != scenarioWebhook && o.scenario != scenarioStorefront && o.scenario != scenarioBadSig && o.scenario != scenarioIdle:
+		return fmt.Errorf("unknown -scenario %q: want webhook, storefront, both, badsig or idle", o.scenario)
+	case o.scenario != scenarioStorefront && o.scenario != scenarioIdle && o.secret == "":
+		return errors.New("webhooks need a secret: set -secret or PURCHASESYNC_SHOPIFY_API_SECRET")
+	case o.concurrency < 1:
+		return errors.New("-concurrency must be at least 1")
+	case o.duration <= 0 && o.requests <= 0:
+		return errors.New("set -duration or -requests: the run must be bounded")
+	case o.mismatch < 0 || o.mismatch > 1:
+		return fmt.Errorf("-mismatch %v: want a share between 0 and 1", o.mismatch)
+	case o.rate < 0:
+		return errors.New("-rate must not be negative")
+	case !schemas.OrderKey(o.orderKey).Valid():
+		return fmt.Errorf("unknown -orderKey %q", o.orderKey)
+	case !schemas.ValidSiteSlug(o.site):
+		return fmt.Errorf("-site %q is not a site slug", o.site)
+	case o.target == "" && !o.baseline && !o.floor:
+		return errors.New("nothing to do: set -target, -baseline or -floor")
+	}
+	if _, err := compressionCodec(o.kafkaCompression); err != nil {
+		return err
+	}
+	if o.target != "" {
+		if err := checkLoopback(o.target); err != nil {
+			return err
+		}
+	}
+	if o.floor {
+		var err error
+		if o.kafka, err = kafka.Config(); err != nil {
+			return fmt.Errorf("-floor: %w", err)
+		}
+		// The floor loads Kafka as hard as the ingest: this machine's only.
+		for _, b := range o.kafka.Brokers {
+			if err := checkLoopback("http://" + b); err != nil {
+				return fmt.Errorf("-kafka.brokers: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // checkLoopback refuses targets that are not on this machine.
