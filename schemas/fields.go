@@ -233,7 +233,6 @@ func maskEmail(v string) string {
 	return string(first) + "***" + shortenValue(v[at:])
 }
 
-// keepPrefix2 keeps the first two characters (a ZIP code's region).
 // keepLast4 shows the last four characters of a long identifier, as card
 // numbers are shown: enough for the integration team to tell two customer
 // ids apart, not enough to look the customer up.
@@ -245,6 +244,7 @@ func keepLast4(v string) string {
 	return "***" + string(r[len(r)-4:])
 }
 
+// keepPrefix2 keeps the first two characters (a ZIP code's region).
 func keepPrefix2(v string) string {
 	r := []rune(v)
 	if len(r) <= 2 {
