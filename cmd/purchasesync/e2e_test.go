@@ -112,6 +112,13 @@ func (p *pipeline) start(t *testing.T) {
 	// healthy stack; /readyz?verbose names them. After a kill -9 the
 	// consumer groups wait for the dead member's session to expire (the
 	// sink's 45 s).
+	var last []byte // the last answer, logged if the wait fails: it names the stage
+	ready := false
+	t.Cleanup(func() {
+		if !ready && t.Failed() {
+			t.Logf("last /readyz?verbose:\n%s", last)
+		}
+	})
 	testenv.Eventually(t, 90*time.Second, "every stage ready in /readyz?verbose", func() bool {
 		resp, err := http.Get("http://" + p.ops + "/readyz?verbose")
 		if err != nil {
@@ -119,6 +126,7 @@ func (p *pipeline) start(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
+		last = b
 		for _, stage := range []string{"ingest", "join", "site registry", "compliance", "clickhouse sink", "control plane", "order-key evidence", "order-key detector"} {
 			if !strings.Contains(string(b), "[+]"+stage+" ok\n") {
 				return false
@@ -126,6 +134,7 @@ func (p *pipeline) start(t *testing.T) {
 		}
 		return !strings.Contains(string(b), "[-]")
 	})
+	ready = true
 }
 
 func (p *pipeline) do(t *testing.T, method, url string, hdr map[string]string, body string) int {

@@ -46,8 +46,14 @@ func TestFunctionalLedgerFindsABrokenRule(t *testing.T) {
 				t.Fatalf("migrate: %v\n%s", err, migrate.Logs())
 			}
 			ingest, ops := testenv.FreeAddr(t), testenv.FreeAddr(t)
+			// Each pipeline its own -join.instance, as production needs: the
+			// two subtests run side by side, and with the host name as both
+			// instances their joins and refund routers shared transactional
+			// ids and fenced each other (PRODUCER_FENCED every few seconds;
+			// once, under the whole suite's load, a run then took over 30 s
+			// to stop).
 			testenv.Start(t, bin, append([]string{"run", "-ingest.addr", ingest, "-ops.addr", ops,
-				"-join.group", name + "-join", "-sink.group", name + "-sink", "-join.webhookWait", "8s", "-join.tickInterval", "200ms"}, common...), env...)
+				"-join.group", name + "-join", "-join.instance", name, "-sink.group", name + "-sink", "-join.webhookWait", "8s", "-join.tickInterval", "200ms"}, common...), env...)
 			testenv.WaitHTTP200(t, "http://"+ops+"/readyz", 90*time.Second)
 
 			cfg := DefaultConfig()
