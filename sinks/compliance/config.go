@@ -15,7 +15,11 @@ import (
 // Config configures the processor.
 type Config struct {
 	Topics schemas.Topics // names compliance.v1
-	Group  string
+	// Group is the consumer group; empty: Topics.Group("compliance"), so
+	// purchasesync-compliance under the default prefix and a group of its
+	// own for every other prefix (two deployments, or tests, on one cluster
+	// never share one by accident).
+	Group string
 	// ReportDir receives customers/data_request reports; "" logs counts only.
 	ReportDir string
 	// MutationTimeout bounds the wait for ClickHouse to finish a request's
@@ -38,15 +42,21 @@ type Config struct {
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Topics: schemas.Topics{Prefix: schemas.DefaultTopicPrefix}, Group: "purchasesync-compliance", MutationTimeout: 10 * time.Minute,
+	return Config{Topics: schemas.Topics{Prefix: schemas.DefaultTopicPrefix}, MutationTimeout: 10 * time.Minute,
 		RetryInitial: time.Second, RetryMax: 5 * time.Minute, HealthInterval: 2 * time.Second}
+}
+
+// withGroup fills the group left empty from Topics.
+func (c Config) withGroup() Config {
+	if c.Group == "" {
+		c.Group = c.Topics.Group("compliance")
+	}
+	return c
 }
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
 	switch {
-	case c.Group == "":
-		return errors.New("compliance: group is required")
 	case c.Cluster != "" && c.Database == "":
 		return errors.New("compliance: cluster mode needs the database")
 	case c.MutationTimeout <= 0 || c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial || c.HealthInterval <= 0:

@@ -53,6 +53,7 @@ type Processor struct {
 
 // New builds a processor.
 func New(cfg Config, deps Deps) (*Processor, error) {
+	cfg = cfg.withGroup()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
