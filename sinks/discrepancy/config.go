@@ -13,8 +13,10 @@ type Config struct {
 	// URL is the incoming-webhook URL (Slack or compatible).
 	URL    string
 	Topics schemas.Topics
-	// Group is the consumer group; empty: Topics.Group("notifier"), which is
-	// purchasesync-notifier under the default prefix.
+	// Group stays purchasesync-notifier whatever the topic prefix (unlike
+	// compliance's): a deployment with its own prefix that upgraded into a
+	// new group would read its input again from the start and forward
+	// (post) it all again.
 	Group string
 	// Interval is the shortest time between two messages about one site.
 	Interval time.Duration
@@ -35,6 +37,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Topics:         schemas.Topics{Prefix: schemas.DefaultTopicPrefix},
+		Group:          "purchasesync-notifier",
 		Interval:       15 * time.Minute,
 		Examples:       3,
 		Attempts:       3,
@@ -50,18 +53,12 @@ func (c Config) Validate() error {
 	switch {
 	case c.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		return fmt.Errorf("invalid -notifier.url: want http(s)://host/…")
+	case c.Group == "":
+		return fmt.Errorf("empty notifier consumer group")
 	case c.Interval < time.Second:
 		return fmt.Errorf("-notifier.interval must be at least 1s, got %s", c.Interval)
 	case c.Examples < 0 || c.Attempts < 1 || c.Timeout <= 0 || c.RetryInitial <= 0 || c.HealthInterval <= 0:
 		return fmt.Errorf("notifier examples, attempts, timeout and backoff must be positive")
 	}
 	return nil
-}
-
-// withGroup fills the group left empty from Topics.
-func (c Config) withGroup() Config {
-	if c.Group == "" {
-		c.Group = c.Topics.Group("notifier")
-	}
-	return c
 }

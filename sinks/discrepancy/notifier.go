@@ -69,7 +69,6 @@ type Notifier struct {
 
 // New checks cfg and prepares a notifier.
 func New(cfg Config, deps Deps) (*Notifier, error) {
-	cfg = cfg.withGroup()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

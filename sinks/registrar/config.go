@@ -15,8 +15,10 @@ type Config struct {
 	URL    string
 	APIKey string // sent as a bearer token; never logged
 	Topics schemas.Topics
-	// Group is the consumer group; empty: Topics.Group("registrar"), which is
-	// purchasesync-registrar under the default prefix.
+	// Group stays purchasesync-registrar whatever the topic prefix (unlike
+	// compliance's): a deployment with its own prefix that upgraded into a
+	// new group would read its input again from the start and forward
+	// (post) it all again.
 	Group string
 	// Via lists the registered_via values to forward.
 	Via []string
@@ -44,6 +46,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Topics:         schemas.Topics{Prefix: schemas.DefaultTopicPrefix},
+		Group:          "purchasesync-registrar",
 		Via:            []string{schemas.ViaStorefront, schemas.ViaWebhook, schemas.ViaReconciliation},
 		Concurrency:    4,
 		Timeout:        10 * time.Second,
@@ -64,18 +67,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("invalid -registrar.url %q: want http(s)://host", c.URL)
 	case c.APIKey == "":
 		return fmt.Errorf("-registrar.apiKey (PURCHASESYNC_REGISTRAR_APIKEY) is required with -registrar.url")
+	case c.Group == "":
+		return fmt.Errorf("empty registrar consumer group")
 	case c.Concurrency < 1 || c.MaxAttempts < 1 || c.RememberKeys < 2:
 		return fmt.Errorf("registrar concurrency, attempts and remembered keys must be positive")
 	case c.Timeout <= 0 || c.RetryInitial <= 0 || c.RetryMax < c.RetryInitial || c.MaxRetryAfter <= 0 || c.HealthInterval <= 0:
 		return fmt.Errorf("registrar timeouts and backoff must be positive, with initial <= max")
 	}
 	return nil
-}
-
-// withGroup fills the group left empty from Topics.
-func (c Config) withGroup() Config {
-	if c.Group == "" {
-		c.Group = c.Topics.Group("registrar")
-	}
-	return c
 }

@@ -50,7 +50,6 @@ type Registrar struct {
 
 // New checks cfg and prepares a registrar.
 func New(cfg Config, deps Deps) (*Registrar, error) {
-	cfg = cfg.withGroup()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
