@@ -17,7 +17,6 @@ import (
 	"purchasesync/deploy/testenv"
 	"purchasesync/schemas"
 	"purchasesync/sinks/internal/chschema"
-	"purchasesync/sinks/sinktest"
 )
 
 func TestClusterStatements(t *testing.T) {
@@ -144,7 +143,7 @@ func TestFunctionalClusterMigrations(t *testing.T) {
 	// Again, from the other server alone: nothing to apply.
 	two := cfg
 	two.Addr = []string{cfg.Addr[1]}
-	logs := &sinktest.Log{}
+	logs := &testenv.Log{}
 	if v, err := Migrate(ctx, two, logs.Logger()); err != nil || v != len(ms) {
 		t.Fatalf("second migrate from node 2: version %d, %v", v, err)
 	}

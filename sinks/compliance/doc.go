@@ -1,9 +1,10 @@
 // Package compliance carries out Shopify's mandatory privacy webhooks
 // (DESIGN §7) on the ClickHouse tables of DESIGN §5. It consumes
 // compliance.v1 (written by ingest after the HMAC check) as the consumer
-// group <prefix>-compliance (purchasesync-compliance by default) and commits a record only once its request
-// is complete, so a crash or a ClickHouse outage delays a request but never
-// drops it (Shopify's deadline is 30 days).
+// group <prefix>-compliance (purchasesync-compliance by default) and
+// commits a record only once its request is complete, so a crash or a
+// ClickHouse outage delays a request but never drops it (Shopify's
+// deadline is 30 days).
 //
 // It is a ClickHouse consumer, so it lives under sinks/ beside
 // sinks/clickhouse, whose tables it mutates. It takes from

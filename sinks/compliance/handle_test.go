@@ -14,9 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"purchasesync/deploy/testenv"
 	"purchasesync/processors/sites/sitestest"
 	"purchasesync/schemas"
-	"purchasesync/sinks/sinktest"
 )
 
 // The fast tier of a request: parsing, the lookup of the customer's keys,
@@ -206,7 +206,7 @@ func TestHandleRefusesUnreadableRequests(t *testing.T) {
 // ClickHouse is down is retried; the log has one line for its arrival, one
 // for its completion and one each way for the outage, not one per retry.
 func TestRequestLoggedOnceThroughRetries(t *testing.T) {
-	conn, logs := newFakeConn(), &sinktest.Log{}
+	conn, logs := newFakeConn(), &testenv.Log{}
 	cfg := DefaultConfig()
 	cfg.RetryInitial, cfg.RetryMax = 5*time.Millisecond, 20*time.Millisecond
 	p, err := New(cfg, Deps{Conn: conn, Sites: noSites{}, Registerer: prometheus.NewRegistry(), Logger: logs.Logger()})

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"purchasesync/deploy/testenv"
 	"purchasesync/deploy/testenv/kafkatest"
 	"purchasesync/schemas"
 	"purchasesync/schemas/deadletter"
@@ -30,7 +31,7 @@ type fixture struct {
 	k       *kafkatest.Cluster
 	cl      *kgo.Client
 	dest    Destination
-	logs    *Log
+	logs    *testenv.Log
 	group   string
 	members int
 
@@ -46,7 +47,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, f Features, h generic) *fixture {
 	t.Helper()
-	x := &fixture{f: f, h: h, logs: &Log{}, group: "g-" + t.Name(),
+	x := &fixture{f: f, h: h, logs: &testenv.Log{}, group: "g-" + t.Name(),
 		at: map[string]string{}, repeats: map[string]bool{}, poisons: map[string]*kgo.Record{}, passable: map[string]bool{},
 		next: map[int32]int64{}}
 	x.k = kafkatest.New(t, kfake.SeedTopics(partitions, h.topics...))

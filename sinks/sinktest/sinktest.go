@@ -16,7 +16,6 @@ package sinktest
 import (
 	"context"
 	"log/slog"
-	"purchasesync/deploy/testenv"
 	"testing"
 	"time"
 
@@ -128,10 +127,6 @@ type generic struct {
 	dest       func(*testing.T) Destination
 	new        func(*testing.T, Env, Destination) Consumer
 }
-
-// Log collects a consumer's log lines (testenv.Log, shared with the
-// processors' outage tests).
-type Log = testenv.Log
 
 // running is one consumer's Run in progress.
 type running struct {
